@@ -1,0 +1,1 @@
+"""headrace: a Kafka-native engine for durable functions."""

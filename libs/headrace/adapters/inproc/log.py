@@ -1,0 +1,264 @@
+"""An in-process log with partitions, offsets, consumer groups and explicit commits.
+
+It keeps the guarantees of headrace.ports.log. With a Database it is durable too: records and
+committed offsets live in SQLite, so `headrace dev` stopped and started again loses nothing that
+was published and not yet consumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from headrace.adapters.sqlite.database import Database
+from headrace.messages.topics import partition_for
+from headrace.ports.log import LogRecord, PartitionsCallback
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,
+    value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset));
+CREATE TABLE IF NOT EXISTS log_offsets (topic TEXT, grp TEXT, partition INTEGER, offset INTEGER,
+    PRIMARY KEY (topic, grp, partition));
+"""
+
+
+@dataclass
+class _Partition:
+    base: int = 0  # offset of records[0]
+    records: list[LogRecord] = field(default_factory=list)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.records)
+
+
+@dataclass
+class _Group:
+    committed: dict[int, int] = field(default_factory=dict)
+    members: list[InProcConsumer] = field(default_factory=list)
+
+
+class InProcLog:
+    def __init__(self, partitions: int = 4, db: Database | None = None) -> None:
+        self._partitions = partitions
+        self._db = db
+        self._topics: dict[str, list[_Partition]] = {}
+        self._groups: dict[tuple[str, str], _Group] = {}
+        self._changed = asyncio.Condition()
+        if db is not None:
+            db.run_sync(lambda conn: conn.executescript(_SCHEMA))
+            self._load(db)
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def _load(self, db: Database) -> None:
+        rows = db.run_sync(
+            lambda conn: conn.execute(
+                "SELECT topic, partition, offset, key, value, headers FROM log_records "
+                "ORDER BY topic, partition, offset"
+            ).fetchall()
+        )
+        for topic, partition, offset, key, value, headers in rows:
+            part = self._topic(topic)[partition]
+            if not part.records:
+                part.base = offset
+            part.records.append(
+                LogRecord(
+                    topic, partition, offset, key, value, msgspec.msgpack.decode(headers, type=Any)
+                )
+            )
+        for topic, group, partition, offset in db.run_sync(
+            lambda conn: conn.execute("SELECT topic, grp, partition, offset FROM log_offsets")
+        ):
+            self._group(topic, group).committed[partition] = offset
+            part = self._topic(topic)[partition]
+            if not part.records:
+                part.base = max(part.base, offset)
+
+    def _topic(self, topic: str) -> list[_Partition]:
+        if topic not in self._topics:
+            self._topics[topic] = [_Partition() for _ in range(self._partitions)]
+        return self._topics[topic]
+
+    def _group(self, topic: str, group: str) -> _Group:
+        return self._groups.setdefault((topic, group), _Group())
+
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        partition = partition_for(key, self._partitions)
+        part = self._topic(topic)[partition]
+        record = LogRecord(topic, partition, part.end, key, value, tuple(headers))
+        part.records.append(record)
+        if self._db is not None:
+            await self._db.execute(
+                "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?)",
+                (topic, partition, record.offset, key, value, msgspec.msgpack.encode(headers)),
+            )
+        async with self._changed:
+            self._changed.notify_all()
+
+    def consumer(
+        self,
+        topic: str,
+        group: str,
+        *,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+    ) -> InProcConsumer:
+        return InProcConsumer(self, topic, group, on_assigned, on_revoked)
+
+    async def close(self) -> None:
+        """Nothing to release: the database belongs to whoever opened it."""
+
+    # --- used by consumers ---
+
+    def _rebalance(self, topic: str, group: str) -> None:
+        members = self._group(topic, group).members
+        for member in members:
+            member._target = set()
+        for partition, member in zip(
+            range(self._partitions), itertools.cycle(members), strict=False
+        ):
+            member._target.add(partition)
+
+    def _owned_elsewhere(self, topic: str, group: str, me: InProcConsumer) -> set[int]:
+        owned: set[int] = set()
+        for member in self._group(topic, group).members:
+            if member is not me:
+                owned |= member._owned
+        return owned
+
+    async def _commit(self, topic: str, group: str, offsets: dict[int, int]) -> None:
+        committed = self._group(topic, group).committed
+        committed.update(offsets)
+        if self._db is not None:
+            await self._db.transaction(
+                [
+                    ("INSERT OR REPLACE INTO log_offsets VALUES (?, ?, ?, ?)", (topic, group, p, o))
+                    for p, o in offsets.items()
+                ]
+            )
+        await self._trim(topic)
+
+    async def _trim(self, topic: str) -> None:
+        """Drop records every group of the topic has committed past."""
+        groups = [g for (t, _), g in self._groups.items() if t == topic]
+        for partition, part in enumerate(self._topic(topic)):
+            low = min((g.committed.get(partition, 0) for g in groups), default=0)
+            drop = low - part.base
+            if drop <= 0:
+                continue
+            del part.records[:drop]
+            part.base = low
+            if self._db is not None:
+                await self._db.execute(
+                    "DELETE FROM log_records WHERE topic = ? AND partition = ? AND offset < ?",
+                    (topic, partition, low),
+                )
+
+    async def _wait(self, timeout_ms: int) -> None:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout_ms / 1000)
+            except TimeoutError:
+                pass
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+class InProcConsumer:
+    def __init__(
+        self,
+        log: InProcLog,
+        topic: str,
+        group: str,
+        on_assigned: PartitionsCallback | None,
+        on_revoked: PartitionsCallback | None,
+    ) -> None:
+        self._log = log
+        self._topic = topic
+        self._group = group
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
+        self._target: set[int] = set()
+        self._owned: set[int] = set()
+        self._positions: dict[int, int] = {}
+
+    async def start(self) -> None:
+        self._log._group(self._topic, self._group).members.append(self)
+        self._log._rebalance(self._topic, self._group)
+        await self._log._notify()
+
+    def assignment(self) -> set[int]:
+        return set(self._owned)
+
+    async def _sync_assignment(self) -> None:
+        lost = self._owned - self._target
+        if lost:
+            if self._on_revoked is not None:
+                await self._on_revoked(lost)
+            self._owned -= lost
+            for partition in lost:
+                self._positions.pop(partition, None)
+            await self._log._notify()
+        # A partition moves only once its previous owner has let it go.
+        gained = (
+            self._target - self._owned - self._log._owned_elsewhere(self._topic, self._group, self)
+        )
+        if gained:
+            committed = self._log._group(self._topic, self._group).committed
+            parts = self._log._topic(self._topic)
+            for partition in gained:
+                self._positions[partition] = max(committed.get(partition, 0), parts[partition].base)
+            self._owned |= gained
+            if self._on_assigned is not None:
+                await self._on_assigned(gained)
+
+    def _pending(self, max_records: int) -> list[LogRecord]:
+        out: list[LogRecord] = []
+        parts = self._log._topic(self._topic)
+        for partition in sorted(self._owned):
+            part = parts[partition]
+            pos = self._positions[partition]
+            if pos >= part.end:
+                continue
+            take = part.records[pos - part.base : pos - part.base + max_records - len(out)]
+            out.extend(take)
+            self._positions[partition] = pos + len(take)
+            if len(out) >= max_records:
+                break
+        return out
+
+    async def poll(self, max_records: int, timeout_ms: int) -> list[LogRecord]:
+        await self._sync_assignment()
+        records = self._pending(max_records)
+        if records:
+            return records
+        await self._log._wait(timeout_ms)
+        await self._sync_assignment()
+        return self._pending(max_records)
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        owned = {p: o for p, o in offsets.items() if p in self._owned}
+        if owned:
+            await self._log._commit(self._topic, self._group, owned)
+
+    async def stop(self) -> None:
+        members = self._log._group(self._topic, self._group).members
+        if self in members:
+            members.remove(self)
+        if self._owned and self._on_revoked is not None:
+            await self._on_revoked(set(self._owned))
+        self._owned.clear()
+        self._log._rebalance(self._topic, self._group)
+        await self._log._notify()

@@ -1,0 +1,252 @@
+"""The stores on SQLite (see headrace.ports.stores for the guarantees)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from headrace.adapters.sqlite.database import Database
+from headrace.messages.model import Event, Pause
+from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS apps (account_id TEXT, app_id TEXT, body BLOB,
+    PRIMARY KEY (account_id, app_id));
+CREATE TABLE IF NOT EXISTS functions (account_id TEXT, fn_id TEXT, body BLOB,
+    PRIMARY KEY (account_id, fn_id));
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, account_id TEXT, fn_id TEXT, body BLOB);
+CREATE INDEX IF NOT EXISTS runs_by_account ON runs (account_id, run_id);
+CREATE TABLE IF NOT EXISTS memos (run_id TEXT, hash TEXT, value BLOB, PRIMARY KEY (run_id, hash));
+CREATE TABLE IF NOT EXISTS history (run_id TEXT, entry_id TEXT, body BLOB,
+    PRIMARY KEY (run_id, entry_id));
+CREATE TABLE IF NOT EXISTS events (internal_id TEXT PRIMARY KEY, account_id TEXT, name TEXT,
+    body BLOB);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (account_id, name, internal_id);
+CREATE TABLE IF NOT EXISTS event_runs (event_id TEXT, run_id TEXT, PRIMARY KEY (event_id, run_id));
+CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, value TEXT, expires_ms INTEGER);
+CREATE TABLE IF NOT EXISTS timers (partition INTEGER, timer_id TEXT, fire_ms INTEGER, record BLOB,
+    PRIMARY KEY (partition, timer_id));
+CREATE INDEX IF NOT EXISTS timers_by_time ON timers (partition, fire_ms);
+CREATE TABLE IF NOT EXISTS pauses (pause_id TEXT PRIMARY KEY, partition INTEGER, run_id TEXT,
+    body BLOB);
+CREATE INDEX IF NOT EXISTS pauses_by_partition ON pauses (partition);
+CREATE INDEX IF NOT EXISTS pauses_by_run ON pauses (run_id);
+"""
+
+_enc = msgspec.msgpack.Encoder()
+
+
+def _dec(kind: Any, blob: bytes) -> Any:
+    return msgspec.msgpack.decode(blob, type=kind)
+
+
+class SqliteStores:
+    """All the stores in one SQLite file (":memory:" for a throwaway run)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        db.run_sync(lambda conn: conn.executescript(_SCHEMA))
+
+    async def close(self) -> None:
+        """The database belongs to whoever opened it."""
+
+    # --- apps and functions ---
+
+    async def put_app(self, app: AppRecord) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO apps VALUES (?, ?, ?)",
+            (app.account_id, app.app_id, _enc.encode(app)),
+        )
+
+    async def get_app(self, account_id: str, app_id: str) -> AppRecord | None:
+        rows = await self._db.execute(
+            "SELECT body FROM apps WHERE account_id = ? AND app_id = ?", (account_id, app_id)
+        )
+        return _dec(AppRecord, rows[0][0]) if rows else None
+
+    async def list_apps(self, account_id: str) -> list[AppRecord]:
+        rows = await self._db.execute(
+            "SELECT body FROM apps WHERE account_id = ? ORDER BY app_id", (account_id,)
+        )
+        return [_dec(AppRecord, r[0]) for r in rows]
+
+    async def put_function(self, fn: FunctionRecord) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO functions VALUES (?, ?, ?)",
+            (fn.account_id, fn.fn_id, _enc.encode(fn)),
+        )
+
+    async def get_function(self, account_id: str, fn_id: str) -> FunctionRecord | None:
+        rows = await self._db.execute(
+            "SELECT body FROM functions WHERE account_id = ? AND fn_id = ?", (account_id, fn_id)
+        )
+        return _dec(FunctionRecord, rows[0][0]) if rows else None
+
+    async def list_functions(self, account_id: str) -> list[FunctionRecord]:
+        rows = await self._db.execute(
+            "SELECT body FROM functions WHERE account_id = ? ORDER BY fn_id", (account_id,)
+        )
+        return [_dec(FunctionRecord, r[0]) for r in rows]
+
+    # --- runs ---
+
+    async def create_run(self, run: RunState) -> bool:
+        def insert(conn: Any) -> bool:
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
+                (run.run_id, run.account_id, run.fn_id, _enc.encode(run)),
+            )
+            return bool(cur.rowcount)
+
+        return await self._db.run(insert)
+
+    async def get_run(self, run_id: str) -> RunState | None:
+        rows = await self._db.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,))
+        return _dec(RunState, rows[0][0]) if rows else None
+
+    async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            ("UPDATE runs SET body = ? WHERE run_id = ?", (_enc.encode(run), run.run_id))
+        ]
+        for step_hash, value in (memos or {}).items():
+            statements.append(
+                ("INSERT OR IGNORE INTO memos VALUES (?, ?, ?)", (run.run_id, step_hash, value))
+            )
+        await self._db.transaction(statements)
+
+    async def get_memos(self, run_id: str) -> dict[str, bytes]:
+        rows = await self._db.execute("SELECT hash, value FROM memos WHERE run_id = ?", (run_id,))
+        return {r[0]: r[1] for r in rows}
+
+    async def list_runs(
+        self, account_id: str, *, limit: int = 50, fn_id: str | None = None
+    ) -> list[RunState]:
+        if fn_id is None:
+            rows = await self._db.execute(
+                "SELECT body FROM runs WHERE account_id = ? ORDER BY run_id DESC LIMIT ?",
+                (account_id, limit),
+            )
+        else:
+            rows = await self._db.execute(
+                "SELECT body FROM runs WHERE account_id = ? AND fn_id = ? "
+                "ORDER BY run_id DESC LIMIT ?",
+                (account_id, fn_id, limit),
+            )
+        return [_dec(RunState, r[0]) for r in rows]
+
+    async def append_history(self, entry: HistoryEntry) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO history VALUES (?, ?, ?)",
+            (entry.run_id, entry.entry_id, _enc.encode(entry)),
+        )
+
+    async def list_history(self, run_id: str) -> list[HistoryEntry]:
+        rows = await self._db.execute(
+            "SELECT body FROM history WHERE run_id = ? ORDER BY entry_id", (run_id,)
+        )
+        return [_dec(HistoryEntry, r[0]) for r in rows]
+
+    # --- events ---
+
+    async def put_event(self, event: Event) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
+            (event.internal_id, event.account_id, event.name, _enc.encode(event)),
+        )
+
+    async def get_event(self, internal_id: str) -> Event | None:
+        rows = await self._db.execute(
+            "SELECT body FROM events WHERE internal_id = ?", (internal_id,)
+        )
+        return _dec(Event, rows[0][0]) if rows else None
+
+    async def list_events(
+        self, account_id: str, *, name: str | None = None, limit: int = 50
+    ) -> list[Event]:
+        if name is None:
+            rows = await self._db.execute(
+                "SELECT body FROM events WHERE account_id = ? ORDER BY internal_id DESC LIMIT ?",
+                (account_id, limit),
+            )
+        else:
+            rows = await self._db.execute(
+                "SELECT body FROM events WHERE account_id = ? AND name = ? "
+                "ORDER BY internal_id DESC LIMIT ?",
+                (account_id, name, limit),
+            )
+        return [_dec(Event, r[0]) for r in rows]
+
+    async def link_run(self, event_id: str, run_id: str) -> None:
+        await self._db.execute("INSERT OR IGNORE INTO event_runs VALUES (?, ?)", (event_id, run_id))
+
+    async def runs_for_event(self, event_id: str) -> list[str]:
+        rows = await self._db.execute(
+            "SELECT run_id FROM event_runs WHERE event_id = ? ORDER BY run_id", (event_id,)
+        )
+        return [r[0] for r in rows]
+
+    # --- idempotency keys ---
+
+    async def claim(self, key: str, value: str, ttl_ms: int, now_ms: int) -> str | None:
+        def apply(conn: Any) -> str | None:
+            row = conn.execute(
+                "SELECT value, expires_ms FROM keys WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None and row[1] > now_ms:
+                return str(row[0])
+            conn.execute(
+                "INSERT OR REPLACE INTO keys VALUES (?, ?, ?)", (key, value, now_ms + ttl_ms)
+            )
+            return None
+
+        return await self._db.run(apply)
+
+    # --- timers ---
+
+    async def put_timer(self, timer: Timer) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO timers VALUES (?, ?, ?, ?)",
+            (timer.partition, timer.timer_id, timer.fire_ms, timer.record),
+        )
+
+    async def delete_timer(self, partition: int, timer_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM timers WHERE partition = ? AND timer_id = ?", (partition, timer_id)
+        )
+
+    async def timers_due(self, partition: int, until_ms: int) -> list[Timer]:
+        rows = await self._db.execute(
+            "SELECT timer_id, fire_ms, record FROM timers WHERE partition = ? AND fire_ms <= ? "
+            "ORDER BY fire_ms, timer_id",
+            (partition, until_ms),
+        )
+        return [Timer(timer_id=r[0], partition=partition, fire_ms=r[1], record=r[2]) for r in rows]
+
+    # --- pauses ---
+
+    async def put_pause(self, pause: Pause, partition: int) -> None:
+        await self._db.execute(
+            "INSERT OR IGNORE INTO pauses VALUES (?, ?, ?, ?)",
+            (pause.pause_id, partition, pause.run_id, _enc.encode(pause)),
+        )
+
+    async def delete_pause(self, pause_id: str) -> bool:
+        def apply(conn: Any) -> bool:
+            return bool(conn.execute("DELETE FROM pauses WHERE pause_id = ?", (pause_id,)).rowcount)
+
+        return await self._db.run(apply)
+
+    async def get_pause(self, pause_id: str) -> Pause | None:
+        rows = await self._db.execute("SELECT body FROM pauses WHERE pause_id = ?", (pause_id,))
+        return _dec(Pause, rows[0][0]) if rows else None
+
+    async def pauses_for_partition(self, partition: int) -> list[Pause]:
+        rows = await self._db.execute(
+            "SELECT body FROM pauses WHERE partition = ? ORDER BY pause_id", (partition,)
+        )
+        return [_dec(Pause, r[0]) for r in rows]
+
+    async def pauses_for_run(self, run_id: str) -> list[Pause]:
+        rows = await self._db.execute("SELECT body FROM pauses WHERE run_id = ?", (run_id,))
+        return [_dec(Pause, r[0]) for r in rows]

@@ -1,0 +1,123 @@
+"""The `/v1` REST read API: events and runs, in the shapes of the Inngest API's v1 endpoints
+(inngest/inngest pkg/api/apiv1): `{"data": ..., "metadata": {...}}`, errors as
+`{"error": ..., "status": ...}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from headrace.api.context import ApiContext
+from headrace.core.durations import format_iso_ms
+from headrace.messages.model import Event
+from headrace.messages.state import ENDED, RunState
+
+_DEFAULT_LIMIT = 20
+_MAX_LIMIT = 100
+
+# Inngest's names for run statuses (Go enums.RunStatus).
+_RUN_STATUS = {
+    "queued": "Scheduled",
+    "running": "Running",
+    "completed": "Completed",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def _time(ms: int) -> str | None:
+    return format_iso_ms(ms) if ms else None
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    payload = event.payload
+    return {
+        "internal_id": event.internal_id,
+        "id": payload.get("id", ""),
+        "name": event.name,
+        "data": payload.get("data", {}),
+        "user": payload.get("user"),
+        "ts": payload.get("ts"),
+        "v": payload.get("v"),
+        "received_at": format_iso_ms(event.received_ms),
+    }
+
+
+def _run_json(run: RunState) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "function_id": run.fn_id,
+        "app_id": run.app_id,
+        "status": _RUN_STATUS[run.status],
+        "event_id": run.event_ids[0] if run.event_ids else None,
+        "run_started_at": _time(run.started_ms),
+        "ended_at": _time(run.ended_ms),
+        "output": run.output if run.status in ENDED else None,
+    }
+
+
+def _parse_limit(raw: str | None) -> int:
+    if not raw:
+        return _DEFAULT_LIMIT
+    return min(max(int(raw), 1), _MAX_LIMIT)
+
+
+def v1_routes(ctx: ApiContext) -> list[BaseRoute]:
+    def data(value: Any) -> Response:
+        metadata = {"fetched_at": format_iso_ms(ctx.clock.now_ms()), "cached_until": None}
+        return JSONResponse({"data": value, "metadata": metadata})
+
+    async def visible_event(event_id: str) -> Event | None:
+        event = await ctx.stores.get_event(event_id)
+        return event if event is not None and event.account_id == ctx.default_account else None
+
+    async def visible_run(run_id: str) -> RunState | None:
+        run = await ctx.stores.get_run(run_id)
+        return run if run is not None and run.account_id == ctx.default_account else None
+
+    async def list_events(request: Request) -> Response:
+        try:
+            limit = _parse_limit(request.query_params.get("limit"))
+        except ValueError:
+            return _error(400, "limit must be an integer")
+        events = await ctx.stores.list_events(
+            ctx.default_account, name=request.query_params.get("name") or None, limit=limit
+        )
+        return data([_event_json(event) for event in events])
+
+    async def get_event(request: Request) -> Response:
+        event_id = request.path_params["event_id"]
+        event = await visible_event(event_id)
+        if event is None:
+            return _error(404, f"event not found: {event_id}")
+        return data(_event_json(event))
+
+    async def get_event_runs(request: Request) -> Response:
+        event_id = request.path_params["event_id"]
+        if await visible_event(event_id) is None:
+            return _error(404, f"event not found: {event_id}")
+        run_ids = await ctx.stores.runs_for_event(event_id)
+        runs = [await ctx.stores.get_run(run_id) for run_id in run_ids]
+        # A run linked to the event but not written yet is left out until it is.
+        return data([_run_json(run) for run in runs if run is not None])
+
+    async def get_run(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        run = await visible_run(run_id)
+        if run is None:
+            return _error(404, f"run not found: {run_id}")
+        return data(_run_json(run))
+
+    return [
+        Route("/v1/events", list_events, methods=["GET"]),
+        Route("/v1/events/{event_id}", get_event, methods=["GET"]),
+        Route("/v1/events/{event_id}/runs", get_event_runs, methods=["GET"]),
+        Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
+    ]

@@ -1,0 +1,64 @@
+"""Durations and dates as the SDKs write them: "10s", "1h30m", "2d", "1w", or an ISO 8601 date."""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+_UNIT_MS = {
+    "ms": 1,
+    "s": 1_000,
+    "m": 60_000,
+    "h": 3_600_000,
+    "d": 86_400_000,
+    "w": 604_800_000,
+}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+class DurationError(ValueError):
+    """A duration or date string that cannot be read."""
+
+
+def parse_duration_ms(text: str) -> int:
+    """Read a compound duration ("1w2d3h", "500ms", "1.5s"); an empty string is zero."""
+    text = text.strip()
+    if not text:
+        return 0
+    total = 0.0
+    pos = 0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_MS[match.group(2)]
+        pos = match.end()
+    if pos != len(text):
+        raise DurationError(
+            f"invalid duration {text!r}: expected forms like 30s, 5m, 1h30m, 2d, 1w"
+        )
+    return int(total)
+
+
+def parse_iso_ms(text: str) -> int:
+    """Read an ISO 8601 date; a date without a zone is taken as UTC."""
+    try:
+        value = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as err:
+        raise DurationError(f"invalid date {text!r}: {err}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return int(value.timestamp() * 1000)
+
+
+def parse_deadline_ms(text: str, now_ms: int) -> int:
+    """A Sleep op's target: a duration from now, or an absolute ISO date."""
+    try:
+        return now_ms + parse_duration_ms(text)
+    except DurationError:
+        return parse_iso_ms(text)
+
+
+def format_iso_ms(ms: int) -> str:
+    """An RFC 3339 UTC timestamp with milliseconds, as the Inngest APIs write times."""
+    value = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

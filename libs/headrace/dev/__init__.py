@@ -1,0 +1,1 @@
+"""`headrace dev`: the four services in one process on the embedded adapters."""

@@ -1,0 +1,98 @@
+"""`headrace dev`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import click
+
+from headrace.dev.server import DevServer
+from headrace.dev.settings import DevSettings
+from headrace.obs.logging import configure_logging
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-p", "--port", default=8288, show_default=True, help="Port of the APIs.")
+@click.option(
+    "-u",
+    "--sdk-url",
+    "sdk_urls",
+    multiple=True,
+    help="An app's serve URL to sync at start and every poll interval (repeatable).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".headrace"),
+    show_default=True,
+    help="Where the SQLite state lives; runs resume from it after a restart.",
+)
+@click.option("--in-memory", is_flag=True, help="Keep nothing: state lives in memory.")
+@click.option("--poll-interval", default=5.0, show_default=True, help="Seconds between re-syncs.")
+@click.option(
+    "--event-key",
+    "event_keys",
+    multiple=True,
+    help="Require this event key on the Event API (repeatable); without, any key is accepted.",
+)
+@click.option(
+    "--signing-key",
+    envvar="INNGEST_SIGNING_KEY",
+    help="Sign requests to apps and require it on /fn/register and /v0.",
+)
+@click.option(
+    "--retry-scale",
+    default=1.0,
+    show_default=True,
+    help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
+)
+@click.option("--call-timeout", default=300.0, show_default=True, help="Seconds per app call.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
+@click.option("--log-level", default="info", show_default=True)
+def dev(
+    host: str,
+    port: int,
+    sdk_urls: tuple[str, ...],
+    state_dir: Path,
+    in_memory: bool,
+    poll_interval: float,
+    event_keys: tuple[str, ...],
+    signing_key: str | None,
+    retry_scale: float,
+    call_timeout: float,
+    log_format: str,
+    log_level: str,
+) -> None:
+    """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
+    configure_logging(log_format, log_level)
+    settings = DevSettings(
+        host=host,
+        port=port,
+        state_dir=None if in_memory else state_dir,
+        sdk_urls=list(sdk_urls),
+        poll_interval_s=poll_interval,
+        event_keys={key: "default" for key in event_keys} if event_keys else None,
+        signing_key=signing_key,
+        backoff_scale=retry_scale,
+        call_timeout_s=call_timeout,
+    )
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: DevSettings) -> None:
+    server = DevServer(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await server.start()
+    click.echo(
+        f"headrace dev: http://{settings.host}:{settings.port} "
+        f"(Event API POST /e/<key>, GraphQL /v0/gql)",
+        err=True,
+    )
+    await stopping.wait()
+    await server.stop()

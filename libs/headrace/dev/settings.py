@@ -1,0 +1,23 @@
+"""What `headrace dev` is configured with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DevSettings:
+    host: str = "127.0.0.1"
+    port: int = 8288
+    # Where the SQLite file lives; None keeps everything in memory (a throwaway run).
+    state_dir: Path | None = Path(".headrace")
+    sdk_urls: list[str] = field(default_factory=list)
+    poll_interval_s: float = 5.0
+    event_keys: dict[str, str] | None = None
+    signing_key: str | None = None
+    partitions: int = 4
+    # Shrinks the retry backoff schedule; 1.0 is Inngest's (15 s, 30 s, 1 m, ...).
+    backoff_scale: float = 1.0
+    call_timeout_s: float = 300.0
+    executor_concurrency: int = 200

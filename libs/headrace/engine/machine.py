@@ -1,0 +1,546 @@
+"""The run state machine: how a run's state changes when a call's outcome or a resume arrives.
+
+Rules that keep at-least-once delivery from repeating visible work:
+- A memo is written once; a record about a step that is already memoized is stale.
+- Discovery calls carry the run's discovery sequence; only the current one is applied.
+- A step call carries its attempt; only the current attempt is applied.
+- Only one discovery is queued at a time. In "wait" mode discovery runs once every planned
+  step has settled; in "race" mode after each.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, Literal
+
+from headrace.core.backoff import backoff_ms
+from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
+from headrace.core.jsonutil import canonical
+from headrace.engine import system_events
+from headrace.engine.transition import Transition
+from headrace.expressions import ExpressionError, compile_expression, substitute_event
+from headrace.messages.model import Event, Pause
+from headrace.messages.records import (
+    Call,
+    EventAccepted,
+    PauseCreated,
+    PauseDeleted,
+    Resume,
+    WorkRecord,
+)
+from headrace.messages.records import Enqueue as EnqueueRecord
+from headrace.messages.state import ENDED, HistoryEntry, RunState, StepKind
+from headrace.protocol import ops as opcodes
+from headrace.protocol.ops import Op, Outcome
+
+MAX_SLEEP_MS = 366 * 86_400_000
+DEFAULT_INVOKE_TIMEOUT_MS = 365 * 86_400_000
+DISCOVERY = ""
+EndStatus = Literal["completed", "failed", "cancelled"]
+
+
+class RunMachine:
+    """Applies one event in a run's life to its state, collecting the effects in `out`."""
+
+    def __init__(
+        self,
+        run: RunState,
+        memo_keys: set[str],
+        *,
+        max_attempts: int,
+        now_ms: int,
+        new_id: Callable[[], str],
+        rng: random.Random | None = None,
+        backoff_scale: float = 1.0,
+    ) -> None:
+        self.run = run
+        self.memo_keys = set(memo_keys)
+        self.max_attempts = max_attempts
+        self.now_ms = now_ms
+        self.new_id = new_id
+        self.rng = rng
+        self.backoff_scale = backoff_scale
+        self.out = Transition()
+
+    # --- what is current ---------------------------------------------------------------------
+
+    def is_current_call(self, call: Call) -> bool:
+        if self.run.status in ENDED:
+            return False
+        if call.target is None:
+            return (
+                self.run.discover_pending
+                and call.seq == self.run.discover_seq
+                and call.attempt == self.run.attempts.get(DISCOVERY, 0)
+            )
+        return (
+            call.target in self.run.planned
+            and call.target not in self.memo_keys
+            and self.run.planned[call.target] == "step"
+            and call.attempt == self.run.attempts.get(call.target, 0)
+        )
+
+    def is_current_resume(self, resume: Resume) -> bool:
+        return (
+            self.run.status not in ENDED
+            and resume.step_hash in self.run.planned
+            and resume.step_hash not in self.memo_keys
+        )
+
+    # --- starting ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._history("run.started")
+        self._request_discovery()
+
+    # --- applying a call's outcome -------------------------------------------------------------
+
+    def apply_call(self, call: Call, outcome: Outcome, stack_len_at_call: int) -> None:
+        if outcome.request_version is not None:
+            self.run.req_version = outcome.request_version
+        if outcome.error is not None:
+            self._call_failed(call, outcome)
+            return
+        if call.target is None:
+            self.run.discover_pending = False
+            self.run.discover_seq += 1
+        if outcome.done:
+            self._finish("completed", outcome.result)
+        else:
+            self._apply_ops(call, outcome.ops or [], outcome)
+        if self.run.status in ENDED:
+            return
+        grew = len(self.run.stack) > stack_len_at_call
+        if grew and self._ready_to_discover():
+            self._request_discovery()
+
+    def _call_failed(self, call: Call, outcome: Outcome) -> None:
+        """A call that got no opcodes back: retry the same call, or fail the run."""
+        error = outcome.error or {}
+        target = call.target or DISCOVERY
+        if outcome.retryable and call.attempt + 1 < self.max_attempts:
+            self.run.attempts[target] = call.attempt + 1
+            delay = outcome.retry_after_ms
+            if delay is None:
+                delay = backoff_ms(call.attempt, self.rng, self.backoff_scale)
+            self._history(
+                "run.errored" if call.target is None else "step.errored",
+                step_hash=call.target,
+                attempt=call.attempt,
+                error=error,
+                duration_ms=outcome.duration_ms,
+            )
+            self._enqueue(
+                Call(
+                    account_id=self.run.account_id,
+                    run_id=self.run.run_id,
+                    target=call.target,
+                    attempt=call.attempt + 1,
+                    seq=call.seq,
+                ),
+                at_ms=self.now_ms + delay,
+                timer_id=f"{self.run.run_id}:call:{target}:{call.seq}:{call.attempt + 1}",
+            )
+            return
+        self._finish("failed", error)
+
+    def _apply_ops(self, call: Call, ops: list[Op], outcome: Outcome) -> None:
+        if len(ops) > 1:
+            self.run.disable_immediate = True
+        for op in ops:
+            if op.id in self.memo_keys:
+                continue
+            if op.op in opcodes.STEP_RUN:
+                self._history(
+                    "step.completed",
+                    op=op,
+                    attempt=call.attempt,
+                    output={"data": op.data},
+                    duration_ms=outcome.duration_ms,
+                )
+                self._settle(op.id, {"data": op.data}, op.display)
+            elif op.op == opcodes.STEP_ERROR:
+                self._step_error(op, call, outcome)
+            elif op.op == opcodes.STEP_FAILED:
+                self._step_failed(op, call.attempt, op.error, outcome.duration_ms)
+            elif op.op == opcodes.STEP_PLANNED:
+                self._plan_step(op)
+            elif op.op == opcodes.SLEEP:
+                self._sleep(op)
+            elif op.op == opcodes.WAIT_FOR_EVENT:
+                self._wait_for_event(op, call)
+            elif op.op == opcodes.INVOKE:
+                self._invoke(op, call)
+            elif op.op == opcodes.RUN_COMPLETE:
+                self._finish("completed", op.data)
+                return
+            elif op.op in (opcodes.DISCOVERY, opcodes.NONE):
+                if self._ready_to_discover():
+                    self._request_discovery()
+            else:
+                self._step_failed(
+                    op,
+                    call.attempt,
+                    {"name": "UnsupportedOpcode", "message": f"headrace does not run {op.op!r}"},
+                    outcome.duration_ms,
+                )
+
+    def _step_error(self, op: Op, call: Call, outcome: Outcome) -> None:
+        error = _error_object(op.error)
+        if outcome.retryable and call.attempt + 1 < self.max_attempts:
+            self.run.planned[op.id] = "step"
+            self.run.step_names[op.id] = op.display
+            self.run.attempts[op.id] = call.attempt + 1
+            self._history(
+                "step.errored",
+                op=op,
+                attempt=call.attempt,
+                error=error,
+                duration_ms=outcome.duration_ms,
+            )
+            delay = outcome.retry_after_ms
+            if delay is None:
+                delay = backoff_ms(call.attempt, self.rng, self.backoff_scale)
+            self._enqueue(
+                Call(
+                    account_id=self.run.account_id,
+                    run_id=self.run.run_id,
+                    target=op.id,
+                    attempt=call.attempt + 1,
+                ),
+                at_ms=self.now_ms + delay,
+                timer_id=f"{self.run.run_id}:call:{op.id}:{call.attempt + 1}",
+            )
+        else:
+            self._step_failed(op, call.attempt, error, outcome.duration_ms)
+
+    def _step_failed(self, op: Op, attempt: int, error: Any, duration_ms: int) -> None:
+        memo = {"error": _error_object(error)}
+        self._history("step.failed", op=op, attempt=attempt, output=memo, duration_ms=duration_ms)
+        self._settle(op.id, memo, op.display)
+
+    def _plan_step(self, op: Op) -> None:
+        if op.id in self.run.planned:
+            return
+        if (op.opts or {}).get("parallelMode") == "race":
+            self.run.race = True
+        self.run.planned[op.id] = "step"
+        self.run.step_names[op.id] = op.display
+        self.run.attempts[op.id] = 0
+        self._enqueue(
+            Call(account_id=self.run.account_id, run_id=self.run.run_id, target=op.id),
+            at_ms=0,
+            timer_id=f"{self.run.run_id}:call:{op.id}:0",
+        )
+
+    def _sleep(self, op: Op) -> None:
+        if op.id in self.run.planned:
+            return
+        opts = op.opts or {}
+        spec = opts.get("duration")
+        if not isinstance(spec, str):
+            spec = op.name or ""
+        try:
+            until = parse_deadline_ms(spec, self.now_ms)
+        except DurationError as err:
+            self._step_failed(op, 0, {"name": "InvalidSleep", "message": str(err)}, 0)
+            return
+        until = min(until, self.now_ms + MAX_SLEEP_MS)
+        self._begin_wait(op, "sleep", "step.sleeping", {"until": until})
+        self._enqueue(
+            Resume(
+                account_id=self.run.account_id,
+                run_id=self.run.run_id,
+                step_hash=op.id,
+                memo=None,
+                reason="sleep",
+            ),
+            at_ms=until,
+            timer_id=f"{self.run.run_id}:resume:{op.id}",
+        )
+
+    def _wait_for_event(self, op: Op, call: Call) -> None:
+        if op.id in self.run.planned:
+            return
+        opts = op.opts or {}
+        event_name = opts.get("event") or op.name
+        expression = opts.get("if") or None
+        if not isinstance(event_name, str) or not event_name:
+            self._step_failed(
+                op,
+                call.attempt,
+                {"name": "InvalidWait", "message": "waitForEvent needs an event name"},
+                0,
+            )
+            return
+        try:
+            timeout_ms = parse_duration_ms(str(opts.get("timeout") or ""))
+        except DurationError as err:
+            self._step_failed(op, call.attempt, {"name": "InvalidWait", "message": str(err)}, 0)
+            return
+        if expression is not None:
+            try:
+                expression = substitute_event(
+                    str(expression), self.run.events[0] if self.run.events else {}
+                )
+                compile_expression(expression)
+            except ExpressionError as err:
+                self._step_failed(
+                    op, call.attempt, {"name": "InvalidExpression", "message": str(err)}, 0
+                )
+                return
+        expires = self.now_ms + timeout_ms
+        pause = Pause(
+            pause_id=f"{self.run.run_id}:{op.id}",
+            account_id=self.run.account_id,
+            run_id=self.run.run_id,
+            fn_id=self.run.fn_id,
+            kind="wait",
+            event_name=event_name,
+            expression=expression,
+            step_hash=op.id,
+            expires_ms=expires,
+        )
+        self._begin_wait(
+            op,
+            "wait",
+            "step.waiting",
+            {"event": event_name, "if": expression, "timeout_ms": timeout_ms},
+        )
+        self._add_pause(pause)
+        self._enqueue(
+            Resume(
+                account_id=self.run.account_id,
+                run_id=self.run.run_id,
+                step_hash=op.id,
+                memo=None,
+                reason="timeout",
+            ),
+            at_ms=expires,
+            timer_id=f"{self.run.run_id}:resume:{op.id}",
+        )
+
+    def _invoke(self, op: Op, call: Call) -> None:
+        if op.id in self.run.planned:
+            return
+        opts = op.opts or {}
+        function_id = opts.get("function_id")
+        payload = opts.get("payload") if isinstance(opts.get("payload"), dict) else {}
+        assert isinstance(payload, dict)
+        if not isinstance(function_id, str) or not function_id:
+            self._step_failed(
+                op,
+                call.attempt,
+                {"name": "InvalidInvoke", "message": "invoke needs a function_id"},
+                0,
+            )
+            return
+        try:
+            timeout = opts.get("timeout")
+            timeout_ms = parse_duration_ms(str(timeout)) if timeout else DEFAULT_INVOKE_TIMEOUT_MS
+        except DurationError as err:
+            self._step_failed(op, call.attempt, {"name": "InvalidInvoke", "message": str(err)}, 0)
+            return
+        correlation = f"{self.run.run_id}.{op.id}"
+        expires = self.now_ms + timeout_ms
+        pause = Pause(
+            pause_id=f"{self.run.run_id}:{op.id}",
+            account_id=self.run.account_id,
+            run_id=self.run.run_id,
+            fn_id=self.run.fn_id,
+            kind="invoke",
+            event_name=system_events.FINISHED,
+            expression=f"async.data.correlation_id == {_cel_string(correlation)}",
+            step_hash=op.id,
+            correlation_id=correlation,
+            expires_ms=expires,
+        )
+        self._begin_wait(
+            op,
+            "invoke",
+            "step.invoking",
+            {"function_id": function_id, "correlation_id": correlation},
+        )
+        self._add_pause(pause)
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        assert isinstance(data, dict)
+        invoked: dict[str, Any] = {
+            "name": system_events.INVOKED,
+            "id": correlation,
+            "ts": self.now_ms,
+            "data": {
+                **data,
+                "_inngest": {
+                    "fn_id": function_id,
+                    "correlation_id": correlation,
+                    "expire": expires,
+                    "source_fn_id": self.run.fn_id,
+                    "source_run_id": self.run.run_id,
+                },
+            },
+        }
+        if isinstance(payload.get("user"), dict):
+            invoked["user"] = payload["user"]
+        self._emit_event(invoked)
+        self._enqueue(
+            Resume(
+                account_id=self.run.account_id,
+                run_id=self.run.run_id,
+                step_hash=op.id,
+                memo={
+                    "error": {
+                        "name": "InngestInvokeTimeoutError",
+                        "message": "Timed out waiting for invoked function to complete",
+                    }
+                },
+                reason="timeout",
+            ),
+            at_ms=expires,
+            timer_id=f"{self.run.run_id}:resume:{op.id}",
+        )
+
+    # --- resuming and cancelling -----------------------------------------------------------
+
+    def apply_resume(self, resume: Resume) -> None:
+        kind = self.run.planned.get(resume.step_hash)
+        if kind in ("wait", "invoke"):
+            pause_id = f"{self.run.run_id}:{resume.step_hash}"
+            self.out.pauses_deleted.append(pause_id)
+            self.out.events.append(PauseDeleted(account_id=self.run.account_id, pause_id=pause_id))
+        memo = resume.memo
+        failed = isinstance(memo, dict) and set(memo) == {"error"}
+        self._history(
+            "step.failed" if failed else "step.completed",
+            step_hash=resume.step_hash,
+            output=memo,
+        )
+        self._settle(resume.step_hash, memo, self.run.step_names.get(resume.step_hash, ""))
+        if self._ready_to_discover():
+            self._request_discovery()
+
+    def fail(self, error: dict[str, Any]) -> None:
+        """End the run as failed for a reason outside the app (its function is gone)."""
+        if self.run.status not in ENDED:
+            self._finish("failed", error)
+
+    def cancel(self, reason: str) -> None:
+        if self.run.status in ENDED:
+            return
+        self._finish("cancelled", {"name": "FunctionCancelledError", "message": reason})
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _settle(self, step_hash: str, memo: Any, display: str) -> None:
+        self.out.memos[step_hash] = canonical(memo)
+        self.memo_keys.add(step_hash)
+        self.run.stack.append(step_hash)
+        self.run.planned.pop(step_hash, None)
+        self.run.attempts.pop(step_hash, None)
+        if display:
+            self.run.step_names.setdefault(step_hash, display)
+
+    def _begin_wait(self, op: Op, kind: StepKind, history_kind: str, detail: Any) -> None:
+        self.run.planned[op.id] = kind
+        self.run.step_names[op.id] = op.display
+        self._history(history_kind, op=op, output=detail)
+
+    def _add_pause(self, pause: Pause) -> None:
+        self.out.pauses_put.append(pause)
+        self.out.events.append(PauseCreated(pause=pause))
+
+    def _ready_to_discover(self) -> bool:
+        if self.run.status in ENDED:
+            return False
+        return self.run.race or not self.run.planned
+
+    def _request_discovery(self) -> None:
+        if self.run.discover_pending:
+            return
+        self.run.discover_pending = True
+        self.run.attempts[DISCOVERY] = 0
+        self._enqueue(
+            Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=self.run.discover_seq),
+            at_ms=0,
+            timer_id=f"{self.run.run_id}:discover:{self.run.discover_seq}",
+        )
+
+    def _finish(self, status: EndStatus, output: Any) -> None:
+        self.run.status = status
+        self.run.output = output
+        self.run.ended_ms = self.now_ms
+        self.run.discover_pending = False
+        for step_hash, kind in self.run.planned.items():
+            if kind in ("wait", "invoke"):
+                pause_id = f"{self.run.run_id}:{step_hash}"
+                self.out.pauses_deleted.append(pause_id)
+                self.out.events.append(
+                    PauseDeleted(account_id=self.run.account_id, pause_id=pause_id)
+                )
+        self.run.planned = {}
+        if status == "completed":
+            self._history("run.completed", output=output)
+        else:
+            self._history(f"run.{status}", error=output)
+        for event in system_events.end_events(self.run, self.now_ms):
+            self._emit_event(event)
+
+    def _emit_event(self, payload: dict[str, Any]) -> None:
+        self.out.events.append(
+            EventAccepted(
+                event=Event(
+                    internal_id=self.new_id(),
+                    account_id=self.run.account_id,
+                    name=payload["name"],
+                    payload=payload,
+                    received_ms=self.now_ms,
+                )
+            )
+        )
+
+    def _enqueue(self, item: WorkRecord, *, at_ms: int, timer_id: str) -> None:
+        self.out.schedule.append(EnqueueRecord(timer_id=timer_id, item=item, at_ms=at_ms))
+
+    def _history(
+        self,
+        kind: str,
+        *,
+        op: Op | None = None,
+        step_hash: str | None = None,
+        attempt: int = 0,
+        output: Any = None,
+        error: Any = None,
+        duration_ms: int = 0,
+    ) -> None:
+        step = op.id if op is not None else step_hash
+        name = op.display if op is not None else (self.run.step_names.get(step) if step else None)
+        self.out.history.append(
+            HistoryEntry(
+                entry_id=self.new_id(),
+                run_id=self.run.run_id,
+                ts_ms=self.now_ms,
+                kind=kind,
+                step_hash=step,
+                step_name=name,
+                attempt=attempt,
+                duration_ms=duration_ms,
+                output=output,
+                error=error,
+            )
+        )
+
+
+def _error_object(error: Any) -> dict[str, Any]:
+    """A memo error must have string name and message, or the SDK reads it as data."""
+    if isinstance(error, dict):
+        name = error.get("name")
+        message = error.get("message")
+        out = dict(error)
+        out["name"] = name if isinstance(name, str) else "Error"
+        out["message"] = message if isinstance(message, str) else str(error)
+        return out
+    return {"name": "Error", "message": str(error)}
+
+
+def _cel_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,38 @@
+"""Domain values carried by records and kept by the stores."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+PauseKind = Literal["wait", "invoke", "cancel"]
+
+
+class Pause(msgspec.Struct, frozen=True, kw_only=True):
+    """Something a run waits for: an event (waitForEvent), an invoked run's end, or a cancel event.
+
+    The id is natural: `<run>:<step hash>` for waits and invokes, `<run>:cancel:<n>` for cancelOn,
+    so creating it twice is harmless.
+    """
+
+    pause_id: str
+    account_id: str
+    run_id: str
+    fn_id: str
+    kind: PauseKind
+    event_name: str
+    expression: str | None = None
+    step_hash: str | None = None
+    correlation_id: str | None = None
+    expires_ms: int
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """An accepted event: the user's payload plus what headrace assigned to it."""
+
+    internal_id: str
+    account_id: str
+    name: str
+    payload: dict[str, Any]
+    received_ms: int

@@ -1,0 +1,141 @@
+"""The records of each topic, as tagged unions, and their codec.
+
+Topics:
+- `events`: accepted events, and the pauses the runner must index (created by the executor).
+- `schedule`: work to do now or at a time (timers), for the scheduler.
+- `work`: calls and state changes of runs, for the executor.
+
+Schema evolution: new fields get defaults; tags never change meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from headrace.messages.model import Event, Pause
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class EventAccepted(msgspec.Struct, tag="event", kw_only=True):
+    event: Event
+
+
+class PauseCreated(msgspec.Struct, tag="pause.created", kw_only=True):
+    pause: Pause
+
+
+class PauseDeleted(msgspec.Struct, tag="pause.deleted", kw_only=True):
+    account_id: str
+    pause_id: str
+
+
+class FunctionsChanged(msgspec.Struct, tag="functions.changed", kw_only=True):
+    """An app of the account was synced: reload its functions before the next event."""
+
+    account_id: str
+
+
+EventsRecord = EventAccepted | PauseCreated | PauseDeleted | FunctionsChanged
+
+# --- work -----------------------------------------------------------------------------------
+
+
+class StartRun(msgspec.Struct, tag="start", kw_only=True):
+    """Create the run (once) and make its first call."""
+
+    account_id: str
+    run_id: str
+    fn_id: str
+    events: list[dict[str, Any]]
+    event_ids: list[str]
+    started_by: str = "event"
+
+
+class Call(msgspec.Struct, tag="call", kw_only=True):
+    """Call the app for a run: discovery when `target` is None, else the planned step `target`.
+
+    `seq` is the run's discovery sequence for discovery calls and `attempt` the attempt counter of
+    the target; the executor drops a call whose seq or attempt is no longer current, so a call
+    repeated after a crash does nothing twice.
+    """
+
+    account_id: str
+    run_id: str
+    target: str | None = None
+    attempt: int = 0
+    seq: int = 0
+
+
+class Resume(msgspec.Struct, tag="resume", kw_only=True):
+    """Settle a step that was waiting (sleep, waitForEvent, invoke) with its memo value."""
+
+    account_id: str
+    run_id: str
+    step_hash: str
+    memo: Any = None
+    reason: str = "resume"
+
+
+class CancelRun(msgspec.Struct, tag="cancel", kw_only=True):
+    account_id: str
+    run_id: str
+    reason: str = "function cancelled"
+
+
+WorkRecord = StartRun | Call | Resume | CancelRun
+
+# --- schedule -------------------------------------------------------------------------------
+
+
+class Enqueue(msgspec.Struct, tag="enqueue", kw_only=True):
+    """Deliver `item` to `work` at `at_ms` (now if 0). `timer_id` makes it idempotent."""
+
+    timer_id: str
+    item: WorkRecord
+    at_ms: int = 0
+
+
+class CancelTimer(msgspec.Struct, tag="timer.cancel", kw_only=True):
+    account_id: str
+    timer_id: str
+
+
+ScheduleRecord = Enqueue | CancelTimer
+
+
+def account_of(record: EventsRecord | WorkRecord | ScheduleRecord) -> str:
+    """The account a record belongs to: its key on every topic."""
+    match record:
+        case EventAccepted(event=event):
+            return event.account_id
+        case PauseCreated(pause=pause):
+            return pause.account_id
+        case Enqueue(item=item):
+            return item.account_id
+        case _:
+            return record.account_id
+
+
+T = TypeVar("T")
+
+
+class Codec(Generic[T]):
+    """Encoder and decoder of one topic's union, reused for speed."""
+
+    def __init__(self, union: Any) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(union)
+
+    def encode(self, record: T) -> bytes:
+        return self._encoder.encode(record)
+
+    def decode(self, data: bytes) -> T:
+        return self._decoder.decode(data)
+
+
+EVENTS_CODEC: Codec[EventsRecord] = Codec(EventsRecord)
+WORK_CODEC: Codec[WorkRecord] = Codec(WorkRecord)
+SCHEDULE_CODEC: Codec[ScheduleRecord] = Codec(ScheduleRecord)

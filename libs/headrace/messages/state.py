@@ -1,0 +1,100 @@
+"""The state the stores keep: apps, functions, runs and their history."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
+ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+StepKind = Literal["step", "sleep", "wait", "invoke"]
+
+
+class AppRecord(msgspec.Struct, kw_only=True):
+    """A synced app. Apps are identified by id, not URL: a sync from a new URL moves the app."""
+
+    app_id: str
+    account_id: str
+    url: str
+    sdk: str = ""
+    framework: str = ""
+    synced_ms: int = 0
+    function_ids: list[str] = []
+
+
+class FunctionRecord(msgspec.Struct, kw_only=True):
+    fn_id: str
+    account_id: str
+    app_id: str
+    name: str
+    config: dict[str, Any]
+    archived: bool = False
+    updated_ms: int = 0
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """One run as the executor sees it. Memos are kept apart (see RunStore)."""
+
+    run_id: str
+    account_id: str
+    fn_id: str
+    app_id: str
+    status: RunStatus = "running"
+    events: list[dict[str, Any]] = []
+    event_ids: list[str] = []
+    started_ms: int = 0
+    ended_ms: int = 0
+    output: Any = None
+    # Memo keys in completion order (the SDK's ctx.stack).
+    stack: list[str] = []
+    # Steps started and not settled yet: hash -> kind.
+    planned: dict[str, StepKind] = {}
+    step_names: dict[str, str] = {}
+    # Attempt counter per call target; "" is discovery.
+    attempts: dict[str, int] = {}
+    discover_seq: int = 0
+    discover_pending: bool = False
+    race: bool = False
+    disable_immediate: bool = False
+    req_version: int = -1
+    # The id of the last work record applied, and what that transition published, so that a
+    # record repeated after a crash can publish it again (each output is idempotent downstream).
+    last_record: str = ""
+    outbox: list[tuple[str, bytes]] = []
+
+
+class HistoryEntry(msgspec.Struct, kw_only=True):
+    """One line of a run's timeline. Entry ids are ULIDs, so ids sort by time.
+
+    Kinds:
+    - run.started; run.errored (a function-level attempt failed and will be retried, `error`);
+      run.completed (`output`), run.failed (`error`), run.cancelled (`error`).
+    - step.completed: a step settled with a value: `output` is the memo as the SDK reads it
+      ({"data": ...} for step.run, null for a sleep, the event or null for a wait, {"data"} or
+      {"error"} for an invoke).
+    - step.errored: an attempt of a step failed and will be retried (`error`, `attempt`).
+    - step.failed: a step failed for good; `output` is its memo {"error": ...}.
+    - step.sleeping (`output` = {"until": ms}), step.waiting (`output` = {"event", "if",
+      "timeout_ms"}), step.invoking (`output` = {"function_id", "correlation_id"}): a step
+      began to wait; it ends with a step.completed entry.
+    `step_name` is the user-facing step id; `step_hash` the memo key.
+    """
+
+    entry_id: str
+    run_id: str
+    ts_ms: int
+    kind: str
+    step_hash: str | None = None
+    step_name: str | None = None
+    attempt: int = 0
+    duration_ms: int = 0
+    output: Any = None
+    error: Any = None
+
+
+class Timer(msgspec.Struct, frozen=True, kw_only=True):
+    timer_id: str
+    partition: int
+    fire_ms: int
+    record: bytes

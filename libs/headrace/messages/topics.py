@@ -1,0 +1,28 @@
+"""Topic names and partitioning. Every topic has the same partition count and every record is
+keyed by account id, so an account's records share one partition number across all topics."""
+
+from __future__ import annotations
+
+import msgspec
+from aiokafka.partitioner import murmur2
+
+
+class Topics(msgspec.Struct, frozen=True):
+    prefix: str = "headrace."
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.prefix}schedule"
+
+    @property
+    def work(self) -> str:
+        return f"{self.prefix}work"
+
+
+def partition_for(account_id: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key), so the in-process log agrees with Kafka."""
+    return (murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,1 @@
+"""Observability: logging, tracing and metrics set-up."""

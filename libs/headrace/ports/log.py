@@ -1,0 +1,76 @@
+"""The log port: keyed records on partitioned topics, consumed by groups with explicit commits.
+
+Guarantees every adapter gives:
+- `publish` returns only once the record is durable (acknowledged); records with the same key go
+  to the same partition and keep their order there.
+- A topic's partitions are split between the members of a consumer group; each partition has at
+  most one member at a time. When the split changes, `on_revoked` runs before a member loses
+  partitions and `on_assigned` before it reads from new ones.
+- A member reads from the group's committed offset of each partition it is given (from the
+  start when nothing was committed), so records not committed are delivered again: delivery is
+  at least once, and consumers make their effects idempotent.
+- `commit` stores, per partition, the offset of the next record to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import msgspec
+
+
+class LogRecord(msgspec.Struct, frozen=True):
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+PartitionsCallback = Callable[[set[int]], Awaitable[None]]
+
+
+class Consumer(Protocol):
+    async def start(self) -> None:
+        """Join the group. Assignment callbacks run from inside `poll`."""
+        ...
+
+    async def poll(self, max_records: int, timeout_ms: int) -> list[LogRecord]:
+        """Records from the assigned partitions, in offset order per partition."""
+        ...
+
+    async def commit(self, offsets: dict[int, int]) -> None:
+        """Commit `partition -> next offset to read` for partitions this member still owns."""
+        ...
+
+    def assignment(self) -> set[int]: ...
+
+    async def stop(self) -> None:
+        """Leave the group (its partitions go to the other members)."""
+        ...
+
+
+class Log(Protocol):
+    @property
+    def partitions(self) -> int:
+        """The partition count of every topic."""
+        ...
+
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Append a record; durable when this returns."""
+        ...
+
+    def consumer(
+        self,
+        topic: str,
+        group: str,
+        *,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+    ) -> Consumer: ...
+
+    async def close(self) -> None: ...

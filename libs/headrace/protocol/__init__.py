@@ -1,0 +1,1 @@
+"""The Inngest SDK protocol: registration, the call request, responses and opcodes, signing."""

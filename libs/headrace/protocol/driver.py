@@ -1,0 +1,67 @@
+"""The app driver: one HTTP call to an app with the SDK protocol.
+
+The transport is injectable (httpx), so tests can call an ASGI app in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from headrace.core.clock import Clock
+from headrace.protocol.ops import Outcome
+from headrace.protocol.response import read_response, transport_error
+from headrace.protocol.signing import sign
+
+
+class AppDriver:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        signing_key: str | None = None,
+        timeout_s: float = 300.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._clock = clock
+        self._signing_key = signing_key
+        self._timeout_s = timeout_s
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(timeout_s, connect=10.0),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def call(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
+        """POST `body` to `url`; any failure becomes an Outcome with a clear error."""
+        all_headers = {"content-type": "application/json", **headers}
+        if self._signing_key:
+            all_headers["x-inngest-signature"] = sign(
+                body, self._signing_key, self._clock.now_ms() // 1000
+            )
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._client.post(url, content=body, headers=all_headers)
+        except TimeoutError:
+            outcome = transport_error(f"the app did not answer within {self._timeout_s:g} s")
+        except httpx.HTTPError as err:
+            outcome = transport_error(f"calling {url} failed: {type(err).__name__}: {err}")
+        else:
+            outcome = read_response(
+                response.status_code,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.content,
+                self._clock.now_ms(),
+            )
+        outcome.duration_ms = int((time.monotonic() - started) * 1000)
+        return outcome
+
+    async def put(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """A sync request (`PUT` to the app's serve URL)."""
+        return await self._client.put(url, content=body, headers=headers)
+
+    async def close(self) -> None:
+        await self._client.aclose()

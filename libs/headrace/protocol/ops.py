@@ -1,0 +1,58 @@
+"""What an app answers to a call: the generator opcodes (protocol §3) and function results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+STEP_RUN = frozenset({"StepRun", "Step"})
+STEP_ERROR = "StepError"
+STEP_FAILED = "StepFailed"
+STEP_PLANNED = "StepPlanned"
+SLEEP = "Sleep"
+WAIT_FOR_EVENT = "WaitForEvent"
+INVOKE = "InvokeFunction"
+RUN_COMPLETE = "RunComplete"
+NONE = "None"
+DISCOVERY = "DiscoveryRequest"
+
+
+class Op(msgspec.Struct, kw_only=True):
+    """One opcode of a 206 response. `opts` and `data` are free-form by design."""
+
+    op: str
+    id: str = ""
+    name: str | None = None
+    displayName: str | None = None
+    opts: dict[str, Any] | None = None
+    data: Any = None
+    error: Any = None
+    userland: dict[str, Any] | None = None
+
+    @property
+    def display(self) -> str:
+        """The user-facing step id."""
+        if self.userland and isinstance(self.userland.get("id"), str):
+            return str(self.userland["id"])
+        return self.displayName or self.name or self.id
+
+
+class Outcome(msgspec.Struct, kw_only=True):
+    """The reading of one call, whatever went wrong on the way.
+
+    - `ops` for a 206 (possibly empty), or
+    - `done` with `result` for a function that returned, or
+    - `error` (an object with name and message) for a failed call; `retryable` and
+      `retry_after_ms` say whether and when to try again.
+    """
+
+    ops: list[Op] | None = None
+    done: bool = False
+    result: Any = None
+    error: dict[str, Any] | None = None
+    retryable: bool = True
+    retry_after_ms: int | None = None
+    request_version: int | None = None
+    status: int = 0
+    duration_ms: int = 0

@@ -1,0 +1,118 @@
+"""Reading an app's sync (`POST /fn/register`, protocol §1) and checking its functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from headrace.core.durations import DurationError, parse_duration_ms
+from headrace.core.errors import InputError
+from headrace.core.jsonutil import loads
+from headrace.expressions import validate as validate_expression
+
+MAX_RETRIES = 20
+DEFAULT_RETRIES = 4
+
+
+class SyncRequest(msgspec.Struct, kw_only=True):
+    app_id: str
+    url: str
+    sdk: str
+    framework: str
+    functions: list[dict[str, Any]]
+
+
+def parse_sync(body: bytes) -> SyncRequest:
+    """Read the body; keys are matched case-insensitively (Python writes `appname`)."""
+    try:
+        raw = loads(body)
+    except msgspec.DecodeError as err:
+        raise InputError(f"the sync body is not valid JSON: {err}") from None
+    if not isinstance(raw, dict):
+        raise InputError("the sync body must be a JSON object")
+    fields = {str(k).lower(): v for k, v in raw.items()}
+    app_id = fields.get("appname")
+    url = fields.get("url")
+    functions = fields.get("functions") or []
+    if not isinstance(app_id, str) or not app_id:
+        raise InputError("the sync body has no appName")
+    if not isinstance(url, str) or not url:
+        raise InputError("the sync body has no url")
+    if not isinstance(functions, list) or not all(isinstance(f, dict) for f in functions):
+        raise InputError("the sync body's functions must be a list of objects")
+    for fn in functions:
+        check_function(fn)
+    return SyncRequest(
+        app_id=app_id,
+        url=url,
+        sdk=str(fields.get("sdk") or ""),
+        framework=str(fields.get("framework") or ""),
+        functions=functions,
+    )
+
+
+def check_function(fn: dict[str, Any]) -> None:
+    """Refuse configuration that cannot work, naming the function and the field."""
+    fn_id = fn.get("id")
+    if not isinstance(fn_id, str) or not fn_id:
+        raise InputError("a function has no id")
+
+    def fail(field: str, problem: str) -> InputError:
+        return InputError(f"function {fn_id!r}: {field}: {problem}")
+
+    triggers = fn.get("triggers") or []
+    if not isinstance(triggers, list) or not triggers:
+        raise fail("triggers", "at least one trigger is required")
+    for i, trigger in enumerate(triggers):
+        if not isinstance(trigger, dict) or not (trigger.get("event") or trigger.get("cron")):
+            raise fail(f"triggers[{i}]", "needs an event or a cron")
+        _check_expression(trigger.get("expression"), f"triggers[{i}].expression", fail)
+    if step_url(fn) is None:
+        raise fail("steps.step.runtime.url", "missing")
+    retries = retries_of(fn)
+    if not 0 <= retries <= MAX_RETRIES:
+        raise fail("steps.step.retries.attempts", f"must be 0 to {MAX_RETRIES}, got {retries}")
+    cancels = fn.get("cancel") or []
+    if not isinstance(cancels, list) or len(cancels) > 5:
+        raise fail("cancel", "at most 5 entries")
+    for i, cancel in enumerate(cancels):
+        if not isinstance(cancel, dict) or not isinstance(cancel.get("event"), str):
+            raise fail(f"cancel[{i}].event", "required")
+        _check_expression(cancel.get("if"), f"cancel[{i}].if", fail)
+        _check_duration(cancel.get("timeout"), f"cancel[{i}].timeout", fail)
+
+
+def _check_expression(expr: object, field: str, fail: Any) -> None:
+    if expr in (None, ""):
+        return
+    if not isinstance(expr, str):
+        raise fail(field, "must be a string")
+    problem = validate_expression(expr)
+    if problem is not None:
+        raise fail(field, f"does not compile: {problem}")
+
+
+def _check_duration(value: object, field: str, fail: Any) -> None:
+    if value in (None, ""):
+        return
+    try:
+        parse_duration_ms(str(value))
+    except DurationError as err:
+        raise fail(field, str(err)) from None
+
+
+def step_url(fn: dict[str, Any]) -> str | None:
+    try:
+        url = fn["steps"]["step"]["runtime"]["url"]
+    except (KeyError, TypeError):
+        return None
+    return url if isinstance(url, str) and url else None
+
+
+def retries_of(fn: dict[str, Any]) -> int:
+    try:
+        value = fn["steps"]["step"]["retries"]["attempts"]
+    except (KeyError, TypeError):
+        return DEFAULT_RETRIES
+    return value if isinstance(value, int) else DEFAULT_RETRIES

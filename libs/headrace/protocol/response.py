@@ -1,0 +1,111 @@
+"""Reading an app's HTTP answer into an Outcome (protocol §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from headrace.core.backoff import retry_after_ms
+from headrace.core.jsonutil import loads
+from headrace.protocol.ops import Op, Outcome
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    return headers.get(name.lower())
+
+
+def _error(name: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "message": message, **extra}
+
+
+def read_response(status: int, headers: dict[str, str], body: bytes, now_ms: int) -> Outcome:
+    """Interpret one response. `headers` must have lower-case names."""
+    if status == 201:
+        return _read_stream(body, now_ms)
+    request_version = _int(_header(headers, "x-inngest-req-version"))
+    no_retry = (_header(headers, "x-inngest-no-retry") or "").lower() == "true"
+    retry_after = retry_after_ms(_header(headers, "retry-after"), now_ms)
+    if 200 <= status < 300 and _header(headers, "x-inngest-sdk") is None:
+        return Outcome(
+            error=_error(
+                "UnexpectedResponse",
+                f"the app answered {status} without an X-Inngest-SDK header: "
+                "the URL does not serve an Inngest SDK",
+            ),
+            status=status,
+        )
+    try:
+        parsed: Any = loads(body) if body.strip() else None
+    except msgspec.DecodeError:
+        if 200 <= status < 300:
+            return Outcome(
+                error=_error(
+                    "UnexpectedResponse",
+                    f"the app answered {status} with a body that is not JSON: {_clip(body)}",
+                ),
+                status=status,
+            )
+        parsed = None
+    if status == 206:
+        return _read_ops(parsed, status, request_version, no_retry)
+    if 200 <= status < 300:
+        return Outcome(done=True, result=parsed, status=status, request_version=request_version)
+    error = parsed if isinstance(parsed, dict) else None
+    if error is None or not isinstance(error.get("message"), str):
+        text = body.decode(errors="replace").strip() if body else ""
+        error = _error(
+            "Error", f"invalid status code: {status}" + (f": {_clip(body)}" if text else "")
+        )
+    return Outcome(
+        error=error,
+        retryable=not no_retry,
+        retry_after_ms=retry_after,
+        status=status,
+        request_version=request_version,
+    )
+
+
+def _read_ops(parsed: Any, status: int, request_version: int | None, no_retry: bool) -> Outcome:
+    items = parsed if isinstance(parsed, list) else [] if parsed is None else [parsed]
+    try:
+        ops = [msgspec.convert(item, Op) for item in items]
+    except msgspec.ValidationError as err:
+        return Outcome(
+            error=_error("UnexpectedResponse", f"the app answered 206 with an invalid op: {err}"),
+            status=status,
+        )
+    return Outcome(ops=ops, status=status, request_version=request_version, retryable=not no_retry)
+
+
+def _read_stream(body: bytes, now_ms: int) -> Outcome:
+    """A 201 streams keep-alive spaces, then {"status", "headers", "body"}."""
+    try:
+        wrapper = loads(body.strip())
+        status = int(wrapper["status"])
+        headers = {str(k).lower(): str(v) for k, v in (wrapper.get("headers") or {}).items()}
+        inner = wrapper.get("body")
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return Outcome(
+            error=_error("UnexpectedResponse", f"invalid streamed response: {_clip(body)}"),
+            status=201,
+        )
+    inner_bytes = inner.encode() if isinstance(inner, str) else msgspec.json.encode(inner)
+    headers.setdefault("x-inngest-sdk", "streamed")
+    return read_response(status, headers, inner_bytes, now_ms)
+
+
+def transport_error(message: str) -> Outcome:
+    return Outcome(error=_error("NetworkError", message), status=0)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _clip(body: bytes, limit: int = 200) -> str:
+    text = body.decode(errors="replace")
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,36 @@
+"""Request signing and SDK authentication, as both official SDKs do it (protocol §5)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+_PREFIX = re.compile(r"^signkey-\w+-")
+
+
+def _bare(key: str) -> str:
+    return _PREFIX.sub("", key)
+
+
+def sign(body: bytes, key: str, now_s: int) -> str:
+    """The `X-Inngest-Signature` value for `body`: HMAC-SHA256 over body + timestamp."""
+    mac = hmac.new(_bare(key).encode(), body + str(now_s).encode(), hashlib.sha256).hexdigest()
+    return f"t={now_s}&s={mac}"
+
+
+def hashed_signing_key(key: str) -> str:
+    """What the SDKs send as `Authorization: Bearer ...`: sha256 of the hex-decoded bare key."""
+    return hashlib.sha256(bytes.fromhex(_bare(key))).hexdigest()
+
+
+def bearer_matches(authorization: str | None, key: str) -> bool:
+    """Accept the bare hash (Python), the prefixed hash (JS) and the raw key."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return False
+    token = authorization[7:].strip()
+    prefix = _PREFIX.match(key)
+    candidates = {hashed_signing_key(key), key}
+    if prefix:
+        candidates.add(prefix.group(0) + hashed_signing_key(key))
+    return any(hmac.compare_digest(token, c) for c in candidates)

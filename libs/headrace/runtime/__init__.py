@@ -1,0 +1,1 @@
+"""What every service's process shares: the consume loop, publishing helpers, lifecycle."""

@@ -1,0 +1,96 @@
+"""A `headrace dev` server in the test's own process, with helpers to drive and observe it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from headrace.dev.server import DevServer
+from headrace.dev.settings import DevSettings
+from headrace.messages.state import ENDED, HistoryEntry, RunState
+from headrace.testing.sdk_app import free_port
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something other than None (or False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class DevHandle:
+    def __init__(self, server: DevServer) -> None:
+        self.server = server
+        self.url = f"http://{server.settings.host}:{server.settings.port}"
+        self.account = "default"
+
+    async def sync(self, app_url: str, app_id: str | None = None) -> None:
+        """Sync an app the way `headrace dev -u` does, and wait until it is registered."""
+        async with httpx.AsyncClient() as client:
+            response = await client.put(
+                app_url, json={"url": app_url}, headers={"x-inngest-server-kind": "dev"}
+            )
+            assert response.status_code == 200, response.text
+        if app_id is not None:
+
+            async def synced() -> bool:
+                app = await self.server.stores.get_app(self.account, app_id)
+                return app is not None and app.url.startswith(app_url.split("?")[0])
+
+            await eventually(synced, what=f"app {app_id} synced from {app_url}")
+
+    async def send(self, *events: dict[str, Any], key: str = "test-key") -> list[str]:
+        async with httpx.AsyncClient() as client:
+            response = await client.post(f"{self.url}/e/{key}", json=list(events))
+            assert response.status_code == 200, response.text
+            return list(response.json()["ids"])
+
+    async def runs_of_event(self, event_id: str, count: int = 1, timeout: float = 20) -> list[str]:
+        async def probe() -> list[str] | None:
+            runs = await self.server.stores.runs_for_event(event_id)
+            return runs if len(runs) >= count else None
+
+        return await eventually(probe, timeout=timeout, what=f"{count} run(s) of {event_id}")
+
+    async def run_of_event(self, event_id: str, timeout: float = 20) -> str:
+        return (await self.runs_of_event(event_id, 1, timeout))[0]
+
+    async def finished(self, run_id: str, timeout: float = 20) -> RunState:
+        async def probe() -> RunState | None:
+            run = await self.server.stores.get_run(run_id)
+            return run if run is not None and run.status in ENDED else None
+
+        return await eventually(probe, timeout=timeout, what=f"run {run_id} to end")
+
+    async def history(self, run_id: str) -> list[HistoryEntry]:
+        return await self.server.stores.list_history(run_id)
+
+    async def runs_of_function(self, fn_id: str) -> list[RunState]:
+        return await self.server.stores.list_runs(self.account, fn_id=fn_id, limit=1000)
+
+
+async def start_dev(state_dir: Path | None, **overrides: Any) -> DevHandle:
+    settings = DevSettings(
+        port=overrides.pop("port", None) or free_port(),
+        state_dir=state_dir,
+        backoff_scale=overrides.pop("backoff_scale", 0.005),
+        poll_interval_s=overrides.pop("poll_interval_s", 3600),
+        **overrides,
+    )
+    server = DevServer(settings)
+    await server.start()
+    return DevHandle(server)

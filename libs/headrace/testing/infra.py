@@ -1,0 +1,251 @@
+"""pytest plugin: real Kafka and Cassandra, started once per session, only if a test needs them.
+
+Register it with `pytest_plugins = ["headrace.testing.infra"]` in the top-level conftest.py.
+
+Which tests need what:
+- tests marked `kafka` / `cassandra`, and tests using (even indirectly) one of the fixtures
+  below, which get the marker added here; so `pytest -m "not kafka and not cassandra"` runs
+  the pure unit tests alone, without starting a JVM.
+
+How it starts and stops:
+- at the first test that needs infrastructure, every component any selected test needs is
+  started in parallel, or reused if it already runs;
+- at the end, what `headrace infra up` started is left running; anything else is stopped,
+  unless another pytest session on the machine still uses it (see `headrace.infra.leases`):
+  the last session out stops it;
+- a component that cannot start fails (errors) every test that needs it, never skips it: a
+  test suite that quietly skipped its Kafka tests would pass while proving nothing.
+
+Isolation: each test gets its own topic names (`kafka_topic_prefix`, `new_topic`) and its own
+keyspace (`cassandra_keyspace`), so tests share the servers but never each other's data.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from cassandra.cluster import Session
+
+from headrace.infra import (
+    COMPONENTS,
+    InfraConfig,
+    InfraError,
+    Started,
+    down,
+    leases,
+    start_each,
+    status,
+)
+from headrace.infra.cassandra import local_cluster
+
+KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_topic_prefix", "new_topic"})
+CASSANDRA_FIXTURES = frozenset({"cassandra_contact", "cassandra_keyspace"})
+NEEDS = {"kafka": KAFKA_FIXTURES, "cassandra": CASSANDRA_FIXTURES}
+
+NewTopicFactory = Callable[..., Awaitable[str]]
+
+
+class InfraSession:
+    """The components this pytest session uses, started on first need and held by a lease."""
+
+    def __init__(self, config: InfraConfig) -> None:
+        self.config = config
+        self.results: dict[str, Started | InfraError] = {}
+        self.lease: Path | None = None
+        self.stopped: list[str] = []
+
+    def ensure(self, names: set[str]) -> None:
+        """Start, in parallel, every component in `names` not yet tried in this session."""
+        missing = sorted(names - self.results.keys())
+        if not missing:
+            return
+        if self.lease is None:
+            self.lease = leases.acquire(self.config.state_dir)
+        self.results.update(start_each(self.config, missing))
+
+    def require(self, name: str) -> Started:
+        """The started component, or fail the calling test with the reason it did not start."""
+        self.ensure({name})
+        result = self.results[name]
+        if isinstance(result, InfraError):
+            pytest.fail(f"{name} could not start:\n{result}", pytrace=False)
+        return result
+
+    def finish(self) -> None:
+        """Drop the lease; the last session out stops what `headrace infra up` did not pin."""
+        if self.lease is not None:
+            leases.release(self.config.state_dir, self.lease, self._stop_unpinned)
+            self.lease = None
+
+    def _stop_unpinned(self) -> None:
+        used = [name for name, result in self.results.items() if isinstance(result, Started)]
+        unpinned = [state.name for state in status(self.config, used) if not state.pinned]
+        if unpinned:
+            down(self.config, unpinned)
+            self.stopped = unpinned
+
+    def summary(self) -> list[str]:
+        lines = []
+        for name, result in sorted(self.results.items()):
+            if isinstance(result, InfraError):
+                lines.append(f"{name}: FAILED to start: {str(result).splitlines()[0]}")
+                continue
+            if result.reused:
+                how = "reused"
+            else:
+                fetch = f", jars fetched in {result.fetch_s:.1f} s" if result.fetch_s else ""
+                how = f"started in {result.start_s:.1f} s{fetch}"
+            end = "stopped at session end" if name in self.stopped else "left running"
+            lines.append(f"{name}: {result.address} pid {result.pid}, {how}; {end}")
+        return lines
+
+
+_SESSION_KEY = pytest.StashKey[InfraSession]()
+
+
+def needed_components(item: pytest.Item) -> set[str]:
+    """The components a test needs: by its markers, or by the fixtures it (indirectly) uses."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return {
+        name
+        for name, fixture_names in NEEDS.items()
+        if item.get_closest_marker(name) is not None or fixtures & fixture_names
+    }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests that use the fixtures, before `-m` deselects by marker (hence tryfirst)."""
+    for item in items:
+        for name in needed_components(item):
+            if item.get_closest_marker(name) is None:
+                item.add_marker(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SESSION_KEY] = InfraSession(InfraConfig())
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None and session.results:
+        terminalreporter.write_sep("-", "headrace infra")
+        for line in session.summary():
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def headrace_infra(request: pytest.FixtureRequest) -> Iterator[InfraSession]:
+    """The session's infrastructure; starts what the selected tests need, all at once."""
+    session = request.config.stash[_SESSION_KEY]
+    needed: set[str] = set()
+    for item in request.session.items:
+        needed |= needed_components(item)
+    session.ensure(needed & set(COMPONENTS))
+    yield session
+    session.finish()
+
+
+@pytest.fixture(autouse=True)
+def _headrace_infra_for_marked(request: pytest.FixtureRequest) -> None:
+    """A test marked `kafka` or `cassandra` gets its server even if it uses no fixture."""
+    for name in NEEDS:
+        if request.node.get_closest_marker(name) is not None:
+            request.getfixturevalue("headrace_infra").require(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(headrace_infra: InfraSession) -> str:
+    """`host:port` of the Kafka broker, e.g. "127.0.0.1:29092"."""
+    return headrace_infra.require("kafka").address
+
+
+@pytest.fixture(scope="session")
+def cassandra_contact(headrace_infra: InfraSession) -> tuple[str, int]:
+    """`(host, port)` of the Cassandra native transport, e.g. ("127.0.0.1", 29042)."""
+    host, port = headrace_infra.require("cassandra").address.rsplit(":", 1)
+    return host, int(port)
+
+
+def _unique_name(request: pytest.FixtureRequest, separator: str, max_length: int) -> str:
+    """A readable, unique identifier: the test's name, cut to fit, plus random hex.
+
+    Only letters, digits and `separator`, starting with a letter: valid as a Kafka topic name
+    and as an unquoted CQL identifier alike.
+    """
+    words = re.findall(r"[a-z0-9]+", request.node.name.lower()) or ["test"]
+    suffix = uuid.uuid4().hex[:10]
+    name = separator.join(words)[: max_length - len(suffix) - 1].strip(separator)
+    if not name[:1].isalpha():
+        name = "t" + name
+    return f"{name}{separator}{suffix}"
+
+
+@pytest.fixture
+def kafka_topic_prefix(request: pytest.FixtureRequest, kafka_bootstrap: str) -> str:
+    """A topic-name prefix unique to this test, e.g. "test-commit-3f2a9c01d4." """
+    return _unique_name(request, "-", 120) + "."
+
+
+@pytest.fixture
+async def new_topic(
+    kafka_bootstrap: str, kafka_topic_prefix: str
+) -> AsyncIterator[NewTopicFactory]:
+    """`await new_topic("orders", partitions=4)` creates a topic for this test; deleted after.
+
+    Topics are not auto-created by the local broker, as in production, so tests create them.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(
+        suffix: str = "topic", partitions: int = 1, config: dict[str, str] | None = None
+    ) -> str:
+        topic = kafka_topic_prefix + suffix
+        response = await admin.create_topics(
+            [NewTopic(topic, partitions, 1, topic_configs=config or {})]
+        )
+        for _, code, message in response.topic_errors:
+            if code != 0:
+                raise InfraError(f"creating topic {topic} failed: error {code} {message}")
+        created.append(topic)
+        return topic
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def _cassandra_admin(cassandra_contact: tuple[str, int]) -> Iterator[Session]:
+    """One driver session for keyspace DDL, shared by the whole test session."""
+    host, port = cassandra_contact
+    cluster = local_cluster(host, port)
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def cassandra_keyspace(request: pytest.FixtureRequest, _cassandra_admin: Session) -> Iterator[str]:
+    """A keyspace (SimpleStrategy, RF 1) that only this test uses; dropped after it."""
+    keyspace = _unique_name(request, "_", 48)
+    _cassandra_admin.execute(
+        f"CREATE KEYSPACE {keyspace} WITH replication = "
+        "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )
+    try:
+        yield keyspace
+    finally:
+        _cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")

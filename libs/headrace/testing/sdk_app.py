@@ -1,0 +1,85 @@
+"""Serving an app written with the official `inngest` SDK on a loopback port, for tests and
+benchmarks: a real HTTP peer that none of us wrote."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from typing import Any
+
+import fastapi
+import inngest
+import inngest.fast_api
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_client(server_url: str, app_id: str, **kwargs: Any) -> inngest.Inngest:
+    """A dev-mode client pointed at a headrace server."""
+    return inngest.Inngest(
+        app_id=app_id,
+        is_production=False,
+        api_base_url=server_url,
+        event_api_base_url=server_url,
+        **kwargs,
+    )
+
+
+class ServedApp:
+    """The app runs in a thread with its own event loop, as it would in its own process."""
+
+    def __init__(
+        self,
+        client: inngest.Inngest,
+        functions: list[inngest.Function[Any]],
+        *,
+        port: int | None = None,
+        streaming: bool = False,
+    ) -> None:
+        self.port = port or free_port()
+        app = fastapi.FastAPI()
+        inngest.fast_api.serve(
+            app,
+            client,
+            functions,
+            serve_origin=f"http://127.0.0.1:{self.port}",
+            streaming=inngest.Streaming.FORCE if streaming else None,
+        )
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/inngest"
+
+    def _serve(self) -> None:
+        asyncio.run(self._server.serve())
+
+    def start(self) -> ServedApp:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"the SDK app did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> ServedApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,46 @@
+"""Making a transition durable, then publishing what it produced.
+
+Order: history, pauses, then the run with its memos and its outbox in one write, then the
+outbox records. A record repeated after a crash finds its own id as the run's last record and
+publishes the outbox again; every outbox record is idempotent downstream.
+"""
+
+from __future__ import annotations
+
+from headrace.engine.transition import Transition
+from headrace.messages.records import EVENTS_CODEC, SCHEDULE_CODEC
+from headrace.messages.state import RunState
+from headrace.messages.topics import Topics, partition_for
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+
+
+class Outbox:
+    def __init__(self, log: Log, topics: Topics, stores: Stores) -> None:
+        self._log = log
+        self._topics = topics
+        self._stores = stores
+
+    async def commit(
+        self, run: RunState, out: Transition, record_id: str, *, create: bool = False
+    ) -> None:
+        for entry in out.history:
+            await self._stores.append_history(entry)
+        partition = partition_for(run.account_id, self._log.partitions)
+        for pause in out.pauses_put:
+            await self._stores.put_pause(pause, partition)
+        for pause_id in out.pauses_deleted:
+            await self._stores.delete_pause(pause_id)
+        run.last_record = record_id
+        run.outbox = [(self._topics.schedule, SCHEDULE_CODEC.encode(r)) for r in out.schedule] + [
+            (self._topics.events, EVENTS_CODEC.encode(r)) for r in out.events
+        ]
+        if create:
+            await self._stores.create_run(run)
+        else:
+            await self._stores.save_run(run, out.memos)
+        await self.publish(run)
+
+    async def publish(self, run: RunState) -> None:
+        for topic, value in run.outbox:
+            await self._log.publish(topic, run.account_id, value)

@@ -1,0 +1,216 @@
+"""The executor's record handler: start runs, call apps, apply outcomes, resume and cancel."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import structlog
+from headrace.services.executor.locks import RunLocks
+from headrace.services.executor.outbox import Outbox
+from opentelemetry import trace
+
+from headrace.core.clock import Clock
+from headrace.core.ids import new_ulid
+from headrace.engine.machine import RunMachine
+from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun
+from headrace.messages.state import FunctionRecord, RunState
+from headrace.messages.topics import Topics
+from headrace.ports.log import Log, LogRecord
+from headrace.ports.stores import Stores
+from headrace.protocol.driver import AppDriver
+from headrace.protocol.registration import retries_of, step_url
+from headrace.protocol.request import build_body, call_url
+
+log = structlog.get_logger(__name__)
+tracer = trace.get_tracer("headrace.executor")
+
+
+class Executor:
+    def __init__(
+        self,
+        log_port: Log,
+        topics: Topics,
+        stores: Stores,
+        driver: AppDriver,
+        clock: Clock,
+        *,
+        server_kind: str = "dev",
+        backoff_scale: float = 1.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._stores = stores
+        self._driver = driver
+        self._clock = clock
+        self._server_kind = server_kind
+        self._backoff_scale = backoff_scale
+        self._rng = rng
+        self._locks = RunLocks()
+        self._outbox = Outbox(log_port, topics, stores)
+        self._in_flight: set[tuple[str, str | None, int, int]] = set()
+
+    def _new_id(self) -> str:
+        return new_ulid(self._clock.now_ms())
+
+    def _machine(self, run: RunState, memo_keys: set[str], fn: FunctionRecord | None) -> RunMachine:
+        retries = retries_of(fn.config) if fn is not None else 0
+        return RunMachine(
+            run,
+            memo_keys,
+            max_attempts=retries + 1,
+            now_ms=self._clock.now_ms(),
+            new_id=self._new_id,
+            rng=self._rng,
+            backoff_scale=self._backoff_scale,
+        )
+
+    async def handle(self, record: LogRecord) -> None:
+        item = WORK_CODEC.decode(record.value)
+        record_id = f"{record.partition}:{record.offset}"
+        bound = log.bind(account_id=item.account_id, run_id=item.run_id)
+        match item:
+            case StartRun():
+                await self._start(item, record_id)
+            case Call():
+                await self._call(item, record_id, bound)
+            case Resume():
+                await self._settle(
+                    item.run_id,
+                    record_id,
+                    lambda m: m.is_current_resume(item),
+                    lambda m: m.apply_resume(item),
+                )
+            case CancelRun():
+                await self._settle(
+                    item.run_id, record_id, lambda m: True, lambda m: m.cancel(item.reason)
+                )
+
+    async def _start(self, item: StartRun, record_id: str) -> None:
+        async with self._locks.hold(item.run_id):
+            existing = await self._stores.get_run(item.run_id)
+            if existing is not None:
+                if existing.last_record == record_id:
+                    await self._outbox.publish(existing)
+                return
+            fn = await self._stores.get_function(item.account_id, item.fn_id)
+            now = self._clock.now_ms()
+            run = RunState(
+                run_id=item.run_id,
+                account_id=item.account_id,
+                fn_id=item.fn_id,
+                app_id=fn.app_id if fn is not None else "",
+                events=item.events,
+                event_ids=item.event_ids,
+                started_ms=now,
+            )
+            machine = self._machine(run, set(), fn)
+            machine.start()
+            if fn is None or fn.archived:
+                machine.fail(_gone(item.fn_id, fn))
+            await self._outbox.commit(run, machine.out, record_id, create=True)
+
+    async def _settle(
+        self,
+        run_id: str,
+        record_id: str,
+        is_current: Callable[[RunMachine], bool],
+        apply: Callable[[RunMachine], None],
+    ) -> None:
+        async with self._locks.hold(run_id):
+            run = await self._stores.get_run(run_id)
+            if run is None:
+                return
+            if run.last_record == record_id:
+                await self._outbox.publish(run)
+                return
+            memos = await self._stores.get_memos(run_id)
+            fn = await self._stores.get_function(run.account_id, run.fn_id)
+            machine = self._machine(run, set(memos), fn)
+            if not is_current(machine):
+                return
+            apply(machine)
+            await self._outbox.commit(run, machine.out, record_id)
+
+    async def _call(self, item: Call, record_id: str, bound: structlog.BoundLogger) -> None:
+        key = (item.run_id, item.target, item.attempt, item.seq)
+        async with self._locks.hold(item.run_id):
+            run = await self._stores.get_run(item.run_id)
+            if run is None:
+                return
+            if run.last_record == record_id:
+                await self._outbox.publish(run)
+                return
+            memos = await self._stores.get_memos(item.run_id)
+            fn = await self._stores.get_function(run.account_id, run.fn_id)
+            machine = self._machine(run, set(memos), fn)
+            if not machine.is_current_call(item) or key in self._in_flight:
+                return
+            if fn is None or fn.archived:
+                machine.fail(_gone(run.fn_id, fn))
+                await self._outbox.commit(run, machine.out, record_id)
+                return
+            url = step_url(fn.config) or ""
+            body = build_body(
+                run_id=run.run_id,
+                fn_id=run.fn_id,
+                events=run.events,
+                memos={h: memos[h] for h in run.stack if h in memos},
+                stack=run.stack,
+                attempt=item.attempt,
+                max_attempts=machine.max_attempts,
+                target=item.target,
+                disable_immediate=run.disable_immediate,
+                version=run.req_version,
+            )
+            stack_len = len(run.stack)
+            self._in_flight.add(key)
+        step_name = run.step_names.get(item.target or "", "") if item.target else "discovery"
+        log_ctx = bound.bind(fn_id=run.fn_id, step=step_name, attempt=item.attempt)
+        try:
+            with tracer.start_as_current_span(
+                "app.call",
+                attributes={
+                    "headrace.account_id": run.account_id,
+                    "headrace.run_id": run.run_id,
+                    "headrace.fn_id": run.fn_id,
+                    "headrace.step": step_name,
+                    "headrace.attempt": item.attempt,
+                },
+            ) as span:
+                outcome = await self._driver.call(
+                    call_url(url, run.fn_id, item.target),
+                    body,
+                    {
+                        "x-run-id": run.run_id,
+                        "x-inngest-server-kind": self._server_kind,
+                        "x-inngest-req-version": str(max(run.req_version, 0)),
+                    },
+                )
+                span.set_attribute("http.status_code", outcome.status)
+        finally:
+            self._in_flight.discard(key)
+        if outcome.error is not None:
+            log_ctx.warning("app call failed", status=outcome.status, error=outcome.error)
+        else:
+            log_ctx.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
+        async with self._locks.hold(item.run_id):
+            fresh = await self._stores.get_run(item.run_id)
+            if fresh is None:
+                return
+            memos = await self._stores.get_memos(item.run_id)
+            machine = self._machine(fresh, set(memos), fn)
+            if not machine.is_current_call(item):
+                return
+            machine.apply_call(item, outcome, stack_len)
+            await self._outbox.commit(fresh, machine.out, record_id)
+            if fresh.status != "running":
+                log_ctx.info("run ended", status=fresh.status)
+
+
+def _gone(fn_id: str, fn: FunctionRecord | None) -> dict[str, str]:
+    if fn is None:
+        return {"name": "FunctionNotFound", "message": f"function {fn_id!r} is not synced"}
+    return {
+        "name": "FunctionArchived",
+        "message": f"function {fn_id!r} was removed from its app at the last sync",
+    }

@@ -1,0 +1,108 @@
+"""Accepting events: one validation, id assignment and publishing path for every source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from headrace.core.clock import Clock
+from headrace.core.errors import InputError
+from headrace.core.ids import seeded_event_ids
+from headrace.core.jsonutil import loads
+from headrace.messages.model import Event
+from headrace.messages.records import EVENTS_CODEC, EventAccepted
+from headrace.messages.topics import Topics
+from headrace.ports.log import Log
+
+MAX_EVENT_BYTES = 3 * 1024 * 1024
+MAX_EVENTS = 5000
+# The body as a whole: enough for the largest valid request, refused before it is parsed.
+MAX_REQUEST_BYTES = 256 * 1024 * 1024
+_encoder = msgspec.json.Encoder()
+
+
+class EventIngest:
+    def __init__(
+        self,
+        log_port: Log,
+        topics: Topics,
+        clock: Clock,
+        *,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
+        self._log = log_port
+        self._topics = topics
+        self._clock = clock
+        self._max_event_bytes = max_event_bytes
+        self._max_events = max_events
+        self.max_request_bytes = MAX_REQUEST_BYTES
+
+    def parse(self, body: bytes) -> list[dict[str, Any]]:
+        """Read and check a request body (one event or an array); raise InputError naming the
+        first problem. Nothing is accepted unless everything is valid."""
+        try:
+            raw = loads(body)
+        except msgspec.DecodeError as err:
+            raise InputError(f"the body is not valid JSON: {err}") from None
+        return self.check(raw if isinstance(raw, list) else [raw])
+
+    def check(self, items: list[Any]) -> list[dict[str, Any]]:
+        """Check events already decoded; raise InputError naming the first problem."""
+        if not items:
+            raise InputError("no events: send one event object or a non-empty array")
+        if len(items) > self._max_events:
+            raise InputError(
+                f"too many events: {len(items)} in one request, the limit is {self._max_events}",
+                status=413,
+            )
+        for index, item in enumerate(items):
+            self._check(index, item)
+        return items
+
+    def _check(self, index: int, item: Any) -> None:
+        where = f"event {index}"
+        if not isinstance(item, dict):
+            raise InputError(f"{where}: an event must be a JSON object")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"{where}: the event has no name")
+        if item.get("data") is not None and not isinstance(item["data"], dict):
+            raise InputError(f"{where} ({name}): data must be an object")
+        if item.get("user") is not None and not isinstance(item["user"], dict):
+            raise InputError(f"{where} ({name}): user must be an object")
+        if item.get("id") is not None and not isinstance(item["id"], str):
+            raise InputError(f"{where} ({name}): id must be a string")
+        ts = item.get("ts")
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+            raise InputError(f"{where} ({name}): ts must be a number of milliseconds")
+        size = len(_encoder.encode(item))
+        if size > self._max_event_bytes:
+            raise InputError(
+                f"{where} ({name}) is {size} bytes, over the limit of {self._max_event_bytes} "
+                "bytes per event",
+                status=413,
+            )
+
+    async def accept(
+        self, account_id: str, items: list[dict[str, Any]], seed: str | None = None
+    ) -> list[str]:
+        """Assign ids and publish; return the internal ids in order."""
+        now = self._clock.now_ms()
+        ids = seeded_event_ids(seed, len(items), now)
+        for internal_id, item in zip(ids, items, strict=True):
+            payload = {**item, "data": item.get("data") or {}}
+            payload["id"] = item.get("id") or internal_id
+            payload["ts"] = int(item.get("ts") or now)
+            event = Event(
+                internal_id=internal_id,
+                account_id=account_id,
+                name=str(item["name"]),
+                payload=payload,
+                received_ms=now,
+            )
+            await self._log.publish(
+                self._topics.events, account_id, EVENTS_CODEC.encode(EventAccepted(event=event))
+            )
+        return ids

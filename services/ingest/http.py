@@ -1,0 +1,147 @@
+"""The ingest service's HTTP surface: Event API, app sync, and the read APIs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import structlog
+from headrace.services.ingest.events import EventIngest
+from headrace.services.ingest.sync import AppSync
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from headrace.api.context import ApiContext
+from headrace.api.gql.routes import gql_routes
+from headrace.api.sdk_data import sdk_data_routes
+from headrace.api.v1 import v1_routes
+from headrace.core.errors import InputError
+from headrace.protocol.registration import parse_sync
+from headrace.protocol.signing import bearer_matches
+
+log = structlog.get_logger(__name__)
+
+
+def _error(status: int, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": message, "status": status, **extra}, status_code=status)
+
+
+def event_api_routes(
+    ingest: EventIngest, event_keys: Mapping[str, str] | None, default_account: str
+) -> list[BaseRoute]:
+    """`POST /e/{key}`. With `event_keys` (key -> account) unknown keys are refused; without,
+    every key goes to the default account (dev mode)."""
+
+    async def send(request: Request) -> Response:
+        key = request.path_params["key"]
+        if event_keys is not None:
+            account = event_keys.get(key)
+            if account is None:
+                return _error(401, "unknown event key", ids=[])
+        else:
+            account = default_account
+        body = await request.body()
+        if len(body) > ingest.max_request_bytes:
+            return _error(
+                413,
+                f"request body is {len(body)} bytes, over the limit of "
+                f"{ingest.max_request_bytes} bytes",
+                ids=[],
+            )
+        try:
+            items = ingest.parse(body)
+        except InputError as err:
+            log.info("events rejected", reason=str(err))
+            return _error(err.status if err.status != 413 else 400, str(err), ids=[])
+        ids = await ingest.accept(account, items, request.headers.get("x-inngest-event-id-seed"))
+        return JSONResponse({"ids": ids, "status": 200})
+
+    return [Route("/e/{key}", send, methods=["POST"])]
+
+
+def register_routes(sync: AppSync, ctx: ApiContext) -> list[BaseRoute]:
+    async def register(request: Request) -> Response:
+        if ctx.signing_key and not bearer_matches(
+            request.headers.get("authorization"), ctx.signing_key
+        ):
+            return _error(401, "invalid or missing signing key")
+        expected = request.headers.get("x-inngest-expected-server-kind")
+        kind = "cloud" if ctx.signing_key else "dev"
+        if expected and expected != kind:
+            return _error(400, f"this server is a {kind} server, the SDK expected {expected}")
+        try:
+            parsed = parse_sync(await request.body())
+        except InputError as err:
+            log.info("sync refused", reason=str(err))
+            return _error(400, str(err))
+        app, modified = await sync.register(ctx.default_account, parsed)
+        (log.info if modified else log.debug)(
+            "app synced", app_id=app.app_id, url=app.url, functions=len(parsed.functions)
+        )
+        return JSONResponse({"ok": True, "modified": modified, "app_id": app.app_id})
+
+    return [Route("/fn/register", register, methods=["POST"])]
+
+
+def build_app(
+    ctx: ApiContext,
+    ingest: EventIngest,
+    sync: AppSync,
+    *,
+    event_keys: Mapping[str, str] | None = None,
+    extra_routes: list[BaseRoute] | None = None,
+) -> Starlette:
+    kind = "cloud" if ctx.signing_key else "dev"
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def dev_info(_: Request) -> Response:
+        apps = await ctx.stores.list_apps(ctx.default_account)
+        functions = await ctx.stores.list_functions(ctx.default_account)
+        return JSONResponse(
+            {
+                "version": "headrace",
+                "kind": kind,
+                "apps": [{"id": a.app_id, "url": a.url, "synced_ms": a.synced_ms} for a in apps],
+                "functions": [
+                    {"id": f.fn_id, "name": f.name, "app_id": f.app_id, "archived": f.archived}
+                    for f in functions
+                ],
+            }
+        )
+
+    routes: list[BaseRoute] = [
+        Route("/health", health),
+        Route("/dev", dev_info),
+        *event_api_routes(ingest, event_keys, ctx.default_account),
+        *register_routes(sync, ctx),
+        *sdk_data_routes(ctx),
+        *gql_routes(ctx),
+        *v1_routes(ctx),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(ServerKindHeader, kind=kind)])
+
+
+class ServerKindHeader:
+    """Every API response says which kind of server answered, as the SDKs expect."""
+
+    def __init__(self, app: ASGIApp, kind: str) -> None:
+        self._app = app
+        self._header = (b"x-inngest-server-kind", kind.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self._header]
+            await send(message)
+
+        await self._app(scope, receive, with_header)

@@ -1,0 +1,214 @@
+"""The runner's record handler.
+
+It owns, per partition: trigger matching, the index of pending pauses (waits, invokes, cancels)
+and run deduplication. Pause and run decisions are made here only, by the partition's owner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from headrace.services.runner.triggers import matches
+
+from headrace.core.clock import Clock
+from headrace.core.durations import DurationError, parse_duration_ms
+from headrace.core.ids import new_ulid
+from headrace.engine import system_events
+from headrace.expressions import ExpressionError, PauseIndex, substitute_event
+from headrace.messages.model import Event, Pause
+from headrace.messages.records import (
+    EVENTS_CODEC,
+    SCHEDULE_CODEC,
+    CancelRun,
+    Enqueue,
+    EventAccepted,
+    FunctionsChanged,
+    PauseCreated,
+    PauseDeleted,
+    Resume,
+    StartRun,
+    WorkRecord,
+)
+from headrace.messages.state import FunctionRecord
+from headrace.messages.topics import Topics
+from headrace.ports.log import Log, LogRecord
+from headrace.ports.stores import Stores
+
+log = structlog.get_logger(__name__)
+
+DEDUPE_TTL_MS = 24 * 3_600_000
+DEFAULT_CANCEL_TIMEOUT_MS = 365 * 86_400_000
+
+
+class Runner:
+    def __init__(self, log_port: Log, topics: Topics, stores: Stores, clock: Clock) -> None:
+        self._log = log_port
+        self._topics = topics
+        self._stores = stores
+        self._clock = clock
+        self._index = PauseIndex()
+        self._pauses: dict[str, tuple[Pause, int]] = {}
+        self._functions: dict[str, list[FunctionRecord]] = {}
+
+    # --- partition ownership ---
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            for pause in await self._stores.pauses_for_partition(partition):
+                self._remember(pause, partition)
+
+    async def on_revoked(self, partitions: set[int]) -> None:
+        for pause_id, (_, partition) in list(self._pauses.items()):
+            if partition in partitions:
+                self._forget(pause_id)
+        self._functions.clear()
+
+    def _remember(self, pause: Pause, partition: int) -> None:
+        try:
+            self._index.add(pause.pause_id, pause.event_name, pause.expression)
+        except ExpressionError:
+            log.warning("pause expression does not compile", pause_id=pause.pause_id)
+            return
+        self._pauses[pause.pause_id] = (pause, partition)
+
+    def _forget(self, pause_id: str) -> None:
+        self._index.remove(pause_id)
+        self._pauses.pop(pause_id, None)
+
+    # --- records ---
+
+    async def handle(self, record: LogRecord) -> None:
+        match EVENTS_CODEC.decode(record.value):
+            case EventAccepted(event=event):
+                await self._on_event(event, record.partition)
+            case PauseCreated(pause=pause):
+                self._remember(pause, record.partition)
+            case PauseDeleted(pause_id=pause_id):
+                self._forget(pause_id)
+            case FunctionsChanged(account_id=account_id):
+                self._functions.pop(account_id, None)
+
+    async def _on_event(self, event: Event, partition: int) -> None:
+        bound = log.bind(account_id=event.account_id, event_id=event.internal_id, name=event.name)
+        await self._stores.put_event(event)
+        # Pauses first: a run's own trigger must not match the cancel pauses its start creates.
+        await self._resolve_pauses(event)
+        for fn in await self._triggered(event):
+            await self._start_run(fn, event, partition)
+            bound.debug("run started", fn_id=fn.fn_id)
+
+    async def _triggered(self, event: Event) -> list[FunctionRecord]:
+        functions = self._functions.get(event.account_id)
+        if functions is None:
+            functions = await self._stores.list_functions(event.account_id)
+            self._functions[event.account_id] = functions
+        if event.name == system_events.INVOKED:
+            meta = (event.payload.get("data") or {}).get("_inngest") or {}
+            target = meta.get("fn_id") if isinstance(meta, dict) else None
+            return [fn for fn in functions if fn.fn_id == target and not fn.archived]
+        return [fn for fn in functions if matches(fn, event.payload)]
+
+    async def _start_run(self, fn: FunctionRecord, event: Event, partition: int) -> None:
+        now = self._clock.now_ms()
+        dedupe = str(event.payload.get("id") or event.internal_id)
+        candidate = new_ulid(now)
+        existing = await self._stores.claim(
+            f"run:{fn.account_id}:{fn.fn_id}:{dedupe}", candidate, DEDUPE_TTL_MS, now
+        )
+        if existing is not None:
+            # A repeat of an event already handled: do again only what is idempotent, so a crash
+            # between claiming and publishing still starts the run.
+            if await self._stores.get_run(existing) is not None:
+                return
+        run_id = existing or candidate
+        for i, cancel in enumerate(fn.config.get("cancel") or []):
+            pause = _cancel_pause(fn, run_id, i, cancel, event, now)
+            if pause is not None:
+                await self._stores.put_pause(pause, partition)
+                self._remember(pause, partition)
+        await self._stores.link_run(event.internal_id, run_id)
+        start = StartRun(
+            account_id=fn.account_id,
+            run_id=run_id,
+            fn_id=fn.fn_id,
+            events=[event.payload],
+            event_ids=[event.internal_id],
+        )
+        await self._schedule(start, f"{run_id}:start")
+
+    async def _resolve_pauses(self, event: Event) -> None:
+        now = self._clock.now_ms()
+        for pause_id in self._index.match(event.payload):
+            pause, _ = self._pauses[pause_id]
+            if pause.expires_ms < now:
+                continue
+            if pause.kind == "cancel":
+                await self._schedule(
+                    CancelRun(account_id=pause.account_id, run_id=pause.run_id),
+                    f"{pause.run_id}:cancel",
+                )
+                continue
+            # Forget first so a later event in this partition cannot take the same pause;
+            # publish before deleting so a crash in between repeats the resume, never loses it.
+            self._forget(pause_id)
+            assert pause.step_hash is not None
+            await self._schedule(
+                Resume(
+                    account_id=pause.account_id,
+                    run_id=pause.run_id,
+                    step_hash=pause.step_hash,
+                    memo=_memo_for(pause, event.payload),
+                    reason="event",
+                ),
+                f"{pause.run_id}:event:{pause.step_hash}",
+            )
+            await self._stores.delete_pause(pause_id)
+
+    async def _schedule(self, item: WorkRecord, timer_id: str) -> None:
+        await self._log.publish(
+            self._topics.schedule,
+            item.account_id,
+            SCHEDULE_CODEC.encode(Enqueue(timer_id=timer_id, item=item)),
+        )
+
+
+def _memo_for(pause: Pause, payload: dict[str, Any]) -> Any:
+    """A wait gets the event itself; an invoke gets the invoked run's result or error."""
+    if pause.kind != "invoke":
+        return payload
+    data = payload.get("data") or {}
+    if "error" in data:
+        error = data["error"] if isinstance(data["error"], dict) else {}
+        return {
+            "error": {
+                "name": str(error.get("name") or "Error"),
+                "message": str(error.get("message") or error.get("error") or "invoked run failed"),
+                **({"stack": error["stack"]} if isinstance(error.get("stack"), str) else {}),
+            }
+        }
+    return {"data": data.get("result")}
+
+
+def _cancel_pause(
+    fn: FunctionRecord, run_id: str, index: int, cancel: dict[str, Any], event: Event, now: int
+) -> Pause | None:
+    expression = cancel.get("if") or None
+    try:
+        if expression is not None:
+            expression = substitute_event(str(expression), event.payload)
+        timeout = cancel.get("timeout")
+        timeout_ms = parse_duration_ms(str(timeout)) if timeout else DEFAULT_CANCEL_TIMEOUT_MS
+    except (ExpressionError, DurationError) as err:
+        log.warning("cancelOn entry skipped", fn_id=fn.fn_id, index=index, error=str(err))
+        return None
+    return Pause(
+        pause_id=f"{run_id}:cancel:{index}",
+        account_id=fn.account_id,
+        run_id=run_id,
+        fn_id=fn.fn_id,
+        kind="cancel",
+        event_name=str(cancel.get("event")),
+        expression=expression,
+        expires_ms=now + timeout_ms,
+    )

@@ -1,0 +1,1 @@
+"""The scheduler: delivers work now or at its time (the timer wheel)."""

@@ -1,0 +1,114 @@
+"""The timer wheel of the partitions a scheduler owns.
+
+Timers live in the TimerStore; the wheel keeps those due within `window_ms` in memory and fires
+them from there on time. A timer due inside the loaded window is added to memory as well as to
+the store; later ones are picked up by the next refill. Overdue timers fire at once on takeover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from headrace.core.clock import Clock
+from headrace.messages.state import Timer
+from headrace.ports.stores import TimerStore
+
+log = structlog.get_logger(__name__)
+
+Fire = Callable[[Timer], Awaitable[None]]
+
+
+class TimerWheel:
+    def __init__(
+        self, store: TimerStore, clock: Clock, fire: Fire, *, window_ms: int = 60_000
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._fire = fire
+        self._window_ms = window_ms
+        self._heap: list[tuple[int, str]] = []
+        self._timers: dict[str, Timer] = {}
+        self._loaded_until: dict[int, int] = {}
+        self._wake = asyncio.Event()
+
+    @property
+    def pending(self) -> int:
+        return len(self._timers)
+
+    async def add(self, timer: Timer) -> None:
+        """Store the timer; keep it in memory too when it falls inside the loaded window."""
+        await self._store.put_timer(timer)
+        if timer.fire_ms <= self._loaded_until.get(timer.partition, -1):
+            self._remember(timer)
+
+    async def cancel(self, partition: int, timer_id: str) -> None:
+        await self._store.delete_timer(partition, timer_id)
+        self._timers.pop(timer_id, None)
+
+    async def own(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self._loaded_until[partition] = -1
+            await self._load(partition)
+
+    def release(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self._loaded_until.pop(partition, None)
+        for timer_id, timer in list(self._timers.items()):
+            if timer.partition in partitions:
+                del self._timers[timer_id]
+
+    async def _load(self, partition: int) -> None:
+        until = self._clock.now_ms() + self._window_ms
+        for timer in await self._store.timers_due(partition, until):
+            self._remember(timer)
+        if partition in self._loaded_until:
+            self._loaded_until[partition] = until
+
+    def _remember(self, timer: Timer) -> None:
+        if timer.timer_id in self._timers:
+            return
+        self._timers[timer.timer_id] = timer
+        heapq.heappush(self._heap, (timer.fire_ms, timer.timer_id))
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Fire due timers, and refill each owned partition's window as time passes."""
+        while True:
+            now = self._clock.now_ms()
+            for partition, until in list(self._loaded_until.items()):
+                if until - now < self._window_ms // 2:
+                    await self._load(partition)
+            while self._heap and self._heap[0][0] <= self._clock.now_ms():
+                fire_ms, timer_id = heapq.heappop(self._heap)
+                timer = self._timers.get(timer_id)
+                if timer is None or timer.fire_ms != fire_ms:
+                    continue
+                try:
+                    await self._fire(timer)
+                    await self._store.delete_timer(timer.partition, timer_id)
+                    self._timers.pop(timer_id, None)
+                except Exception:
+                    log.exception("firing a timer failed; retrying", timer_id=timer_id)
+                    heapq.heappush(self._heap, (fire_ms, timer_id))
+                    await asyncio.sleep(0.5)
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        self._wake.clear()
+        next_due = self._heap[0][0] if self._heap else None
+        refill_at = self._clock.now_ms() + self._window_ms // 4
+        deadline = refill_at if next_due is None else min(next_due, refill_at)
+        sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleeper, waker):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
