@@ -8,8 +8,8 @@ publishes the outbox again; every outbox record is idempotent downstream.
 from __future__ import annotations
 
 from headrace.engine.transition import Transition
-from headrace.messages.records import EVENTS_CODEC, SCHEDULE_CODEC
-from headrace.messages.state import RunState
+from headrace.messages.records import EVENTS_CODEC, SCHEDULE_CODEC, PauseDeleted
+from headrace.messages.state import ENDED, RunState
 from headrace.messages.topics import Topics, partition_for
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
@@ -24,6 +24,8 @@ class Outbox:
     async def commit(
         self, run: RunState, out: Transition, record_id: str, *, create: bool = False
     ) -> None:
+        if run.status in ENDED:
+            await self._forget_pauses(run, out)
         for entry in out.history:
             await self._stores.append_history(entry)
         partition = partition_for(run.account_id, self._log.partitions)
@@ -40,6 +42,13 @@ class Outbox:
         else:
             await self._stores.save_run(run, out.memos)
         await self.publish(run)
+
+    async def _forget_pauses(self, run: RunState, out: Transition) -> None:
+        """An ended run leaves no pause behind (its cancelOn pauses included)."""
+        for pause in await self._stores.pauses_for_run(run.run_id):
+            if pause.pause_id not in out.pauses_deleted:
+                out.pauses_deleted.append(pause.pause_id)
+                out.events.append(PauseDeleted(account_id=run.account_id, pause_id=pause.pause_id))
 
     async def publish(self, run: RunState) -> None:
         for topic, value in run.outbox:

@@ -54,8 +54,7 @@ class EventIngest:
             raise InputError("no events: send one event object or a non-empty array")
         if len(items) > self._max_events:
             raise InputError(
-                f"too many events: {len(items)} in one request, the limit is {self._max_events}",
-                status=413,
+                f"too many events: {len(items)} in one request, the limit is {self._max_events}"
             )
         for index, item in enumerate(items):
             self._check(index, item)
@@ -81,8 +80,7 @@ class EventIngest:
         if size > self._max_event_bytes:
             raise InputError(
                 f"{where} ({name}) is {size} bytes, over the limit of {self._max_event_bytes} "
-                "bytes per event",
-                status=413,
+                "bytes per event"
             )
 
     async def accept(

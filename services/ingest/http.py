@@ -55,7 +55,7 @@ def event_api_routes(
             items = ingest.parse(body)
         except InputError as err:
             log.info("events rejected", reason=str(err))
-            return _error(err.status if err.status != 413 else 400, str(err), ids=[])
+            return _error(err.status, str(err), ids=[])
         ids = await ingest.accept(account, items, request.headers.get("x-inngest-event-id-seed"))
         return JSONResponse({"ids": ids, "status": 200})
 

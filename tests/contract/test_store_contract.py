@@ -1,0 +1,116 @@
+"""The store ports' guarantees, checked on every adapter (Cassandra joins with distributed mode)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from headrace.adapters.sqlite.database import Database
+from headrace.adapters.sqlite.stores import SqliteStores
+from headrace.messages.model import Event, Pause
+from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
+from headrace.ports.stores import Stores
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    db = Database(":memory:" if request.param == "sqlite-memory" else str(tmp_path / "s.db"))
+    yield SqliteStores(db)
+    db.close()
+
+
+def _run(run_id: str = "r1", **kw: object) -> RunState:
+    return RunState(run_id=run_id, account_id="acct", fn_id="app-fn", app_id="app", **kw)  # type: ignore[arg-type]
+
+
+async def test_a_run_is_created_once(stores: Stores) -> None:
+    assert await stores.create_run(_run(status="running"))
+    assert not await stores.create_run(_run(status="failed"))
+    run = await stores.get_run("r1")
+    assert run is not None and run.status == "running"
+
+
+async def test_memos_are_written_with_the_run_and_never_replaced(stores: Stores) -> None:
+    await stores.create_run(_run())
+    run = _run(stack=["h1"])
+    await stores.save_run(run, {"h1": b'{"data":1}'})
+    await stores.save_run(run, {"h1": b'{"data":2}', "h2": b"null"})
+    assert await stores.get_memos("r1") == {"h1": b'{"data":1}', "h2": b"null"}
+    saved = await stores.get_run("r1")
+    assert saved is not None and saved.stack == ["h1"]
+
+
+async def test_history_is_idempotent_and_ordered_by_id(stores: Stores) -> None:
+    for entry_id in ("02", "01", "02"):
+        await stores.append_history(
+            HistoryEntry(entry_id=entry_id, run_id="r1", ts_ms=1, kind="step.completed")
+        )
+    assert [h.entry_id for h in await stores.list_history("r1")] == ["01", "02"]
+
+
+async def test_keys_are_claimed_by_the_first_caller_until_they_expire(stores: Stores) -> None:
+    assert await stores.claim("k", "first", ttl_ms=1000, now_ms=0) is None
+    assert await stores.claim("k", "second", ttl_ms=1000, now_ms=500) == "first"
+    assert await stores.claim("k", "third", ttl_ms=1000, now_ms=1500) is None
+
+
+async def test_timers_are_due_by_partition_and_time(stores: Stores) -> None:
+    for timer_id, partition, fire in (("a", 0, 30), ("b", 0, 10), ("c", 1, 5), ("a", 0, 99)):
+        await stores.put_timer(
+            Timer(timer_id=timer_id, partition=partition, fire_ms=fire, record=b"x")
+        )
+    assert [t.timer_id for t in await stores.timers_due(0, 30)] == ["b", "a"]
+    await stores.delete_timer(0, "b")
+    assert [t.timer_id for t in await stores.timers_due(0, 100)] == ["a"]
+    assert [t.timer_id for t in await stores.timers_due(1, 100)] == ["c"]
+
+
+async def test_a_pause_is_deleted_by_the_first_caller_only(stores: Stores) -> None:
+    pause = Pause(
+        pause_id="r1:h",
+        account_id="acct",
+        run_id="r1",
+        fn_id="f",
+        kind="wait",
+        event_name="e",
+        expires_ms=10,
+    )
+    await stores.put_pause(pause, partition=2)
+    assert await stores.pauses_for_partition(2) == [pause]
+    assert await stores.pauses_for_run("r1") == [pause]
+    assert await stores.delete_pause("r1:h")
+    assert not await stores.delete_pause("r1:h")
+    assert await stores.get_pause("r1:h") is None
+
+
+async def test_events_and_the_runs_they_started(stores: Stores) -> None:
+    for i, name in enumerate(["a", "b", "a"]):
+        await stores.put_event(
+            Event(
+                internal_id=f"0{i}",
+                account_id="acct",
+                name=name,
+                payload={"name": name},
+                received_ms=i,
+            )
+        )
+    assert [e.internal_id for e in await stores.list_events("acct", name="a")] == ["02", "00"]
+    assert await stores.list_events("other") == []
+    await stores.link_run("00", "r2")
+    await stores.link_run("00", "r1")
+    await stores.link_run("00", "r1")
+    assert await stores.runs_for_event("00") == ["r1", "r2"]
+
+
+async def test_apps_and_functions_per_account(stores: Stores) -> None:
+    await stores.put_app(AppRecord(app_id="app", account_id="acct", url="http://a"))
+    await stores.put_app(AppRecord(app_id="app", account_id="acct", url="http://b"))
+    await stores.put_function(
+        FunctionRecord(fn_id="app-f", account_id="acct", app_id="app", name="f", config={"x": 1})
+    )
+    app = await stores.get_app("acct", "app")
+    assert app is not None and app.url == "http://b"
+    assert await stores.get_app("other", "app") is None
+    assert [f.config for f in await stores.list_functions("acct")] == [{"x": 1}]

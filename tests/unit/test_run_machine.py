@@ -1,0 +1,191 @@
+"""The run state machine, without I/O: which records each outcome produces."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+from headrace.engine.machine import RunMachine
+from headrace.messages.records import Call, EventAccepted, PauseCreated, Resume
+from headrace.messages.state import RunState
+from headrace.protocol.ops import Op, Outcome
+
+NOW = 1_700_000_000_000
+
+
+def _machine(run: RunState, memos: set[str] | None = None, max_attempts: int = 3) -> RunMachine:
+    ids = itertools.count()
+    return RunMachine(
+        run,
+        memos or set(),
+        max_attempts=max_attempts,
+        now_ms=NOW,
+        new_id=lambda: f"id{next(ids):04d}",
+        rng=random.Random(1),
+    )
+
+
+def _run() -> RunState:
+    return RunState(
+        run_id="run",
+        account_id="acct",
+        fn_id="app-fn",
+        app_id="app",
+        events=[{"name": "e", "data": {"order": 7}}],
+    )
+
+
+def _calls(machine: RunMachine) -> list[tuple[str | None, int, int, int]]:
+    return [
+        (e.item.target, e.item.attempt, e.item.seq, e.at_ms)
+        for e in machine.out.schedule
+        if isinstance(e.item, Call)
+    ]
+
+
+def _started() -> RunState:
+    run = _run()
+    machine = _machine(run)
+    machine.start()
+    assert _calls(machine) == [(None, 0, 0, 0)]
+    return run
+
+
+def test_a_step_result_is_memoized_and_discovery_follows() -> None:
+    run = _started()
+    machine = _machine(run)
+    call = Call(account_id="acct", run_id="run", seq=0)
+    assert machine.is_current_call(call)
+    machine.apply_call(call, Outcome(ops=[Op(op="StepRun", id="h1", data=5)]), stack_len_at_call=0)
+    assert machine.out.memos == {"h1": b'{"data":5}'}
+    assert run.stack == ["h1"]
+    assert _calls(machine) == [(None, 0, 1, 0)]
+    # The same discovery delivered again is stale now.
+    assert not _machine(run, {"h1"}).is_current_call(call)
+
+
+def test_parallel_steps_discover_only_when_all_have_settled_in_wait_mode() -> None:
+    run = _started()
+    machine = _machine(run)
+    planned = [Op(op="StepPlanned", id="a"), Op(op="StepPlanned", id="b")]
+    machine.apply_call(Call(account_id="acct", run_id="run"), Outcome(ops=planned), 0)
+    assert run.disable_immediate
+    assert sorted(_calls(machine)) == [("a", 0, 0, 0), ("b", 0, 0, 0)]
+
+    first = _machine(run)
+    first.apply_call(
+        Call(account_id="acct", run_id="run", target="a"),
+        Outcome(ops=[Op(op="StepRun", id="a", data=1)]),
+        len(run.stack),
+    )
+    assert _calls(first) == []
+    second = _machine(run, {"a"})
+    second.apply_call(
+        Call(account_id="acct", run_id="run", target="b"),
+        Outcome(ops=[Op(op="StepRun", id="b", data=2)]),
+        len(run.stack),
+    )
+    assert _calls(second) == [(None, 0, 1, 0)]
+
+
+def test_a_step_error_is_retried_with_backoff_then_memoized_as_failed() -> None:
+    run = _started()
+    error = {"name": "Boom", "message": "no"}
+    machine = _machine(run)
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(ops=[Op(op="StepError", id="s", error=error)]),
+        0,
+    )
+    [(target, attempt, _, at)] = _calls(machine)
+    assert (target, attempt) == ("s", 1)
+    assert NOW + 15_000 <= at <= NOW + 45_000
+
+    retry = Call(account_id="acct", run_id="run", target="s", attempt=1)
+    stale = Call(account_id="acct", run_id="run", target="s", attempt=0)
+    assert _machine(run).is_current_call(retry)
+    assert not _machine(run).is_current_call(stale)
+
+    last = _machine(run)
+    last.apply_call(
+        Call(account_id="acct", run_id="run", target="s", attempt=2),
+        Outcome(ops=[Op(op="StepError", id="s", error=error)]),
+        0,
+    )
+    assert last.out.memos == {"s": b'{"error":{"message":"no","name":"Boom"}}'}
+    assert _calls(last) == [(None, 0, 1, 0)]
+
+
+def test_retry_after_overrides_the_backoff() -> None:
+    run = _started()
+    machine = _machine(run)
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(error={"name": "E", "message": "busy"}, retry_after_ms=2_000),
+        0,
+    )
+    assert _calls(machine) == [(None, 1, 0, NOW + 2_000)]
+
+
+def test_a_function_error_fails_the_run_after_its_attempts_and_emits_system_events() -> None:
+    run = _started()
+    machine = _machine(run, max_attempts=1)
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(error={"name": "E", "message": "bad"}, retryable=True),
+        0,
+    )
+    assert run.status == "failed"
+    assert run.output == {"name": "E", "message": "bad"}
+    names = [r.event.name for r in machine.out.events if isinstance(r, EventAccepted)]
+    assert names == ["inngest/function.finished", "inngest/function.failed"]
+
+
+def test_a_sleep_becomes_a_timer_and_its_wake_up_continues_the_run() -> None:
+    run = _started()
+    machine = _machine(run)
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(ops=[Op(op="Sleep", id="z", name="z", opts={"duration": "1h"})]),
+        0,
+    )
+    [wake] = machine.out.schedule
+    assert isinstance(wake.item, Resume) and wake.at_ms == NOW + 3_600_000
+    resumed = _machine(run)
+    assert resumed.is_current_resume(wake.item)
+    resumed.apply_resume(wake.item)
+    assert resumed.out.memos == {"z": b"null"}
+    assert _calls(resumed) == [(None, 0, 1, 0)]
+    assert not _machine(run, {"z"}).is_current_resume(wake.item)
+
+
+def test_a_wait_substitutes_the_trigger_event_into_its_expression() -> None:
+    run = _started()
+    machine = _machine(run)
+    opts = {"event": "approved", "if": "async.data.order == event.data.order", "timeout": "1m"}
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(ops=[Op(op="WaitForEvent", id="w", name="approved", opts=opts)]),
+        0,
+    )
+    [created] = [r for r in machine.out.events if isinstance(r, PauseCreated)]
+    assert created.pause.expression is not None
+    assert "event." not in created.pause.expression and "7" in created.pause.expression
+    [timeout] = machine.out.schedule
+    assert timeout.at_ms == NOW + 60_000
+
+
+def test_cancel_ends_the_run_and_forgets_its_waits() -> None:
+    run = _started()
+    machine = _machine(run)
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(ops=[Op(op="WaitForEvent", id="w", name="x", opts={"timeout": "1h"})]),
+        0,
+    )
+    cancelling = _machine(run)
+    cancelling.cancel("function cancelled")
+    assert run.status == "cancelled"
+    assert cancelling.out.pauses_deleted == ["run:w"]
+    names = [r.event.name for r in cancelling.out.events if isinstance(r, EventAccepted)]
+    assert names == ["inngest/function.finished", "inngest/function.cancelled"]
