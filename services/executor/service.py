@@ -19,6 +19,7 @@ from headrace.messages.topics import Topics
 from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
 from headrace.protocol.driver import AppDriver
+from headrace.protocol.ops import AI_GATEWAY
 from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
 
@@ -187,6 +188,14 @@ class Executor:
                     },
                 )
                 span.set_attribute("http.status_code", outcome.status)
+            if outcome.ops:
+                # step.ai.infer: headrace makes the model call; the op then reads as a step.run.
+                outcome.ops = [
+                    await self._driver.gateway(op.opts, op)
+                    if op.op == AI_GATEWAY and op.id not in memos
+                    else op
+                    for op in outcome.ops
+                ]
         finally:
             self._in_flight.discard(key)
         if outcome.error is not None:

@@ -8,7 +8,7 @@ import msgspec
 
 from headrace.core.clock import Clock
 from headrace.core.errors import InputError
-from headrace.core.ids import seeded_event_ids
+from headrace.core.ids import new_ulid, seeded_event_ids
 from headrace.core.jsonutil import loads
 from headrace.messages.model import Event
 from headrace.messages.records import EVENTS_CODEC, EventAccepted
@@ -39,26 +39,31 @@ class EventIngest:
         self._max_events = max_events
         self.max_request_bytes = MAX_REQUEST_BYTES
 
-    def parse(self, body: bytes) -> list[dict[str, Any]]:
-        """Read and check a request body (one event or an array); raise InputError naming the
-        first problem. Nothing is accepted unless everything is valid."""
+    def parse(self, body: bytes) -> tuple[list[dict[str, Any]], InputError | None]:
+        """Read a request body (one event or an array) and check its events in order.
+
+        As Inngest's Event API does, the events before the first invalid one are valid and are
+        accepted; the first problem comes back with them (None when everything is valid).
+        """
         try:
             raw = loads(body)
         except msgspec.DecodeError as err:
-            raise InputError(f"the body is not valid JSON: {err}") from None
-        return self.check(raw if isinstance(raw, list) else [raw])
+            return [], InputError(f"the body is not valid JSON: {err}")
+        return self.valid_prefix(raw if isinstance(raw, list) else [raw])
 
-    def check(self, items: list[Any]) -> list[dict[str, Any]]:
-        """Check events already decoded; raise InputError naming the first problem."""
+    def valid_prefix(self, items: list[Any]) -> tuple[list[dict[str, Any]], InputError | None]:
         if not items:
-            raise InputError("no events: send one event object or a non-empty array")
+            return [], InputError("no events: send one event object or a non-empty array")
         if len(items) > self._max_events:
-            raise InputError(
+            return [], InputError(
                 f"too many events: {len(items)} in one request, the limit is {self._max_events}"
             )
         for index, item in enumerate(items):
-            self._check(index, item)
-        return items
+            try:
+                self._check(index, item)
+            except InputError as err:
+                return items[:index], err
+        return items, None
 
     def _check(self, index: int, item: Any) -> None:
         where = f"event {index}"
@@ -99,6 +104,7 @@ class EventIngest:
                 name=str(item["name"]),
                 payload=payload,
                 received_ms=now,
+                receipt_id=new_ulid(now),
             )
             await self._log.publish(
                 self._topics.events, account_id, EVENTS_CODEC.encode(EventAccepted(event=event))

@@ -51,12 +51,13 @@ def event_api_routes(
                 f"{ingest.max_request_bytes} bytes",
                 ids=[],
             )
-        try:
-            items = ingest.parse(body)
-        except InputError as err:
-            log.info("events rejected", reason=str(err))
-            return _error(err.status, str(err), ids=[])
-        ids = await ingest.accept(account, items, request.headers.get("x-inngest-event-id-seed"))
+        # As Inngest's Event API: the valid prefix is accepted, and a 400 returns its ids.
+        items, problem = ingest.parse(body)
+        seed = request.headers.get("x-inngest-event-id-seed")
+        ids = await ingest.accept(account, items, seed) if items else []
+        if problem is not None:
+            log.info("events rejected", reason=str(problem), accepted=len(ids))
+            return _error(problem.status, str(problem), ids=ids)
         return JSONResponse({"ids": ids, "status": 200})
 
     return [Route("/e/{key}", send, methods=["POST"])]

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from headrace.testing.dev import DevHandle, start_dev
+from headrace.testing.dev import DevHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -27,8 +27,18 @@ async def _post(dev: DevHandle, body: bytes, key: str = "k") -> httpx.Response:
 
 
 async def _stored_events(dev: DevHandle) -> int:
-    await asyncio.sleep(0.2)
-    return len(await dev.server.stores.list_events(dev.account, limit=10_000))
+    """Events stored besides a sentinel sent last: once the sentinel is in, anything sent
+    before it has been handled too (one account, one partition, in order)."""
+    sentinel = await _post(dev, b'{"name": "sentinel"}', key="good-key")
+    assert sentinel.status_code == 200
+
+    async def names() -> list[str] | None:
+        events = await dev.server.stores.list_events(dev.account, limit=10_000)
+        found = [e.name for e in events]
+        return found if "sentinel" in found else None
+
+    found = await eventually(names, what="the sentinel event to be stored")
+    return len(found) - 1
 
 
 @pytest.mark.parametrize(
@@ -36,7 +46,6 @@ async def _stored_events(dev: DevHandle) -> int:
     [
         (b'{"name": "x", "data": ', "not valid JSON"),
         (b'{"data": {"a": 1}}', "has no name"),
-        (b'[{"name": "ok"}, {"name": ""}]', "event 1: the event has no name"),
         (b'{"name": "x", "data": [1, 2]}', "data must be an object"),
         (b"[]", "no events"),
     ],
@@ -48,6 +57,23 @@ async def test_malformed_events_are_refused_with_the_reason(
     assert response.status_code == 400
     assert message in response.json()["error"]
     assert await _stored_events(dev) == 0
+
+
+async def test_events_before_the_first_invalid_one_are_accepted_with_their_ids(
+    dev: DevHandle,
+) -> None:
+    response = await _post(dev, b'[{"name": "ok"}, {"name": ""}, {"name": "after"}]')
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "event 1: the event has no name"
+    assert len(body["ids"]) == 1
+
+    async def stored() -> list[str] | None:
+        events = await dev.server.stores.list_events(dev.account)
+        return [e.name for e in events] or None
+
+    assert await eventually(stored, what="the valid event to be stored") == ["ok"]
+    assert (await dev.server.stores.get_event(body["ids"][0])) is not None
 
 
 async def test_an_oversized_event_is_refused_naming_the_limit(dev: DevHandle) -> None:

@@ -189,3 +189,22 @@ def test_cancel_ends_the_run_and_forgets_its_waits() -> None:
     assert cancelling.out.pauses_deleted == ["run:w"]
     names = [r.event.name for r in cancelling.out.events if isinstance(r, EventAccepted)]
     assert names == ["inngest/function.finished", "inngest/function.cancelled"]
+
+
+def test_immediate_execution_comes_back_after_parallel_steps_for_request_version_2() -> None:
+    for version, expected in ((2, False), (1, True)):
+        run = _started()
+        planned = [Op(op="StepPlanned", id="a"), Op(op="StepPlanned", id="b")]
+        _machine(run).apply_call(
+            Call(account_id="acct", run_id="run"),
+            Outcome(ops=planned, request_version=version),
+            0,
+        )
+        assert run.disable_immediate
+        for step in ("a", "b"):
+            _machine(run, set(run.stack)).apply_call(
+                Call(account_id="acct", run_id="run", target=step),
+                Outcome(ops=[Op(op="StepRun", id=step, data=1)], request_version=version),
+                len(run.stack),
+            )
+        assert run.disable_immediate is expected, version

@@ -81,7 +81,10 @@ class DevServer:
         self._http: _Server | None = None
 
     async def _send_events(self, account_id: str, items: list[dict[str, Any]]) -> list[str]:
-        return await self.ingest.accept(account_id, self.ingest.check(list(items)))
+        valid, problem = self.ingest.valid_prefix(list(items))
+        if problem is not None:
+            raise problem
+        return await self.ingest.accept(account_id, valid)
 
     def _loop(
         self,

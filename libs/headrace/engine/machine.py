@@ -143,6 +143,13 @@ class RunMachine:
                 timer_id=f"{self.run.run_id}:call:{target}:{call.seq}:{call.attempt + 1}",
             )
             return
+        # What Inngest's HTTP driver reports as the run's error in its system events.
+        if not outcome.retryable:
+            self.run.failure = "NonRetriableError"
+        elif outcome.status:
+            self.run.failure = f"invalid status code: {outcome.status}"
+        else:
+            self.run.failure = str(error.get("message") or "the app could not be reached")
         self._finish("failed", error)
 
     def _apply_ops(self, call: Call, ops: list[Op], outcome: Outcome) -> None:
@@ -427,6 +434,7 @@ class RunMachine:
     def cancel(self, reason: str) -> None:
         if self.run.status in ENDED:
             return
+        self.run.failure = reason
         self._finish("cancelled", {"name": "FunctionCancelledError", "message": reason})
 
     # --- helpers ------------------------------------------------------------------------------
@@ -457,6 +465,11 @@ class RunMachine:
     def _request_discovery(self) -> None:
         if self.run.discover_pending:
             return
+        # Parallelism has ended (or, in race mode, one branch settled): let the SDK run the next
+        # lone step.run immediately again, as Inngest does for request version >= 2
+        # (executor.maybeResetForceStepPlan).
+        if self.run.req_version >= 2:
+            self.run.disable_immediate = False
         self.run.discover_pending = True
         self.run.attempts[DISCOVERY] = 0
         self._enqueue(

@@ -13,12 +13,12 @@ INVOKED = "inngest/function.invoked"
 CRON = "inngest/scheduled.timer"
 
 
-def finish_error(output: Any) -> dict[str, Any]:
+def finish_error(run: RunState) -> dict[str, Any]:
     """The error object of a run that failed, as the finished and failed events carry it."""
-    error = output if isinstance(output, dict) else {}
+    error = run.output if isinstance(run.output, dict) else {}
     name = error.get("name") if isinstance(error.get("name"), str) else "Error"
-    message = error.get("message") if isinstance(error.get("message"), str) else str(output)
-    out = {"error": f"{name}: {message}", "name": name, "message": message}
+    message = error.get("message") if isinstance(error.get("message"), str) else str(run.output)
+    out = {"error": run.failure or f"{name}: {message}", "name": name, "message": message}
     if isinstance(error.get("stack"), str):
         out["stack"] = error["stack"]
     return out
@@ -47,16 +47,16 @@ def end_events(run: RunState, now_ms: int) -> list[dict[str, Any]]:
     if run.status == "completed":
         finished["result"] = run.output
     else:
-        finished["error"] = finish_error(run.output)
+        finished["error"] = finish_error(run)
     correlation = correlation_of(run)
     if correlation is not None:
         finished["correlation_id"] = correlation
     finished["_inngest"] = {"status": run.status}
     events = [{"name": FINISHED, "id": f"{run.run_id}:finished", "data": finished, "ts": now_ms}]
     if run.status == "failed":
-        failed = {**base, "error": finish_error(run.output)}
+        failed = {**base, "error": finish_error(run)}
         events.append({"name": FAILED, "id": run.run_id, "data": failed, "ts": now_ms})
     elif run.status == "cancelled":
-        cancelled = {**base, "error": finish_error(run.output)}
+        cancelled = {**base, "error": finish_error(run)}
         events.append({"name": CANCELLED, "id": run.run_id, "data": cancelled, "ts": now_ms})
     return events

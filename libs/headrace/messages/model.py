@@ -36,3 +36,6 @@ class Event(msgspec.Struct, kw_only=True):
     name: str
     payload: dict[str, Any]
     received_ms: int
+    # One per acceptance: a send retried with the same id seed stores the event again (as
+    # Inngest does) under a new receipt, while the log record of one acceptance stays idempotent.
+    receipt_id: str = ""

@@ -46,6 +46,8 @@ class RunState(msgspec.Struct, kw_only=True):
     started_ms: int = 0
     ended_ms: int = 0
     output: Any = None
+    # Why a failed run failed, in Inngest's words ("invalid status code: 500").
+    failure: str = ""
     # Memo keys in completion order (the SDK's ctx.stack).
     stack: list[str] = []
     # Steps started and not settled yet: hash -> kind.

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
 
 from headrace.core.clock import Clock
-from headrace.protocol.ops import Outcome
+from headrace.protocol.ai_gateway import build_request, settled_op
+from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
 from headrace.protocol.signing import sign
 
@@ -58,6 +60,22 @@ class AppDriver:
             )
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         return outcome
+
+    async def gateway(self, opts: dict[str, Any] | None, op: Op) -> Op:
+        """Make the model call of an AIGateway op; return the op standing for its result."""
+        request = build_request(opts)
+        if isinstance(request, str):
+            return settled_op(op, 0, b"", request)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._client.post(
+                    request.url, content=request.body, headers=request.headers
+                )
+        except TimeoutError:
+            return settled_op(op, 0, b"", f"no answer within {self._timeout_s:g} s")
+        except httpx.HTTPError as err:
+            return settled_op(op, 0, b"", f"{type(err).__name__}: {err}")
+        return settled_op(op, response.status_code, response.content)
 
     async def put(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """A sync request (`PUT` to the app's serve URL)."""

@@ -16,6 +16,7 @@ INVOKE = "InvokeFunction"
 RUN_COMPLETE = "RunComplete"
 NONE = "None"
 DISCOVERY = "DiscoveryRequest"
+AI_GATEWAY = "AIGateway"
 
 
 class Op(msgspec.Struct, kw_only=True):

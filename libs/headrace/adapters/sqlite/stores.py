@@ -20,9 +20,10 @@ CREATE INDEX IF NOT EXISTS runs_by_account ON runs (account_id, run_id);
 CREATE TABLE IF NOT EXISTS memos (run_id TEXT, hash TEXT, value BLOB, PRIMARY KEY (run_id, hash));
 CREATE TABLE IF NOT EXISTS history (run_id TEXT, entry_id TEXT, body BLOB,
     PRIMARY KEY (run_id, entry_id));
-CREATE TABLE IF NOT EXISTS events (internal_id TEXT PRIMARY KEY, account_id TEXT, name TEXT,
-    body BLOB);
-CREATE INDEX IF NOT EXISTS events_by_name ON events (account_id, name, internal_id);
+CREATE TABLE IF NOT EXISTS event_receipts (receipt_id TEXT PRIMARY KEY, internal_id TEXT,
+    account_id TEXT, name TEXT, body BLOB);
+CREATE INDEX IF NOT EXISTS event_receipts_by_id ON event_receipts (internal_id, receipt_id);
+CREATE INDEX IF NOT EXISTS event_receipts_by_name ON event_receipts (account_id, name, receipt_id);
 CREATE TABLE IF NOT EXISTS event_runs (event_id TEXT, run_id TEXT, PRIMARY KEY (event_id, run_id));
 CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, value TEXT, expires_ms INTEGER);
 CREATE TABLE IF NOT EXISTS timers (partition INTEGER, timer_id TEXT, fire_ms INTEGER, record BLOB,
@@ -150,14 +151,17 @@ class SqliteStores:
     # --- events ---
 
     async def put_event(self, event: Event) -> None:
+        # Events made by headrace itself have no receipt; their internal id is unique.
+        receipt = event.receipt_id or event.internal_id
         await self._db.execute(
-            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
-            (event.internal_id, event.account_id, event.name, _enc.encode(event)),
+            "INSERT OR IGNORE INTO event_receipts VALUES (?, ?, ?, ?, ?)",
+            (receipt, event.internal_id, event.account_id, event.name, _enc.encode(event)),
         )
 
     async def get_event(self, internal_id: str) -> Event | None:
         rows = await self._db.execute(
-            "SELECT body FROM events WHERE internal_id = ?", (internal_id,)
+            "SELECT body FROM event_receipts WHERE internal_id = ? ORDER BY receipt_id LIMIT 1",
+            (internal_id,),
         )
         return _dec(Event, rows[0][0]) if rows else None
 
@@ -166,13 +170,14 @@ class SqliteStores:
     ) -> list[Event]:
         if name is None:
             rows = await self._db.execute(
-                "SELECT body FROM events WHERE account_id = ? ORDER BY internal_id DESC LIMIT ?",
+                "SELECT body FROM event_receipts WHERE account_id = ? "
+                "ORDER BY receipt_id DESC LIMIT ?",
                 (account_id, limit),
             )
         else:
             rows = await self._db.execute(
-                "SELECT body FROM events WHERE account_id = ? AND name = ? "
-                "ORDER BY internal_id DESC LIMIT ?",
+                "SELECT body FROM event_receipts WHERE account_id = ? AND name = ? "
+                "ORDER BY receipt_id DESC LIMIT ?",
                 (account_id, name, limit),
             )
         return [_dec(Event, r[0]) for r in rows]
