@@ -46,10 +46,6 @@ query GetRunFromEventID($event_id: ID!) {
 """
 
 
-async def _no_send(account: str, events: list[dict[str, Any]]) -> list[str]:
-    raise AssertionError("the read API sends no events")
-
-
 @pytest.fixture
 def stores() -> Iterator[SqliteStores]:
     db = Database(":memory:")
@@ -59,7 +55,7 @@ def stores() -> Iterator[SqliteStores]:
 
 @pytest.fixture
 async def client(stores: SqliteStores) -> AsyncIterator[httpx.AsyncClient]:
-    ctx = ApiContext(stores=stores, clock=FakeClock(), send_events=_no_send)
+    ctx = ApiContext(stores=stores, clock=FakeClock())
     app = Starlette(routes=gql_routes(ctx))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://headrace") as http:

@@ -24,10 +24,6 @@ RUN_ID = "01JRUN0000000000000000000A"
 SIGNING_KEY = "signkey-prod-123abc"
 
 
-async def _no_send(account: str, events: list[dict[str, Any]]) -> list[str]:
-    raise AssertionError("the read API sends no events")
-
-
 @pytest.fixture
 def stores() -> Iterator[SqliteStores]:
     db = Database(":memory:")
@@ -36,9 +32,7 @@ def stores() -> Iterator[SqliteStores]:
 
 
 def _client(stores: SqliteStores, signing_key: str | None = None) -> httpx.AsyncClient:
-    ctx = ApiContext(
-        stores=stores, clock=FakeClock(), send_events=_no_send, signing_key=signing_key
-    )
+    ctx = ApiContext(stores=stores, clock=FakeClock(), signing_key=signing_key)
     app = Starlette(routes=v1_routes(ctx) + sdk_data_routes(ctx))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://headrace")
 

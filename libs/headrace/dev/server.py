@@ -72,19 +72,12 @@ class DevServer:
         ctx = ApiContext(
             stores=self.stores,
             clock=self.clock,
-            send_events=self._send_events,
             signing_key=settings.signing_key,
         )
         self.app = build_app(ctx, self.ingest, self.sync, event_keys=settings.event_keys)
         self._loops: list[ConsumeLoop] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: _Server | None = None
-
-    async def _send_events(self, account_id: str, items: list[dict[str, Any]]) -> list[str]:
-        valid, problem = self.ingest.valid_prefix(list(items))
-        if problem is not None:
-            raise problem
-        return await self.ingest.accept(account_id, valid)
 
     def _loop(
         self,

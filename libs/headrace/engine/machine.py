@@ -20,7 +20,7 @@ from headrace.core.jsonutil import canonical
 from headrace.engine import system_events
 from headrace.engine.transition import Transition
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
-from headrace.messages.model import Event, Pause
+from headrace.messages.model import Event, Pause, PauseKind
 from headrace.messages.records import (
     Call,
     EventAccepted,
@@ -38,6 +38,12 @@ MAX_SLEEP_MS = 366 * 86_400_000
 DEFAULT_INVOKE_TIMEOUT_MS = 365 * 86_400_000
 DISCOVERY = ""
 EndStatus = Literal["completed", "failed", "cancelled"]
+INVOKE_TIMEOUT = {
+    "error": {
+        "name": "InngestInvokeTimeoutError",
+        "message": "Timed out waiting for invoked function to complete",
+    }
+}
 
 
 class RunMachine:
@@ -254,18 +260,7 @@ class RunMachine:
             self._step_failed(op, 0, {"name": "InvalidSleep", "message": str(err)}, 0)
             return
         until = min(until, self.now_ms + MAX_SLEEP_MS)
-        self._begin_wait(op, "sleep", "step.sleeping", {"until": until})
-        self._enqueue(
-            Resume(
-                account_id=self.run.account_id,
-                run_id=self.run.run_id,
-                step_hash=op.id,
-                memo=None,
-                reason="sleep",
-            ),
-            at_ms=until,
-            timer_id=f"{self.run.run_id}:resume:{op.id}",
-        )
+        self._begin_wait(op, "sleep", "step.sleeping", {"until": until}, until, None, "sleep")
 
     def _wait_for_event(self, op: Op, call: Call) -> None:
         if op.id in self.run.planned:
@@ -298,35 +293,9 @@ class RunMachine:
                 )
                 return
         expires = self.now_ms + timeout_ms
-        pause = Pause(
-            pause_id=f"{self.run.run_id}:{op.id}",
-            account_id=self.run.account_id,
-            run_id=self.run.run_id,
-            fn_id=self.run.fn_id,
-            kind="wait",
-            event_name=event_name,
-            expression=expression,
-            step_hash=op.id,
-            expires_ms=expires,
-        )
-        self._begin_wait(
-            op,
-            "wait",
-            "step.waiting",
-            {"event": event_name, "if": expression, "timeout_ms": timeout_ms},
-        )
-        self._add_pause(pause)
-        self._enqueue(
-            Resume(
-                account_id=self.run.account_id,
-                run_id=self.run.run_id,
-                step_hash=op.id,
-                memo=None,
-                reason="timeout",
-            ),
-            at_ms=expires,
-            timer_id=f"{self.run.run_id}:resume:{op.id}",
-        )
+        detail = {"event": event_name, "if": expression, "timeout_ms": timeout_ms}
+        self._begin_wait(op, "wait", "step.waiting", detail, expires, None, "timeout")
+        self._add_pause(self._pause(op, "wait", event_name, expression, expires))
 
     def _invoke(self, op: Op, call: Call) -> None:
         if op.id in self.run.planned:
@@ -351,25 +320,12 @@ class RunMachine:
             return
         correlation = f"{self.run.run_id}.{op.id}"
         expires = self.now_ms + timeout_ms
-        pause = Pause(
-            pause_id=f"{self.run.run_id}:{op.id}",
-            account_id=self.run.account_id,
-            run_id=self.run.run_id,
-            fn_id=self.run.fn_id,
-            kind="invoke",
-            event_name=system_events.FINISHED,
-            expression=f"async.data.correlation_id == {_cel_string(correlation)}",
-            step_hash=op.id,
-            correlation_id=correlation,
-            expires_ms=expires,
+        detail = {"function_id": function_id, "correlation_id": correlation}
+        self._begin_wait(op, "invoke", "step.invoking", detail, expires, INVOKE_TIMEOUT, "timeout")
+        expression = f"async.data.correlation_id == {_cel_string(correlation)}"
+        self._add_pause(
+            self._pause(op, "invoke", system_events.FINISHED, expression, expires, correlation)
         )
-        self._begin_wait(
-            op,
-            "invoke",
-            "step.invoking",
-            {"function_id": function_id, "correlation_id": correlation},
-        )
-        self._add_pause(pause)
         data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
         assert isinstance(data, dict)
         invoked: dict[str, Any] = {
@@ -390,22 +346,6 @@ class RunMachine:
         if isinstance(payload.get("user"), dict):
             invoked["user"] = payload["user"]
         self._emit_event(invoked)
-        self._enqueue(
-            Resume(
-                account_id=self.run.account_id,
-                run_id=self.run.run_id,
-                step_hash=op.id,
-                memo={
-                    "error": {
-                        "name": "InngestInvokeTimeoutError",
-                        "message": "Timed out waiting for invoked function to complete",
-                    }
-                },
-                reason="timeout",
-            ),
-            at_ms=expires,
-            timer_id=f"{self.run.run_id}:resume:{op.id}",
-        )
 
     # --- resuming and cancelling -----------------------------------------------------------
 
@@ -448,10 +388,54 @@ class RunMachine:
         if display:
             self.run.step_names.setdefault(step_hash, display)
 
-    def _begin_wait(self, op: Op, kind: StepKind, history_kind: str, detail: Any) -> None:
+    def _begin_wait(
+        self,
+        op: Op,
+        kind: StepKind,
+        history_kind: str,
+        detail: Any,
+        until_ms: int,
+        timeout_memo: Any,
+        reason: str,
+    ) -> None:
+        """The step now waits; at `until_ms` it settles with `timeout_memo` unless something
+        settled it before (a matching event, the invoked run's end)."""
         self.run.planned[op.id] = kind
         self.run.step_names[op.id] = op.display
         self._history(history_kind, op=op, output=detail)
+        self._enqueue(
+            Resume(
+                account_id=self.run.account_id,
+                run_id=self.run.run_id,
+                step_hash=op.id,
+                memo=timeout_memo,
+                reason=reason,
+            ),
+            at_ms=until_ms,
+            timer_id=f"{self.run.run_id}:resume:{op.id}",
+        )
+
+    def _pause(
+        self,
+        op: Op,
+        kind: PauseKind,
+        event_name: str,
+        expression: str | None,
+        expires_ms: int,
+        correlation_id: str | None = None,
+    ) -> Pause:
+        return Pause(
+            pause_id=f"{self.run.run_id}:{op.id}",
+            account_id=self.run.account_id,
+            run_id=self.run.run_id,
+            fn_id=self.run.fn_id,
+            kind=kind,
+            event_name=event_name,
+            expression=expression,
+            step_hash=op.id,
+            correlation_id=correlation_id,
+            expires_ms=expires_ms,
+        )
 
     def _add_pause(self, pause: Pause) -> None:
         self.out.pauses_put.append(pause)

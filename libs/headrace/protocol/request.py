@@ -37,72 +37,28 @@ def build_body(
     env: str = "dev",
 ) -> bytes:
     """Canonical JSON of the request; falls back to `use_api` when it would pass 4 MB."""
-    body = _body(
-        run_id=run_id,
-        fn_id=fn_id,
-        events=events,
-        steps={k: msgspec.Raw(v) for k, v in memos.items()},
-        stack=stack,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        target=target,
-        disable_immediate=disable_immediate,
-        version=version,
-        env=env,
-        use_api=False,
-    )
-    if len(body) <= MAX_INLINE_BYTES:
-        return body
-    return _body(
-        run_id=run_id,
-        fn_id=fn_id,
-        events=[],
-        steps={},
-        stack=stack,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        target=target,
-        disable_immediate=disable_immediate,
-        version=version,
-        env=env,
-        use_api=True,
-        event=events[0] if events else {},
-    )
 
-
-def _body(
-    *,
-    run_id: str,
-    fn_id: str,
-    events: list[dict[str, Any]],
-    steps: dict[str, Any],
-    stack: list[str],
-    attempt: int,
-    max_attempts: int,
-    target: str | None,
-    disable_immediate: bool,
-    version: int,
-    env: str,
-    use_api: bool,
-    event: dict[str, Any] | None = None,
-) -> bytes:
-    return canonical(
-        {
-            "event": event if event is not None else (events[0] if events else {}),
-            "events": events,
-            "steps": steps,
-            "ctx": {
-                "run_id": run_id,
-                "fn_id": fn_id,
-                "attempt": attempt,
-                "max_attempts": max_attempts,
-                "env": env,
-                "step_id": target or "step",
-                "stack": {"stack": stack, "current": len(stack)},
-                "disable_immediate_execution": disable_immediate,
+    def body(use_api: bool) -> bytes:
+        return canonical(
+            {
+                "event": events[0] if events else {},
+                "events": [] if use_api else events,
+                "steps": {} if use_api else {k: msgspec.Raw(v) for k, v in memos.items()},
+                "ctx": {
+                    "run_id": run_id,
+                    "fn_id": fn_id,
+                    "attempt": attempt,
+                    "max_attempts": max_attempts,
+                    "env": env,
+                    "step_id": target or "step",
+                    "stack": {"stack": stack, "current": len(stack)},
+                    "disable_immediate_execution": disable_immediate,
+                    "use_api": use_api,
+                },
+                "version": version,
                 "use_api": use_api,
-            },
-            "version": version,
-            "use_api": use_api,
-        }
-    )
+            }
+        )
+
+    inline = body(use_api=False)
+    return inline if len(inline) <= MAX_INLINE_BYTES else body(use_api=True)

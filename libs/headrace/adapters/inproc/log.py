@@ -8,6 +8,7 @@ was published and not yet consumed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class InProcLog:
         self._db = db
         self._topics: dict[str, list[_Partition]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
-        self._changed = asyncio.Condition()
+        # Swapped and set on every change: a waiter holds the event current when it looked, so
+        # no change after that look is missed. (No lock, so cancelling a waiter is always clean.)
+        self._changed = asyncio.Event()
         if db is not None:
             db.run_sync(lambda conn: conn.executescript(_SCHEMA))
             self._load(db)
@@ -102,8 +105,7 @@ class InProcLog:
                 "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?)",
                 (topic, partition, record.offset, key, value, msgspec.msgpack.encode(headers)),
             )
-        async with self._changed:
-            self._changed.notify_all()
+        self._notify()
 
     def consumer(
         self,
@@ -164,16 +166,12 @@ class InProcLog:
                     (topic, partition, low),
                 )
 
-    async def _wait(self, timeout_ms: int) -> None:
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout_ms / 1000)
-            except TimeoutError:
-                pass
+    def _change_signal(self) -> asyncio.Event:
+        return self._changed
 
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
 
 class InProcConsumer:
@@ -197,7 +195,7 @@ class InProcConsumer:
     async def start(self) -> None:
         self._log._group(self._topic, self._group).members.append(self)
         self._log._rebalance(self._topic, self._group)
-        await self._log._notify()
+        self._log._notify()
 
     def assignment(self) -> set[int]:
         return set(self._owned)
@@ -210,7 +208,7 @@ class InProcConsumer:
             self._owned -= lost
             for partition in lost:
                 self._positions.pop(partition, None)
-            await self._log._notify()
+            self._log._notify()
         # A partition moves only once its previous owner has let it go.
         gained = (
             self._target - self._owned - self._log._owned_elsewhere(self._topic, self._group, self)
@@ -240,11 +238,13 @@ class InProcConsumer:
         return out
 
     async def poll(self, max_records: int, timeout_ms: int) -> list[LogRecord]:
+        changed = self._log._change_signal()
         await self._sync_assignment()
         records = self._pending(max_records)
         if records:
             return records
-        await self._log._wait(timeout_ms)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout_ms / 1000)
         await self._sync_assignment()
         return self._pending(max_records)
 
@@ -261,4 +261,4 @@ class InProcConsumer:
             await self._on_revoked(set(self._owned))
         self._owned.clear()
         self._log._rebalance(self._topic, self._group)
-        await self._log._notify()
+        self._log._notify()
