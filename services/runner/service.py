@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from headrace.services.runner.batching import Batcher, batch_config
 from headrace.services.runner.triggers import matches
 
 from headrace.core.clock import Clock
@@ -16,11 +17,13 @@ from headrace.core.durations import DurationError, parse_duration_ms
 from headrace.core.ids import new_ulid
 from headrace.engine import system_events
 from headrace.expressions import ExpressionError, PauseIndex, substitute_event
-from headrace.messages.model import Event, Pause
+from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.records import (
     EVENTS_CODEC,
     SCHEDULE_CODEC,
+    BatchDue,
     CancelRun,
+    Deliverable,
     Enqueue,
     EventAccepted,
     FunctionsChanged,
@@ -28,7 +31,6 @@ from headrace.messages.records import (
     PauseDeleted,
     Resume,
     StartRun,
-    WorkRecord,
 )
 from headrace.messages.state import FunctionRecord
 from headrace.messages.topics import Topics
@@ -50,15 +52,18 @@ class Runner:
         self._index = PauseIndex()
         self._pauses: dict[str, tuple[Pause, int]] = {}
         self._functions: dict[str, list[FunctionRecord]] = {}
+        self._batcher = Batcher(stores, clock, self._batch_due_at, self._start_batch)
 
     # --- partition ownership ---
 
     async def on_assigned(self, partitions: set[int]) -> None:
+        await self._batcher.own(partitions)
         for partition in partitions:
             for pause in await self._stores.pauses_for_partition(partition):
                 self._remember(pause, partition)
 
     async def on_revoked(self, partitions: set[int]) -> None:
+        self._batcher.release(partitions)
         for pause_id, (_, partition) in list(self._pauses.items()):
             if partition in partitions:
                 self._forget(pause_id)
@@ -88,6 +93,8 @@ class Runner:
                 self._forget(pause_id)
             case FunctionsChanged(account_id=account_id):
                 self._functions.pop(account_id, None)
+            case BatchDue(batch_key=batch_key, batch_id=batch_id):
+                await self._batcher.due(batch_key, batch_id)
 
     async def _on_event(self, event: Event, partition: int) -> None:
         bound = log.bind(account_id=event.account_id, event_id=event.internal_id, name=event.name)
@@ -95,14 +102,21 @@ class Runner:
         # Pauses first: a run's own trigger must not match the cancel pauses its start creates.
         await self._resolve_pauses(event)
         for fn in await self._triggered(event):
+            batched = event.name != system_events.INVOKED and batch_config(fn) is not None
+            if batched and await self._batcher.add(fn, event, partition):
+                continue
             await self._start_run(fn, event, partition)
             bound.debug("run started", fn_id=fn.fn_id)
 
-    async def _triggered(self, event: Event) -> list[FunctionRecord]:
-        functions = self._functions.get(event.account_id)
+    async def _account_functions(self, account_id: str) -> list[FunctionRecord]:
+        functions = self._functions.get(account_id)
         if functions is None:
-            functions = await self._stores.list_functions(event.account_id)
-            self._functions[event.account_id] = functions
+            functions = await self._stores.list_functions(account_id)
+            self._functions[account_id] = functions
+        return functions
+
+    async def _triggered(self, event: Event) -> list[FunctionRecord]:
+        functions = await self._account_functions(event.account_id)
         if event.name == system_events.INVOKED:
             meta = (event.payload.get("data") or {}).get("_inngest") or {}
             target = meta.get("fn_id") if isinstance(meta, dict) else None
@@ -121,19 +135,48 @@ class Runner:
             # between claiming and publishing still starts the run.
             if await self._stores.get_run(existing) is not None:
                 return
-        run_id = existing or candidate
+        await self._start(fn, existing or candidate, [event], partition)
+
+    async def _start_batch(self, batch: Batch, partition: int) -> None:
+        fn = next(
+            (f for f in await self._account_functions(batch.account_id) if f.fn_id == batch.fn_id),
+            None,
+        )
+        if fn is None or fn.archived:
+            log.warning(
+                "batch dropped: its function is gone", fn_id=batch.fn_id, events=len(batch.events)
+            )
+            return
+        events = [
+            Event(
+                internal_id=i,
+                account_id=batch.account_id,
+                name=str(p.get("name")),
+                payload=p,
+                received_ms=batch.opened_ms,
+            )
+            for i, p in zip(batch.event_ids, batch.events, strict=True)
+        ]
+        await self._start(fn, batch.batch_id, events, partition)
+
+    async def _start(
+        self, fn: FunctionRecord, run_id: str, events: list[Event], partition: int
+    ) -> None:
+        """Everything here is idempotent, so doing it again after a crash starts one run."""
+        now = self._clock.now_ms()
         for i, cancel in enumerate(fn.config.get("cancel") or []):
-            pause = _cancel_pause(fn, run_id, i, cancel, event, now)
+            pause = _cancel_pause(fn, run_id, i, cancel, events[0].payload, now)
             if pause is not None:
                 await self._stores.put_pause(pause, partition)
                 self._remember(pause, partition)
-        await self._stores.link_run(event.internal_id, run_id)
+        for event in events:
+            await self._stores.link_run(event.internal_id, run_id)
         start = StartRun(
             account_id=fn.account_id,
             run_id=run_id,
             fn_id=fn.fn_id,
-            events=[event.payload],
-            event_ids=[event.internal_id],
+            events=[e.payload for e in events],
+            event_ids=[e.internal_id for e in events],
         )
         await self._schedule(start, f"{run_id}:start")
 
@@ -165,12 +208,18 @@ class Runner:
             )
             await self._stores.delete_pause(pause_id)
 
-    async def _schedule(self, item: WorkRecord, timer_id: str) -> None:
+    async def _schedule(self, item: Deliverable, timer_id: str, at_ms: int = 0) -> None:
         await self._log.publish(
             self._topics.schedule,
             item.account_id,
-            SCHEDULE_CODEC.encode(Enqueue(timer_id=timer_id, item=item)),
+            SCHEDULE_CODEC.encode(Enqueue(timer_id=timer_id, item=item, at_ms=at_ms)),
         )
+
+    async def _batch_due_at(self, batch: Batch, at_ms: int) -> None:
+        due = BatchDue(
+            account_id=batch.account_id, batch_key=batch.batch_key, batch_id=batch.batch_id
+        )
+        await self._schedule(due, f"{batch.batch_id}:due", at_ms)
 
 
 def _memo_for(pause: Pause, payload: dict[str, Any]) -> Any:
@@ -191,12 +240,17 @@ def _memo_for(pause: Pause, payload: dict[str, Any]) -> Any:
 
 
 def _cancel_pause(
-    fn: FunctionRecord, run_id: str, index: int, cancel: dict[str, Any], event: Event, now: int
+    fn: FunctionRecord,
+    run_id: str,
+    index: int,
+    cancel: dict[str, Any],
+    trigger: dict[str, Any],
+    now: int,
 ) -> Pause | None:
     expression = cancel.get("if") or None
     try:
         if expression is not None:
-            expression = substitute_event(str(expression), event.payload)
+            expression = substitute_event(str(expression), trigger)
         timeout = cancel.get("timeout")
         timeout_ms = parse_duration_ms(str(timeout)) if timeout else DEFAULT_CANCEL_TIMEOUT_MS
     except (ExpressionError, DurationError) as err:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from headrace.services.scheduler.wheel import TimerWheel
 
 from headrace.core.clock import Clock
-from headrace.messages.records import SCHEDULE_CODEC, WORK_CODEC, CancelTimer, Enqueue
+from headrace.messages.records import (
+    DELIVERABLE_CODEC,
+    SCHEDULE_CODEC,
+    BatchDue,
+    CancelTimer,
+    Deliverable,
+    Enqueue,
+)
 from headrace.messages.state import Timer
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log, LogRecord
@@ -31,24 +38,26 @@ class Scheduler:
         match SCHEDULE_CODEC.decode(record.value):
             case Enqueue(timer_id=timer_id, item=item, at_ms=at_ms):
                 if at_ms <= self._clock.now_ms():
-                    await self._log.publish(
-                        self._topics.work, item.account_id, WORK_CODEC.encode(item)
-                    )
+                    await self._deliver(item, DELIVERABLE_CODEC.encode(item))
                 else:
                     await self.wheel.add(
                         Timer(
                             timer_id=timer_id,
                             partition=record.partition,
                             fire_ms=at_ms,
-                            record=WORK_CODEC.encode(item),
+                            record=DELIVERABLE_CODEC.encode(item),
                         )
                     )
             case CancelTimer(timer_id=timer_id):
                 await self.wheel.cancel(record.partition, timer_id)
 
     async def _fire(self, timer: Timer) -> None:
-        item = WORK_CODEC.decode(timer.record)
-        await self._log.publish(self._topics.work, item.account_id, timer.record)
+        await self._deliver(DELIVERABLE_CODEC.decode(timer.record), timer.record)
+
+    async def _deliver(self, item: Deliverable, encoded: bytes) -> None:
+        # Tagged msgpack is the same whichever union encodes it, so the bytes go as they are.
+        topic = self._topics.events if isinstance(item, BatchDue) else self._topics.work
+        await self._log.publish(topic, item.account_id, encoded)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self.wheel.own(partitions)

@@ -9,7 +9,7 @@ import pytest
 
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
-from headrace.messages.model import Event, Pause
+from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 from headrace.ports.stores import Stores
 
@@ -114,3 +114,23 @@ async def test_apps_and_functions_per_account(stores: Stores) -> None:
     assert app is not None and app.url == "http://b"
     assert await stores.get_app("other", "app") is None
     assert [f.config for f in await stores.list_functions("acct")] == [{"x": 1}]
+
+
+async def test_batches_are_replaced_whole_and_listed_by_partition(stores: Stores) -> None:
+    batch = Batch(
+        batch_key="fn:k",
+        batch_id="run",
+        account_id="acct",
+        fn_id="fn",
+        events=[{"name": "e"}],
+        event_ids=["e1"],
+    )
+    await stores.put_batch(batch, partition=1)
+    batch.events.append({"name": "e"})
+    batch.event_ids.append("e2")
+    await stores.put_batch(batch, partition=1)
+    [loaded] = await stores.batches_for_partition(1)
+    assert loaded.event_ids == ["e1", "e2"]
+    assert await stores.batches_for_partition(0) == []
+    await stores.delete_batch("fn:k")
+    assert await stores.batches_for_partition(1) == []

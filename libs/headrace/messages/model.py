@@ -39,3 +39,18 @@ class Event(msgspec.Struct, kw_only=True):
     # One per acceptance: a send retried with the same id seed stores the event again (as
     # Inngest does) under a new receipt, while the log record of one acceptance stays idempotent.
     receipt_id: str = ""
+
+
+class Batch(msgspec.Struct, kw_only=True):
+    """Events collected for one batched function (and key) until the batch is full or due.
+
+    `batch_id` is the id of the run the batch will start, so starting it twice starts one run.
+    """
+
+    batch_key: str
+    batch_id: str
+    account_id: str
+    fn_id: str
+    events: list[dict[str, Any]] = []
+    event_ids: list[str] = []
+    opened_ms: int = 0

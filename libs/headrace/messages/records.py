@@ -38,7 +38,15 @@ class FunctionsChanged(msgspec.Struct, tag="functions.changed", kw_only=True):
     account_id: str
 
 
-EventsRecord = EventAccepted | PauseCreated | PauseDeleted | FunctionsChanged
+class BatchDue(msgspec.Struct, tag="batch.due", kw_only=True):
+    """A batch's timeout has passed: start its run with the events it has."""
+
+    account_id: str
+    batch_key: str
+    batch_id: str
+
+
+EventsRecord = EventAccepted | PauseCreated | PauseDeleted | FunctionsChanged | BatchDue
 
 # --- work -----------------------------------------------------------------------------------
 
@@ -90,11 +98,16 @@ WorkRecord = StartRun | Call | Resume | CancelRun
 # --- schedule -------------------------------------------------------------------------------
 
 
+# What the scheduler delivers: work for the executor, or a due batch back to the runner.
+Deliverable = StartRun | Call | Resume | CancelRun | BatchDue
+
+
 class Enqueue(msgspec.Struct, tag="enqueue", kw_only=True):
-    """Deliver `item` to `work` at `at_ms` (now if 0). `timer_id` makes it idempotent."""
+    """Deliver `item` at `at_ms` (now if 0): to `work`, or a BatchDue to `events`.
+    `timer_id` makes it idempotent."""
 
     timer_id: str
-    item: WorkRecord
+    item: Deliverable
     at_ms: int = 0
 
 
@@ -139,3 +152,4 @@ class Codec(Generic[T]):
 EVENTS_CODEC: Codec[EventsRecord] = Codec(EventsRecord)
 WORK_CODEC: Codec[WorkRecord] = Codec(WorkRecord)
 SCHEDULE_CODEC: Codec[ScheduleRecord] = Codec(ScheduleRecord)
+DELIVERABLE_CODEC: Codec[Deliverable] = Codec(Deliverable)

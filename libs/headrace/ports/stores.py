@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from headrace.messages.model import Event, Pause
+from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
 
@@ -86,7 +86,18 @@ class PauseStore(Protocol):
     async def pauses_for_run(self, run_id: str) -> list[Pause]: ...
 
 
-class Stores(AppStore, RunStore, EventStore, KeyStore, TimerStore, PauseStore, Protocol):
+class BatchStore(Protocol):
+    async def put_batch(self, batch: Batch, partition: int) -> None:
+        """Insert or replace the batch under its key."""
+        ...
+
+    async def delete_batch(self, batch_key: str) -> None: ...
+    async def batches_for_partition(self, partition: int) -> list[Batch]: ...
+
+
+class Stores(
+    AppStore, RunStore, EventStore, KeyStore, TimerStore, PauseStore, BatchStore, Protocol
+):
     """Everything a headrace deployment keeps."""
 
     async def close(self) -> None: ...

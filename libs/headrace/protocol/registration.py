@@ -13,6 +13,8 @@ from headrace.expressions import validate as validate_expression
 
 MAX_RETRIES = 20
 DEFAULT_RETRIES = 4
+MAX_BATCH_SIZE = 100
+BATCH_TIMEOUT_MS = (1_000, 60_000)
 
 
 class SyncRequest(msgspec.Struct, kw_only=True):
@@ -73,6 +75,16 @@ def check_function(fn: dict[str, Any]) -> None:
     retries = retries_of(fn)
     if not 0 <= retries <= MAX_RETRIES:
         raise fail("steps.step.retries.attempts", f"must be 0 to {MAX_RETRIES}, got {retries}")
+    batch = fn.get("batchEvents")
+    if batch is not None:
+        if not isinstance(batch, dict):
+            raise fail("batchEvents", "must be an object")
+        size = batch.get("maxSize")
+        if not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
+            raise fail("batchEvents.maxSize", f"must be 1 to {MAX_BATCH_SIZE}, got {size!r}")
+        _check_duration(batch.get("timeout"), "batchEvents.timeout", fail, BATCH_TIMEOUT_MS)
+        _check_expression(batch.get("key"), "batchEvents.key", fail)
+        _check_expression(batch.get("if"), "batchEvents.if", fail)
     cancels = fn.get("cancel") or []
     if not isinstance(cancels, list) or len(cancels) > 5:
         raise fail("cancel", "at most 5 entries")
@@ -93,13 +105,18 @@ def _check_expression(expr: object, field: str, fail: Any) -> None:
         raise fail(field, f"does not compile: {problem}")
 
 
-def _check_duration(value: object, field: str, fail: Any) -> None:
+def _check_duration(
+    value: object, field: str, fail: Any, bounds_ms: tuple[int, int] | None = None
+) -> None:
     if value in (None, ""):
         return
     try:
-        parse_duration_ms(str(value))
+        ms = parse_duration_ms(str(value))
     except DurationError as err:
         raise fail(field, str(err)) from None
+    if bounds_ms is not None and not bounds_ms[0] <= ms <= bounds_ms[1]:
+        low, high = (b // 1000 for b in bounds_ms)
+        raise fail(field, f"must be {low}s to {high}s, got {value!r}")
 
 
 def step_url(fn: dict[str, Any]) -> str | None:

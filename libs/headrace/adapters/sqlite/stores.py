@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from headrace.adapters.sqlite.database import Database
-from headrace.messages.model import Event, Pause
+from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
 _SCHEMA = """
@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS pauses (pause_id TEXT PRIMARY KEY, partition INTEGER,
     body BLOB);
 CREATE INDEX IF NOT EXISTS pauses_by_partition ON pauses (partition);
 CREATE INDEX IF NOT EXISTS pauses_by_run ON pauses (run_id);
+CREATE TABLE IF NOT EXISTS batches (batch_key TEXT PRIMARY KEY, partition INTEGER, body BLOB);
+CREATE INDEX IF NOT EXISTS batches_by_partition ON batches (partition);
 """
 
 _enc = msgspec.msgpack.Encoder()
@@ -255,3 +257,20 @@ class SqliteStores:
     async def pauses_for_run(self, run_id: str) -> list[Pause]:
         rows = await self._db.execute("SELECT body FROM pauses WHERE run_id = ?", (run_id,))
         return [_dec(Pause, r[0]) for r in rows]
+
+    # --- batches ---
+
+    async def put_batch(self, batch: Batch, partition: int) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO batches VALUES (?, ?, ?)",
+            (batch.batch_key, partition, _enc.encode(batch)),
+        )
+
+    async def delete_batch(self, batch_key: str) -> None:
+        await self._db.execute("DELETE FROM batches WHERE batch_key = ?", (batch_key,))
+
+    async def batches_for_partition(self, partition: int) -> list[Batch]:
+        rows = await self._db.execute(
+            "SELECT body FROM batches WHERE partition = ? ORDER BY batch_key", (partition,)
+        )
+        return [_dec(Batch, r[0]) for r in rows]
