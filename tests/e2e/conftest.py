@@ -10,4 +10,4 @@ from headrace.testing.dev import DevHandle, start_dev
 async def dev(tmp_path: Path) -> AsyncIterator[DevHandle]:
     handle = await start_dev(tmp_path / "state")
     yield handle
-    await handle.server.stop()
+    await handle.stop()

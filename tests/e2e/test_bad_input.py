@@ -33,7 +33,7 @@ async def _stored_events(dev: DevHandle) -> int:
     assert sentinel.status_code == 200
 
     async def names() -> list[str] | None:
-        events = await dev.server.stores.list_events(dev.account, limit=10_000)
+        events = await dev.stores.list_events(dev.account, limit=10_000)
         found = [e.name for e in events]
         return found if "sentinel" in found else None
 
@@ -69,11 +69,11 @@ async def test_events_before_the_first_invalid_one_are_accepted_with_their_ids(
     assert len(body["ids"]) == 1
 
     async def stored() -> list[str] | None:
-        events = await dev.server.stores.list_events(dev.account)
+        events = await dev.stores.list_events(dev.account)
         return [e.name for e in events] or None
 
     assert await eventually(stored, what="the valid event to be stored") == ["ok"]
-    assert (await dev.server.stores.get_event(body["ids"][0])) is not None
+    assert (await dev.stores.get_event(body["ids"][0])) is not None
 
 
 async def test_an_oversized_event_is_refused_naming_the_limit(dev: DevHandle) -> None:
@@ -96,7 +96,7 @@ async def test_too_many_events_in_one_request_are_refused(dev: DevHandle) -> Non
 async def keyed_dev(tmp_path: Path) -> AsyncIterator[DevHandle]:
     handle = await start_dev(tmp_path / "keyed", event_keys={"good-key": "default"})
     yield handle
-    await handle.server.stop()
+    await handle.stop()
 
 
 async def test_an_unknown_event_key_is_refused_when_keys_are_required(keyed_dev: DevHandle) -> None:
@@ -137,7 +137,7 @@ async def test_a_sync_with_a_bad_expression_is_refused_naming_function_and_field
     assert response.status_code == 400
     error = response.json()["error"]
     assert "'bad-app-fn'" in error and "triggers[0].expression" in error
-    assert await dev.server.stores.get_app(dev.account, "bad-app") is None
+    assert await dev.stores.get_app(dev.account, "bad-app") is None
 
 
 class _BadApp:
@@ -243,4 +243,4 @@ async def test_a_bad_app_fails_its_run_after_retries_and_the_engine_serves_other
         assert [h.kind for h in history].count("run.errored") == 2
         assert history[-1].kind == "run.failed"
     finally:
-        await dev.server.stop()
+        await dev.stop()

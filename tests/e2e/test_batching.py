@@ -34,7 +34,7 @@ async def test_a_full_batch_starts_one_run_with_all_its_events(dev: DevHandle) -
     assert first.output == 5 and second.output == 5
     assert sorted(n for batch in received for n in batch) == list(range(10))
     for event_id in ids:
-        assert len(await dev.server.stores.runs_for_event(event_id)) == 1
+        assert len(await dev.stores.runs_for_event(event_id)) == 1
 
 
 async def test_a_batch_starts_at_its_timeout_and_keys_split_batches(dev: DevHandle) -> None:

@@ -214,7 +214,7 @@ async def test_a_function_missing_from_a_resync_is_archived(dev: DevHandle) -> N
         [late_event] = await dev.send({"name": "test/doomed-fn"})
         [stays_event] = await dev.send({"name": "test/stays"})
         stays_run = await dev.finished(await dev.run_of_event(stays_event))
-        assert await dev.server.stores.runs_for_event(late_event) == []
+        assert await dev.stores.runs_for_event(late_event) == []
 
     assert run.status == "failed"
     assert run.output["name"] == "FunctionArchived"
@@ -240,12 +240,12 @@ async def test_state_persists_in_the_state_dir_across_in_process_restarts(tmp_pa
         [event_id] = await first.send({"name": "test/quick"})
         run_id = await first.run_of_event(event_id)
         await first.finished(run_id)
-    await first.server.stop()
+    await first.stop()
 
     second = await start_dev(state)
     try:
-        run = await second.server.stores.get_run(run_id)
+        run = await second.stores.get_run(run_id)
         assert run is not None and run.output == "ok"
-        assert await second.server.stores.get_app("default", "persist-app") is not None
+        assert await second.stores.get_app("default", "persist-app") is not None
     finally:
-        await second.server.stop()
+        await second.stop()

@@ -88,14 +88,14 @@ async def test_cancel_on_a_matching_event_cancels_a_sleeping_run(dev: DevHandle)
             await eventually(lambda r=run_id: _has_kind(dev, r, "step.sleeping"), what="sleep")
         await dev.send({"name": "test/job.cancel", "data": {"id": "drop"}})
         cancelled = await dev.finished(drop)
-        kept = await dev.server.stores.get_run(keep)
+        kept = await dev.stores.get_run(keep)
 
     assert cancelled.status == "cancelled"
     assert kept is not None and kept.status == "running"
-    assert await dev.server.stores.pauses_for_run(drop) == []
-    assert [p.kind for p in await dev.server.stores.pauses_for_run(keep)] == ["cancel"]
+    assert await dev.stores.pauses_for_run(drop) == []
+    assert [p.kind for p in await dev.stores.pauses_for_run(keep)] == ["cancel"]
     assert after_sleep["ran"] == 0
-    events = await dev.server.stores.list_events(dev.account, name="inngest/function.cancelled")
+    events = await dev.stores.list_events(dev.account, name="inngest/function.cancelled")
     assert [e.payload["data"]["run_id"] for e in events] == [drop]
 
 

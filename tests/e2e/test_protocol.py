@@ -58,7 +58,7 @@ async def test_a_duplicate_user_event_id_starts_no_second_run(dev: DevHandle) ->
         [other] = await dev.send({"name": "test/dup", "id": "order-2", "data": {"n": 3}})
         await dev.finished(await dev.run_of_event(other))
 
-    assert await dev.server.stores.runs_for_event(second) == []
+    assert await dev.stores.runs_for_event(second) == []
     assert seen == [1, 3]
 
 
@@ -128,5 +128,5 @@ async def test_several_triggers_and_trigger_expressions(dev: DevHandle) -> None:
         await dev.finished(await dev.run_of_event(ids[0]))
         await dev.finished(await dev.run_of_event(ids[2]))
 
-    assert await dev.server.stores.runs_for_event(ids[1]) == []
+    assert await dev.stores.runs_for_event(ids[1]) == []
     assert started == {"test/a": 1, "test/b": 1}

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import structlog
-import uvicorn
 
 from headrace.adapters.inproc.log import InProcLog
 from headrace.adapters.sqlite.database import Database
@@ -18,9 +15,10 @@ from headrace.core.clock import Clock, SystemClock
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
-from headrace.ports.log import Log, PartitionsCallback
+from headrace.ports.log import Log
 from headrace.protocol.driver import AppDriver
-from headrace.runtime.consume import ConsumeLoop, Handler
+from headrace.runtime.http import HttpServer
+from headrace.runtime.loops import Loops
 from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
@@ -29,14 +27,6 @@ from headrace.services.runner.service import Runner
 from headrace.services.scheduler.service import Scheduler
 
 log = structlog.get_logger(__name__)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the dev server owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 class DevServer:
@@ -75,78 +65,37 @@ class DevServer:
             signing_key=settings.signing_key,
         )
         self.app = build_app(ctx, self.ingest, self.sync, event_keys=settings.event_keys)
-        self._loops: list[ConsumeLoop] = []
+        self.loops = Loops(self.log)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._http: _Server | None = None
-
-    def _loop(
-        self,
-        topic: str,
-        group: str,
-        handler: Handler,
-        *,
-        concurrency: int,
-        on_assigned: PartitionsCallback | None = None,
-        on_revoked: PartitionsCallback | None = None,
-    ) -> ConsumeLoop:
-        loop: ConsumeLoop | None = None
-
-        async def revoked(partitions: set[int]) -> None:
-            # Finish and commit the partition's records before it moves.
-            if loop is not None:
-                await loop.drain(partitions)
-            if on_revoked is not None:
-                await on_revoked(partitions)
-
-        consumer = self.log.consumer(topic, group, on_assigned=on_assigned, on_revoked=revoked)
-        loop = ConsumeLoop(consumer, handler, name=group, concurrency=concurrency)
-        self._loops.append(loop)
-        return loop
+        self._http: HttpServer | None = None
 
     async def start(self) -> None:
-        loops = [
-            self._loop(
-                self.topics.events,
-                "runner",
-                self.runner.handle,
-                concurrency=1,
-                on_assigned=self.runner.on_assigned,
-                on_revoked=self.runner.on_revoked,
-            ),
-            self._loop(
-                self.topics.schedule,
-                "scheduler",
-                self.scheduler.handle,
-                concurrency=1,
-                on_assigned=self.scheduler.on_assigned,
-                on_revoked=self.scheduler.on_revoked,
-            ),
-            self._loop(
-                self.topics.work,
-                "executor",
-                self.executor.handle,
-                concurrency=self.settings.executor_concurrency,
-            ),
-        ]
-        for loop in loops:
-            await loop.consumer.start()
-            self._tasks.append(asyncio.create_task(loop.run()))
-        self._tasks.append(asyncio.create_task(self.scheduler.wheel.run()))
-        config = uvicorn.Config(
-            self.app,
-            host=self.settings.host,
-            port=self.settings.port,
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
+        self.loops.add(
+            self.topics.events,
+            "runner",
+            self.runner.handle,
+            concurrency=1,
+            on_assigned=self.runner.on_assigned,
+            on_revoked=self.runner.on_revoked,
         )
-        self._http = _Server(config)
-        self._tasks.append(asyncio.create_task(self._http.serve()))
-        while not self._http.started:
-            if self._tasks[-1].done():
-                self._tasks[-1].result()
-                raise RuntimeError("the HTTP server stopped while starting")
-            await asyncio.sleep(0.02)
+        self.loops.add(
+            self.topics.schedule,
+            "scheduler",
+            self.scheduler.handle,
+            concurrency=1,
+            on_assigned=self.scheduler.on_assigned,
+            on_revoked=self.scheduler.on_revoked,
+        )
+        self.loops.add(
+            self.topics.work,
+            "executor",
+            self.executor.handle,
+            concurrency=self.settings.executor_concurrency,
+        )
+        await self.loops.start()
+        self._tasks.append(asyncio.create_task(self.scheduler.wheel.run()))
+        self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
+        self._tasks.append(await self._http.start())
         if self.settings.sdk_urls:
             self._tasks.append(asyncio.create_task(self.syncer.run()))
         log.info(
@@ -158,9 +107,7 @@ class DevServer:
     async def stop(self) -> None:
         if self._http is not None:
             self._http.should_exit = True
-        for loop in self._loops:
-            await loop.stop()
-            await loop.consumer.stop()
+        await self.loops.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

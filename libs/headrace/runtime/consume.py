@@ -66,6 +66,10 @@ class ConsumeLoop:
     def consumer(self) -> Consumer:
         return self._consumer
 
+    @property
+    def name(self) -> str:
+        return self._name
+
     async def run(self) -> None:
         committer = asyncio.create_task(self._commit_periodically())
         try:

@@ -13,6 +13,7 @@ import httpx
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.messages.state import ENDED, HistoryEntry, RunState
+from headrace.ports.stores import Stores
 from headrace.testing.sdk_app import free_port
 
 T = TypeVar("T")
@@ -32,11 +33,20 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-class DevHandle:
-    def __init__(self, server: DevServer) -> None:
-        self.server = server
-        self.url = f"http://{server.settings.host}:{server.settings.port}"
+class EngineHandle:
+    """A running headrace, in either mode: its API URL, its stores (to observe), its stop."""
+
+    def __init__(
+        self, url: str, stores: Stores, stop: Callable[[], Awaitable[None]], mode: str = "dev"
+    ) -> None:
+        self.url = url
+        self.stores = stores
+        self.mode = mode
+        self._stop = stop
         self.account = "default"
+
+    async def stop(self) -> None:
+        await self._stop()
 
     async def sync(self, app_url: str, app_id: str | None = None) -> None:
         """Sync an app the way `headrace dev -u` does, and wait until it is registered."""
@@ -48,7 +58,7 @@ class DevHandle:
         if app_id is not None:
 
             async def synced() -> bool:
-                app = await self.server.stores.get_app(self.account, app_id)
+                app = await self.stores.get_app(self.account, app_id)
                 return app is not None and app.url.startswith(app_url.split("?")[0])
 
             await eventually(synced, what=f"app {app_id} synced from {app_url}")
@@ -61,7 +71,7 @@ class DevHandle:
 
     async def runs_of_event(self, event_id: str, count: int = 1, timeout: float = 20) -> list[str]:
         async def probe() -> list[str] | None:
-            runs = await self.server.stores.runs_for_event(event_id)
+            runs = await self.stores.runs_for_event(event_id)
             return runs if len(runs) >= count else None
 
         return await eventually(probe, timeout=timeout, what=f"{count} run(s) of {event_id}")
@@ -71,19 +81,22 @@ class DevHandle:
 
     async def finished(self, run_id: str, timeout: float = 20) -> RunState:
         async def probe() -> RunState | None:
-            run = await self.server.stores.get_run(run_id)
+            run = await self.stores.get_run(run_id)
             return run if run is not None and run.status in ENDED else None
 
         return await eventually(probe, timeout=timeout, what=f"run {run_id} to end")
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
-        return await self.server.stores.list_history(run_id)
+        return await self.stores.list_history(run_id)
 
     async def runs_of_function(self, fn_id: str) -> list[RunState]:
-        return await self.server.stores.list_runs(self.account, fn_id=fn_id, limit=1000)
+        return await self.stores.list_runs(self.account, fn_id=fn_id, limit=1000)
 
 
-async def start_dev(state_dir: Path | None, **overrides: Any) -> DevHandle:
+DevHandle = EngineHandle
+
+
+async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
     settings = DevSettings(
         port=overrides.pop("port", None) or free_port(),
         state_dir=state_dir,
@@ -93,4 +106,4 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> DevHandle:
     )
     server = DevServer(settings)
     await server.start()
-    return DevHandle(server)
+    return EngineHandle(f"http://{settings.host}:{settings.port}", server.stores, server.stop)

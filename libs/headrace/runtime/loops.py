@@ -1,0 +1,58 @@
+"""The consume loops of a process: one per (topic, group), started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from headrace.ports.log import Log, PartitionsCallback
+from headrace.runtime.consume import ConsumeLoop, Handler
+
+
+class Loops:
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self._loops: list[ConsumeLoop] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def add(
+        self,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        concurrency: int,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+    ) -> ConsumeLoop:
+        loop: ConsumeLoop | None = None
+
+        async def revoked(partitions: set[int]) -> None:
+            # Finish and commit the partition's records before it moves, then let the service
+            # drop what it kept for the partition.
+            if loop is not None:
+                await loop.drain(partitions)
+            if on_revoked is not None:
+                await on_revoked(partitions)
+
+        consumer = self._log.consumer(topic, group, on_assigned=on_assigned, on_revoked=revoked)
+        loop = ConsumeLoop(consumer, handler, name=group, concurrency=concurrency)
+        self._loops.append(loop)
+        return loop
+
+    async def start(self) -> None:
+        for loop in self._loops:
+            await loop.consumer.start()
+            self._tasks.append(asyncio.create_task(loop.run(), name=f"consume-{loop.name}"))
+
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        return list(self._tasks)
+
+    async def stop(self) -> None:
+        for loop in self._loops:
+            await loop.stop()
+            await loop.consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

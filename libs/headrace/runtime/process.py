@@ -1,0 +1,124 @@
+"""The life of one distributed-mode service process.
+
+It serves `/health` (alive) and `/ready` (connected and consuming) from the start, so probes
+work while it connects; connects to Kafka and Cassandra with backoff until both answer; lets the
+service wire its loops, tasks and routes; and on SIGTERM stops taking records, finishes and
+commits what is in flight, and closes its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from headrace.core.clock import Clock, SystemClock
+from headrace.messages.topics import Topics
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+from headrace.runtime.http import HttpServer
+from headrace.runtime.loops import Loops
+from headrace.runtime.settings import ClusterSettings
+
+log = structlog.get_logger(__name__)
+
+Connect = Callable[[ClusterSettings], Awaitable[tuple[Log, Stores, Callable[[], Awaitable[None]]]]]
+
+
+class ServiceProcess:
+    def __init__(self, name: str, settings: ClusterSettings, clock: Clock | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.topics = Topics(settings.topic_prefix)
+        self.ready = False
+        self.app = Starlette(routes=[Route("/health", self._health), Route("/ready", self._ready)])
+        self.tasks: list[asyncio.Task[Any]] = []
+        self._loops: Loops | None = None
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._stopping = asyncio.Event()
+
+    async def _health(self, _: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": self.name})
+
+    async def _ready(self, _: Request) -> Response:
+        return JSONResponse(
+            {"ready": self.ready, "service": self.name}, status_code=200 if self.ready else 503
+        )
+
+    def add_routes(self, routes: list[BaseRoute]) -> None:
+        self.app.router.routes.extend(routes)
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` at shutdown, after the loops have stopped."""
+        self._on_stop.append(callback)
+
+    def loops(self, log_port: Log) -> Loops:
+        if self._loops is None:
+            self._loops = Loops(log_port)
+        return self._loops
+
+    async def run(
+        self, connect: Connect, wire: Callable[[ServiceProcess, Log, Stores], Awaitable[None]]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopping.set)
+        http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
+        http_task = await http.start()
+        connected = await self._connect(connect)
+        if connected is None:
+            http.should_exit = True
+            await http_task
+            return
+        log_port, stores, close = connected
+        try:
+            await wire(self, log_port, stores)
+            if self._loops is not None:
+                await self._loops.start()
+            self.ready = True
+            log.info("service ready", service=self.name, port=self.settings.port)
+            await self._stopping.wait()
+        finally:
+            self.ready = False
+            log.info("service stopping", service=self.name)
+            if self._loops is not None:
+                await self._loops.stop()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            for callback in self._on_stop:
+                await callback()
+            await close()
+            http.should_exit = True
+            await http_task
+            log.info("service stopped", service=self.name)
+
+    async def _connect(
+        self, connect: Connect
+    ) -> tuple[Log, Stores, Callable[[], Awaitable[None]]] | None:
+        """Until Kafka and Cassandra answer (or SIGTERM): retry with backoff, not ready."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                return await connect(self.settings)
+            except Exception as err:
+                log.warning(
+                    "cannot connect yet; retrying",
+                    service=self.name,
+                    error=str(err),
+                    retry_in_s=delay,
+                )
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 10.0)
+        return None

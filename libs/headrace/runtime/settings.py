@@ -1,0 +1,150 @@
+"""Settings of a distributed-mode process, from flags or `HEADRACE_*` environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    kafka_bootstrap: str = "127.0.0.1:29092"
+    cassandra_hosts: tuple[str, ...] = ("127.0.0.1",)
+    cassandra_port: int = 29042
+    keyspace: str = "headrace"
+    topic_prefix: str = "headrace."
+    partitions: int = 12
+    replication_factor: int = 1
+    host: str = "127.0.0.1"
+    port: int = 8288
+    # Event key -> account id; without keys the Event API refuses every request.
+    event_keys: tuple[tuple[str, str], ...] = ()
+    signing_key: str | None = None
+    backoff_scale: float = 1.0
+    call_timeout_s: float = 300.0
+    executor_concurrency: int = 200
+
+
+def _pairs(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        key, sep, account = item.partition("=")
+        if not sep or not key or not account:
+            raise click.BadParameter(f"expected KEY=ACCOUNT, got {item!r}")
+        pairs.append((key, account))
+    return tuple(pairs)
+
+
+def cluster_options(default_port: int) -> Callable[[F], F]:
+    """The flags every service takes; each also reads its `HEADRACE_*` variable."""
+    options = [
+        click.option(
+            "--kafka-bootstrap",
+            envvar="HEADRACE_KAFKA_BOOTSTRAP",
+            default=ClusterSettings.kafka_bootstrap,
+            show_default=True,
+        ),
+        click.option(
+            "--cassandra-hosts",
+            envvar="HEADRACE_CASSANDRA_HOSTS",
+            default="127.0.0.1",
+            show_default=True,
+            help="Comma-separated.",
+        ),
+        click.option(
+            "--cassandra-port",
+            envvar="HEADRACE_CASSANDRA_PORT",
+            type=int,
+            default=ClusterSettings.cassandra_port,
+            show_default=True,
+        ),
+        click.option(
+            "--keyspace",
+            envvar="HEADRACE_KEYSPACE",
+            default=ClusterSettings.keyspace,
+            show_default=True,
+        ),
+        click.option(
+            "--topic-prefix",
+            envvar="HEADRACE_TOPIC_PREFIX",
+            default=ClusterSettings.topic_prefix,
+            show_default=True,
+        ),
+        click.option(
+            "--partitions",
+            envvar="HEADRACE_PARTITIONS",
+            type=int,
+            default=ClusterSettings.partitions,
+            show_default=True,
+            help="Partition count of every topic.",
+        ),
+        click.option(
+            "--replication-factor",
+            envvar="HEADRACE_REPLICATION_FACTOR",
+            type=int,
+            default=ClusterSettings.replication_factor,
+            show_default=True,
+        ),
+        click.option(
+            "--host", envvar="HEADRACE_HOST", default=ClusterSettings.host, show_default=True
+        ),
+        click.option(
+            "--port",
+            envvar="HEADRACE_PORT",
+            type=int,
+            default=default_port,
+            show_default=True,
+            help="HTTP port (APIs, /health, /ready).",
+        ),
+        click.option(
+            "--event-keys",
+            envvar="HEADRACE_EVENT_KEYS",
+            default="",
+            help="KEY=ACCOUNT,... accepted by the Event API.",
+        ),
+        click.option("--signing-key", envvar="HEADRACE_SIGNING_KEY", default=None),
+        click.option(
+            "--retry-scale",
+            envvar="HEADRACE_RETRY_SCALE",
+            type=float,
+            default=1.0,
+            show_default=True,
+        ),
+        click.option(
+            "--call-timeout",
+            envvar="HEADRACE_CALL_TIMEOUT",
+            type=float,
+            default=300.0,
+            show_default=True,
+        ),
+    ]
+
+    def decorate(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def settings_from(options: dict[str, Any]) -> ClusterSettings:
+    return ClusterSettings(
+        kafka_bootstrap=options["kafka_bootstrap"],
+        cassandra_hosts=tuple(h.strip() for h in options["cassandra_hosts"].split(",") if h),
+        cassandra_port=options["cassandra_port"],
+        keyspace=options["keyspace"],
+        topic_prefix=options["topic_prefix"],
+        partitions=options["partitions"],
+        replication_factor=options["replication_factor"],
+        host=options["host"],
+        port=options["port"],
+        event_keys=_pairs(options["event_keys"]),
+        signing_key=options["signing_key"],
+        backoff_scale=options["retry_scale"],
+        call_timeout_s=options["call_timeout"],
+    )

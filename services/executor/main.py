@@ -1,0 +1,42 @@
+"""`headrace executor`: consumes `work`; calls apps and moves runs along."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from headrace.services.executor.service import Executor
+
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+from headrace.protocol.driver import AppDriver
+from headrace.runtime.main import run_service
+from headrace.runtime.process import ServiceProcess
+from headrace.runtime.settings import cluster_options
+
+
+async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
+    settings = proc.settings
+    driver = AppDriver(
+        proc.clock, signing_key=settings.signing_key, timeout_s=settings.call_timeout_s
+    )
+    executor = Executor(
+        log_port,
+        proc.topics,
+        stores,
+        driver,
+        proc.clock,
+        server_kind="cloud" if settings.signing_key else "dev",
+        backoff_scale=settings.backoff_scale,
+    )
+    proc.loops(log_port).add(
+        proc.topics.work, "executor", executor.handle, concurrency=settings.executor_concurrency
+    )
+    proc.on_stop(driver.close)
+
+
+@click.command()
+@cluster_options(default_port=8292)
+def executor(**options: Any) -> None:
+    """Run an executor: the SDK protocol, calls to apps, run state."""
+    run_service("executor", options, wire)

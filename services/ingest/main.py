@@ -1,0 +1,35 @@
+"""`headrace ingest`: the Event API, app sync and the read APIs; publishes to `events`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from headrace.services.ingest.events import EventIngest
+from headrace.services.ingest.http import build_app
+from headrace.services.ingest.sync import AppSync
+from starlette.routing import Mount
+
+from headrace.api.context import ApiContext
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+from headrace.runtime.main import run_service
+from headrace.runtime.process import ServiceProcess
+from headrace.runtime.settings import cluster_options
+
+
+async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
+    settings = proc.settings
+    ctx = ApiContext(stores=stores, clock=proc.clock, signing_key=settings.signing_key)
+    ingest = EventIngest(log_port, proc.topics, proc.clock)
+    sync = AppSync(log_port, proc.topics, stores, proc.clock)
+    # Distributed mode never takes unknown keys: no keys configured means no events accepted.
+    api = build_app(ctx, ingest, sync, event_keys=dict(settings.event_keys))
+    proc.add_routes([Mount("/", app=api)])
+
+
+@click.command()
+@cluster_options(default_port=8288)
+def ingest(**options: Any) -> None:
+    """Run an ingest: Event API, app sync, GraphQL and REST APIs."""
+    run_service("ingest", options, wire)

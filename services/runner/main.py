@@ -1,0 +1,33 @@
+"""`headrace runner`: consumes `events`; triggers runs, resolves waits, invokes and cancels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from headrace.services.runner.service import Runner
+
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+from headrace.runtime.main import run_service
+from headrace.runtime.process import ServiceProcess
+from headrace.runtime.settings import cluster_options
+
+
+async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
+    runner = Runner(log_port, proc.topics, stores, proc.clock)
+    proc.loops(log_port).add(
+        proc.topics.events,
+        "runner",
+        runner.handle,
+        concurrency=1,
+        on_assigned=runner.on_assigned,
+        on_revoked=runner.on_revoked,
+    )
+
+
+@click.command()
+@cluster_options(default_port=8290)
+def runner(**options: Any) -> None:
+    """Run a runner: triggers, waits, cancels, invokes, batches."""
+    run_service("runner", options, wire)

@@ -1,0 +1,35 @@
+"""`headrace scheduler`: consumes `schedule`; owns the timer wheel of its partitions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+from headrace.services.scheduler.service import Scheduler
+
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+from headrace.runtime.main import run_service
+from headrace.runtime.process import ServiceProcess
+from headrace.runtime.settings import cluster_options
+
+
+async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
+    scheduler = Scheduler(log_port, proc.topics, stores, proc.clock)
+    proc.loops(log_port).add(
+        proc.topics.schedule,
+        "scheduler",
+        scheduler.handle,
+        concurrency=1,
+        on_assigned=scheduler.on_assigned,
+        on_revoked=scheduler.on_revoked,
+    )
+    proc.tasks.append(asyncio.create_task(scheduler.wheel.run(), name="timer-wheel"))
+
+
+@click.command()
+@cluster_options(default_port=8291)
+def scheduler(**options: Any) -> None:
+    """Run a scheduler: timers (sleeps, timeouts, retries, batches) and delivery of work."""
+    run_service("scheduler", options, wire)
