@@ -1,44 +1,125 @@
-"""The log port's guarantees, checked on every adapter (Kafka joins with distributed mode)."""
+"""The log port's guarantees, checked on every adapter: in-process (memory, SQLite) and Kafka.
+
+Kafka needs time for group joins and rebalances, so the helpers poll until a condition holds
+within a bounded time rather than for a fixed number of rounds; the in-process log meets each
+condition at once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from headrace.adapters.inproc.log import InProcLog
+from headrace.adapters.kafka.log import KafkaLog
 from headrace.adapters.sqlite.database import Database
 from headrace.messages.topics import partition_for
-from headrace.ports.log import Consumer, Log, LogRecord
+from headrace.ports.log import Consumer, Log, LogRecord, PartitionsCallback
 
 LogFactory = Callable[[], Log]
 
+DEADLINE_S = 20.0
+# Members crash in no test here, so the session timeout only bounds a stalled event loop; the
+# short heartbeat is what makes a member notice a rebalance quickly.
+KAFKA_GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 100}
 
-@pytest.fixture(params=["inproc-memory", "inproc-sqlite"])
+
+@pytest.fixture(
+    params=["inproc-memory", "inproc-sqlite", pytest.param("kafka", marks=pytest.mark.kafka)]
+)
 async def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LogFactory]:
     """A factory, so a test can 'restart' the log over the same durable storage."""
     databases: list[Database] = []
+    logs: list[Log] = []
+    kafka: tuple[str, str] | None = None
+    if request.param == "kafka":
+        # Topics and groups get a prefix unique to the test; the tests themselves say "t", "g".
+        kafka = (
+            request.getfixturevalue("kafka_bootstrap"),
+            request.getfixturevalue("kafka_topic_prefix"),
+        )
 
     def factory() -> Log:
-        if request.param == "inproc-memory":
-            return InProcLog(partitions=4)
-        db = Database(str(tmp_path / "log.db"))
-        databases.append(db)
-        return InProcLog(partitions=4, db=db)
+        log: Log
+        if kafka is not None:
+            bootstrap, prefix = kafka
+            log = KafkaLog(
+                bootstrap,
+                partitions=4,
+                topic_prefix=prefix,
+                group_prefix=prefix,
+                **KAFKA_GROUP_TIMEOUTS,
+            )
+        elif request.param == "inproc-memory":
+            log = InProcLog(partitions=4)
+        else:
+            db = Database(str(tmp_path / "log.db"))
+            databases.append(db)
+            log = InProcLog(partitions=4, db=db)
+        logs.append(log)
+        return log
 
     yield factory
+    for log in logs:
+        await log.close()
     for db in databases:
         db.close()
+    if kafka is not None:
+        await _delete_topics(*kafka)
 
 
-async def _drain(consumer: Consumer, want: int, rounds: int = 20) -> list[LogRecord]:
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+
+
+async def _drain(consumer: Consumer, want: int) -> list[LogRecord]:
+    """Poll until `want` records came (or the deadline passed: the caller's assert tells)."""
     out: list[LogRecord] = []
-    for _ in range(rounds):
-        out += await consumer.poll(100, timeout_ms=20)
-        if len(out) >= want:
-            break
+    deadline = time.monotonic() + DEADLINE_S
+    while len(out) < want and time.monotonic() < deadline:
+        out += await consumer.poll(100, timeout_ms=100)
     return out
+
+
+async def _poll_until(
+    consumers: Iterable[Consumer],
+    condition: Callable[[], bool],
+    what: str,
+    received: list[LogRecord] | None = None,
+) -> None:
+    """Poll every member in turn (hooks run inside poll) until `condition` holds."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {DEADLINE_S:.0f} s waiting for {what}")
+        for consumer in consumers:
+            records = await consumer.poll(100, timeout_ms=20)
+            if received is not None:
+                received += records
+
+
+def _tracking_hooks(
+    assigned: dict[str, set[int]], name: str
+) -> tuple[PartitionsCallback, PartitionsCallback]:
+    async def on_assigned(parts: set[int]) -> None:
+        assigned[name] |= parts
+
+    async def on_revoked(parts: set[int]) -> None:
+        assigned[name] -= parts
+
+    return on_assigned, on_revoked
 
 
 async def test_records_with_one_key_share_a_partition_and_keep_their_order(
@@ -53,10 +134,27 @@ async def test_records_with_one_key_share_a_partition_and_keep_their_order(
     assert len(records) == 20
     by_key: dict[str, list[int]] = {}
     for record in records:
+        assert record.topic == "t"
         assert record.partition == partition_for(record.key, log.partitions)
         by_key.setdefault(record.key, []).append(int(record.value))
     for key, values in by_key.items():
         assert values == sorted(values), key
+    await consumer.stop()
+
+
+async def test_headers_and_payload_pass_through_unchanged(make_log: LogFactory) -> None:
+    log = make_log()
+    headers = (
+        ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ("empty", b""),
+    )
+    await log.publish("t", "acct", b"\x00payload\xff", headers)
+    consumer = log.consumer("t", "g")
+    await consumer.start()
+    [record] = await _drain(consumer, 1)
+    assert (record.key, record.value) == ("acct", b"\x00payload\xff")
+    assert record.headers == headers
+    await consumer.stop()
 
 
 async def test_uncommitted_records_are_delivered_again_to_the_next_member(
@@ -76,6 +174,7 @@ async def test_uncommitted_records_are_delivered_again_to_the_next_member(
     await second.start()
     again = await _drain(second, 6)
     assert [int(r.value) for r in again] == [4, 5, 6, 7, 8, 9]
+    await second.stop()
 
 
 async def test_two_members_split_the_partitions_and_one_takes_all_when_the_other_leaves(
@@ -83,31 +182,87 @@ async def test_two_members_split_the_partitions_and_one_takes_all_when_the_other
 ) -> None:
     log = make_log()
     assigned: dict[str, set[int]] = {"a": set(), "b": set()}
-
-    def hooks(name: str) -> dict[str, object]:
-        async def on_assigned(parts: set[int]) -> None:
-            assigned[name] |= parts
-
-        async def on_revoked(parts: set[int]) -> None:
-            assigned[name] -= parts
-
-        return {"on_assigned": on_assigned, "on_revoked": on_revoked}
-
-    a = log.consumer("t", "g", **hooks("a"))  # type: ignore[arg-type]
-    b = log.consumer("t", "g", **hooks("b"))  # type: ignore[arg-type]
+    every = set(range(log.partitions))
+    a_assigned, a_revoked = _tracking_hooks(assigned, "a")
+    b_assigned, b_revoked = _tracking_hooks(assigned, "b")
+    a = log.consumer("t", "g", on_assigned=a_assigned, on_revoked=a_revoked)
+    b = log.consumer("t", "g", on_assigned=b_assigned, on_revoked=b_revoked)
     await a.start()
     await b.start()
-    for _ in range(3):
-        await a.poll(10, timeout_ms=10)
-        await b.poll(10, timeout_ms=10)
-    assert assigned["a"] and assigned["b"]
-    assert not assigned["a"] & assigned["b"]
-    assert assigned["a"] | assigned["b"] == set(range(log.partitions))
+
+    def split() -> bool:
+        return bool(
+            assigned["a"]
+            and assigned["b"]
+            and not assigned["a"] & assigned["b"]
+            and assigned["a"] | assigned["b"] == every
+        )
+
+    await _poll_until([a, b], split, "the two members to split the partitions")
+    assert a.assignment() == assigned["a"] and b.assignment() == assigned["b"]
 
     await b.stop()
-    await a.poll(10, timeout_ms=10)
-    assert assigned["a"] == set(range(log.partitions))
-    assert assigned["b"] == set()
+    assert assigned["b"] == set()  # stop ran on_revoked for everything b owned
+    await _poll_until([a], lambda: assigned["a"] == every, "a to take every partition")
+    assert a.assignment() == every
+    await a.stop()
+
+
+async def test_a_member_that_commits_in_on_revoked_hands_over_without_redelivery(
+    make_log: LogFactory,
+) -> None:
+    """What the consume loop's drain relies on: commits from on_revoked count."""
+    log = make_log()
+    keys = [f"acct-{i}" for i in range(8)]
+    for key in keys:
+        await log.publish("t", key, b"old")
+    handled: dict[int, int] = {}  # partition -> next offset, of what `a` has handled
+
+    async def commit_handled(parts: set[int]) -> None:
+        await a.commit({p: handled[p] for p in parts if p in handled})
+
+    a = log.consumer("t", "g", on_revoked=commit_handled)
+    await a.start()
+    for record in await _drain(a, len(keys)):
+        handled[record.partition] = record.offset + 1
+    assert len(handled) == len({partition_for(k, log.partitions) for k in keys})
+
+    b = log.consumer("t", "g")
+    await b.start()
+    await _poll_until([a, b], lambda: bool(b.assignment()), "b to get partitions")
+    received: list[LogRecord] = []
+    for key in keys:
+        await log.publish("t", key, b"new")
+    await _poll_until(
+        [a, b], lambda: len(received) >= len(keys), "the new records", received=received
+    )
+    assert sorted(r.key for r in received) == sorted(keys)
+    assert {r.value for r in received} == {b"new"}
+    await a.stop()
+    await b.stop()
+
+
+async def test_no_record_is_read_before_on_assigned_has_finished(make_log: LogFactory) -> None:
+    log = make_log()
+    for i in range(8):
+        await log.publish("t", f"acct-{i}", b"x")
+    ready: set[int] = set()
+
+    async def load_state(parts: set[int]) -> None:
+        # A service loads the partitions' state here; reads must wait for it.
+        await asyncio.sleep(0.1)
+        ready.update(parts)
+
+    consumer = log.consumer("t", "g", on_assigned=load_state)
+    await consumer.start()
+    records: list[LogRecord] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(records) < 8 and time.monotonic() < deadline:
+        batch = await consumer.poll(100, timeout_ms=100)
+        assert {r.partition for r in batch} <= ready
+        records += batch
+    assert len(records) == 8
+    await consumer.stop()
 
 
 async def test_published_records_survive_a_restart_of_the_durable_inproc_log(

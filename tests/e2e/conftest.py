@@ -1,13 +1,57 @@
-from collections.abc import AsyncIterator
+"""The engine under test, in each mode: `dev` (one process, embedded adapters) and
+`distributed` (ingest, two runners, a scheduler and two executors as processes on real Kafka
+and Cassandra, shared by the session; tests keep apart by their own app ids and event names)."""
+
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from headrace.testing.dev import DevHandle, start_dev
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.dev import EngineHandle, start_dev
+
+MODES = ["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mark.cassandra])]
+
+
+@pytest.fixture(scope="session")
+def distributed_settings(
+    kafka_bootstrap: str,
+    cassandra_contact: tuple[str, int],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ClusterSettings]:
+    suffix = tmp_path_factory.getbasetemp().name.replace("-", "_")
+    yield ClusterSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        cassandra_hosts=(cassandra_contact[0],),
+        cassandra_port=cassandra_contact[1],
+        keyspace=f"e2e_{suffix}",
+        topic_prefix=f"e2e.{suffix}.",
+        partitions=4,
+        backoff_scale=0.005,
+    )
+
+
+@pytest.fixture(scope="session")
+async def distributed_engine(
+    distributed_settings: ClusterSettings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[EngineHandle]:
+    from headrace.testing.cluster import start_cluster
+
+    _, handle = await start_cluster(distributed_settings, tmp_path_factory.mktemp("cluster-logs"))
+    yield handle
+    await handle.stop()
 
 
 @pytest.fixture
-async def dev(tmp_path: Path) -> AsyncIterator[DevHandle]:
+async def dev_engine(tmp_path: Path) -> AsyncIterator[EngineHandle]:
     handle = await start_dev(tmp_path / "state")
     yield handle
     await handle.stop()
+
+
+@pytest.fixture(params=MODES)
+def dev(request: pytest.FixtureRequest) -> EngineHandle:
+    """The engine in the parametrised mode (a plain fixture, so it can pick an async one)."""
+    name = "distributed_engine" if request.param == "distributed" else "dev_engine"
+    engine: EngineHandle = request.getfixturevalue(name)
+    return engine

@@ -19,6 +19,13 @@ from headrace.testing.dev import DevHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
+@pytest.fixture
+def dev(dev_engine: DevHandle) -> DevHandle:
+    """Dev mode only: these tests count every event of the account, and the validation they
+    check is the one code path both modes share (EventIngest)."""
+    return dev_engine
+
+
 async def _post(dev: DevHandle, body: bytes, key: str = "k") -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.post(

@@ -142,8 +142,8 @@ hints_directory: "{data / "hints"}"
 cdc_raw_directory: "{data / "cdc_raw"}"
 commitlog_sync: periodic
 commitlog_sync_period: 10000ms
-commitlog_segment_size: 8MiB
-commitlog_total_space: 128MiB
+commitlog_segment_size: 32MiB
+commitlog_total_space: 256MiB
 memtable_allocation_type: heap_buffers
 memtable_heap_space: 64MiB
 memtable_offheap_space: 64MiB

@@ -1,0 +1,99 @@
+"""Accepted events, the account's event stream, and the runs each event started.
+
+The stream is bounded by time: events land in hourly buckets (by `received_ms`) of a feed, ''
+for every name and 'name:<name>' per name, and `event_buckets` lists each feed's non-empty
+buckets, newest first. A listing reads that short index (at most retention / one hour rows,
+since everything carries the retention TTL) and then the newest buckets until it has enough:
+one partition per bucket, never a scan. An hour of one account's events is the largest
+partition; a busier account would want a finer bucket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+
+from headrace.adapters.cassandra.session import Cql
+from headrace.messages.model import Event
+
+BUCKET_MS = 3_600_000
+_ALL = ""
+
+_enc = msgspec.msgpack.Encoder()
+_event = msgspec.msgpack.Decoder(Event)
+
+
+def _feed(name: str | None) -> str:
+    return _ALL if name is None else "name:" + name
+
+
+class EventTables:
+    def __init__(self, cql: Cql, retention_s: int) -> None:
+        self._cql = cql
+        self._event_ttl_s = retention_s
+        # The bucket index outlives the last event it points to.
+        self._event_bucket_ttl_s = retention_s + BUCKET_MS // 1000
+        self._put_event = cql.prepare(
+            "INSERT INTO {ks}.events (internal_id, receipt_id, body) VALUES (?, ?, ?) USING TTL ?"
+        )
+        self._get_event = cql.prepare("SELECT body FROM {ks}.events WHERE internal_id = ? LIMIT 1")
+        self._put_feed = cql.prepare(
+            "INSERT INTO {ks}.event_feed (account_id, feed, bucket, receipt_id, body) "
+            "VALUES (?, ?, ?, ?, ?) USING TTL ?"
+        )
+        self._put_bucket = cql.prepare(
+            "INSERT INTO {ks}.event_buckets (account_id, feed, bucket) VALUES (?, ?, ?) USING TTL ?"
+        )
+        self._buckets = cql.prepare(
+            "SELECT bucket FROM {ks}.event_buckets WHERE account_id = ? AND feed = ?"
+        )
+        self._read_feed = cql.prepare(
+            "SELECT body FROM {ks}.event_feed WHERE account_id = ? AND feed = ? AND bucket = ? "
+            "LIMIT ?"
+        )
+        self._link_run = cql.prepare(
+            "INSERT INTO {ks}.event_runs (event_id, run_id) VALUES (?, ?) USING TTL ?"
+        )
+        self._linked_runs = cql.prepare("SELECT run_id FROM {ks}.event_runs WHERE event_id = ?")
+
+    async def put_event(self, event: Event) -> None:
+        # Events made by headrace itself have no receipt; their internal id is unique. Every
+        # write below is keyed by the receipt, so writing the event again changes nothing.
+        receipt = event.receipt_id or event.internal_id
+        body = _enc.encode(event)
+        bucket = event.received_ms // BUCKET_MS
+        account, ttl = event.account_id, self._event_ttl_s
+        writes = [self._cql.write(self._put_event, (event.internal_id, receipt, body, ttl))]
+        for feed in (_ALL, _feed(event.name)):
+            writes.append(
+                self._cql.write(self._put_feed, (account, feed, bucket, receipt, body, ttl))
+            )
+            writes.append(
+                self._cql.write(self._put_bucket, (account, feed, bucket, self._event_bucket_ttl_s))
+            )
+        await asyncio.gather(*writes)
+
+    async def get_event(self, internal_id: str) -> Event | None:
+        rows = await self._cql.rows(self._get_event, (internal_id,))
+        return _event.decode(rows[0][0]) if rows else None
+
+    async def list_events(
+        self, account_id: str, *, name: str | None = None, limit: int = 50
+    ) -> list[Event]:
+        feed = _feed(name)
+        events: list[Event] = []
+        for (bucket,) in await self._cql.rows(self._buckets, (account_id, feed)):
+            if len(events) >= limit:
+                break
+            rows = await self._cql.rows(
+                self._read_feed, (account_id, feed, bucket, limit - len(events))
+            )
+            events += [_event.decode(body) for (body,) in rows]
+        return events
+
+    async def link_run(self, event_id: str, run_id: str) -> None:
+        await self._cql.write(self._link_run, (event_id, run_id, self._event_ttl_s))
+
+    async def runs_for_event(self, event_id: str) -> list[str]:
+        return [run_id for (run_id,) in await self._cql.rows(self._linked_runs, (event_id,))]

@@ -1,0 +1,47 @@
+"""The stores on Cassandra (see headrace.ports.stores for the guarantees, and each table
+module here for how its queries stay within a partition)."""
+
+from __future__ import annotations
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+
+from headrace.adapters.cassandra.apps import AppTables
+from headrace.adapters.cassandra.events import EventTables
+from headrace.adapters.cassandra.keys import KeyTables
+from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
+from headrace.adapters.cassandra.runs import RunTables
+from headrace.adapters.cassandra.session import Cql
+from headrace.adapters.cassandra.timers import TimerTables
+
+DEFAULT_RETENTION_S = 7 * 86_400
+
+
+class CassandraStores(
+    AppTables, RunTables, EventTables, KeyTables, TimerTables, PauseTables, BatchTables
+):
+    """All the stores over one driver session and a keyspace that `migrate` has prepared.
+
+    `retention_s` is how long ended runs (with their memos and history) and accepted events are
+    kept. Construct it at startup: it prepares every statement (blocking, a round trip each).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        keyspace: str,
+        *,
+        retention_s: int = DEFAULT_RETENTION_S,
+        consistency: int = ConsistencyLevel.LOCAL_QUORUM,
+    ) -> None:
+        cql = Cql(session, keyspace, consistency=consistency)
+        AppTables.__init__(self, cql)
+        RunTables.__init__(self, cql, retention_s)
+        EventTables.__init__(self, cql, retention_s)
+        KeyTables.__init__(self, cql)
+        TimerTables.__init__(self, cql)
+        PauseTables.__init__(self, cql)
+        BatchTables.__init__(self, cql)
+
+    async def close(self) -> None:
+        """The session belongs to whoever opened it."""

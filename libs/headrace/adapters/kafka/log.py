@@ -1,0 +1,190 @@
+"""The log port over Apache Kafka (aiokafka): keyed records, consumer groups, explicit commits.
+
+It keeps the guarantees of headrace.ports.log:
+- Every topic has `partitions` partitions; a missing topic is created with that count (and the
+  configured replication factor) on first use, and one with another count is an error.
+- A record goes to partition `partition_for(key, partitions)`, the same function the in-process
+  log uses, passed to the producer explicitly so the placement never depends on a producer
+  setting: an account's records share a partition number in every topic.
+- `publish` returns once every in-sync replica has the record (`acks="all"`); the producer is
+  idempotent, so its internal retries never duplicate or reorder a key's records.
+- Consumers commit only through `commit` and start from the beginning of a partition the group
+  never committed; see `headrace.adapters.kafka.consumer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from headrace.adapters.kafka.admin import MAX_RECORD_BYTES, ensure_topics
+from headrace.adapters.kafka.consumer import GroupSettings, KafkaConsumer
+from headrace.messages.topics import partition_for
+from headrace.ports.log import PartitionsCallback
+
+# Durable when acknowledged, and no duplicates or reordering from the producer's own retries.
+PRODUCER_SETTINGS: dict[str, Any] = {
+    "acks": "all",
+    "enable_idempotence": True,
+    "max_request_size": MAX_RECORD_BYTES,
+}
+
+
+class LogClosedError(RuntimeError):
+    """The log was used after `close()`: a bug in the caller's shutdown order, not retriable."""
+
+
+class KafkaLog:
+    """The log on a Kafka cluster.
+
+    `topic_prefix` and `group_prefix` are prepended to every topic name and consumer group id
+    on the cluster (records still report the unprefixed topic), so several deployments, or
+    tests, can share a cluster. The group timeouts default to values for production; tests pass
+    shorter ones (the local broker allows a session of 500 ms) so that a member that dies is
+    noticed in a few seconds. A member that stops cleanly leaves the group at once regardless.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        partitions: int,
+        replication_factor: int = 1,
+        client_id: str = "headrace",
+        topic_prefix: str = "",
+        group_prefix: str = "",
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 1_000,
+        rebalance_timeout_ms: int = 30_000,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._partitions = partitions
+        self._replication_factor = replication_factor
+        self._client_id = client_id
+        self._topic_prefix = topic_prefix
+        self._group_prefix = group_prefix
+        self._group_settings = GroupSettings(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            rebalance_timeout_ms=rebalance_timeout_ms,
+        )
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+        self._topics_lock = asyncio.Lock()
+        self._ready_topics: set[str] = set()
+        self._consumers: set[KafkaConsumer] = set()
+        self._closed = False
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
+
+    def topic_name(self, topic: str) -> str:
+        """The name of `topic` on the cluster."""
+        return self._topic_prefix + topic
+
+    async def ensure_topics(self, topics: Iterable[str]) -> None:
+        """Create the missing ones of `topics` with the configured partition count.
+
+        Raises TopicError (with `retriable`) when a topic cannot be created or exists with a
+        different partition count. Each topic is checked once per KafkaLog.
+        """
+        wanted = {self.topic_name(topic) for topic in topics} - self._ready_topics
+        if not wanted:
+            return
+        async with self._topics_lock:
+            wanted -= self._ready_topics
+            if wanted:
+                await ensure_topics(
+                    self._bootstrap,
+                    wanted,
+                    partitions=self._partitions,
+                    replication_factor=self._replication_factor,
+                    client_id=self._client_id,
+                )
+                self._ready_topics |= wanted
+
+    async def publish(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        """Append a record; durable when this returns.
+
+        Raises aiokafka's KafkaError when the cluster did not acknowledge the record within the
+        producer's own retries; `retriable` on the error says whether publishing again can help.
+        """
+        await self.ensure_topics([topic])
+        producer = await self._started_producer()
+        await producer.send_and_wait(
+            self.topic_name(topic),
+            value,
+            key=key.encode(),
+            partition=partition_for(key, self._partitions),
+            headers=list(headers),
+        )
+
+    def consumer(
+        self,
+        topic: str,
+        group: str,
+        *,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+    ) -> KafkaConsumer:
+        self._check_open()
+        consumer = KafkaConsumer(
+            self,
+            topic,
+            self._group_prefix + group,
+            self._group_settings,
+            on_assigned=on_assigned,
+            on_revoked=on_revoked,
+        )
+        self._consumers.add(consumer)
+        return consumer
+
+    async def close(self) -> None:
+        """Stop the producer, and any consumer still running (each leaves its group cleanly)."""
+        self._closed = True
+        try:
+            for consumer in list(self._consumers):
+                await consumer.stop()
+        finally:
+            async with self._producer_lock:
+                if self._producer is not None:
+                    await self._producer.stop()
+                    self._producer = None
+
+    # --- used by consumers ---
+
+    def _forget(self, consumer: KafkaConsumer) -> None:
+        self._consumers.discard(consumer)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError("the Kafka log is closed")
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        """The producer, started on first use (the constructor cannot await)."""
+        self._check_open()
+        if self._producer is not None:
+            return self._producer
+        async with self._producer_lock:
+            self._check_open()
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    client_id=self._client_id,
+                    **PRODUCER_SETTINGS,
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()  # releases the connections a failed start opened
+                    raise
+                self._producer = producer
+            return self._producer

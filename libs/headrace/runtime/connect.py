@@ -1,0 +1,94 @@
+"""Connecting a distributed-mode process to Kafka and Cassandra (the only place that picks the
+adapters), and preparing both (`headrace migrate`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+from headrace.adapters.cassandra.schema import migrate as migrate_schema
+from headrace.adapters.cassandra.stores import CassandraStores
+from headrace.adapters.kafka.log import KafkaLog
+from headrace.messages.topics import Topics
+from headrace.ports.log import Log
+from headrace.ports.stores import Stores
+from headrace.runtime.settings import ClusterSettings, cluster_options, settings_from
+
+Close = Callable[[], Awaitable[None]]
+
+
+def cassandra_cluster(settings: ClusterSettings) -> Cluster:
+    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()))
+    return Cluster(
+        list(settings.cassandra_hosts),
+        port=settings.cassandra_port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+    )
+
+
+def kafka_log(settings: ClusterSettings) -> KafkaLog:
+    return KafkaLog(
+        settings.kafka_bootstrap,
+        partitions=settings.partitions,
+        replication_factor=settings.replication_factor,
+    )
+
+
+def _topics(settings: ClusterSettings) -> list[str]:
+    topics = Topics(settings.topic_prefix)
+    return [topics.events, topics.schedule, topics.work]
+
+
+async def connect_cluster(settings: ClusterSettings) -> tuple[Log, Stores, Close]:
+    """Raise (to be retried) until both answer; the keyspace must have been migrated."""
+    cluster = cassandra_cluster(settings)
+    try:
+        session = await asyncio.to_thread(cluster.connect)
+        stores = await asyncio.to_thread(CassandraStores, session, settings.keyspace)
+    except BaseException:
+        await asyncio.to_thread(cluster.shutdown)
+        raise
+    log = kafka_log(settings)
+    try:
+        await log.ensure_topics(_topics(settings))
+    except BaseException:
+        await log.close()
+        await asyncio.to_thread(cluster.shutdown)
+        raise
+
+    async def close() -> None:
+        await log.close()
+        await asyncio.to_thread(cluster.shutdown)
+
+    return log, stores, close
+
+
+@click.command()
+@cluster_options(default_port=0)
+def migrate(**options: Any) -> None:
+    """Create the topics and apply the Cassandra schema (idempotent; run before the services)."""
+    settings = settings_from(options)
+    cluster = cassandra_cluster(settings)
+    try:
+        session = cluster.connect()
+        replication = {"class": "SimpleStrategy", "replication_factor": settings.replication_factor}
+        applied = migrate_schema(session, settings.keyspace, replication)
+    finally:
+        cluster.shutdown()
+    click.echo(f"cassandra keyspace {settings.keyspace}: migrations applied {applied or 'none'}")
+
+    async def topics() -> None:
+        log = kafka_log(settings)
+        try:
+            await log.ensure_topics(_topics(settings))
+        finally:
+            await log.close()
+
+    asyncio.run(topics())
+    click.echo(f"kafka topics {', '.join(_topics(settings))}: {settings.partitions} partitions")

@@ -1,0 +1,134 @@
+"""A distributed-mode headrace for tests: ingest, runners, schedulers and executors as separate
+processes on real Kafka and Cassandra, and a handle to drive and observe them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from headrace.runtime.connect import connect_cluster
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.dev import EngineHandle
+from headrace.testing.sdk_app import free_port
+
+# The keys the tests send with; all map to the one test account.
+TEST_EVENT_KEYS = "test-key=default,key=default,k=default,demo-key=default,NO_EVENT_KEY_SET=default"
+
+
+@dataclass
+class ServiceProc:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+
+@dataclass
+class Cluster:
+    settings: ClusterSettings
+    log_dir: Path
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"ingest": 1, "runner": 2, "scheduler": 1, "executor": 2}
+    )
+    procs: list[ServiceProc] = field(default_factory=list)
+
+    def _env(self, port: int) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "HEADRACE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            "HEADRACE_CASSANDRA_HOSTS": ",".join(s.cassandra_hosts),
+            "HEADRACE_CASSANDRA_PORT": str(s.cassandra_port),
+            "HEADRACE_KEYSPACE": s.keyspace,
+            "HEADRACE_TOPIC_PREFIX": s.topic_prefix,
+            "HEADRACE_PARTITIONS": str(s.partitions),
+            "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
+            "HEADRACE_RETRY_SCALE": str(s.backoff_scale),
+            "HEADRACE_CALL_TIMEOUT": str(s.call_timeout_s),
+            "HEADRACE_PORT": str(port),
+            "HEADRACE_LOG_LEVEL": "info",
+        }
+
+    @property
+    def url(self) -> str:
+        ingest = next(p for p in self.procs if p.name == "ingest")
+        return f"http://127.0.0.1:{ingest.port}"
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "headrace", "migrate"],
+            env=self._env(0),
+            check=True,
+            capture_output=True,
+        )
+
+    def spawn(self, proc: ServiceProc) -> None:
+        log = (self.log_dir / f"{proc.name}-{proc.port}.log").open("ab")
+        proc.process = subprocess.Popen(
+            [sys.executable, "-m", "headrace", proc.name],
+            env=self._env(proc.port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    async def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+        for name, count in self.counts.items():
+            for _ in range(count):
+                proc = ServiceProc(name, free_port())
+                self.procs.append(proc)
+                self.spawn(proc)
+        await asyncio.gather(*(self.wait_ready(p) for p in self.procs))
+
+    async def wait_ready(self, proc: ServiceProc, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert proc.process is not None
+                if proc.process.poll() is not None:
+                    raise RuntimeError(f"{proc.name} exited; see {self.log_dir}")
+                try:
+                    response = await client.get(f"http://127.0.0.1:{proc.port}/ready")
+                    if response.status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise RuntimeError(f"{proc.name} on {proc.port} not ready in {timeout} s")
+
+    def kill(self, proc: ServiceProc) -> None:
+        assert proc.process is not None
+        proc.process.send_signal(signal.SIGKILL)
+        proc.process.wait()
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.process is not None and proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            if proc.process is not None:
+                try:
+                    await asyncio.to_thread(proc.process.wait, 30)
+                except subprocess.TimeoutExpired:
+                    proc.process.kill()
+
+
+async def start_cluster(settings: ClusterSettings, log_dir: Path) -> tuple[Cluster, EngineHandle]:
+    cluster = Cluster(settings, log_dir)
+    await cluster.start()
+    _, stores, close = await connect_cluster(settings)
+
+    async def stop() -> None:
+        await cluster.stop()
+        await close()
+
+    return cluster, EngineHandle(cluster.url, stores, stop, mode="distributed")

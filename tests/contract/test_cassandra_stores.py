@@ -1,0 +1,369 @@
+"""What only the Cassandra stores do: TTLs, lightweight transactions under contention, the timer
+slots, bucketed event listings, paging, the schema's migrations and retryable errors.
+
+Like the contract suite, the tests share one migrated keyspace per module and empty it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from cassandra import InvalidRequest, OperationTimedOut, Unavailable
+from cassandra.cluster import Session
+
+from headrace.adapters.cassandra import CassandraStores, CassandraUnavailable, migrate
+from headrace.adapters.cassandra.apps import AppTables
+from headrace.adapters.cassandra.events import BUCKET_MS, EventTables
+from headrace.adapters.cassandra.keys import KeyTables
+from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
+from headrace.adapters.cassandra.runs import MAX_OPEN_S, RunTables
+from headrace.adapters.cassandra.session import Cql, translate
+from headrace.adapters.cassandra.timers import SLOT_MS, TimerTables
+from headrace.infra.cassandra import local_cluster
+from headrace.messages.model import Event, Pause
+from headrace.messages.state import HistoryEntry, RunState, Timer
+
+SINGLE_NODE = {"class": "SimpleStrategy", "replication_factor": 1}
+RETENTION_S = 3600
+
+
+@pytest.fixture(scope="module")
+def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Session]:
+    cluster = local_cluster(*cassandra_contact)
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def store_keyspace(cassandra_session: Session) -> Iterator[str]:
+    keyspace = "cstores_" + uuid.uuid4().hex[:16]
+    migrate(cassandra_session, keyspace, SINGLE_NODE)
+    try:
+        yield keyspace
+    finally:
+        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+
+
+def _empty(session: Session, keyspace: str) -> None:
+    tables = session.execute(
+        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
+    )
+    pending = [session.execute_async(f"TRUNCATE {keyspace}.{row[0]}") for row in tables]
+    for future in pending:
+        future.result()
+
+
+@pytest.fixture
+async def ks(cassandra_session: Session, store_keyspace: str) -> str:
+    await asyncio.to_thread(_empty, cassandra_session, store_keyspace)
+    return store_keyspace
+
+
+@pytest.fixture
+async def stores(cassandra_session: Session, ks: str) -> AsyncIterator[CassandraStores]:
+    yield await asyncio.to_thread(CassandraStores, cassandra_session, ks, retention_s=RETENTION_S)
+
+
+def _one(session: Session, cql: str, *params: Any) -> Any:
+    row = session.execute(cql, params).one()
+    return None if row is None else row[0]
+
+
+def _run(run_id: str = "r1", **kw: Any) -> RunState:
+    return RunState(run_id=run_id, account_id="acct", fn_id="fn", app_id="app", **kw)
+
+
+def _near(ttl: int | None, expected: int) -> bool:
+    return ttl is not None and expected - 30 <= ttl <= expected
+
+
+# --- retention ---
+
+
+async def test_an_open_run_keeps_its_rows_and_an_ended_one_gets_the_retention_ttl(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    s, open_ttl = cassandra_session, RETENTION_S + MAX_OPEN_S
+    await stores.create_run(_run())
+    await stores.append_history(HistoryEntry(entry_id="01", run_id="r1", ts_ms=1, kind="x"))
+    await stores.save_run(_run(stack=["h1"]), {"h1": b"1"})
+    assert _near(_one(s, f"SELECT TTL(body) FROM {ks}.runs WHERE run_id = 'r1' LIMIT 1"), open_ttl)
+    assert _near(_one(s, f"SELECT TTL(memo) FROM {ks}.runs WHERE run_id = 'r1'"), open_ttl)
+    assert _near(_one(s, f"SELECT TTL(body) FROM {ks}.history WHERE run_id = 'r1'"), open_ttl)
+
+    await stores.save_run(_run(status="completed", stack=["h1", "h2"]), {"h2": b"2"})
+    ttls = s.execute(f"SELECT hash, TTL(memo), TTL(body) FROM {ks}.runs WHERE run_id = 'r1'")
+    assert {row[0] for row in ttls} == {"h1", "h2"}
+    assert all(_near(row[1], RETENTION_S) and _near(row[2], RETENTION_S) for row in ttls)
+    assert _near(_one(s, f"SELECT TTL(body) FROM {ks}.history WHERE run_id = 'r1'"), RETENTION_S)
+    # The memos survive the rewrite unchanged, and the listing still finds the run.
+    assert await stores.get_memos("r1") == {"h1": b"1", "h2": b"2"}
+    assert [r.status for r in await stores.list_runs("acct")] == ["completed"]
+
+
+async def test_a_large_ended_run_is_rewritten_in_pieces(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    await stores.create_run(_run())
+    memos = {f"h{i}": bytes([i]) * 700_000 for i in range(4)}  # 2.8 MB, past one piece
+    for step_hash, value in memos.items():
+        await stores.save_run(_run(), {step_hash: value})
+    await stores.save_run(_run(status="failed"))
+    assert await stores.get_memos("r1") == memos
+    ttls = cassandra_session.execute(f"SELECT TTL(memo) FROM {ks}.runs WHERE run_id = 'r1'")
+    assert all(_near(row[0], RETENTION_S) for row in ttls)
+
+
+async def test_events_and_their_links_get_the_retention_ttl(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    event = Event(internal_id="e1", account_id="acct", name="a", payload={}, received_ms=0)
+    await stores.put_event(event)
+    await stores.link_run("e1", "r1")
+    s = cassandra_session
+    assert _near(
+        _one(s, f"SELECT TTL(body) FROM {ks}.events WHERE internal_id = 'e1'"), RETENTION_S
+    )
+    feed = (
+        f"SELECT TTL(body) FROM {ks}.event_feed "
+        "WHERE account_id = 'acct' AND feed = %s AND bucket = 0"
+    )
+    assert _near(_one(s, feed, ""), RETENTION_S)
+    assert _near(_one(s, feed, "name:a"), RETENTION_S)
+    assert await stores.runs_for_event("e1") == ["r1"]
+
+
+async def test_a_key_vanishes_by_ttl_and_can_be_claimed_again(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    assert await stores.claim("k", "first", ttl_ms=1, now_ms=0) is None
+    query = f"SELECT TTL(value) FROM {ks}.claims WHERE claim_key = 'k'"
+    ttl = _one(cassandra_session, query)
+    assert ttl is not None and ttl <= 2
+    deadline = time.monotonic() + 5
+    while _one(cassandra_session, query) is not None:
+        assert time.monotonic() < deadline, "the key outlived its TTL"
+        await asyncio.sleep(0.2)
+    # Gone by TTL: claimable again even by a caller whose clock says it is still valid.
+    assert await stores.claim("k", "second", ttl_ms=60_000, now_ms=0) is None
+    assert await stores.claim("k", "third", ttl_ms=60_000, now_ms=1) == "second"
+
+
+# --- lightweight transactions under contention ---
+
+
+async def test_racing_claims_have_one_winner(stores: CassandraStores) -> None:
+    results = await asyncio.gather(
+        *(stores.claim("fresh", f"v{i}", ttl_ms=60_000, now_ms=0) for i in range(8))
+    )
+    assert results.count(None) == 1
+    winner = f"v{results.index(None)}"
+    assert all(r in (None, winner) for r in results)
+
+    # Expired by the callers' clock but still stored: taken over by exactly one of them.
+    assert await stores.claim("old", "stale", ttl_ms=1000, now_ms=0) is None
+    results = await asyncio.gather(
+        *(stores.claim("old", f"w{i}", ttl_ms=60_000, now_ms=5000) for i in range(8))
+    )
+    assert results.count(None) == 1
+    winner = f"w{results.index(None)}"
+    assert all(r in (None, winner) for r in results)
+
+
+async def test_racing_creates_and_pause_deletes_have_one_winner(stores: CassandraStores) -> None:
+    created = await asyncio.gather(*(stores.create_run(_run(output=i)) for i in range(6)))
+    assert created.count(True) == 1
+    run = await stores.get_run("r1")
+    assert run is not None and run.output == created.index(True)
+
+    pause = Pause(
+        pause_id="r1:h",
+        account_id="acct",
+        run_id="r1",
+        fn_id="fn",
+        kind="wait",
+        event_name="e",
+        expires_ms=10,
+    )
+    await stores.put_pause(pause, partition=3)
+    deleted = await asyncio.gather(*(stores.delete_pause("r1:h") for _ in range(6)))
+    assert deleted.count(True) == 1
+    assert await stores.pauses_for_partition(3) == []
+    assert await stores.pauses_for_run("r1") == []
+
+
+# --- timers ---
+
+
+def _timer(timer_id: str, fire_ms: int, partition: int = 0) -> Timer:
+    return Timer(timer_id=timer_id, partition=partition, fire_ms=fire_ms, record=timer_id.encode())
+
+
+async def test_timers_are_read_slot_by_slot_and_emptied_slots_are_dropped(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    stores._timer_drop_margin_us = 0  # drop at once, not only index rows a minute old
+    for timer in (
+        _timer("late", 3 * SLOT_MS + 5),
+        _timer("b", SLOT_MS + 1),
+        _timer("a", 30),
+        _timer("other", 10, partition=1),
+    ):
+        await stores.put_timer(timer)
+
+    def slots(partition: int = 0) -> list[int]:
+        query = f"SELECT slot FROM {ks}.timer_slots WHERE partition = %s"
+        return [row[0] for row in cassandra_session.execute(query, (partition,))]
+
+    assert slots() == [0, 1, 3]
+    due = await stores.timers_due(0, 2 * SLOT_MS)
+    assert [(t.timer_id, t.fire_ms, t.record) for t in due] == [("a", 30, b"a"), ("b", 60001, b"b")]
+    await stores.delete_timer(0, "a")
+    await stores.delete_timer(0, "b")
+    assert [t.timer_id for t in await stores.timers_due(0, 2 * SLOT_MS)] == []
+    assert slots() == [3]  # slots 0 and 1 dropped, the other partition's kept
+    assert slots(1) == [0]
+    assert [t.timer_id for t in await stores.timers_due(1, 0)] == []
+    assert [t.timer_id for t in await stores.timers_due(1, 10)] == ["other"]
+
+    # A timer added to a dropped slot later (overdue) is found: the drop shadows only older rows.
+    await stores.put_timer(_timer("overdue", 20))
+    due = await stores.timers_due(0, 4 * SLOT_MS)
+    assert [t.timer_id for t in due] == ["overdue", "late"]
+
+
+async def test_a_timer_keeps_its_first_fire_time_even_after_a_half_done_put(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    await stores.put_timer(_timer("t", 30))
+    await stores.put_timer(_timer("t", 5 * SLOT_MS))
+    assert [t.fire_ms for t in await stores.timers_due(0, 10 * SLOT_MS)] == [30]
+    # A put interrupted after its first write (the id): repeating it completes the first one.
+    cassandra_session.execute(
+        f"INSERT INTO {ks}.timer_ids (partition, timer_id, fire_ms, record) "
+        "VALUES (0, 'half', 40, 0x01)"
+    )
+    await stores.put_timer(_timer("half", 9 * SLOT_MS))
+    due = await stores.timers_due(0, 10 * SLOT_MS)
+    assert [(t.timer_id, t.fire_ms, t.record) for t in due] == [
+        ("t", 30, b"t"),
+        ("half", 40, b"\x01"),
+    ]
+    await stores.delete_timer(0, "t")
+    await stores.delete_timer(0, "half")
+    await stores.delete_timer(0, "never-added")
+    assert await stores.timers_due(0, 10 * SLOT_MS) == []
+
+
+# --- events, listings, paging ---
+
+
+async def test_events_are_listed_newest_first_across_hour_buckets(stores: CassandraStores) -> None:
+    for receipt, hour, name in (("01", 0, "a"), ("02", 0, "b"), ("03", 1, "a"), ("04", 5, "b")):
+        await stores.put_event(
+            Event(
+                internal_id=f"e{receipt}",
+                receipt_id=receipt,
+                account_id="acct",
+                name=name,
+                payload={},
+                received_ms=hour * BUCKET_MS + 7,
+            )
+        )
+    listed = [e.receipt_id for e in await stores.list_events("acct")]
+    assert listed == ["04", "03", "02", "01"]
+    assert [e.receipt_id for e in await stores.list_events("acct", limit=3)] == ["04", "03", "02"]
+    assert [e.receipt_id for e in await stores.list_events("acct", name="a")] == ["03", "01"]
+    assert await stores.list_events("acct", limit=0) == []
+
+
+async def test_long_results_are_read_page_by_page(
+    stores: CassandraStores, cassandra_session: Session
+) -> None:
+    entries = [HistoryEntry(entry_id=f"{i:03}", run_id="r1", ts_ms=i, kind="x") for i in range(25)]
+    await asyncio.gather(*(stores.append_history(e) for e in entries))
+    saved = cassandra_session.default_fetch_size
+    cassandra_session.default_fetch_size = 10
+    try:
+        assert await stores.list_history("r1") == entries
+    finally:
+        cassandra_session.default_fetch_size = saved
+
+
+async def test_a_cancelled_query_leaves_nothing_behind(stores: CassandraStores) -> None:
+    loop = asyncio.get_running_loop()
+    problems: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: problems.append(context))
+    try:
+        task = asyncio.ensure_future(stores.list_history("r1"))
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0.3)
+        assert await stores.list_history("r1") == []
+    finally:
+        loop.set_exception_handler(None)
+    assert problems == []
+
+
+# --- schema and wiring ---
+
+
+async def test_migrate_applies_each_migration_once(
+    cassandra_session: Session, cassandra_keyspace: str
+) -> None:
+    s, ks = cassandra_session, cassandra_keyspace
+    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1]
+    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == []
+    # Interrupted before it was recorded: applied again, harmlessly.
+    s.execute(f"DELETE FROM {ks}.schema_migrations WHERE version = 1")
+    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1]
+    stores = await asyncio.to_thread(CassandraStores, s, ks)
+    assert await stores.create_run(_run())
+
+
+def test_bad_keyspace_names_and_replication_options_are_refused() -> None:
+    # Both are refused before anything is sent, so no session is needed.
+    nowhere: Any = None
+    with pytest.raises(ValueError):
+        migrate(nowhere, "x; DROP KEYSPACE y", SINGLE_NODE)
+    with pytest.raises(ValueError):
+        migrate(nowhere, "fine", {"class": "Simple'Strategy"})
+
+
+def test_the_table_mixins_share_no_attribute(
+    cassandra_session: Session, store_keyspace: str
+) -> None:
+    cql = Cql(cassandra_session, store_keyspace)
+    seen: dict[str, str] = {}
+    for kind, args in (
+        (AppTables, ()),
+        (RunTables, (RETENTION_S,)),
+        (EventTables, (RETENTION_S,)),
+        (KeyTables, ()),
+        (TimerTables, ()),
+        (PauseTables, ()),
+        (BatchTables, ()),
+    ):
+        tables = kind.__new__(kind)
+        kind.__init__(tables, cql, *args)
+        for name in vars(tables):
+            assert name == "_cql" or name not in seen, (
+                f"{kind.__name__} reuses {seen.get(name)}'s {name}"
+            )
+            seen[name] = kind.__name__
+
+
+def test_timeouts_and_missing_replicas_are_retryable_and_other_errors_are_not() -> None:
+    for error in (Unavailable("down"), OperationTimedOut("slow")):
+        translated = translate(error)
+        assert isinstance(translated, CassandraUnavailable) and translated.retryable
+        assert translated.__cause__ is error
+    invalid = InvalidRequest("no such table")
+    assert translate(invalid) is invalid
