@@ -58,7 +58,8 @@ class ConsumeLoop:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._progress: dict[int, _PartitionProgress] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Each record's task and its partition, while it runs.
+        self._tasks: dict[asyncio.Task[None], int] = {}
         self._committed: dict[int, int] = {}
         self._stopping = asyncio.Event()
 
@@ -84,8 +85,8 @@ class ConsumeLoop:
                         record.offset
                     )
                     task = asyncio.create_task(self._handle(record))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._tasks[task] = record.partition
+                    task.add_done_callback(self._forget)
         finally:
             committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,12 +98,11 @@ class ConsumeLoop:
         Services call this from their revocation hook, so a partition moves only after its
         records' effects are durable and committed.
         """
-        while any(
-            progress.in_flight
-            for p, progress in self._progress.items()
-            if partitions is None or p in partitions
-        ):
-            await asyncio.sleep(0.01)
+        # Wait for the tasks, not for the offsets: a record cancelled at shutdown stays
+        # uncommitted, and its task is done all the same.
+        tasks = [t for t, p in self._tasks.items() if partitions is None or p in partitions]
+        if tasks:
+            await asyncio.wait(tasks)
         await self._commit()
         for partition in partitions if partitions is not None else set(self._progress):
             self._progress.pop(partition, None)
@@ -116,12 +116,15 @@ class ConsumeLoop:
         """
         self._stopping.set()
         if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+            _, pending = await asyncio.wait(list(self._tasks), timeout=grace_s)
             for task in pending:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
         await self._commit()
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     async def _handle(self, record: LogRecord) -> None:
         delay = self._retry_initial_s
