@@ -158,9 +158,12 @@ class _BadApp:
         self._mode = mode
         app = Starlette(routes=[Route("/api/inngest", self._serve, methods=["PUT", "POST"])])
         self._server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            )
         )
         self._task: asyncio.Task[None] | None = None
+        self._released = asyncio.Event()
 
     async def _serve(self, request: Request) -> Response:
         if request.method == "PUT":
@@ -199,7 +202,7 @@ class _BadApp:
                 "<html>definitely not JSON</html>", headers={"x-inngest-sdk": "py:fake"}
             )
         if self._mode == "silent":
-            await asyncio.sleep(3600)
+            await self._released.wait()  # never answers while the test runs
         return JSONResponse({"message": "kaput", "name": "Boom"}, status_code=500)
 
     async def __aenter__(self) -> _BadApp:
@@ -209,6 +212,7 @@ class _BadApp:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._released.set()
         self._server.should_exit = True
         self._server.force_exit = True
         assert self._task is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
@@ -107,11 +108,22 @@ class DevServer:
     async def stop(self) -> None:
         if self._http is not None:
             self._http.should_exit = True
-        await self.loops.stop()
+        await _within("stopping the consume loops", self.loops.stop())
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _within(
+            "stopping the HTTP server and timers",
+            asyncio.gather(*self._tasks, return_exceptions=True),
+        )
         await self.driver.close()
         await self.log.close()
         self.db.close()
         log.info("headrace dev stopped")
+
+
+async def _within(step: str, work: Awaitable[Any], seconds: float = 30.0) -> None:
+    """A stop that cannot finish must not keep the process from exiting: say which step hung."""
+    try:
+        await asyncio.wait_for(work, seconds)
+    except TimeoutError:
+        log.error("shutdown step did not finish; going on", step=step, waited_s=seconds)
