@@ -1,0 +1,113 @@
+"""Per-step overhead and run throughput, in dev mode and in distributed mode, on the same app.
+
+    python benchmarks/step_overhead.py [--runs 20] [--steps 10] [--burst 100] \\
+        [--modes dev,distributed]
+
+Distributed mode uses `headrace infra up` (Kafka and Cassandra on loopback; started if needed)
+and runs ingest, two runners, a scheduler and two executors as processes.
+
+- Per-step overhead: `runs` runs of a function of `steps` trivial steps, one run at a time. The
+  app records when each step body starts; the gaps between consecutive steps of a run are what
+  the engine adds per step (a response, the memo stored, the next call) plus the SDK's own work.
+- Throughput: `burst` runs of the same function sent at once; runs per second from the send to
+  the last run's end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import inngest
+
+from headrace.infra import up
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.cluster import start_cluster
+from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.sdk_app import ServedApp, make_client
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def measure(engine: EngineHandle, runs: int, steps: int, burst: int) -> dict[str, float]:
+    client = make_client(engine.url, f"bench-{engine.mode}")
+    starts: dict[str, list[float]] = {}
+
+    @client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="bench/steps"))
+    async def steps_fn(ctx: inngest.Context) -> int:
+        async def step() -> int:
+            starts.setdefault(ctx.run_id, []).append(time.perf_counter())
+            return 1
+
+        return sum([await ctx.step.run(f"s{i}", step) for i in range(steps)])
+
+    with ServedApp(client, [steps_fn]) as app:
+        await engine.sync(app.url, f"bench-{engine.mode}")
+        gaps: list[float] = []
+        for _ in range(runs):
+            [event_id] = await engine.send({"name": "bench/steps"})
+            run = await engine.finished(await engine.run_of_event(event_id), timeout=60)
+            times = starts[run.run_id]
+            gaps += [(b - a) * 1000 for a, b in itertools.pairwise(times)]
+        began = time.perf_counter()
+        ids = await engine.send(*({"name": "bench/steps"} for _ in range(burst)))
+        for event_id in ids:
+            await engine.finished(await engine.run_of_event(event_id, timeout=300), timeout=300)
+        elapsed = time.perf_counter() - began
+    return {
+        "step_p50_ms": statistics.median(gaps),
+        "step_p99_ms": percentile(gaps, 0.99),
+        "runs_per_s": burst / elapsed,
+        "steps_per_s": burst * steps / elapsed,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--modes", default="dev,distributed")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    for mode in args.modes.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            if mode == "dev":
+                engine = await start_dev(Path(tmp) / "state")
+            else:
+                endpoints = up()
+                assert endpoints.kafka_bootstrap and endpoints.cassandra_contact
+                suffix = str(int(time.time()))
+                settings = ClusterSettings(
+                    kafka_bootstrap=endpoints.kafka_bootstrap,
+                    cassandra_hosts=(endpoints.cassandra_contact[0],),
+                    cassandra_port=endpoints.cassandra_contact[1],
+                    keyspace=f"bench_{suffix}",
+                    topic_prefix=f"bench.{suffix}.",
+                    partitions=4,
+                )
+                _, engine = await start_cluster(settings, Path(tmp) / "logs")
+            try:
+                results[mode] = await measure(engine, args.runs, args.steps, args.burst)
+            finally:
+                await engine.stop()
+    print(f"{args.runs} runs x {args.steps} steps one at a time; then {args.burst} runs at once")
+    print("| mode | step p50 (ms) | step p99 (ms) | runs/s | steps/s |")
+    print("|---|---|---|---|---|")
+    for mode, r in results.items():
+        print(
+            f"| {mode} | {r['step_p50_ms']:.1f} | {r['step_p99_ms']:.1f} | "
+            f"{r['runs_per_s']:.1f} | {r['steps_per_s']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
