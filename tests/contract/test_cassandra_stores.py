@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from cassandra import InvalidRequest, OperationTimedOut, Unavailable
 from cassandra.cluster import Session
+from keyspaces import SINGLE_NODE, empty_keyspace
 
 from headrace.adapters.cassandra import CassandraStores, CassandraUnavailable, migrate
 from headrace.adapters.cassandra.apps import AppTables
@@ -24,45 +24,15 @@ from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
 from headrace.adapters.cassandra.runs import MAX_OPEN_S, RunTables
 from headrace.adapters.cassandra.session import Cql, translate
 from headrace.adapters.cassandra.timers import SLOT_MS, TimerTables
-from headrace.infra.cassandra import local_cluster
 from headrace.messages.model import Event, Pause
 from headrace.messages.state import HistoryEntry, RunState, Timer
 
-SINGLE_NODE = {"class": "SimpleStrategy", "replication_factor": 1}
 RETENTION_S = 3600
-
-
-@pytest.fixture(scope="module")
-def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Session]:
-    cluster = local_cluster(*cassandra_contact)
-    try:
-        yield cluster.connect()
-    finally:
-        cluster.shutdown()
-
-
-@pytest.fixture(scope="module")
-def store_keyspace(cassandra_session: Session) -> Iterator[str]:
-    keyspace = "cstores_" + uuid.uuid4().hex[:16]
-    migrate(cassandra_session, keyspace, SINGLE_NODE)
-    try:
-        yield keyspace
-    finally:
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
-
-
-def _empty(session: Session, keyspace: str) -> None:
-    tables = session.execute(
-        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
-    )
-    pending = [session.execute_async(f"TRUNCATE {keyspace}.{row[0]}") for row in tables]
-    for future in pending:
-        future.result()
 
 
 @pytest.fixture
 async def ks(cassandra_session: Session, store_keyspace: str) -> str:
-    await asyncio.to_thread(_empty, cassandra_session, store_keyspace)
+    await asyncio.to_thread(empty_keyspace, cassandra_session, store_keyspace)
     return store_keyspace
 
 

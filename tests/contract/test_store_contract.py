@@ -10,50 +10,19 @@ milliseconds. The tests use fixed ids, so they need empty tables, not unique nam
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cassandra.cluster import Session
+from keyspaces import empty_keyspace
 
-from headrace.adapters.cassandra import CassandraStores, migrate
+from headrace.adapters.cassandra import CassandraStores
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
-from headrace.infra.cassandra import local_cluster
 from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 from headrace.ports.stores import Stores
-
-SINGLE_NODE = {"class": "SimpleStrategy", "replication_factor": 1}
-
-
-@pytest.fixture(scope="module")
-def cassandra_session(cassandra_contact: tuple[str, int]) -> Iterator[Session]:
-    cluster = local_cluster(*cassandra_contact)
-    try:
-        yield cluster.connect()
-    finally:
-        cluster.shutdown()
-
-
-@pytest.fixture(scope="module")
-def store_keyspace(cassandra_session: Session) -> Iterator[str]:
-    keyspace = "stores_" + uuid.uuid4().hex[:16]
-    migrate(cassandra_session, keyspace, SINGLE_NODE)
-    try:
-        yield keyspace
-    finally:
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
-
-
-def empty_keyspace(session: Session, keyspace: str) -> None:
-    tables = session.execute(
-        "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", (keyspace,)
-    )
-    pending = [session.execute_async(f"TRUNCATE {keyspace}.{row[0]}") for row in tables]
-    for future in pending:
-        future.result()
 
 
 @pytest.fixture(
