@@ -4,6 +4,7 @@ processes on real Kafka and Cassandra, and a handle to drive and observe them.""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,8 +20,17 @@ from headrace.runtime.settings import ClusterSettings
 from headrace.testing.dev import EngineHandle
 from headrace.testing.sdk_app import free_port
 
+PR_SET_PDEATHSIG = 1
+
 # The keys the tests send with; all map to the one test account.
 TEST_EVENT_KEYS = "test-key=default,key=default,k=default,demo-key=default,NO_EVENT_KEY_SET=default"
+
+
+def _die_with_parent() -> None:
+    """Linux: the service gets SIGTERM when the test process dies, even by SIGKILL, so a test
+    run that is killed leaves no service behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -77,6 +87,7 @@ class Cluster:
             env=self._env(proc.port),
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
 
     async def start(self) -> None:
