@@ -17,6 +17,7 @@ from headrace.adapters.kafka import KafkaLog, LogClosedError, TopicError
 from headrace.messages.topics import partition_for
 from headrace.ports.log import Consumer, LogRecord
 from headrace.runtime.consume import ConsumeLoop
+from headrace.runtime.dead_letter import DeadLetters
 from headrace.testing.infra import NewTopicFactory
 
 pytestmark = pytest.mark.kafka
@@ -238,7 +239,11 @@ async def test_consume_loops_hand_over_partitions_without_repeating_a_record(
             await loop.drain(parts)
 
         loop = ConsumeLoop(
-            log.consumer("t", "g", on_revoked=drain), handle, name=name, concurrency=4
+            log.consumer("t", "g", on_revoked=drain),
+            handle,
+            name=name,
+            dead_letters=DeadLetters(log, "dead-letter", name),
+            concurrency=4,
         )
         await loop.consumer.start()
         return loop, asyncio.create_task(loop.run())

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from headrace.adapters.inproc.log import InProcLog
+from headrace.core.errors import TransientError
+from headrace.messages.records import WORK_CODEC, CancelRun
 from headrace.ports.log import LogRecord
+from headrace.runtime.consume import ConsumeLoop, Handler
+from headrace.runtime.dead_letter import DeadLetters
 from headrace.runtime.loops import Loops
 
 
@@ -20,7 +25,7 @@ async def test_a_record_stuck_at_shutdown_stays_uncommitted_and_is_delivered_aga
             await asyncio.Event().wait()
         handled.append(record.value)
 
-    loops = Loops(log)
+    loops = Loops(log, "dead-letter")
     loops.add("t", "g", handler, concurrency=10)
     await loops.start()
     for _ in range(100):
@@ -34,3 +39,103 @@ async def test_a_record_stuck_at_shutdown_stays_uncommitted_and_is_delivered_aga
     await again.start()
     records = await again.poll(10, timeout_ms=100)
     assert [r.value for r in records] == [b"stuck", b"ok-2"]
+
+
+async def _run_until(loop: ConsumeLoop, done: Callable[[], bool]) -> None:
+    await loop.consumer.start()
+    task = asyncio.create_task(loop.run())
+    for _ in range(500):
+        if done():
+            break
+        await asyncio.sleep(0.01)
+    await loop.stop()
+    await loop.consumer.stop()
+    task.cancel()
+
+
+def _loop(log: InProcLog, handler: Handler, *, max_unclassified_attempts: int = 3) -> ConsumeLoop:
+    return ConsumeLoop(
+        log.consumer("t", "g"),
+        handler,
+        name="svc",
+        dead_letters=DeadLetters(log, "dead", "svc"),
+        concurrency=4,
+        retry_initial_s=0.001,
+        retry_max_s=0.002,
+        max_unclassified_attempts=max_unclassified_attempts,
+    )
+
+
+async def _dead(log: InProcLog) -> list[LogRecord]:
+    consumer = log.consumer("dead", "reader")
+    await consumer.start()
+    records = await consumer.poll(10, timeout_ms=100)
+    await consumer.stop()
+    return records
+
+
+async def test_a_record_that_cannot_decode_is_dead_lettered_untouched_and_the_rest_flow_on() -> (
+    None
+):
+    log = InProcLog(partitions=1)
+    await log.publish("t", "acct", WORK_CODEC.encode(CancelRun(account_id="acct", run_id="r1")))
+    await log.publish("t", "acct", b"\xc1 not msgpack", [("traceparent", b"00-abc")])
+    await log.publish("t", "acct", WORK_CODEC.encode(CancelRun(account_id="acct", run_id="r3")))
+    handled: list[str] = []
+
+    async def handler(record: LogRecord) -> None:
+        handled.append(WORK_CODEC.decode(record.value).run_id)
+
+    await _run_until(_loop(log, handler), lambda: len(handled) == 2)
+
+    assert handled == ["r1", "r3"]
+    [dead] = await _dead(log)
+    assert dead.value == b"\xc1 not msgpack"
+    assert dead.key == "acct"
+    headers = dict(dead.headers)
+    assert headers["traceparent"] == b"00-abc"
+    assert headers["headrace.dead-letter.reason"].startswith(b"DecodeError")
+    assert headers["headrace.dead-letter.topic"] == b"t"
+    assert headers["headrace.dead-letter.offset"] == b"1"
+    assert headers["headrace.dead-letter.service"] == b"svc"
+    again = log.consumer("t", "g")
+    await again.start()
+    assert await again.poll(10, timeout_ms=50) == []  # committed past all three
+
+
+async def test_an_outage_is_retried_until_it_ends_and_nothing_is_dead_lettered() -> None:
+    log = InProcLog(partitions=1)
+    await log.publish("t", "acct", b"x")
+    attempts = 0
+
+    async def handler(_: LogRecord) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 20:  # many more than the bound for unclassified errors
+            raise TransientError("cassandra does not answer")
+
+    await _run_until(_loop(log, handler), lambda: attempts >= 20)
+
+    assert attempts == 20
+    assert await _dead(log) == []
+
+
+async def test_an_unclassified_error_is_retried_a_bounded_number_of_times_then_dead_lettered() -> (
+    None
+):
+    log = InProcLog(partitions=1)
+    await log.publish("t", "acct", b"x")
+    attempts = 0
+
+    async def handler(_: LogRecord) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise KeyError("a bug")
+
+    loop = _loop(log, handler, max_unclassified_attempts=3)
+    # Stopping waits for the record in flight, so it is dead-lettered by then.
+    await _run_until(loop, lambda: attempts >= 3)
+
+    assert attempts == 3
+    [dead] = await _dead(log)
+    assert dict(dead.headers)["headrace.dead-letter.reason"] == b"KeyError: 'a bug'"

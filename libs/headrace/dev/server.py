@@ -66,7 +66,7 @@ class DevServer:
             signing_key=settings.signing_key,
         )
         self.app = build_app(ctx, self.ingest, self.sync, event_keys=settings.event_keys)
-        self.loops = Loops(self.log)
+        self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: HttpServer | None = None
 

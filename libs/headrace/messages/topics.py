@@ -22,6 +22,15 @@ class Topics(msgspec.Struct, frozen=True):
     def work(self) -> str:
         return f"{self.prefix}work"
 
+    @property
+    def dead_letter(self) -> str:
+        """Records a service could not handle, with the reason (see runtime/dead_letter.py)."""
+        return f"{self.prefix}dead-letter"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.events, self.schedule, self.work, self.dead_letter)
+
 
 def partition_for(account_id: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2 of the key), so the in-process log agrees with Kafka."""

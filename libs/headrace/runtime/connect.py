@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -19,7 +20,16 @@ from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.settings import ClusterSettings, cluster_options, settings_from
 
-Close = Callable[[], Awaitable[None]]
+PROBE_TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Connection:
+    log: Log
+    stores: Stores
+    # Raises unless Kafka and Cassandra both answer now: what `/ready` reports.
+    probe: Callable[[], Awaitable[None]]
+    close: Callable[[], Awaitable[None]]
 
 
 def cassandra_cluster(settings: ClusterSettings) -> Cluster:
@@ -41,11 +51,10 @@ def kafka_log(settings: ClusterSettings) -> KafkaLog:
 
 
 def _topics(settings: ClusterSettings) -> list[str]:
-    topics = Topics(settings.topic_prefix)
-    return [topics.events, topics.schedule, topics.work]
+    return list(Topics(settings.topic_prefix).all)
 
 
-async def connect_cluster(settings: ClusterSettings) -> tuple[Log, Stores, Close]:
+async def connect_cluster(settings: ClusterSettings) -> Connection:
     """Raise (to be retried) until both answer; the keyspace must have been migrated."""
     cluster = cassandra_cluster(settings)
     try:
@@ -62,11 +71,15 @@ async def connect_cluster(settings: ClusterSettings) -> tuple[Log, Stores, Close
         await asyncio.to_thread(cluster.shutdown)
         raise
 
+    async def probe() -> None:
+        await asyncio.wait_for(stores.ping(), PROBE_TIMEOUT_S)
+        await asyncio.wait_for(log.ping(), PROBE_TIMEOUT_S)
+
     async def close() -> None:
         await log.close()
         await asyncio.to_thread(cluster.shutdown)
 
-    return log, stores, close
+    return Connection(log, stores, probe, close)
 
 
 @click.command()

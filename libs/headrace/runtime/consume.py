@@ -2,7 +2,8 @@
 
 Records are handled concurrently up to a limit; the committed offset of a partition advances
 only past records whose handling has finished, so a crash re-delivers everything unfinished.
-A handler that raises is retried with backoff (its effects are idempotent), never skipped.
+A handler that raises is retried with backoff (its effects are idempotent), or set aside in the
+dead-letter topic when it can never succeed (see runtime/failures.py); never skipped silently.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from headrace.ports.log import Consumer, LogRecord
+from headrace.runtime.dead_letter import DeadLetters
+from headrace.runtime.failures import Disposition, classify
 
 Handler = Callable[[LogRecord], Awaitable[None]]
 log = structlog.get_logger(__name__)
@@ -43,11 +46,13 @@ class ConsumeLoop:
         handler: Handler,
         *,
         name: str,
+        dead_letters: DeadLetters,
         concurrency: int = 1,
         batch: int = 100,
         commit_interval_s: float = 0.2,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
+        max_unclassified_attempts: int = 10,
     ) -> None:
         self._consumer = consumer
         self._handler = handler
@@ -57,6 +62,8 @@ class ConsumeLoop:
         self._commit_interval_s = commit_interval_s
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        self._dead_letters = dead_letters
+        self._max_unclassified_attempts = max_unclassified_attempts
         self._progress: dict[int, _PartitionProgress] = {}
         # Each record's task and its partition, while it runs.
         self._tasks: dict[asyncio.Task[None], int] = {}
@@ -128,20 +135,16 @@ class ConsumeLoop:
 
     async def _handle(self, record: LogRecord) -> None:
         delay = self._retry_initial_s
+        attempts = 0
         try:
             while True:
                 try:
                     await self._handler(record)
                     break
-                except Exception:
-                    log.exception(
-                        "handler failed; retrying",
-                        service=self._name,
-                        topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        retry_in_s=delay,
-                    )
+                except Exception as err:
+                    attempts += 1
+                    if await self._failed(record, err, attempts, delay):
+                        break
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._retry_max_s)
             # Only a finished record lets the commit point pass it; a cancelled one stays.
@@ -150,6 +153,38 @@ class ConsumeLoop:
                 progress.in_flight.discard(record.offset)
         finally:
             self._slots.release()
+
+    async def _failed(self, record: LogRecord, err: Exception, attempts: int, delay: float) -> bool:
+        """Decide about a failed attempt: True when the record was set aside (it is done)."""
+        where = {
+            "service": self._name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "attempt": attempts,
+        }
+        disposition = classify(err)
+        if disposition is Disposition.RETRY:
+            # An outage: expected, retried for as long as it lasts, no traceback needed.
+            log.warning(
+                "dependency unavailable; retrying", error=repr(err), retry_in_s=delay, **where
+            )
+            return False
+        if disposition is Disposition.RETRY_BOUNDED and attempts < self._max_unclassified_attempts:
+            log.exception("handler failed; retrying", retry_in_s=delay, **where)
+            return False
+        try:
+            await self._dead_letters.put(record, err)
+        except Exception as dead_letter_err:
+            log.warning(
+                "cannot dead-letter the record yet; retrying",
+                error=repr(dead_letter_err),
+                retry_in_s=delay,
+                **where,
+            )
+            return False
+        log.error("record dead-lettered", reason=repr(err), **where)
+        return True
 
     async def _commit(self) -> None:
         offsets = {}

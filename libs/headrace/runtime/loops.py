@@ -7,11 +7,13 @@ from typing import Any
 
 from headrace.ports.log import Log, PartitionsCallback
 from headrace.runtime.consume import ConsumeLoop, Handler
+from headrace.runtime.dead_letter import DeadLetters
 
 
 class Loops:
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, dead_letter_topic: str) -> None:
         self._log = log
+        self._dead_letter_topic = dead_letter_topic
         self._loops: list[ConsumeLoop] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -36,7 +38,10 @@ class Loops:
                 await on_revoked(partitions)
 
         consumer = self._log.consumer(topic, group, on_assigned=on_assigned, on_revoked=revoked)
-        loop = ConsumeLoop(consumer, handler, name=group, concurrency=concurrency)
+        dead_letters = DeadLetters(self._log, self._dead_letter_topic, group)
+        loop = ConsumeLoop(
+            consumer, handler, name=group, dead_letters=dead_letters, concurrency=concurrency
+        )
         self._loops.append(loop)
         return loop
 

@@ -1,9 +1,13 @@
 """The life of one distributed-mode service process.
 
-It serves `/health` (alive) and `/ready` (connected and consuming) from the start, so probes
-work while it connects; connects to Kafka and Cassandra with backoff until both answer; lets the
-service wire its loops, tasks and routes; and on SIGTERM stops taking records, finishes and
-commits what is in flight, and closes its connections.
+It serves `/health` (alive) and `/ready` from the start, so probes work while it connects;
+connects to Kafka and Cassandra with backoff until both answer; lets the service wire its loops,
+tasks and routes; and on SIGTERM stops taking records, finishes and commits what is in flight,
+and closes its connections.
+
+`/ready` is true while the service is wired and both Kafka and Cassandra answered the last probe
+(every few seconds). During an outage the process stays up: its consumers retry what they hold
+(uncommitted, so nothing is lost) and it turns ready again by itself when both answer.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from headrace.core.clock import Clock, SystemClock
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.runtime.connect import Connection
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.settings import ClusterSettings
 
 log = structlog.get_logger(__name__)
 
-Connect = Callable[[ClusterSettings], Awaitable[tuple[Log, Stores, Callable[[], Awaitable[None]]]]]
+Connect = Callable[[ClusterSettings], Awaitable[Connection]]
+PROBE_INTERVAL_S = 2.0
 
 
 class ServiceProcess:
@@ -38,7 +44,8 @@ class ServiceProcess:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.topics = Topics(settings.topic_prefix)
-        self.ready = False
+        self.wired = False
+        self.reachable = True
         self.app = Starlette(routes=[Route("/health", self._health), Route("/ready", self._ready)])
         self.tasks: list[asyncio.Task[Any]] = []
         self._loops: Loops | None = None
@@ -47,6 +54,10 @@ class ServiceProcess:
 
     async def _health(self, _: Request) -> Response:
         return JSONResponse({"status": "ok", "service": self.name})
+
+    @property
+    def ready(self) -> bool:
+        return self.wired and self.reachable
 
     async def _ready(self, _: Request) -> Response:
         return JSONResponse(
@@ -62,7 +73,7 @@ class ServiceProcess:
 
     def loops(self, log_port: Log) -> Loops:
         if self._loops is None:
-            self._loops = Loops(log_port)
+            self._loops = Loops(log_port, self.topics.dead_letter)
         return self._loops
 
     async def run(
@@ -78,16 +89,16 @@ class ServiceProcess:
             http.should_exit = True
             await http_task
             return
-        log_port, stores, close = connected
         try:
-            await wire(self, log_port, stores)
+            await wire(self, connected.log, connected.stores)
             if self._loops is not None:
                 await self._loops.start()
-            self.ready = True
+            self.wired = True
             log.info("service ready", service=self.name, port=self.settings.port)
+            self.tasks.append(asyncio.create_task(self._probe(connected.probe)))
             await self._stopping.wait()
         finally:
-            self.ready = False
+            self.wired = False
             log.info("service stopping", service=self.name)
             if self._loops is not None:
                 await self._loops.stop()
@@ -96,14 +107,29 @@ class ServiceProcess:
             await asyncio.gather(*self.tasks, return_exceptions=True)
             for callback in self._on_stop:
                 await callback()
-            await close()
+            await connected.close()
             http.should_exit = True
             await http_task
             log.info("service stopped", service=self.name)
 
-    async def _connect(
-        self, connect: Connect
-    ) -> tuple[Log, Stores, Callable[[], Awaitable[None]]] | None:
+    async def _probe(self, probe: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await probe()
+                reachable, error = True, None
+            except Exception as err:
+                reachable, error = False, repr(err)
+            if reachable != self.reachable:
+                if reachable:
+                    log.info("dependencies answer again; ready", service=self.name)
+                else:
+                    log.warning(
+                        "a dependency does not answer; not ready", service=self.name, error=error
+                    )
+                self.reachable = reachable
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def _connect(self, connect: Connect) -> Connection | None:
         """Until Kafka and Cassandra answer (or SIGTERM): retry with backoff, not ready."""
         delay = 0.5
         while not self._stopping.is_set():

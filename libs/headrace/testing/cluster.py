@@ -21,6 +21,7 @@ from headrace.testing.dev import EngineHandle
 from headrace.testing.sdk_app import free_port
 
 PR_SET_PDEATHSIG = 1
+DEFAULT_COUNTS = {"ingest": 1, "runner": 2, "scheduler": 1, "executor": 2}
 
 # The keys the tests send with; all map to the one test account.
 TEST_EVENT_KEYS = "test-key=default,key=default,k=default,demo-key=default,NO_EVENT_KEY_SET=default"
@@ -44,9 +45,7 @@ class ServiceProc:
 class Cluster:
     settings: ClusterSettings
     log_dir: Path
-    counts: dict[str, int] = field(
-        default_factory=lambda: {"ingest": 1, "runner": 2, "scheduler": 1, "executor": 2}
-    )
+    counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
     procs: list[ServiceProc] = field(default_factory=list)
 
     def _env(self, port: int) -> dict[str, str]:
@@ -116,10 +115,25 @@ class Cluster:
                 await asyncio.sleep(0.2)
         raise RuntimeError(f"{proc.name} on {proc.port} not ready in {timeout} s")
 
+    def of(self, name: str) -> list[ServiceProc]:
+        return [p for p in self.procs if p.name == name]
+
     def kill(self, proc: ServiceProc) -> None:
+        """SIGKILL: no drain, no commit, no leaving the group (its session has to expire)."""
         assert proc.process is not None
         proc.process.send_signal(signal.SIGKILL)
         proc.process.wait()
+
+    async def restart(self, proc: ServiceProc) -> None:
+        self.spawn(proc)
+        await self.wait_ready(proc)
+
+    async def add(self, name: str) -> ServiceProc:
+        """One more instance of a service, joining the running ones."""
+        proc = ServiceProc(name, free_port())
+        self.procs.append(proc)
+        await self.restart(proc)
+        return proc
 
     async def stop(self) -> None:
         for proc in self.procs:
@@ -133,13 +147,16 @@ class Cluster:
                     proc.process.kill()
 
 
-async def start_cluster(settings: ClusterSettings, log_dir: Path) -> tuple[Cluster, EngineHandle]:
-    cluster = Cluster(settings, log_dir)
+async def start_cluster(
+    settings: ClusterSettings, log_dir: Path, counts: dict[str, int] | None = None
+) -> tuple[Cluster, EngineHandle]:
+    """`counts` of each service; by default an ingest, two runners, a scheduler, two executors."""
+    cluster = Cluster(settings, log_dir, counts or dict(DEFAULT_COUNTS))
     await cluster.start()
-    _, stores, close = await connect_cluster(settings)
+    connection = await connect_cluster(settings)
 
     async def stop() -> None:
         await cluster.stop()
-        await close()
+        await connection.close()
 
-    return cluster, EngineHandle(cluster.url, stores, stop, mode="distributed")
+    return cluster, EngineHandle(cluster.url, connection.stores, stop, mode="distributed")

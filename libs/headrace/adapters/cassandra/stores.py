@@ -35,6 +35,8 @@ class CassandraStores(
         consistency: int = ConsistencyLevel.LOCAL_QUORUM,
     ) -> None:
         cql = Cql(session, keyspace, consistency=consistency)
+        self._cql = cql
+        self._ping = cql.prepare("SELECT release_version FROM system.local")
         AppTables.__init__(self, cql)
         RunTables.__init__(self, cql, retention_s)
         EventTables.__init__(self, cql, retention_s)
@@ -42,6 +44,10 @@ class CassandraStores(
         TimerTables.__init__(self, cql)
         PauseTables.__init__(self, cql)
         BatchTables.__init__(self, cql)
+
+    async def ping(self) -> None:
+        """Raise unless a Cassandra node answers now (a readiness probe)."""
+        await self._cql.rows(self._ping)
 
     async def close(self) -> None:
         """The session belongs to whoever opened it."""

@@ -127,6 +127,11 @@ class KafkaLog:
             headers=list(headers),
         )
 
+    async def ping(self) -> None:
+        """Raise unless a broker answers a metadata request now (a readiness probe)."""
+        producer = await self._started_producer()
+        await producer.client.fetch_all_metadata()
+
     def consumer(
         self,
         topic: str,

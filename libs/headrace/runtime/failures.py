@@ -1,0 +1,53 @@
+"""What a consumer does with a record whose handler raised.
+
+- An outage (a broker or database that does not answer, a timeout) is retried with backoff for
+  as long as it lasts: the record waits, nothing is lost, and the partition resumes by itself.
+- A record that can never succeed (it does not decode, or an error says retrying cannot help) is
+  set aside at once in the dead-letter topic, so it cannot stall its partition.
+- Anything else is a bug until proven otherwise: retried a bounded number of times (the cause may
+  be a race that clears), then dead-lettered with its reason, where an operator can see it and
+  publish it again once fixed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+)
+from cassandra import OperationTimedOut, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
+
+from headrace.core.errors import HeadraceError
+
+
+class Disposition(enum.Enum):
+    RETRY = "retry"
+    DEAD_LETTER = "dead-letter"
+    RETRY_BOUNDED = "retry-bounded"
+
+
+# Cassandra's "no host", "timed out" and "not enough replicas" families. A query Cassandra
+# refuses (RequestValidationException: a schema not migrated, say) is not an outage.
+_CASSANDRA_OUTAGES = (NoHostAvailable, OperationTimedOut, RequestExecutionException)
+# aiokafka marks some outage symptoms not retriable: a send that timed out, a lost connection.
+_KAFKA_OUTAGES = (KafkaConnectionError, KafkaTimeoutError)
+
+
+def classify(err: BaseException) -> Disposition:
+    if isinstance(err, msgspec.DecodeError | msgspec.ValidationError):
+        return Disposition.DEAD_LETTER
+    if isinstance(err, HeadraceError):
+        return Disposition.RETRY if err.retryable else Disposition.DEAD_LETTER
+    if isinstance(err, MessageSizeTooLargeError):
+        return Disposition.DEAD_LETTER
+    if isinstance(err, KafkaError) and (err.retriable or isinstance(err, _KAFKA_OUTAGES)):
+        return Disposition.RETRY
+    if isinstance(err, (*_CASSANDRA_OUTAGES, OSError, TimeoutError)):
+        return Disposition.RETRY
+    return Disposition.RETRY_BOUNDED

@@ -1,0 +1,41 @@
+"""Resilience tests: each gets a cluster of its own, since processes get killed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.cluster import Cluster, start_cluster
+from headrace.testing.dev import EngineHandle
+
+
+@pytest.fixture
+def cluster_settings(
+    kafka_bootstrap: str, cassandra_contact: tuple[str, int], request: pytest.FixtureRequest
+) -> ClusterSettings:
+    name = request.node.name.replace("-", "_")[:30] + "_" + uuid.uuid4().hex[:6]
+    return ClusterSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        cassandra_hosts=(cassandra_contact[0],),
+        cassandra_port=cassandra_contact[1],
+        keyspace=f"r_{name}"[:48],
+        topic_prefix=f"r.{name}.",
+        partitions=4,
+        backoff_scale=0.01,
+        call_timeout_s=20.0,
+    )
+
+
+@pytest.fixture
+async def cluster(
+    cluster_settings: ClusterSettings, tmp_path: Path
+) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
+    cluster, engine = await start_cluster(cluster_settings, tmp_path / "logs")
+    try:
+        yield cluster, engine
+    finally:
+        await engine.stop()
