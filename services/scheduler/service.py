@@ -63,4 +63,4 @@ class Scheduler:
         await self.wheel.own(partitions)
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        self.wheel.release(partitions)
+        await self.wheel.release(partitions)

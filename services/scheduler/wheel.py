@@ -35,6 +35,9 @@ class TimerWheel:
         self._timers: dict[str, Timer] = {}
         self._loaded_until: dict[int, int] = {}
         self._wake = asyncio.Event()
+        # Held while a timer fires, so a partition is released only between fires: a timer the
+        # next owner loads is never also being fired here.
+        self._firing = asyncio.Lock()
 
     @property
     def pending(self) -> int:
@@ -55,7 +58,11 @@ class TimerWheel:
             self._loaded_until[partition] = -1
             await self._load(partition)
 
-    def release(self, partitions: set[int]) -> None:
+    async def release(self, partitions: set[int]) -> None:
+        async with self._firing:
+            self._drop(partitions)
+
+    def _drop(self, partitions: set[int]) -> None:
         for partition in partitions:
             self._loaded_until.pop(partition, None)
         for timer_id, timer in list(self._timers.items()):
@@ -89,9 +96,12 @@ class TimerWheel:
                 if timer is None or timer.fire_ms != fire_ms:
                     continue
                 try:
-                    await self._fire(timer)
-                    await self._store.delete_timer(timer.partition, timer_id)
-                    self._timers.pop(timer_id, None)
+                    async with self._firing:
+                        if timer_id not in self._timers:
+                            continue  # its partition was released while we waited
+                        await self._fire(timer)
+                        await self._store.delete_timer(timer.partition, timer_id)
+                        self._timers.pop(timer_id, None)
                 except Exception:
                     log.exception("firing a timer failed; retrying", timer_id=timer_id)
                     heapq.heappush(self._heap, (fire_ms, timer_id))

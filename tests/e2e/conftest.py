@@ -2,7 +2,7 @@
 `distributed` (ingest, two runners, a scheduler and two executors as processes on real Kafka
 and Cassandra, shared by the session; tests keep apart by their own app ids and event names)."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ MODES = ["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mar
 def distributed_settings(
     kafka_bootstrap: str,
     cassandra_contact: tuple[str, int],
+    drop_keyspace: Callable[[str], None],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ClusterSettings]:
     suffix = tmp_path_factory.getbasetemp().name.replace("-", "_")
@@ -29,6 +30,7 @@ def distributed_settings(
         partitions=4,
         backoff_scale=0.005,
     )
+    drop_keyspace(f"e2e_{suffix}")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -32,10 +32,11 @@ def cluster_settings(
 
 @pytest.fixture
 async def cluster(
-    cluster_settings: ClusterSettings, tmp_path: Path
+    cluster_settings: ClusterSettings, tmp_path: Path, drop_keyspace: Callable[[str], None]
 ) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
     cluster, engine = await start_cluster(cluster_settings, tmp_path / "logs")
     try:
         yield cluster, engine
     finally:
         await engine.stop()
+        drop_keyspace(cluster_settings.keyspace)

@@ -114,7 +114,12 @@ def _spawn(component: Component, lib_dir: Path) -> ProcessRecord:
             "a process headrace did not start; stop it or choose other ports"
         )
     component.layout.data.mkdir(parents=True, exist_ok=True)
-    component.layout.log.write_text("")
+    # A fresh log for this run (its tail explains a failed start); the previous run's is kept
+    # beside it, since it says why that run ended.
+    log = component.layout.log
+    if log.exists():
+        log.replace(log.with_name(log.name + ".1"))
+    log.write_text("")
     argv = component.prepare(lib_dir)
     record = processes.spawn(argv, component.layout.log, component.layout.root, os.environ)
     processes.save(record, component.layout.pid)

@@ -237,6 +237,20 @@ def _cassandra_admin(cassandra_contact: tuple[str, int]) -> Iterator[Session]:
         cluster.shutdown()
 
 
+@pytest.fixture(scope="session")
+def drop_keyspace(_cassandra_admin: Session) -> Callable[[str], None]:
+    """Drops a keyspace that something else created (`headrace migrate` for a test cluster).
+
+    Every keyspace holds a dozen tables, and each table costs the node heap: a machine whose
+    test runs leave their keyspaces behind ends with a Cassandra that runs out of memory.
+    """
+
+    def drop(keyspace: str) -> None:
+        _cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+
+    return drop
+
+
 @pytest.fixture
 def cassandra_keyspace(request: pytest.FixtureRequest, _cassandra_admin: Session) -> Iterator[str]:
     """A keyspace (SimpleStrategy, RF 1) that only this test uses; dropped after it."""

@@ -234,6 +234,13 @@ class KafkaConsumer:
                     if lost and self._on_revoked is not None:
                         await self._on_revoked(lost)
                     self._owned -= lost
+                    if lost:
+                        log.info(
+                            "partitions revoked",
+                            topic=self._topic,
+                            group=self._group_id,
+                            partitions=sorted(lost),
+                        )
                     self._revocations.pop(0)
                     if not done.done():
                         done.set_result(None)
@@ -244,6 +251,12 @@ class KafkaConsumer:
                     self._unannounced -= gained
                     self._owned |= gained
                     self._resume(gained)
+                    log.info(
+                        "partitions assigned",
+                        topic=self._topic,
+                        group=self._group_id,
+                        partitions=sorted(gained),
+                    )
                 else:
                     return
 
