@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from headrace.obs.records import observed_handler, sample_lag
 from headrace.ports.log import Log, PartitionsCallback
 from headrace.runtime.consume import ConsumeLoop, Handler
 
 
 class Loops:
-    def __init__(self, log: Log) -> None:
+    def __init__(self, log: Log, lag_interval_s: float = 2.0) -> None:
         self._log = log
+        self._lag_interval_s = lag_interval_s
+        self._topics: dict[ConsumeLoop, str] = {}
         self._loops: list[ConsumeLoop] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -36,14 +39,23 @@ class Loops:
                 await on_revoked(partitions)
 
         consumer = self._log.consumer(topic, group, on_assigned=on_assigned, on_revoked=revoked)
-        loop = ConsumeLoop(consumer, handler, name=group, concurrency=concurrency)
+        loop = ConsumeLoop(
+            consumer, observed_handler(handler, topic, group), name=group, concurrency=concurrency
+        )
         self._loops.append(loop)
+        self._topics[loop] = topic
         return loop
 
     async def start(self) -> None:
         for loop in self._loops:
             await loop.consumer.start()
             self._tasks.append(asyncio.create_task(loop.run(), name=f"consume-{loop.name}"))
+            self._tasks.append(
+                asyncio.create_task(
+                    sample_lag(loop.consumer, self._topics[loop], loop.name, self._lag_interval_s),
+                    name=f"lag-{loop.name}",
+                )
+            )
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:

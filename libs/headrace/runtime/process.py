@@ -21,6 +21,8 @@ from starlette.routing import BaseRoute, Route
 
 from headrace.core.clock import Clock, SystemClock
 from headrace.messages.topics import Topics
+from headrace.obs.metrics import metrics_route
+from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.http import HttpServer
@@ -40,6 +42,7 @@ class ServiceProcess:
         self.topics = Topics(settings.topic_prefix)
         self.ready = False
         self.app = Starlette(routes=[Route("/health", self._health), Route("/ready", self._ready)])
+        self.app.router.routes.append(metrics_route())
         self.tasks: list[asyncio.Task[Any]] = []
         self._loops: Loops | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -79,6 +82,7 @@ class ServiceProcess:
             await http_task
             return
         log_port, stores, close = connected
+        log_port = ObservedLog(log_port)  # trace context in record headers; records counted
         try:
             await wire(self, log_port, stores)
             if self._loops is not None:

@@ -48,11 +48,14 @@ class Cluster:
         default_factory=lambda: {"ingest": 1, "runner": 2, "scheduler": 1, "executor": 2}
     )
     procs: list[ServiceProc] = field(default_factory=list)
+    # More environment for every service (e.g. where to export traces).
+    env: dict[str, str] = field(default_factory=dict)
 
     def _env(self, port: int) -> dict[str, str]:
         s = self.settings
         return {
             **os.environ,
+            **self.env,
             "PYTHONUNBUFFERED": "1",
             "HEADRACE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "HEADRACE_CASSANDRA_HOSTS": ",".join(s.cassandra_hosts),
@@ -133,8 +136,16 @@ class Cluster:
                     proc.process.kill()
 
 
-async def start_cluster(settings: ClusterSettings, log_dir: Path) -> tuple[Cluster, EngineHandle]:
-    cluster = Cluster(settings, log_dir)
+async def start_cluster(
+    settings: ClusterSettings,
+    log_dir: Path,
+    *,
+    counts: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
+) -> tuple[Cluster, EngineHandle]:
+    cluster = Cluster(settings, log_dir, env=env or {})
+    if counts is not None:
+        cluster.counts = counts
     await cluster.start()
     _, stores, close = await connect_cluster(settings)
 
