@@ -16,7 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from opentelemetry import trace
@@ -98,9 +98,13 @@ def add_trace_ids(
     return event_dict
 
 
-def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
+def configure_logging(
+    fmt: str | None = None, level: str | None = None, *, file: TextIO | None = None
+) -> None:
     """`fmt` is "console" or "json" (default: `HEADRACE_LOG_FORMAT`, else console); `level`
-    a logging level name (default: `HEADRACE_LOG_LEVEL`, else info)."""
+    a logging level name (default: `HEADRACE_LOG_LEVEL`, else info). Lines go to stderr, or
+    to `file`."""
+    file = file or sys.stderr
     fmt = fmt or os.environ.get("HEADRACE_LOG_FORMAT") or "console"
     if fmt not in FORMATS:
         raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -111,7 +115,7 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=file.isatty())
     )
     structlog.configure(
         processors=[
@@ -125,6 +129,6 @@ def configure_logging(fmt: str | None = None, level: str | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=file),
         cache_logger_on_first_use=True,
     )
