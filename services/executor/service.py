@@ -153,9 +153,10 @@ class Executor:
             machine = self._machine(run, set(memos), fn)
             if not is_current(machine):
                 return None
+            was_ended = run.status in ENDED
             apply(machine)
             await self._outbox.commit(run, machine.out, record_id)
-        if run.status in ENDED:
+        if run.status in ENDED and not was_ended:
             observe_run_end(run)
         return run
 
