@@ -7,24 +7,30 @@ from collections.abc import Callable
 
 import structlog
 from headrace.services.executor.locks import RunLocks
+from headrace.services.executor.observe import (
+    call_attributes,
+    observe_call,
+    observe_run_end,
+    observe_wait,
+)
 from headrace.services.executor.outbox import Outbox
-from opentelemetry import trace
 
 from headrace.core.clock import Clock
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
-from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun
-from headrace.messages.state import FunctionRecord, RunState
+from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun, WorkRecord
+from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.messages.topics import Topics
+from headrace.obs.metrics import run_started
+from headrace.obs.tracing import run_span
 from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
 from headrace.protocol.driver import AppDriver
-from headrace.protocol.ops import AI_GATEWAY
+from headrace.protocol.ops import AI_GATEWAY, Outcome
 from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
 
 log = structlog.get_logger(__name__)
-tracer = trace.get_tracer("headrace.executor")
 
 
 class Executor:
@@ -67,20 +73,19 @@ class Executor:
 
     async def handle(self, record: LogRecord) -> None:
         item = WORK_CODEC.decode(record.value)
-        record_id = f"{record.partition}:{record.offset}"
-        bound = log.bind(account_id=item.account_id, run_id=item.run_id)
+        with structlog.contextvars.bound_contextvars(
+            account_id=item.account_id, run_id=item.run_id
+        ):
+            await self._handle(item, f"{record.partition}:{record.offset}")
+
+    async def _handle(self, item: WorkRecord, record_id: str) -> None:
         match item:
             case StartRun():
                 await self._start(item, record_id)
             case Call():
-                await self._call(item, record_id, bound)
+                await self._call(item, record_id)
             case Resume():
-                await self._settle(
-                    item.run_id,
-                    record_id,
-                    lambda m: m.is_current_resume(item),
-                    lambda m: m.apply_resume(item),
-                )
+                await self._resume(item, record_id)
             case CancelRun():
                 await self._settle(
                     item.run_id, record_id, lambda m: True, lambda m: m.cancel(item.reason)
@@ -109,6 +114,24 @@ class Executor:
             if fn is None or fn.archived:
                 machine.fail(_gone(item.fn_id, fn))
             await self._outbox.commit(run, machine.out, record_id, create=True)
+        run_started(run.fn_id)
+        if run.status in ENDED:
+            observe_run_end(run)
+
+    async def _resume(self, item: Resume, record_id: str) -> None:
+        waited: dict[str, tuple[str, int]] = {}
+
+        def apply(machine: RunMachine) -> None:
+            kind = machine.run.planned.get(item.step_hash)
+            since = machine.run.wait_started_ms.get(item.step_hash)
+            if kind is not None and since is not None:
+                waited[kind] = (item.step_hash, since)
+            machine.apply_resume(item)
+
+        run = await self._settle(item.run_id, record_id, lambda m: m.is_current_resume(item), apply)
+        if run is not None:
+            for kind, (step_hash, since) in waited.items():
+                observe_wait(run, step_hash, kind, since, self._clock.now_ms())
 
     async def _settle(
         self,
@@ -116,23 +139,28 @@ class Executor:
         record_id: str,
         is_current: Callable[[RunMachine], bool],
         apply: Callable[[RunMachine], None],
-    ) -> None:
+    ) -> RunState | None:
+        """Apply a change to the run; return the run when it was applied (and committed)."""
         async with self._locks.hold(run_id):
             run = await self._stores.get_run(run_id)
             if run is None:
-                return
+                return None
             if run.last_record == record_id:
                 await self._outbox.publish(run)
-                return
+                return None
             memos = await self._stores.get_memos(run_id)
             fn = await self._stores.get_function(run.account_id, run.fn_id)
             machine = self._machine(run, set(memos), fn)
             if not is_current(machine):
-                return
+                return None
+            was_ended = run.status in ENDED
             apply(machine)
             await self._outbox.commit(run, machine.out, record_id)
+        if run.status in ENDED and not was_ended:
+            observe_run_end(run)
+        return run
 
-    async def _call(self, item: Call, record_id: str, bound: structlog.BoundLogger) -> None:
+    async def _call(self, item: Call, record_id: str) -> None:
         key = (item.run_id, item.target, item.attempt, item.seq)
         async with self._locks.hold(item.run_id):
             run = await self._stores.get_run(item.run_id)
@@ -149,6 +177,7 @@ class Executor:
             if fn is None or fn.archived:
                 machine.fail(_gone(run.fn_id, fn))
                 await self._outbox.commit(run, machine.out, record_id)
+                observe_run_end(run)
                 return
             url = step_url(fn.config) or ""
             body = build_body(
@@ -166,18 +195,14 @@ class Executor:
             stack_len = len(run.stack)
             self._in_flight.add(key)
         step_name = run.step_names.get(item.target or "", "") if item.target else "discovery"
-        log_ctx = bound.bind(fn_id=run.fn_id, step=step_name, attempt=item.attempt)
-        try:
-            with tracer.start_as_current_span(
-                "app.call",
-                attributes={
-                    "headrace.account_id": run.account_id,
-                    "headrace.run_id": run.run_id,
-                    "headrace.fn_id": run.fn_id,
-                    "headrace.step": step_name,
-                    "headrace.attempt": item.attempt,
-                },
-            ) as span:
+        # The span covers the call and making its outcome durable: one step attempt.
+        with (
+            run_span("step", run.run_id, call_attributes(run, item)) as span,
+            structlog.contextvars.bound_contextvars(
+                fn_id=run.fn_id, step=step_name, attempt=item.attempt
+            ),
+        ):
+            try:
                 outcome = await self._driver.call(
                     call_url(url, run.fn_id, item.target),
                     body,
@@ -187,33 +212,54 @@ class Executor:
                         "x-inngest-req-version": str(max(run.req_version, 0)),
                     },
                 )
-                span.set_attribute("http.status_code", outcome.status)
-            if outcome.ops:
-                # step.ai.infer: headrace makes the model call; the op then reads as a step.run.
-                outcome.ops = [
-                    await self._driver.gateway(op.opts, op)
-                    if op.op == AI_GATEWAY and op.id not in memos
-                    else op
-                    for op in outcome.ops
-                ]
-        finally:
-            self._in_flight.discard(key)
-        if outcome.error is not None:
-            log_ctx.warning("app call failed", status=outcome.status, error=outcome.error)
-        else:
-            log_ctx.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
+                if outcome.ops:
+                    # step.ai.infer: headrace makes the model call; the op then reads as a
+                    # step.run.
+                    outcome.ops = [
+                        await self._driver.gateway(op.opts, op)
+                        if op.op == AI_GATEWAY and op.id not in memos
+                        else op
+                        for op in outcome.ops
+                    ]
+            finally:
+                self._in_flight.discard(key)
+            if outcome.error is not None:
+                # The error's name and message only: its other fields can carry user data.
+                log.warning(
+                    "app call failed",
+                    status=outcome.status,
+                    error_name=outcome.error.get("name"),
+                    error_message=str(outcome.error.get("message") or "")[:300],
+                )
+            else:
+                log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
+            applied = await self._apply_call(item, fn, outcome, stack_len, record_id)
+            observe_call(span, run, item, outcome, applied.out if applied else None)
+        if applied is not None and applied.run.status in ENDED:
+            with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
+                log.info("run ended", status=applied.run.status)
+            observe_run_end(applied.run)
+
+    async def _apply_call(
+        self,
+        item: Call,
+        fn: FunctionRecord,
+        outcome: Outcome,
+        stack_len: int,
+        record_id: str,
+    ) -> RunMachine | None:
+        """Apply the call's outcome to the run as it is now; None when the call is stale."""
         async with self._locks.hold(item.run_id):
             fresh = await self._stores.get_run(item.run_id)
             if fresh is None:
-                return
+                return None
             memos = await self._stores.get_memos(item.run_id)
             machine = self._machine(fresh, set(memos), fn)
             if not machine.is_current_call(item):
-                return
+                return None
             machine.apply_call(item, outcome, stack_len)
             await self._outbox.commit(fresh, machine.out, record_id)
-            if fresh.status != "running":
-                log_ctx.info("run ended", status=fresh.status)
+            return machine
 
 
 def _gone(fn_id: str, fn: FunctionRecord | None) -> dict[str, str]:

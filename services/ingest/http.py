@@ -19,6 +19,7 @@ from headrace.api.gql.routes import gql_routes
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
 from headrace.core.errors import InputError
+from headrace.obs.metrics import metrics_route
 from headrace.protocol.registration import parse_sync
 from headrace.protocol.signing import bearer_matches
 
@@ -123,6 +124,7 @@ def build_app(
         *sdk_data_routes(ctx),
         *gql_routes(ctx),
         *v1_routes(ctx),
+        metrics_route(),
         *(extra_routes or []),
     ]
     return Starlette(routes=routes, middleware=[Middleware(ServerKindHeader, kind=kind)])

@@ -26,14 +26,17 @@ from headrace.messages.records import (
     Deliverable,
     Enqueue,
     EventAccepted,
+    EventsRecord,
     FunctionsChanged,
     PauseCreated,
     PauseDeleted,
     Resume,
     StartRun,
+    account_of,
 )
 from headrace.messages.state import FunctionRecord
 from headrace.messages.topics import Topics
+from headrace.obs.tracing import run_span
 from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
 
@@ -84,7 +87,12 @@ class Runner:
     # --- records ---
 
     async def handle(self, record: LogRecord) -> None:
-        match EVENTS_CODEC.decode(record.value):
+        item = EVENTS_CODEC.decode(record.value)
+        with structlog.contextvars.bound_contextvars(account_id=account_of(item)):
+            await self._handle(item, record)
+
+    async def _handle(self, item: EventsRecord, record: LogRecord) -> None:
+        match item:
             case EventAccepted(event=event):
                 await self._on_event(event, record.partition)
             case PauseCreated(pause=pause):
@@ -162,6 +170,21 @@ class Runner:
     async def _start(
         self, fn: FunctionRecord, run_id: str, events: list[Event], partition: int
     ) -> None:
+        attributes = {
+            "headrace.account_id": fn.account_id,
+            "headrace.function_id": fn.fn_id,
+            "headrace.app_id": fn.app_id,
+            "headrace.events": len(events),
+        }
+        with (
+            run_span("trigger", run_id, attributes),
+            structlog.contextvars.bound_contextvars(fn_id=fn.fn_id, run_id=run_id),
+        ):
+            await self._publish_start(fn, run_id, events, partition)
+
+    async def _publish_start(
+        self, fn: FunctionRecord, run_id: str, events: list[Event], partition: int
+    ) -> None:
         """Everything here is idempotent, so doing it again after a crash starts one run."""
         now = self._clock.now_ms()
         for i, cancel in enumerate(fn.config.get("cancel") or []):
@@ -187,7 +210,8 @@ class Runner:
             if pause.expires_ms < now:
                 continue
             if pause.kind == "cancel":
-                await self._schedule(
+                await self._schedule_matched(
+                    pause,
                     CancelRun(account_id=pause.account_id, run_id=pause.run_id),
                     f"{pause.run_id}:cancel",
                 )
@@ -196,7 +220,8 @@ class Runner:
             # publish before deleting so a crash in between repeats the resume, never loses it.
             self._forget(pause_id)
             assert pause.step_hash is not None
-            await self._schedule(
+            await self._schedule_matched(
+                pause,
                 Resume(
                     account_id=pause.account_id,
                     run_id=pause.run_id,
@@ -207,6 +232,19 @@ class Runner:
                 f"{pause.run_id}:event:{pause.step_hash}",
             )
             await self._stores.delete_pause(pause_id)
+
+    async def _schedule_matched(self, pause: Pause, item: Deliverable, timer_id: str) -> None:
+        """An event matched a pause of a run: a span of that run, around scheduling its effect."""
+        attributes = {
+            "headrace.account_id": pause.account_id,
+            "headrace.function_id": pause.fn_id,
+            "headrace.pause.kind": pause.kind,
+            "headrace.pause.event": pause.event_name,
+        }
+        if pause.step_hash is not None:
+            attributes["headrace.step.hash"] = pause.step_hash
+        with run_span("pause.match", pause.run_id, attributes):
+            await self._schedule(item, timer_id)
 
     async def _schedule(self, item: Deliverable, timer_id: str, at_ms: int = 0) -> None:
         await self._log.publish(
@@ -254,7 +292,9 @@ def _cancel_pause(
         timeout = cancel.get("timeout")
         timeout_ms = parse_duration_ms(str(timeout)) if timeout else DEFAULT_CANCEL_TIMEOUT_MS
     except (ExpressionError, DurationError) as err:
-        log.warning("cancelOn entry skipped", fn_id=fn.fn_id, index=index, error=str(err))
+        # Not str(err): an expression error quotes the expression, with the event's values in it.
+        reason = err.message if isinstance(err, ExpressionError) else str(err)
+        log.warning("cancelOn entry skipped", fn_id=fn.fn_id, index=index, error=reason)
         return None
     return Pause(
         pause_id=f"{run_id}:cancel:{index}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from headrace.services.scheduler.wheel import TimerWheel
 
 from headrace.core.clock import Clock
@@ -15,6 +17,7 @@ from headrace.messages.records import (
 )
 from headrace.messages.state import Timer
 from headrace.messages.topics import Topics
+from headrace.obs.tracing import run_span
 from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
 
@@ -38,7 +41,7 @@ class Scheduler:
         match SCHEDULE_CODEC.decode(record.value):
             case Enqueue(timer_id=timer_id, item=item, at_ms=at_ms):
                 if at_ms <= self._clock.now_ms():
-                    await self._deliver(item, DELIVERABLE_CODEC.encode(item))
+                    await self._deliver(item, DELIVERABLE_CODEC.encode(item), timer_id)
                 else:
                     await self.wheel.add(
                         Timer(
@@ -52,12 +55,26 @@ class Scheduler:
                 await self.wheel.cancel(record.partition, timer_id)
 
     async def _fire(self, timer: Timer) -> None:
-        await self._deliver(DELIVERABLE_CODEC.decode(timer.record), timer.record)
+        await self._deliver(
+            DELIVERABLE_CODEC.decode(timer.record), timer.record, timer.timer_id, timer.fire_ms
+        )
 
-    async def _deliver(self, item: Deliverable, encoded: bytes) -> None:
+    async def _deliver(
+        self, item: Deliverable, encoded: bytes, timer_id: str, due_ms: int | None = None
+    ) -> None:
         # Tagged msgpack is the same whichever union encodes it, so the bytes go as they are.
         topic = self._topics.events if isinstance(item, BatchDue) else self._topics.work
-        await self._log.publish(topic, item.account_id, encoded)
+        attributes: dict[str, Any] = {
+            "headrace.account_id": item.account_id,
+            "headrace.timer_id": timer_id,
+            "headrace.record": type(item).__name__,
+        }
+        if due_ms is not None:
+            attributes["headrace.timer.lateness_ms"] = max(self._clock.now_ms() - due_ms, 0)
+        # A batch's run id is its batch id.
+        run_id = item.batch_id if isinstance(item, BatchDue) else item.run_id
+        with run_span("deliver", run_id, attributes):
+            await self._log.publish(topic, item.account_id, encoded)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self.wheel.own(partitions)

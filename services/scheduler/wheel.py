@@ -16,6 +16,7 @@ import structlog
 
 from headrace.core.clock import Clock
 from headrace.messages.state import Timer
+from headrace.obs.metrics import observe_timer_lateness
 from headrace.ports.stores import TimerStore
 
 log = structlog.get_logger(__name__)
@@ -99,7 +100,9 @@ class TimerWheel:
                     async with self._firing:
                         if timer_id not in self._timers:
                             continue  # its partition was released while we waited
+                        late_ms = self._clock.now_ms() - fire_ms
                         await self._fire(timer)
+                        observe_timer_lateness(late_ms / 1000)
                         await self._store.delete_timer(timer.partition, timer_id)
                         self._timers.pop(timer_id, None)
                 except Exception:

@@ -157,6 +157,27 @@ async def test_headers_and_payload_pass_through_unchanged(make_log: LogFactory) 
     await consumer.stop()
 
 
+async def test_lag_counts_the_records_after_the_committed_offset_of_each_owned_partition(
+    make_log: LogFactory,
+) -> None:
+    log = make_log()
+    for i in range(10):
+        await log.publish("t", "acct", str(i).encode())
+    consumer = log.consumer("t", "g")
+    await consumer.start()
+    records = await _drain(consumer, 10)
+    partition = partition_for("acct", log.partitions)
+    expected = dict.fromkeys(range(log.partitions), 0)
+    # Read is not committed: all ten still count.
+    assert await consumer.lag() == {**expected, partition: 10}
+    await consumer.commit({partition: records[3].offset + 1})
+    assert await consumer.lag() == {**expected, partition: 6}
+    await log.publish("t", "acct", b"10")
+    assert await consumer.lag() == {**expected, partition: 7}
+    await consumer.stop()
+    assert await consumer.lag() == {}
+
+
 async def test_uncommitted_records_are_delivered_again_to_the_next_member(
     make_log: LogFactory,
 ) -> None:

@@ -10,7 +10,7 @@ import click
 
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
-from headrace.obs.logging import configure_logging
+from headrace.obs.setup import setup_observability
 
 
 @click.command()
@@ -50,8 +50,14 @@ from headrace.obs.logging import configure_logging
     help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
 )
 @click.option("--call-timeout", default=300.0, show_default=True, help="Seconds per app call.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    envvar="HEADRACE_LOG_FORMAT",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+)
+@click.option("--log-level", envvar="HEADRACE_LOG_LEVEL", default="info", show_default=True)
 def dev(
     host: str,
     port: int,
@@ -67,7 +73,9 @@ def dev(
     log_level: str,
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
-    configure_logging(log_format, log_level)
+    setup_observability(
+        "dev", log_format=log_format, log_level=log_level, secrets=[*event_keys, signing_key]
+    )
     settings = DevSettings(
         host=host,
         port=port,

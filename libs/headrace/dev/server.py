@@ -16,6 +16,7 @@ from headrace.core.clock import Clock, SystemClock
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
+from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.protocol.driver import AppDriver
 from headrace.runtime.http import HttpServer
@@ -40,7 +41,7 @@ class DevServer:
             path = str(settings.state_dir / "headrace.db")
         self.db = Database(path)
         self.stores = SqliteStores(self.db)
-        self.log: Log = InProcLog(settings.partitions, self.db)
+        self.log: Log = ObservedLog(InProcLog(settings.partitions, self.db))
         self.topics = Topics()
         server_kind = "cloud" if settings.signing_key else "dev"
         self.driver = AppDriver(

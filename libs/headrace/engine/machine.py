@@ -385,6 +385,7 @@ class RunMachine:
         self.run.stack.append(step_hash)
         self.run.planned.pop(step_hash, None)
         self.run.attempts.pop(step_hash, None)
+        self.run.wait_started_ms.pop(step_hash, None)
         if display:
             self.run.step_names.setdefault(step_hash, display)
 
@@ -402,6 +403,7 @@ class RunMachine:
         settled it before (a matching event, the invoked run's end)."""
         self.run.planned[op.id] = kind
         self.run.step_names[op.id] = op.display
+        self.run.wait_started_ms[op.id] = self.now_ms
         self._history(history_kind, op=op, output=detail)
         self._enqueue(
             Resume(
@@ -475,6 +477,7 @@ class RunMachine:
                     PauseDeleted(account_id=self.run.account_id, pause_id=pause_id)
                 )
         self.run.planned = {}
+        self.run.wait_started_ms = {}
         if status == "completed":
             self._history("run.completed", output=output)
         else:

@@ -64,6 +64,8 @@ class RunState(msgspec.Struct, kw_only=True):
     # record repeated after a crash can publish it again (each output is idempotent downstream).
     last_record: str = ""
     outbox: list[tuple[str, bytes]] = []
+    # When each waiting step (sleep, waitForEvent, invoke) began to wait: its span's start.
+    wait_started_ms: dict[str, int] = {}
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):

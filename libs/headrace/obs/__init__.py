@@ -1,1 +1,2 @@
-"""Observability: logging, tracing and metrics set-up."""
+"""Observability: traces (`tracing`), Prometheus metrics (`metrics`), structured logs
+(`logging`), the log port observed (`records`), and the set-up call (`setup`)."""

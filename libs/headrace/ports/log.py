@@ -47,6 +47,12 @@ class Consumer(Protocol):
 
     def assignment(self) -> set[int]: ...
 
+    async def lag(self) -> dict[int, int]:
+        """Per partition this member owns: how many records follow the group's committed
+        offset (the partition's end offset minus the committed one; the whole partition when
+        nothing was committed)."""
+        ...
+
     async def stop(self) -> None:
         """Leave the group (its partitions go to the other members)."""
         ...

@@ -10,8 +10,11 @@ import time
 from typing import Any
 
 import httpx
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind, StatusCode
 
 from headrace.core.clock import Clock
+from headrace.obs.tracing import tracer
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
@@ -37,8 +40,29 @@ class AppDriver:
         )
 
     async def call(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-        """POST `body` to `url`; any failure becomes an Outcome with a clear error."""
-        all_headers = {"content-type": "application/json", **headers}
+        """POST `body` to `url`; any failure becomes an Outcome with a clear error.
+
+        The call is a client span, and the app gets its context as `traceparent`."""
+        target = httpx.URL(url)
+        with tracer.start_as_current_span(
+            "POST",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "url.full": url,
+                "server.address": target.host,
+                "server.port": target.port or (443 if target.scheme == "https" else 80),
+            },
+        ) as span:
+            all_headers = {"content-type": "application/json", **headers}
+            propagate.inject(all_headers)
+            outcome = await self._post(url, body, all_headers)
+            span.set_attribute("http.response.status_code", outcome.status)
+            if outcome.error is not None:
+                span.set_status(StatusCode.ERROR, str(outcome.error.get("name") or "error"))
+        return outcome
+
+    async def _post(self, url: str, body: bytes, all_headers: dict[str, str]) -> Outcome:
         if self._signing_key:
             all_headers["x-inngest-signature"] = sign(
                 body, self._signing_key, self._clock.now_ms() // 1000

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from headrace.obs.records import observed_handler, sample_lag
 from headrace.ports.log import Log, PartitionsCallback
 from headrace.runtime.consume import ConsumeLoop, Handler
 from headrace.runtime.dead_letter import DeadLetters
 
 
 class Loops:
-    def __init__(self, log: Log, dead_letter_topic: str) -> None:
+    def __init__(self, log: Log, dead_letter_topic: str, lag_interval_s: float = 2.0) -> None:
         self._log = log
         self._dead_letter_topic = dead_letter_topic
+        self._lag_interval_s = lag_interval_s
+        self._topics: dict[ConsumeLoop, str] = {}
         self._loops: list[ConsumeLoop] = []
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -40,15 +43,26 @@ class Loops:
         consumer = self._log.consumer(topic, group, on_assigned=on_assigned, on_revoked=revoked)
         dead_letters = DeadLetters(self._log, self._dead_letter_topic, group)
         loop = ConsumeLoop(
-            consumer, handler, name=group, dead_letters=dead_letters, concurrency=concurrency
+            consumer,
+            observed_handler(handler, topic, group),
+            name=group,
+            dead_letters=dead_letters,
+            concurrency=concurrency,
         )
         self._loops.append(loop)
+        self._topics[loop] = topic
         return loop
 
     async def start(self) -> None:
         for loop in self._loops:
             await loop.consumer.start()
             self._tasks.append(asyncio.create_task(loop.run(), name=f"consume-{loop.name}"))
+            self._tasks.append(
+                asyncio.create_task(
+                    sample_lag(loop.consumer, self._topics[loop], loop.name, self._lag_interval_s),
+                    name=f"lag-{loop.name}",
+                )
+            )
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from headrace.obs.logging import configure_logging
+from headrace.obs.setup import setup_observability
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.connect import connect_cluster
@@ -18,8 +18,11 @@ Wire = Callable[[ServiceProcess, Log, Stores], Awaitable[None]]
 
 
 def run_service(name: str, options: dict[str, Any], wire: Wire) -> None:
-    configure_logging(
-        os.environ.get("HEADRACE_LOG_FORMAT", "json"), os.environ.get("HEADRACE_LOG_LEVEL", "info")
+    settings = settings_from(options)
+    setup_observability(
+        name,
+        log_format=os.environ.get("HEADRACE_LOG_FORMAT", "json"),
+        secrets=[*(key for key, _ in settings.event_keys), settings.signing_key],
     )
-    process = ServiceProcess(name, settings_from(options))
+    process = ServiceProcess(name, settings)
     asyncio.run(process.run(connect_cluster, wire))

@@ -13,6 +13,7 @@ and closes its connections.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,8 @@ from starlette.routing import BaseRoute, Route
 
 from headrace.core.clock import Clock, SystemClock
 from headrace.messages.topics import Topics
+from headrace.obs.metrics import metrics_route
+from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.connect import Connection
@@ -47,6 +50,7 @@ class ServiceProcess:
         self.wired = False
         self.reachable = True
         self.app = Starlette(routes=[Route("/health", self._health), Route("/ready", self._ready)])
+        self.app.router.routes.append(metrics_route())
         self.tasks: list[asyncio.Task[Any]] = []
         self._loops: Loops | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -89,6 +93,8 @@ class ServiceProcess:
             http.should_exit = True
             await http_task
             return
+        # Trace context in record headers; records counted.
+        connected = dataclasses.replace(connected, log=ObservedLog(connected.log))
         try:
             await wire(self, connected.log, connected.stores)
             if self._loops is not None:

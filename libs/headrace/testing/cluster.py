@@ -47,11 +47,14 @@ class Cluster:
     log_dir: Path
     counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
     procs: list[ServiceProc] = field(default_factory=list)
+    # More environment for every service (e.g. where to export traces).
+    env: dict[str, str] = field(default_factory=dict)
 
     def _env(self, port: int) -> dict[str, str]:
         s = self.settings
         return {
             **os.environ,
+            **self.env,
             "PYTHONUNBUFFERED": "1",
             "HEADRACE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "HEADRACE_CASSANDRA_HOSTS": ",".join(s.cassandra_hosts),
@@ -148,10 +151,14 @@ class Cluster:
 
 
 async def start_cluster(
-    settings: ClusterSettings, log_dir: Path, counts: dict[str, int] | None = None
+    settings: ClusterSettings,
+    log_dir: Path,
+    *,
+    counts: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[Cluster, EngineHandle]:
     """`counts` of each service; by default an ingest, two runners, a scheduler, two executors."""
-    cluster = Cluster(settings, log_dir, counts or dict(DEFAULT_COUNTS))
+    cluster = Cluster(settings, log_dir, counts or dict(DEFAULT_COUNTS), env=env or {})
     await cluster.start()
     connection = await connect_cluster(settings)
 

@@ -44,7 +44,15 @@ class ServedApp:
         streaming: bool = False,
     ) -> None:
         self.port = port or free_port()
+        # The headers of every request the app got, in order (what headrace sent it).
+        self.request_headers: list[dict[str, str]] = []
         app = fastapi.FastAPI()
+
+        @app.middleware("http")
+        async def remember_headers(request: fastapi.Request, call_next: Any) -> Any:
+            self.request_headers.append(dict(request.headers))
+            return await call_next(request)
+
         inngest.fast_api.serve(
             app,
             client,

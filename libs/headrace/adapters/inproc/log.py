@@ -248,6 +248,13 @@ class InProcConsumer:
         await self._sync_assignment()
         return self._pending(max_records)
 
+    async def lag(self) -> dict[int, int]:
+        committed = self._log._group(self._topic, self._group).committed
+        parts = self._log._topic(self._topic)
+        return {
+            p: parts[p].end - max(committed.get(p, 0), parts[p].base) for p in sorted(self._owned)
+        }
+
     async def commit(self, offsets: dict[int, int]) -> None:
         owned = {p: o for p, o in offsets.items() if p in self._owned}
         if owned:

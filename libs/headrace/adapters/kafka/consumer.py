@@ -88,6 +88,8 @@ class KafkaConsumer:
         self._on_revoked = on_revoked
         self._consumer: AIOKafkaConsumer | None = None
         self._owned: set[int] = set()  # on_assigned has run, on_revoked has not finished
+        # The group's committed offset per owned partition, as last committed or read (lag).
+        self._committed: dict[int, int] = {}
         self._unannounced: set[int] = set()  # assigned by the group, paused until on_assigned
         self._revocations: list[tuple[set[int], asyncio.Future[None]]] = []
         self._changed = asyncio.Event()  # wakes a poll when the listener queued a change
@@ -168,6 +170,7 @@ class KafkaConsumer:
             return
         try:
             await consumer.commit(mine)
+            self._committed.update({tp.partition: offset for tp, offset in mine.items()})
         except (CommitFailedError, IllegalStateError) as error:
             log.warning(
                 "commit dropped: the group moved the partitions; their records will be "
@@ -177,6 +180,29 @@ class KafkaConsumer:
                 offsets={tp.partition: offset for tp, offset in mine.items()},
                 error=str(error),
             )
+
+    async def lag(self) -> dict[int, int]:
+        """End offset minus the group's committed offset, per owned partition.
+
+        End offsets come from one ListOffsets request; a committed offset is asked of the
+        group coordinator only when this member has not committed the partition itself.
+        """
+        consumer = self._consumer
+        owned = sorted(self._owned)
+        if consumer is None or not owned:
+            return {}
+        tps = [TopicPartition(self._kafka_topic, partition) for partition in owned]
+        ends = await consumer.end_offsets(tps)
+        out: dict[int, int] = {}
+        for tp in tps:
+            committed = self._committed.get(tp.partition)
+            if committed is None:
+                committed = await consumer.committed(tp)
+                if committed is None:
+                    committed = (await consumer.beginning_offsets([tp]))[tp]
+                self._committed[tp.partition] = committed
+            out[tp.partition] = max(ends[tp] - committed, 0)
+        return out
 
     async def stop(self) -> None:
         """Run `on_revoked` for every owned partition, then leave the group."""
@@ -234,6 +260,8 @@ class KafkaConsumer:
                     if lost and self._on_revoked is not None:
                         await self._on_revoked(lost)
                     self._owned -= lost
+                    for partition in lost:
+                        self._committed.pop(partition, None)
                     if lost:
                         log.info(
                             "partitions revoked",
@@ -276,6 +304,7 @@ class KafkaConsumer:
                         partitions=sorted(lost),
                     )
             self._owned.clear()
+            self._committed.clear()
             for _, done in self._revocations:
                 if not done.done():
                     done.set_result(None)
