@@ -7,8 +7,8 @@ from headrace.services.scheduler.wheel import TimerWheel
 from headrace.core.clock import Clock
 from headrace.messages.records import (
     DELIVERABLE_CODEC,
+    RUNNER_DUE,
     SCHEDULE_CODEC,
-    BatchDue,
     CancelTimer,
     Deliverable,
     Enqueue,
@@ -56,7 +56,7 @@ class Scheduler:
 
     async def _deliver(self, item: Deliverable, encoded: bytes) -> None:
         # Tagged msgpack is the same whichever union encodes it, so the bytes go as they are.
-        topic = self._topics.events if isinstance(item, BatchDue) else self._topics.work
+        topic = self._topics.events if isinstance(item, RUNNER_DUE) else self._topics.work
         await self._log.publish(topic, item.account_id, encoded)
 
     async def on_assigned(self, partitions: set[int]) -> None:
