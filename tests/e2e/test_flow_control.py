@@ -83,7 +83,8 @@ async def test_a_debounce_timeout_caps_the_delay_since_the_first_event(dev: DevH
         for n in range(13):
             ids += await dev.send({"name": "test/debounce-capped", "data": {"n": n}})
             await asyncio.sleep(0.5)
-        await dev.run_of_event(ids[-1])
+        # Linked at start, created by the executor: wait until it exists.
+        await dev.finished(await dev.run_of_event(ids[-1]))
         runs = await dev.runs_of_function("debounce-timeout-app-capped")
 
     started = sorted(_data(r)["n"] for r in runs)
