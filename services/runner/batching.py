@@ -59,7 +59,7 @@ class Batcher:
         condition = config.get("if")
         if condition and not evaluate_bool(str(condition), variables):
             return False
-        key = _key_value(config.get("key"), variables)
+        key = key_value(config.get("key"), variables)
         batch_key = f"{fn.account_id}:{fn.fn_id}:{key}"
         now = self._clock.now_ms()
         opened = self._open.get(batch_key)
@@ -80,9 +80,17 @@ class Batcher:
         if len(batch.events) >= _max_size(config):
             await self.flush(batch, partition)
         else:
-            self._open[batch_key] = (batch, partition)
-            await self._store.put_batch(batch, partition)
+            await self.keep(batch, partition)
         return True
+
+    def opened(self, batch_key: str) -> Batch | None:
+        opened = self._open.get(batch_key)
+        return opened[0] if opened is not None else None
+
+    async def keep(self, batch: Batch, partition: int) -> None:
+        """Open or replace a buffer under its key (the debouncer keeps its buffers here too)."""
+        self._open[batch.batch_key] = (batch, partition)
+        await self._store.put_batch(batch, partition)
 
     async def due(self, batch_key: str, batch_id: str) -> None:
         opened = self._open.get(batch_key)
@@ -95,7 +103,8 @@ class Batcher:
         await self._store.delete_batch(batch.batch_key)
 
 
-def _key_value(expression: object, variables: dict[str, Any]) -> str:
+def key_value(expression: object, variables: dict[str, Any]) -> str:
+    """A key expression's value as text; "" without an expression or when it fails."""
     if not expression:
         return ""
     try:

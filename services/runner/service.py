@@ -1,7 +1,8 @@
 """The runner's record handler.
 
-It owns, per partition: trigger matching, the index of pending pauses (waits, invokes, cancels)
-and run deduplication. Pause and run decisions are made here only, by the partition's owner.
+It owns, per partition: trigger matching, the index of pending pauses (waits, invokes, cancels),
+run deduplication and the run-start flow controls (idempotency, debounce, batching, singleton)
+and cron ticks. Pause and run decisions are made here only, by the partition's owner.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from typing import Any
 
 import structlog
 from headrace.services.runner.batching import Batcher, batch_config
+from headrace.services.runner.cron import CronTicks, cron_event
+from headrace.services.runner.debounce import Debouncer, debounce_config
+from headrace.services.runner.idempotency import first_of_its_key
+from headrace.services.runner.singleton import Singletons
 from headrace.services.runner.triggers import matches
 
 from headrace.core.clock import Clock
@@ -23,6 +28,8 @@ from headrace.messages.records import (
     SCHEDULE_CODEC,
     BatchDue,
     CancelRun,
+    CancelTimer,
+    CronDue,
     Deliverable,
     Enqueue,
     EventAccepted,
@@ -56,6 +63,9 @@ class Runner:
         self._pauses: dict[str, tuple[Pause, int]] = {}
         self._functions: dict[str, list[FunctionRecord]] = {}
         self._batcher = Batcher(stores, clock, self._batch_due_at, self._start_batch)
+        self._debouncer = Debouncer(self._batcher, clock, self._batch_due_at, self._cancel_due)
+        self._singletons = Singletons(stores, clock, self._cancel_run)
+        self._crons = CronTicks(clock, self._schedule_tick)
 
     # --- partition ownership ---
 
@@ -101,8 +111,11 @@ class Runner:
                 self._forget(pause_id)
             case FunctionsChanged(account_id=account_id):
                 self._functions.pop(account_id, None)
+                await self._crons.schedule_all(await self._account_functions(account_id))
             case BatchDue(batch_key=batch_key, batch_id=batch_id):
                 await self._batcher.due(batch_key, batch_id)
+            case CronDue() as due:
+                await self._on_cron(due, record.partition)
 
     async def _on_event(self, event: Event, partition: int) -> None:
         bound = log.bind(account_id=event.account_id, event_id=event.internal_id, name=event.name)
@@ -110,7 +123,14 @@ class Runner:
         # Pauses first: a run's own trigger must not match the cancel pauses its start creates.
         await self._resolve_pauses(event)
         for fn in await self._triggered(event):
-            batched = event.name != system_events.INVOKED and batch_config(fn) is not None
+            if not await first_of_its_key(self._stores, fn, event, self._clock.now_ms()):
+                bound.debug("run skipped: idempotency key seen", fn_id=fn.fn_id)
+                continue
+            invoked = event.name == system_events.INVOKED
+            if not invoked and debounce_config(fn) is not None:
+                await self._debouncer.add(fn, event, partition)
+                continue
+            batched = not invoked and batch_config(fn) is not None
             if batched and await self._batcher.add(fn, event, partition):
                 continue
             await self._start_run(fn, event, partition)
@@ -186,6 +206,9 @@ class Runner:
         self, fn: FunctionRecord, run_id: str, events: list[Event], partition: int
     ) -> None:
         """Everything here is idempotent, so doing it again after a crash starts one run."""
+        if not await self._singletons.admit(fn, run_id, events[0].payload):
+            log.debug("run skipped: singleton running", fn_id=fn.fn_id, run_id=run_id)
+            return
         now = self._clock.now_ms()
         for i, cancel in enumerate(fn.config.get("cancel") or []):
             pause = _cancel_pause(fn, run_id, i, cancel, events[0].payload, now)
@@ -251,6 +274,34 @@ class Runner:
             self._topics.schedule,
             item.account_id,
             SCHEDULE_CODEC.encode(Enqueue(timer_id=timer_id, item=item, at_ms=at_ms)),
+        )
+
+    async def _on_cron(self, due: CronDue, partition: int) -> None:
+        functions = await self._account_functions(due.account_id)
+        fn = next((f for f in functions if f.fn_id == due.fn_id), None)
+        trigger = self._crons.trigger_of(fn, due)
+        if fn is None or trigger is None:
+            log.debug("cron schedule gone: its cycle ends", fn_id=due.fn_id)
+            return
+        event = cron_event(due)
+        await self._stores.put_event(event)
+        await self._start_run(fn, event, partition)
+        await self._crons.schedule_next(fn, trigger, due)
+
+    async def _schedule_tick(self, due: CronDue, timer_id: str, at_ms: int) -> None:
+        await self._schedule(due, timer_id, at_ms)
+
+    async def _cancel_run(self, account_id: str, run_id: str) -> None:
+        cancel = CancelRun(account_id=account_id, run_id=run_id, reason="singleton")
+        await self._schedule(cancel, f"{run_id}:cancel")
+
+    async def _cancel_due(self, batch: Batch) -> None:
+        await self._log.publish(
+            self._topics.schedule,
+            batch.account_id,
+            SCHEDULE_CODEC.encode(
+                CancelTimer(account_id=batch.account_id, timer_id=f"{batch.batch_id}:due")
+            ),
         )
 
     async def _batch_due_at(self, batch: Batch, at_ms: int) -> None:

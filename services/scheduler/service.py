@@ -9,9 +9,11 @@ from headrace.services.scheduler.wheel import TimerWheel
 from headrace.core.clock import Clock
 from headrace.messages.records import (
     DELIVERABLE_CODEC,
+    RUNNER_DUE,
     SCHEDULE_CODEC,
     BatchDue,
     CancelTimer,
+    CronDue,
     Deliverable,
     Enqueue,
 )
@@ -63,7 +65,10 @@ class Scheduler:
         self, item: Deliverable, encoded: bytes, timer_id: str, due_ms: int | None = None
     ) -> None:
         # Tagged msgpack is the same whichever union encodes it, so the bytes go as they are.
-        topic = self._topics.events if isinstance(item, BatchDue) else self._topics.work
+        topic = self._topics.events if isinstance(item, RUNNER_DUE) else self._topics.work
+        if isinstance(item, CronDue):  # no run yet: the runner derives it from the tick
+            await self._log.publish(topic, item.account_id, encoded)
+            return
         attributes: dict[str, Any] = {
             "headrace.account_id": item.account_id,
             "headrace.timer_id": timer_id,

@@ -92,6 +92,16 @@ async def test_keys_are_claimed_by_the_first_caller_until_they_expire(stores: St
     assert await stores.claim("k", "third", ttl_ms=1000, now_ms=1500) is None
 
 
+async def test_a_key_is_swapped_only_from_the_value_it_holds(stores: Stores) -> None:
+    assert await stores.claim("s", "run-1", ttl_ms=1000, now_ms=0) is None
+    assert not await stores.swap("s", "run-0", "run-2", ttl_ms=1000, now_ms=10)
+    assert await stores.swap("s", "run-1", "run-2", ttl_ms=5000, now_ms=10)
+    assert not await stores.swap("s", "run-1", "run-3", ttl_ms=1000, now_ms=20)
+    # The swap renewed the expiry: the key still holds at 2 s.
+    assert await stores.claim("s", "run-4", ttl_ms=1000, now_ms=2000) == "run-2"
+    assert not await stores.swap("missing", "run-1", "run-2", ttl_ms=1000, now_ms=0)
+
+
 async def test_timers_are_due_by_partition_and_time(stores: Stores) -> None:
     for timer_id, partition, fire in (("a", 0, 30), ("b", 0, 10), ("c", 1, 5), ("a", 0, 99)):
         await stores.put_timer(

@@ -34,6 +34,29 @@ def _fn(**extra: Any) -> dict[str, Any]:
             {"steps": {"step": {"runtime": {"url": "u"}, "retries": {"attempts": 21}}}},
             "retries.attempts: must be 0 to 20",
         ),
+        ({"debounce": {"period": "500ms"}}, "debounce.period: must be 1s to 604800s"),
+        ({"debounce": {"period": "8d"}}, "debounce.period: must be 1s to 604800s"),
+        ({"debounce": {"key": "event.data.id"}}, "debounce.period: required"),
+        ({"debounce": {"period": "5s", "key": "event.data."}}, "debounce.key: does not compile"),
+        ({"debounce": {"period": "5s", "timeout": "later"}}, "debounce.timeout: invalid duration"),
+        ({"idempotency": "event.data.id =="}, "idempotency: does not compile"),
+        ({"singleton": {"mode": "queue"}}, "singleton.mode: must be 'skip' or 'cancel'"),
+        ({"singleton": {"mode": "skip", "key": "(("}}, "singleton.key: does not compile"),
+        (
+            {"batchEvents": {"maxSize": 5}, "debounce": {"period": "5s"}},
+            "debounce: cannot be combined with batchEvents",
+        ),
+        ({"triggers": [{"cron": "61 * * * *"}]}, "triggers[0].cron: '61 * * * *' is not a valid"),
+        ({"triggers": [{"cron": "* * *"}]}, "triggers[0].cron: '* * *' needs 5 fields"),
+        (
+            {"triggers": [{"cron": "TZ=Mars/Olympus 0 9 * * *"}]},
+            "triggers[0].cron: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            {"triggers": [{"cron": "0 * * * *"}, {"cron": "0 * * * *"}]},
+            "triggers[1].cron: duplicate cron expression",
+        ),
+        ({"triggers": [{"cron": "0 * * * *", "jitter": "10m"}]}, "triggers[0].jitter: must be 1s"),
     ],
 )
 def test_bad_configuration_is_refused(extra: dict[str, Any], message: str) -> None:
@@ -45,3 +68,18 @@ def test_bad_configuration_is_refused(extra: dict[str, Any], message: str) -> No
 
 def test_good_configuration_passes() -> None:
     check_function(_fn(batchEvents={"maxSize": 10, "timeout": "5s", "key": "event.data.id"}))
+
+
+def test_good_flow_control_passes() -> None:
+    check_function(
+        _fn(
+            debounce={"period": "7d", "key": "event.data.id", "timeout": "30d"},
+            idempotency="event.data.order",
+            singleton={"mode": "cancel", "key": "event.data.user"},
+            triggers=[
+                {"cron": "TZ=Europe/Paris 0 9 * * *", "jitter": "30s"},
+                {"cron": "*/5 * * * * *"},
+                {"cron": "@hourly"},
+            ],
+        )
+    )

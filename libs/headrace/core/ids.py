@@ -61,3 +61,9 @@ def step_hash(step_id: str, index: int = 0) -> str:
 
 def random_token(nbytes: int = 16) -> str:
     return os.urandom(nbytes).hex()
+
+
+def derived_ulid(ms: int, seed: str) -> str:
+    """A ULID fixed by its time and a seed: the same inputs always give the same id."""
+    entropy = hashlib.sha1(seed.encode()).digest()[:10]
+    return str(ULID.from_bytes(ms.to_bytes(6, "big") + entropy))

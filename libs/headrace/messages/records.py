@@ -46,7 +46,17 @@ class BatchDue(msgspec.Struct, tag="batch.due", kw_only=True):
     batch_id: str
 
 
-EventsRecord = EventAccepted | PauseCreated | PauseDeleted | FunctionsChanged | BatchDue
+class CronDue(msgspec.Struct, tag="cron.due", kw_only=True):
+    """A tick of a function's cron schedule is due: start its run, schedule the next tick."""
+
+    account_id: str
+    fn_id: str
+    cron: str
+    tick_ms: int
+    fire_ms: int
+
+
+EventsRecord = EventAccepted | PauseCreated | PauseDeleted | FunctionsChanged | BatchDue | CronDue
 
 # --- work -----------------------------------------------------------------------------------
 
@@ -98,8 +108,12 @@ WorkRecord = StartRun | Call | Resume | CancelRun
 # --- schedule -------------------------------------------------------------------------------
 
 
-# What the scheduler delivers: work for the executor, or a due batch back to the runner.
-Deliverable = StartRun | Call | Resume | CancelRun | BatchDue
+# What the scheduler delivers: work for the executor, or a due batch or cron tick back to the
+# runner.
+Deliverable = StartRun | Call | Resume | CancelRun | BatchDue | CronDue
+
+# The deliverables that go back to the runner, on `events`.
+RUNNER_DUE = (BatchDue, CronDue)
 
 
 class Enqueue(msgspec.Struct, tag="enqueue", kw_only=True):

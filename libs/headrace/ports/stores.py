@@ -63,6 +63,10 @@ class KeyStore(Protocol):
         (None when this call set it)."""
         ...
 
+    async def swap(self, key: str, expected: str, value: str, ttl_ms: int, now_ms: int) -> bool:
+        """Set `key` to `value` if it holds `expected` (expired or not); True when it did."""
+        ...
+
 
 class TimerStore(Protocol):
     async def put_timer(self, timer: Timer) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from headrace.core.cron import MAX_JITTER_MS, MIN_JITTER_MS, CronError, parse_cron
 from headrace.core.durations import DurationError, parse_duration_ms
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import loads
@@ -93,6 +94,7 @@ def check_function(fn: dict[str, Any]) -> None:
             raise fail(f"cancel[{i}].event", "required")
         _check_expression(cancel.get("if"), f"cancel[{i}].if", fail)
         _check_duration(cancel.get("timeout"), f"cancel[{i}].timeout", fail)
+    _check_run_controls(fn, fail)
 
 
 def _check_expression(expr: object, field: str, fail: Any) -> None:
@@ -133,3 +135,52 @@ def retries_of(fn: dict[str, Any]) -> int:
     except (KeyError, TypeError):
         return DEFAULT_RETRIES
     return value if isinstance(value, int) else DEFAULT_RETRIES
+
+
+# --- debounce, idempotency, singleton, cron (Inngest's limits: pkg/consts, pkg/inngest) ---
+
+DEBOUNCE_PERIOD_MS = (1_000, 7 * 86_400_000)
+SINGLETON_MODES = ("skip", "cancel")
+
+
+def _check_run_controls(fn: dict[str, Any], fail: Any) -> None:
+    debounce = fn.get("debounce")
+    if debounce is not None:
+        if not isinstance(debounce, dict):
+            raise fail("debounce", "must be an object")
+        if debounce.get("period") in (None, ""):
+            raise fail("debounce.period", "required")
+        _check_duration(debounce.get("period"), "debounce.period", fail, DEBOUNCE_PERIOD_MS)
+        _check_duration(debounce.get("timeout"), "debounce.timeout", fail)
+        _check_expression(debounce.get("key"), "debounce.key", fail)
+    _check_expression(fn.get("idempotency"), "idempotency", fail)
+    singleton = fn.get("singleton")
+    if singleton is not None:
+        if not isinstance(singleton, dict):
+            raise fail("singleton", "must be an object")
+        mode = singleton.get("mode")
+        if mode not in SINGLETON_MODES:
+            raise fail("singleton.mode", f"must be 'skip' or 'cancel', got {mode!r}")
+        _check_expression(singleton.get("key"), "singleton.key", fail)
+    if fn.get("batchEvents") is not None:
+        for other in ("debounce", "singleton"):
+            if fn.get(other) is not None:
+                raise fail(other, "cannot be combined with batchEvents")
+    seen: set[str] = set()
+    for i, trigger in enumerate(fn.get("triggers") or []):
+        cron = trigger.get("cron") if isinstance(trigger, dict) else None
+        if cron is None:
+            continue
+        if not isinstance(cron, str):
+            raise fail(f"triggers[{i}].cron", "must be a string")
+        try:
+            parse_cron(cron)
+        except CronError as err:
+            raise fail(f"triggers[{i}].cron", str(err)) from None
+        if cron in seen:
+            raise fail(f"triggers[{i}].cron", f"duplicate cron expression {cron!r}")
+        seen.add(cron)
+        jitter = trigger.get("jitter")
+        if jitter not in (None, ""):
+            bounds = (MIN_JITTER_MS, MAX_JITTER_MS)
+            _check_duration(jitter, f"triggers[{i}].jitter", fail, bounds)

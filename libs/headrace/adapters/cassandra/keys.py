@@ -36,6 +36,10 @@ class KeyTables:
             "UPDATE {ks}.claims USING TTL ? SET value = ?, expires_ms = ? WHERE claim_key = ? "
             "IF value = ? AND expires_ms = ?"
         )
+        self._swap = cql.prepare(
+            "UPDATE {ks}.claims USING TTL ? SET value = ?, expires_ms = ? WHERE claim_key = ? "
+            "IF value = ?"
+        )
 
     async def claim(self, key: str, value: str, ttl_ms: int, now_ms: int) -> str | None:
         expires_ms, ttl = now_ms + ttl_ms, ttl_seconds(ttl_ms)
@@ -58,3 +62,9 @@ class KeyTables:
         if claimed:
             return None
         raise CassandraUnavailable(f"claiming {key!r}: no outcome after {_ROUNDS} rounds")
+
+    async def swap(self, key: str, expected: str, value: str, ttl_ms: int, now_ms: int) -> bool:
+        applied, _ = await self._cql.applied(
+            self._swap, (ttl_seconds(ttl_ms), value, now_ms + ttl_ms, key, expected)
+        )
+        return applied

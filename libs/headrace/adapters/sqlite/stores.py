@@ -209,6 +209,16 @@ class SqliteStores:
 
         return await self._db.run(apply)
 
+    async def swap(self, key: str, expected: str, value: str, ttl_ms: int, now_ms: int) -> bool:
+        def apply(conn: Any) -> bool:
+            cursor = conn.execute(
+                "UPDATE keys SET value = ?, expires_ms = ? WHERE key = ? AND value = ?",
+                (value, now_ms + ttl_ms, key, expected),
+            )
+            return bool(cursor.rowcount)
+
+        return await self._db.run(apply)
+
     # --- timers ---
 
     async def put_timer(self, timer: Timer) -> None:
