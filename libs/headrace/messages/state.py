@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from headrace.messages.flow import RunFlow
+
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 StepKind = Literal["step", "sleep", "wait", "invoke"]
@@ -64,6 +66,8 @@ class RunState(msgspec.Struct, kw_only=True):
     # record repeated after a crash can publish it again (each output is idempotent downstream).
     last_record: str = ""
     outbox: list[tuple[str, bytes]] = []
+    # Flow control decided at the run's start; stamped on each Call the run enqueues.
+    flow: RunFlow | None = None
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):
