@@ -345,12 +345,18 @@ class FlowGate:
             times.append(self._expiry[0][0])
         return min(times) if times else None
 
+    async def admit(self) -> int | None:
+        """Deliver what flow control admits now; return when to look again without a record
+        arriving (None: only when one arrives)."""
+        async with self._lock:
+            await self._pump()
+            return self._next_wake_ms()
+
     async def run(self) -> None:
         while True:
-            async with self._lock:
-                await self._pump()
-                wake_at = self._next_wake_ms()
+            # Cleared first: anything that starts waiting meanwhile wakes the next round.
             self._wake.clear()
+            wake_at = await self.admit()
             waker = asyncio.ensure_future(self._wake.wait())
             waiters = {waker}
             if wake_at is not None:
