@@ -8,7 +8,14 @@ publishes the outbox again; every outbox record is idempotent downstream.
 from __future__ import annotations
 
 from headrace.engine.transition import Transition
-from headrace.messages.records import EVENTS_CODEC, SCHEDULE_CODEC, PauseDeleted
+from headrace.messages.records import (
+    EVENTS_CODEC,
+    SCHEDULE_CODEC,
+    Call,
+    PauseDeleted,
+    ReleaseLease,
+    ScheduleRecord,
+)
 from headrace.messages.state import ENDED, RunState
 from headrace.messages.topics import Topics, partition_for
 from headrace.ports.log import Log
@@ -22,8 +29,15 @@ class Outbox:
         self._stores = stores
 
     async def commit(
-        self, run: RunState, out: Transition, record_id: str, *, create: bool = False
+        self,
+        run: RunState,
+        out: Transition,
+        record_id: str,
+        *,
+        create: bool = False,
+        release: str | None = None,
     ) -> None:
+        """`release`: the lease of the call whose outcome this is, freed once it is stored."""
         if run.status in ENDED:
             await self._forget_pauses(run, out)
         for entry in out.history:
@@ -34,7 +48,14 @@ class Outbox:
         for pause_id in out.pauses_deleted:
             await self._stores.delete_pause(pause_id)
         run.last_record = record_id
-        run.outbox = [(self._topics.schedule, SCHEDULE_CODEC.encode(r)) for r in out.schedule] + [
+        schedule: list[ScheduleRecord] = []
+        for record in out.schedule:
+            if isinstance(record.item, Call):
+                record.item.flow = run.flow
+            schedule.append(record)
+        if release is not None:
+            schedule.append(ReleaseLease(account_id=run.account_id, lease_id=release))
+        run.outbox = [(self._topics.schedule, SCHEDULE_CODEC.encode(r)) for r in schedule] + [
             (self._topics.events, EVENTS_CODEC.encode(r)) for r in out.events
         ]
         if create:
@@ -53,3 +74,8 @@ class Outbox:
     async def publish(self, run: RunState) -> None:
         for topic, value in run.outbox:
             await self._log.publish(topic, run.account_id, value)
+
+    async def release(self, account_id: str, lease_id: str) -> None:
+        """Free a lease outside a transition: its call was stale (its outcome already stored)."""
+        record = ReleaseLease(account_id=account_id, lease_id=lease_id)
+        await self._log.publish(self._topics.schedule, account_id, SCHEDULE_CODEC.encode(record))

@@ -18,6 +18,7 @@ from headrace.services.executor.outbox import Outbox
 from headrace.core.clock import Clock
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
+from headrace.messages.flow import lease_id
 from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun, WorkRecord
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.messages.topics import Topics
@@ -108,6 +109,7 @@ class Executor:
                 events=item.events,
                 event_ids=item.event_ids,
                 started_ms=now,
+                flow=item.flow,
             )
             machine = self._machine(run, set(), fn)
             machine.start()
@@ -162,9 +164,16 @@ class Executor:
 
     async def _call(self, item: Call, record_id: str) -> None:
         key = (item.run_id, item.target, item.attempt, item.seq)
+        # A call the scheduler gated holds a lease until its outcome is stored.
+        lease = (
+            lease_id(item.run_id, item.target, item.seq, item.attempt)
+            if item.flow is not None
+            else None
+        )
         async with self._locks.hold(item.run_id):
             run = await self._stores.get_run(item.run_id)
             if run is None:
+                await self._release(item, lease)
                 return
             if run.last_record == record_id:
                 await self._outbox.publish(run)
@@ -172,11 +181,15 @@ class Executor:
             memos = await self._stores.get_memos(item.run_id)
             fn = await self._stores.get_function(run.account_id, run.fn_id)
             machine = self._machine(run, set(memos), fn)
-            if not machine.is_current_call(item) or key in self._in_flight:
+            if key in self._in_flight:
+                # The same call is running here already; its lease is freed when it ends.
+                return
+            if not machine.is_current_call(item):
+                await self._release(item, lease)
                 return
             if fn is None or fn.archived:
                 machine.fail(_gone(run.fn_id, fn))
-                await self._outbox.commit(run, machine.out, record_id)
+                await self._outbox.commit(run, machine.out, record_id, release=lease)
                 observe_run_end(run)
                 return
             url = step_url(fn.config) or ""
@@ -233,7 +246,7 @@ class Executor:
                 )
             else:
                 log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
-            applied = await self._apply_call(item, fn, outcome, stack_len, record_id)
+            applied = await self._apply_call(item, fn, outcome, stack_len, record_id, lease)
             observe_call(span, run, item, outcome, applied.out if applied else None)
         if applied is not None and applied.run.status in ENDED:
             with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
@@ -247,19 +260,26 @@ class Executor:
         outcome: Outcome,
         stack_len: int,
         record_id: str,
+        lease: str | None,
     ) -> RunMachine | None:
         """Apply the call's outcome to the run as it is now; None when the call is stale."""
         async with self._locks.hold(item.run_id):
             fresh = await self._stores.get_run(item.run_id)
             if fresh is None:
+                await self._release(item, lease)
                 return None
             memos = await self._stores.get_memos(item.run_id)
             machine = self._machine(fresh, set(memos), fn)
             if not machine.is_current_call(item):
+                await self._release(item, lease)
                 return None
             machine.apply_call(item, outcome, stack_len)
-            await self._outbox.commit(fresh, machine.out, record_id)
+            await self._outbox.commit(fresh, machine.out, record_id, release=lease)
             return machine
+
+    async def _release(self, item: Call, lease: str | None) -> None:
+        if lease is not None:
+            await self._outbox.release(item.account_id, lease)
 
 
 def _gone(fn_id: str, fn: FunctionRecord | None) -> dict[str, str]:

@@ -14,6 +14,7 @@ from headrace.services.runner.batching import Batcher, batch_config
 from headrace.services.runner.cron import CronTicks, cron_event
 from headrace.services.runner.debounce import Debouncer, debounce_config
 from headrace.services.runner.idempotency import first_of_its_key
+from headrace.services.runner.ratelimit import RateLimiter
 from headrace.services.runner.singleton import Singletons
 from headrace.services.runner.triggers import matches
 
@@ -66,17 +67,20 @@ class Runner:
         self._debouncer = Debouncer(self._batcher, clock, self._batch_due_at, self._cancel_due)
         self._singletons = Singletons(stores, clock, self._cancel_run)
         self._crons = CronTicks(clock, self._schedule_tick)
+        self._rate_limiter = RateLimiter(stores, clock)
 
     # --- partition ownership ---
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self._batcher.own(partitions)
+        await self._rate_limiter.own(partitions)
         for partition in partitions:
             for pause in await self._stores.pauses_for_partition(partition):
                 self._remember(pause, partition)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         self._batcher.release(partitions)
+        self._rate_limiter.release(partitions)
         for pause_id, (_, partition) in list(self._pauses.items()):
             if partition in partitions:
                 self._forget(pause_id)
@@ -163,7 +167,33 @@ class Runner:
             # between claiming and publishing still starts the run.
             if await self._stores.get_run(existing) is not None:
                 return
+        if await self._rate_limited(fn, event, partition, dedupe, repeat=existing is not None):
+            return
         await self._start(fn, existing or candidate, [event], partition)
+
+    async def _rate_limited(
+        self, fn: FunctionRecord, event: Event, partition: int, dedupe: str, *, repeat: bool
+    ) -> bool:
+        """Whether `fn`'s rate limit skips this event. The first decision stands: a skip is
+        marked under the event's dedupe key, so a repeat of the event after a crash is skipped
+        again, and an admitted event is not counted twice."""
+        if event.name == system_events.INVOKED or not fn.config.get("rateLimit"):
+            return False
+        now = self._clock.now_ms()
+        marker = f"ratelimited:{fn.account_id}:{fn.fn_id}:{dedupe}"
+        if repeat:
+            first = await self._stores.claim(marker, "admitted", DEDUPE_TTL_MS, now)
+            return first == "skipped"
+        if await self._rate_limiter.allow(fn, event, partition):
+            return False
+        await self._stores.claim(marker, "skipped", DEDUPE_TTL_MS, now)
+        log.info(
+            "event skipped by the function's rate limit",
+            account_id=fn.account_id,
+            fn_id=fn.fn_id,
+            event_id=event.internal_id,
+        )
+        return True
 
     async def _start_batch(self, batch: Batch, partition: int) -> None:
         fn = next(

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import click
-from headrace.services.scheduler.service import Scheduler
+from headrace.services.scheduler.service import Scheduler, lease_ms
 
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
@@ -16,7 +16,9 @@ from headrace.runtime.settings import cluster_options
 
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
-    scheduler = Scheduler(log_port, proc.topics, stores, proc.clock)
+    scheduler = Scheduler(
+        log_port, proc.topics, stores, proc.clock, lease_ms=lease_ms(proc.settings.call_timeout_s)
+    )
     proc.loops(log_port).add(
         proc.topics.schedule,
         "scheduler",
@@ -26,6 +28,7 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         on_revoked=scheduler.on_revoked,
     )
     proc.tasks.append(asyncio.create_task(scheduler.wheel.run(), name="timer-wheel"))
+    proc.tasks.append(asyncio.create_task(scheduler.flow.run(), name="flow-control"))
 
 
 @click.command()

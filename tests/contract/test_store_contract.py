@@ -180,3 +180,20 @@ async def test_batches_are_replaced_whole_and_listed_by_partition(stores: Stores
     assert await stores.batches_for_partition(0) == []
     await stores.delete_batch("fn:k")
     assert await stores.batches_for_partition(1) == []
+
+
+async def test_flow_state_is_kept_per_partition_and_kind_and_replaced_by_id(
+    stores: Stores,
+) -> None:
+    await stores.put_flow(1, "lease", "b", b"1")
+    await stores.put_flow(1, "lease", "a", b"2")
+    await stores.put_flow(1, "lease", "a", b"3")
+    await stores.put_flow(1, "wait", "c", b"4")
+    await stores.put_flow(2, "lease", "d", b"5")
+    assert await stores.flow_entries(1, "lease") == [("a", b"3"), ("b", b"1")]
+    await stores.delete_flow(1, "lease", "a")
+    await stores.delete_flow(1, "lease", "missing")
+    assert await stores.flow_entries(1, "lease") == [("b", b"1")]
+    assert await stores.flow_entries(1, "wait") == [("c", b"4")]
+    assert await stores.flow_entries(2, "lease") == [("d", b"5")]
+    assert await stores.flow_entries(3, "lease") == []

@@ -26,7 +26,7 @@ from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
 from headrace.services.ingest.sync import AppSync
 from headrace.services.runner.service import Runner
-from headrace.services.scheduler.service import Scheduler
+from headrace.services.scheduler.service import Scheduler, lease_ms
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +50,13 @@ class DevServer:
         self.ingest = EventIngest(self.log, self.topics, self.clock)
         self.sync = AppSync(self.log, self.topics, self.stores, self.clock)
         self.runner = Runner(self.log, self.topics, self.stores, self.clock)
-        self.scheduler = Scheduler(self.log, self.topics, self.stores, self.clock)
+        self.scheduler = Scheduler(
+            self.log,
+            self.topics,
+            self.stores,
+            self.clock,
+            lease_ms=lease_ms(settings.call_timeout_s),
+        )
         self.executor = Executor(
             self.log,
             self.topics,
@@ -96,6 +102,7 @@ class DevServer:
         )
         await self.loops.start()
         self._tasks.append(asyncio.create_task(self.scheduler.wheel.run()))
+        self._tasks.append(asyncio.create_task(self.scheduler.flow.run()))
         self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         self._tasks.append(await self._http.start())
         if self.settings.sdk_urls:

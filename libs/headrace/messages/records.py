@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
+from headrace.messages.flow import RunFlow
 from headrace.messages.model import Event, Pause
 
 # --- events ---------------------------------------------------------------------------------
@@ -70,6 +71,8 @@ class StartRun(msgspec.Struct, tag="start", kw_only=True):
     events: list[dict[str, Any]]
     event_ids: list[str]
     started_by: str = "event"
+    # Set by the scheduler when the run passes flow control (None: not yet).
+    flow: RunFlow | None = None
 
 
 class Call(msgspec.Struct, tag="call", kw_only=True):
@@ -85,6 +88,8 @@ class Call(msgspec.Struct, tag="call", kw_only=True):
     target: str | None = None
     attempt: int = 0
     seq: int = 0
+    # The run's flow control, stamped by the executor: the scheduler gates the call with it.
+    flow: RunFlow | None = None
 
 
 class Resume(msgspec.Struct, tag="resume", kw_only=True):
@@ -130,7 +135,14 @@ class CancelTimer(msgspec.Struct, tag="timer.cancel", kw_only=True):
     timer_id: str
 
 
-ScheduleRecord = Enqueue | CancelTimer
+class ReleaseLease(msgspec.Struct, tag="lease.release", kw_only=True):
+    """A gated call's outcome is stored: free the concurrency slots its lease holds."""
+
+    account_id: str
+    lease_id: str
+
+
+ScheduleRecord = Enqueue | CancelTimer | ReleaseLease
 
 
 def account_of(record: EventsRecord | WorkRecord | ScheduleRecord) -> str:

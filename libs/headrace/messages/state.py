@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from headrace.messages.flow import RunFlow
+
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 StepKind = Literal["step", "sleep", "wait", "invoke"]
@@ -66,6 +68,8 @@ class RunState(msgspec.Struct, kw_only=True):
     outbox: list[tuple[str, bytes]] = []
     # When each waiting step (sleep, waitForEvent, invoke) began to wait: its span's start.
     wait_started_ms: dict[str, int] = {}
+    # Flow control decided at the run's start; stamped on each Call the run enqueues.
+    flow: RunFlow | None = None
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):

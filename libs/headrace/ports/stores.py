@@ -99,8 +99,31 @@ class BatchStore(Protocol):
     async def batches_for_partition(self, partition: int) -> list[Batch]: ...
 
 
+class FlowStore(Protocol):
+    """Flow-control state of a partition, written only by the partition's owner: concurrency
+    leases and waiting items (scheduler), limiter states (scheduler: throttle; runner: rate
+    limit). Entries are opaque bytes under (partition, kind, entry id)."""
+
+    async def put_flow(self, partition: int, kind: str, entry_id: str, body: bytes) -> None:
+        """Insert or replace."""
+        ...
+
+    async def delete_flow(self, partition: int, kind: str, entry_id: str) -> None: ...
+    async def flow_entries(self, partition: int, kind: str) -> list[tuple[str, bytes]]:
+        """Every (entry id, body) of that kind in the partition, by entry id."""
+        ...
+
+
 class Stores(
-    AppStore, RunStore, EventStore, KeyStore, TimerStore, PauseStore, BatchStore, Protocol
+    AppStore,
+    RunStore,
+    EventStore,
+    KeyStore,
+    TimerStore,
+    PauseStore,
+    BatchStore,
+    FlowStore,
+    Protocol,
 ):
     """Everything a headrace deployment keeps."""
 

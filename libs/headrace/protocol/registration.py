@@ -11,6 +11,7 @@ from headrace.core.durations import DurationError, parse_duration_ms
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import loads
 from headrace.expressions import validate as validate_expression
+from headrace.flow import config as flow
 
 MAX_RETRIES = 20
 DEFAULT_RETRIES = 4
@@ -95,6 +96,61 @@ def check_function(fn: dict[str, Any]) -> None:
         _check_expression(cancel.get("if"), f"cancel[{i}].if", fail)
         _check_duration(cancel.get("timeout"), f"cancel[{i}].timeout", fail)
     _check_run_controls(fn, fail)
+    _check_flow(fn, fail)
+
+
+# --- flow control (concurrency, throttle, rateLimit, priority, timeouts) ---------------------
+
+
+def _check_flow(fn: dict[str, Any], fail: Any) -> None:
+    entries = flow.concurrency_entries(fn)
+    if len(entries) > flow.MAX_CONCURRENCY_LIMITS:
+        raise fail(
+            "concurrency", f"at most {flow.MAX_CONCURRENCY_LIMITS} limits, got {len(entries)}"
+        )
+    for i, entry in enumerate(entries):
+        field = f"concurrency[{i}]"
+        if not isinstance(entry, dict):
+            raise fail(field, "must be an object")
+        _check_int(entry.get("limit"), f"{field}.limit", fail, flow.CONCURRENCY_LIMIT_RANGE)
+        scope = entry.get("scope") or "fn"
+        if scope not in flow.SCOPES:
+            raise fail(f"{field}.scope", f"must be one of {', '.join(flow.SCOPES)}, got {scope!r}")
+        if scope != "fn" and not entry.get("key"):
+            raise fail(f"{field}.key", f"required when the scope is {scope!r}")
+        _check_expression(entry.get("key"), f"{field}.key", fail)
+    for name, periods in (
+        ("throttle", flow.THROTTLE_PERIOD_MS),
+        ("rateLimit", flow.RATE_LIMIT_PERIOD_MS),
+    ):
+        spec = fn.get(name)
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            raise fail(name, "must be an object")
+        _check_int(spec.get("limit"), f"{name}.limit", fail, (1, 2**31 - 1))
+        if spec.get("period") in (None, ""):
+            raise fail(f"{name}.period", "required")
+        _check_duration(spec.get("period"), f"{name}.period", fail, periods)
+        if name == "throttle" and spec.get("burst") is not None:
+            _check_int(spec.get("burst"), "throttle.burst", fail, (0, 2**31 - 1))
+        _check_expression(spec.get("key"), f"{name}.key", fail)
+    priority = fn.get("priority")
+    if priority is not None:
+        if not isinstance(priority, dict):
+            raise fail("priority", "must be an object")
+        _check_expression(priority.get("run"), "priority.run", fail)
+    timeouts = fn.get("timeouts")
+    if timeouts is not None:
+        if not isinstance(timeouts, dict):
+            raise fail("timeouts", "must be an object")
+        for which in ("start", "finish"):
+            _check_duration(timeouts.get(which), f"timeouts.{which}", fail)
+
+
+def _check_int(value: object, field: str, fail: Any, bounds: tuple[int, int]) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+        raise fail(field, f"must be an integer from {bounds[0]} to {bounds[1]}, got {value!r}")
 
 
 def _check_expression(expr: object, field: str, fail: Any) -> None:

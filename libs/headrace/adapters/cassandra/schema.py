@@ -101,9 +101,19 @@ _V1 = [
         batch_key text PRIMARY KEY, partition int)""",
 ]
 
+_V2_FLOW = [
+    # Flow-control state of a Kafka partition (leases, waiting items, limiter states), read
+    # whole by the partition's new owner. Leases come and go with every step, so deletions
+    # are many: a short gc_grace keeps the tombstones a takeover reads few.
+    """CREATE TABLE IF NOT EXISTS {ks}.flow_state (
+        partition int, kind text, entry_id text, body blob,
+        PRIMARY KEY ((partition, kind), entry_id)) WITH gc_grace_seconds = 3600""",
+]
+
 # (version, what it does, statements). Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial tables", _V1),
+    (2, "flow-control state", _V2_FLOW),
 ]
 
 _LEDGER = """CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (

@@ -8,6 +8,7 @@ from cassandra.cluster import Session
 
 from headrace.adapters.cassandra.apps import AppTables
 from headrace.adapters.cassandra.events import EventTables
+from headrace.adapters.cassandra.flow import FlowTables
 from headrace.adapters.cassandra.keys import KeyTables
 from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
 from headrace.adapters.cassandra.runs import RunTables
@@ -18,7 +19,14 @@ DEFAULT_RETENTION_S = 7 * 86_400
 
 
 class CassandraStores(
-    AppTables, RunTables, EventTables, KeyTables, TimerTables, PauseTables, BatchTables
+    AppTables,
+    RunTables,
+    EventTables,
+    KeyTables,
+    TimerTables,
+    PauseTables,
+    BatchTables,
+    FlowTables,
 ):
     """All the stores over one driver session and a keyspace that `migrate` has prepared.
 
@@ -44,6 +52,7 @@ class CassandraStores(
         TimerTables.__init__(self, cql)
         PauseTables.__init__(self, cql)
         BatchTables.__init__(self, cql)
+        FlowTables.__init__(self, cql)
 
     async def ping(self) -> None:
         """Raise unless a Cassandra node answers now (a readiness probe)."""

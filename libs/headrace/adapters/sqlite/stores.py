@@ -35,6 +35,8 @@ CREATE INDEX IF NOT EXISTS pauses_by_partition ON pauses (partition);
 CREATE INDEX IF NOT EXISTS pauses_by_run ON pauses (run_id);
 CREATE TABLE IF NOT EXISTS batches (batch_key TEXT PRIMARY KEY, partition INTEGER, body BLOB);
 CREATE INDEX IF NOT EXISTS batches_by_partition ON batches (partition);
+CREATE TABLE IF NOT EXISTS flow_state (partition INTEGER, kind TEXT, entry_id TEXT, body BLOB,
+    PRIMARY KEY (partition, kind, entry_id));
 """
 
 _enc = msgspec.msgpack.Encoder()
@@ -284,3 +286,25 @@ class SqliteStores:
             "SELECT body FROM batches WHERE partition = ? ORDER BY batch_key", (partition,)
         )
         return [_dec(Batch, r[0]) for r in rows]
+
+    # --- flow control ---
+
+    async def put_flow(self, partition: int, kind: str, entry_id: str, body: bytes) -> None:
+        await self._db.execute(
+            "INSERT OR REPLACE INTO flow_state VALUES (?, ?, ?, ?)",
+            (partition, kind, entry_id, body),
+        )
+
+    async def delete_flow(self, partition: int, kind: str, entry_id: str) -> None:
+        await self._db.execute(
+            "DELETE FROM flow_state WHERE partition = ? AND kind = ? AND entry_id = ?",
+            (partition, kind, entry_id),
+        )
+
+    async def flow_entries(self, partition: int, kind: str) -> list[tuple[str, bytes]]:
+        rows = await self._db.execute(
+            "SELECT entry_id, body FROM flow_state WHERE partition = ? AND kind = ? "
+            "ORDER BY entry_id",
+            (partition, kind),
+        )
+        return [(r[0], r[1]) for r in rows]

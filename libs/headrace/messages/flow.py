@@ -1,0 +1,33 @@
+"""What flow control decided about a run at its start, carried on its records.
+
+The scheduler evaluates a run's concurrency keys and priority once, when its StartRun arrives,
+and sends them on with the StartRun; the executor keeps them in the run's state and stamps them
+on every Call it enqueues, so the scheduler can gate each call without reading the run.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Slot(msgspec.Struct, frozen=True, array_like=True):
+    """One concurrency limit a call counts against: its virtual queue and that queue's limit."""
+
+    key: str
+    limit: int
+
+
+class RunFlow(msgspec.Struct, kw_only=True):
+    # The run's function: what the flow-control metrics are labelled by.
+    fn_id: str = ""
+    slots: list[Slot] = []
+    # Among waiting items this run's go as if enqueued this much earlier (priority.run * 1000).
+    priority_ms: int = 0
+    # The run has a start timeout, to be cancelled when its first call is admitted.
+    start_timeout: bool = False
+
+
+def lease_id(run_id: str, target: str | None, seq: int, attempt: int) -> str:
+    """The id of the lease one call holds: the same for every delivery of that call, so a call
+    delivered again (after a crash) uses the lease it already has."""
+    return f"{run_id}:lease:{target or ''}:{seq}:{attempt}"

@@ -1,0 +1,127 @@
+"""The scheduler's flow gate on a fake clock and SQLite stores: leases and waiting calls survive a
+restart (a new owner of the partition), a call delivered again keeps its lease, a lost release
+heals when the lease expires, and a throttled start waits for its turn."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from headrace.services.scheduler.flow import FlowGate
+from headrace.services.scheduler.wheel import TimerWheel
+
+from headrace.adapters.sqlite.database import Database
+from headrace.adapters.sqlite.stores import SqliteStores
+from headrace.core.clock import FakeClock
+from headrace.messages.flow import RunFlow, Slot, lease_id
+from headrace.messages.records import DELIVERABLE_CODEC, Call, Deliverable, StartRun
+from headrace.messages.state import FunctionRecord, Timer
+
+LEASE_MS = 10_000
+SLOTS = [Slot("fn:acct:f", 2)]
+
+
+@pytest.fixture
+def stores() -> Iterator[SqliteStores]:
+    db = Database(":memory:")
+    yield SqliteStores(db)
+    db.close()
+
+
+class Harness:
+    def __init__(self, stores: SqliteStores, clock: FakeClock) -> None:
+        self.sent: list[Deliverable] = []
+        wheel = TimerWheel(stores, clock, self._fire)
+        self.gate = FlowGate(stores, clock, wheel, self._send, lease_ms=LEASE_MS)
+
+    async def _send(self, item: Deliverable, encoded: bytes) -> None:
+        self.sent.append(DELIVERABLE_CODEC.decode(encoded))
+
+    async def _fire(self, timer: Timer) -> None:
+        raise AssertionError("no timer fires in these tests")
+
+    async def call(self, run: str, attempt: int = 0) -> None:
+        item = Call(account_id="acct", run_id=run, attempt=attempt, flow=RunFlow(slots=SLOTS))
+        await self.gate.offer(0, item, DELIVERABLE_CODEC.encode(item))
+
+    def runs_sent(self) -> list[str]:
+        return [item.run_id for item in self.sent]
+
+
+def _lease(run: str, attempt: int = 0) -> str:
+    return lease_id(run, None, 0, attempt)
+
+
+async def test_calls_over_the_limit_wait_and_go_in_order_as_leases_are_released(
+    stores: SqliteStores,
+) -> None:
+    h = Harness(stores, FakeClock())
+    for run in ("r1", "r2", "r3", "r4"):
+        await h.call(run)
+    assert h.runs_sent() == ["r1", "r2"] and h.gate.waiting == 2
+    await h.gate.release(0, _lease("r2"))
+    assert h.runs_sent() == ["r1", "r2", "r3"]
+    await h.gate.release(0, _lease("r2"))  # a repeated release frees nothing more
+    assert h.gate.held("fn:acct:f") == 2 and h.gate.waiting == 1
+
+
+async def test_a_new_owner_keeps_the_leases_and_the_waiting_calls(stores: SqliteStores) -> None:
+    clock = FakeClock()
+    first = Harness(stores, clock)
+    await first.gate.own({0})
+    for run in ("r1", "r2", "r3"):
+        await first.call(run)
+    assert first.runs_sent() == ["r1", "r2"]
+
+    # The owner crashes; another instance takes the partition over from the stores.
+    second = Harness(stores, clock)
+    await second.gate.own({0})
+    assert second.gate.held("fn:acct:f") == 2 and second.gate.waiting == 1
+    assert second.sent == []
+    # r1's call is delivered again (its executor crashed): it keeps its lease, r3 still waits.
+    await second.call("r1")
+    assert second.runs_sent() == ["r1"] and second.gate.waiting == 1
+    await second.gate.release(0, _lease("r1"))
+    assert second.runs_sent() == ["r1", "r3"]
+
+
+async def test_a_lease_never_released_expires_and_lets_the_queue_move(
+    stores: SqliteStores,
+) -> None:
+    clock = FakeClock()
+    h = Harness(stores, clock)
+    for run in ("r1", "r2", "r3"):
+        await h.call(run)
+    await clock.advance(LEASE_MS - 1)
+    assert await h.gate.admit() == clock.now_ms() + 1  # the earliest expiry
+    assert h.runs_sent() == ["r1", "r2"]
+    await clock.advance(1)
+    await h.gate.admit()
+    assert h.runs_sent() == ["r1", "r2", "r3"]
+
+
+async def test_a_throttled_start_waits_for_its_turn(stores: SqliteStores) -> None:
+    clock = FakeClock()
+    await stores.put_function(
+        FunctionRecord(
+            fn_id="f",
+            account_id="acct",
+            app_id="app",
+            name="f",
+            config={"throttle": {"limit": 1, "period": "10s", "burst": 0}},
+        )
+    )
+    h = Harness(stores, clock)
+    for run in ("r1", "r2"):
+        start = StartRun(account_id="acct", run_id=run, fn_id="f", events=[{}], event_ids=["e"])
+        await h.gate.offer(0, start, DELIVERABLE_CODEC.encode(start))
+    assert h.runs_sent() == ["r1"]
+    sent = h.sent[0]
+    assert isinstance(sent, StartRun) and sent.flow is not None
+    assert sent.flow.slots == [Slot("fn:acct:f", 1000)]  # the default limit
+    await clock.advance(9_999)
+    await h.gate.admit()
+    assert h.runs_sent() == ["r1"]
+    await clock.advance(1)
+    await h.gate.admit()
+    assert h.runs_sent() == ["r1", "r2"]
