@@ -64,6 +64,9 @@ class RunState(msgspec.Struct, kw_only=True):
     # record repeated after a crash can publish it again (each output is idempotent downstream).
     last_record: str = ""
     outbox: list[tuple[str, bytes]] = []
+    # "event", or "rerun" / "replay" (then `original_run_id` names the run it repeats).
+    started_by: str = "event"
+    original_run_id: str = ""
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):
@@ -80,6 +83,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     - step.sleeping (`output` = {"until": ms}), step.waiting (`output` = {"event", "if",
       "timeout_ms"}), step.invoking (`output` = {"function_id", "correlation_id"}): a step
       began to wait; it ends with a step.completed entry.
+    - step.memoized: a replay started with this step's memo (`output`) from the run it replays.
     `step_name` is the user-facing step id; `step_hash` the memo key.
     """
 
