@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import httpx
 import structlog
@@ -45,6 +45,12 @@ def _environment() -> Environment:
     env.filters.update(FILTERS)
     env.globals["prefix"] = PREFIX
     return env
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The fields of a URL-encoded form, the only kind the dashboard's pages post (Starlette's
+    own form parser would need python-multipart)."""
+    return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
@@ -87,6 +93,13 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
             **values,
         )
         return HTMLResponse(html, status_code=status)
+
+    def missing(request: Request, what: str) -> Response:
+        # Right after an action (a notice says which) the page may come before the executor or
+        # the runner has stored what the action started: it polls until it is there.
+        if request.query_params.get("notice"):
+            return render(request, "missing.html", nav=f"{what}s", what=what, pending=True)
+        return render(request, "missing.html", 404, nav=f"{what}s", what=what, pending=False)
 
     def go(path: str, *, notice: str = "", problem: str = "") -> Response:
         sep = "&" if "?" in path else "?"
@@ -155,7 +168,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
     async def run_page(request: Request) -> Response:
         values = await run_values(request.path_params["run_id"])
         if values is None:
-            return render(request, "missing.html", 404, what="run", nav="runs")
+            return missing(request, "run")
         return render(request, "run.html", nav="runs", **values)
 
     async def run_live(request: Request) -> Response:
@@ -203,12 +216,12 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
     async def event_page(request: Request) -> Response:
         event = await stores.get_event(request.path_params["event_id"])
         if event is None or event.account_id != account:
-            return render(request, "missing.html", 404, what="event", nav="events")
+            return missing(request, "event")
         [row] = await data.event_rows(stores, [event])
         return render(request, "event.html", nav="events", row=row)
 
     async def send_event(request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         try:
             name = str(form.get("name") or "").strip()
             payload = _json_object(str(form.get("data") or ""), "the event data")
@@ -234,7 +247,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
 
     async def invoke(request: Request) -> Response:
         fn_id = request.path_params["fn_id"]
-        form = await request.form()
+        form = await _form(request)
         try:
             payload = _json_object(str(form.get("data") or ""), "the payload")
             event_id = await controls().invoke(account, fn_id, payload)
@@ -248,7 +261,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         return render(request, "login.html", next=request.query_params.get("next", PREFIX))
 
     async def login(request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         next_path = str(form.get("next") or PREFIX)
         if not next_path.startswith(PREFIX):
             next_path = PREFIX
