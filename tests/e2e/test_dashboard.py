@@ -14,7 +14,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
-from headrace.testing.dev import DevHandle
+from headrace.testing.dev import DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
 
 pytestmark = pytest.mark.browser
@@ -90,6 +90,8 @@ async def test_cancel_a_sleeping_run(dev: DevHandle, page: Page) -> None:
         await dev.sync(app.url, "dash-cancel-app")
         [event_id] = await dev.send({"name": "dash/nap"})
         run_id = await dev.run_of_event(event_id)
+        # The runner links the run to its event before the executor stores it.
+        await eventually(lambda: dev.stores.get_run(run_id), what=f"run {run_id} stored")
 
         await page.goto(f"/dashboard/runs/{run_id}")
         sleep_row = page.locator("details.step[data-step='long-nap']")
