@@ -11,4 +11,6 @@ setup(
     packages=[f"headrace.{name}" for name in find_packages("libs/headrace")]
     + ["headrace"]
     + service_packages,
+    # The dashboard's templates and static files ship inside the package: no front-end build.
+    package_data={"headrace.dashboard": ["templates/*.html", "static/*"]},
 )

@@ -60,6 +60,9 @@ class Outbox:
         ]
         if create:
             await self._stores.create_run(run)
+            if out.memos:
+                # A replay starts with memos of the run it replays.
+                await self._stores.save_run(run, out.memos)
         else:
             await self._stores.save_run(run, out.memos)
         await self.publish(run)

@@ -18,6 +18,7 @@ from headrace.services.executor.outbox import Outbox
 from headrace.core.clock import Clock
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
+from headrace.engine.replay import Seed, replay_seed
 from headrace.messages.flow import lease_id
 from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun, WorkRecord
 from headrace.messages.state import ENDED, FunctionRecord, RunState
@@ -94,9 +95,13 @@ class Executor:
 
     async def _start(self, item: StartRun, record_id: str) -> None:
         async with self._locks.hold(item.run_id):
+            seed = await self._replay_seed(item)
             existing = await self._stores.get_run(item.run_id)
             if existing is not None:
                 if existing.last_record == record_id:
+                    if seed is not None:
+                        # The create may have been written without the memos before a crash.
+                        await self._stores.save_run(existing, seed.memos)
                     await self._outbox.publish(existing)
                 return
             fn = await self._stores.get_function(item.account_id, item.fn_id)
@@ -110,9 +115,17 @@ class Executor:
                 event_ids=item.event_ids,
                 started_ms=now,
                 flow=item.flow,
+                started_by=item.started_by,
+                original_run_id=item.original_run_id,
             )
             machine = self._machine(run, set(), fn)
             machine.start()
+            if seed is not None:
+                machine.seed(seed.stack, seed.memos, seed.step_names)
+            if item.original_run_id:
+                # A rerun is listed with the runs of its trigger events, after the original.
+                for event_id in item.event_ids:
+                    await self._stores.link_run(event_id, item.run_id)
             if fn is None or fn.archived:
                 machine.fail(_gone(item.fn_id, fn))
             await self._outbox.commit(run, machine.out, record_id, create=True)
@@ -134,6 +147,16 @@ class Executor:
         if run is not None:
             for kind, (step_hash, since) in waited.items():
                 observe_wait(run, step_hash, kind, since, self._clock.now_ms())
+
+    async def _replay_seed(self, item: StartRun) -> Seed | None:
+        if item.started_by != "replay":
+            return None
+        original = await self._stores.get_run(item.original_run_id)
+        if original is None:
+            return None
+        memos = await self._stores.get_memos(original.run_id)
+        history = await self._stores.list_history(original.run_id)
+        return replay_seed(original, memos, history, item.replay_from)
 
     async def _settle(
         self,

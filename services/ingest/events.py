@@ -117,3 +117,10 @@ class EventIngest:
             *(self._log.publish(self._topics.events, account_id, r) for r in records)
         )
         return ids
+
+    async def send(self, account_id: str, items: list[dict[str, Any]]) -> list[str]:
+        """Accept events from inside headrace (the dashboard, invoke): all valid, or none."""
+        valid, problem = self.valid_prefix(items)
+        if problem is not None:
+            raise problem
+        return await self.accept(account_id, valid)

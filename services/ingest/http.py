@@ -18,6 +18,7 @@ from headrace.api.context import ApiContext
 from headrace.api.gql.routes import gql_routes
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
+from headrace.api.v1_controls import v1_control_routes
 from headrace.core.errors import InputError
 from headrace.obs.metrics import metrics_route
 from headrace.protocol.registration import parse_sync
@@ -125,6 +126,7 @@ def build_app(
         *gql_routes(ctx),
         *v1_routes(ctx),
         metrics_route(),
+        *v1_control_routes(ctx),
         *(extra_routes or []),
     ]
     return Starlette(routes=routes, middleware=[Middleware(ServerKindHeader, kind=kind)])

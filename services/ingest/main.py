@@ -11,6 +11,8 @@ from headrace.services.ingest.sync import AppSync
 from starlette.routing import Mount
 
 from headrace.api.context import ApiContext
+from headrace.api.controls import RunControls
+from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.main import run_service
@@ -20,11 +22,19 @@ from headrace.runtime.settings import cluster_options
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     settings = proc.settings
-    ctx = ApiContext(stores=stores, clock=proc.clock, signing_key=settings.signing_key)
     ingest = EventIngest(log_port, proc.topics, proc.clock)
+    controls = RunControls(log_port, proc.topics, stores, proc.clock, ingest.send)
+    ctx = ApiContext(
+        stores=stores, clock=proc.clock, signing_key=settings.signing_key, controls=controls
+    )
     sync = AppSync(log_port, proc.topics, stores, proc.clock)
     # Distributed mode never takes unknown keys: no keys configured means no events accepted.
-    api = build_app(ctx, ingest, sync, event_keys=dict(settings.event_keys))
+    dashboard = dashboard_routes(
+        ctx,
+        DashboardAuth.with_token(settings.dashboard_token),
+        "cloud" if settings.signing_key else "dev",
+    )
+    api = build_app(ctx, ingest, sync, event_keys=dict(settings.event_keys), extra_routes=dashboard)
     proc.add_routes([Mount("/", app=api)])
 
 

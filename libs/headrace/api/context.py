@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from headrace.api.controls import RunControls
 from headrace.core.clock import Clock
 from headrace.ports.stores import Stores
 
@@ -15,3 +16,5 @@ class ApiContext:
     # `headrace dev` has one account; distributed mode maps event and signing keys to accounts.
     default_account: str = "default"
     signing_key: str | None = None
+    # Cancel, rerun, replay, invoke: absent where a process serves reads only.
+    controls: RunControls | None = None

@@ -12,7 +12,9 @@ from headrace.adapters.inproc.log import InProcLog
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.context import ApiContext
+from headrace.api.controls import RunControls
 from headrace.core.clock import Clock, SystemClock
+from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
@@ -67,12 +69,23 @@ class DevServer:
             backoff_scale=settings.backoff_scale,
         )
         self.syncer = AppSyncer(settings.sdk_urls, settings.poll_interval_s, server_kind)
+        self.controls = RunControls(
+            self.log, self.topics, self.stores, self.clock, self.ingest.send
+        )
         ctx = ApiContext(
             stores=self.stores,
             clock=self.clock,
             signing_key=settings.signing_key,
+            controls=self.controls,
         )
-        self.app = build_app(ctx, self.ingest, self.sync, event_keys=settings.event_keys)
+        self.app = build_app(
+            ctx,
+            self.ingest,
+            self.sync,
+            event_keys=settings.event_keys,
+            # The dev server's dashboard is open, like Inngest's.
+            extra_routes=dashboard_routes(ctx, DashboardAuth.open(), server_kind),
+        )
         self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: HttpServer | None = None

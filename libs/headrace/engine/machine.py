@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from headrace.core.backoff import backoff_ms
 from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
-from headrace.core.jsonutil import canonical
+from headrace.core.jsonutil import canonical, loads
 from headrace.engine import system_events
 from headrace.engine.transition import Transition
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
@@ -99,6 +99,16 @@ class RunMachine:
     def start(self) -> None:
         self._history("run.started")
         self._request_discovery()
+
+    def seed(self, stack: list[str], memos: dict[str, bytes], names: dict[str, str]) -> None:
+        """Give a replay, as it starts, the memos it keeps (engine.replay): the SDK reads them
+        as steps already done and skips them."""
+        self.run.stack = list(stack)
+        self.run.step_names.update(names)
+        self.out.memos.update(memos)
+        self.memo_keys.update(memos)
+        for step_hash in stack:
+            self._history("step.memoized", step_hash=step_hash, output=loads(memos[step_hash]))
 
     # --- applying a call's outcome -------------------------------------------------------------
 

@@ -73,6 +73,10 @@ class StartRun(msgspec.Struct, tag="start", kw_only=True):
     started_by: str = "event"
     # Set by the scheduler when the run passes flow control (None: not yet).
     flow: RunFlow | None = None
+    # Reruns and replays (started_by "rerun" / "replay"): the run they repeat. A replay starts
+    # with that run's memos up to `replay_from` (a step hash or name; "" = the step that failed).
+    original_run_id: str = ""
+    replay_from: str = ""
 
 
 class Call(msgspec.Struct, tag="call", kw_only=True):

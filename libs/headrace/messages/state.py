@@ -70,6 +70,9 @@ class RunState(msgspec.Struct, kw_only=True):
     wait_started_ms: dict[str, int] = {}
     # Flow control decided at the run's start; stamped on each Call the run enqueues.
     flow: RunFlow | None = None
+    # "event", or "rerun" / "replay" (then `original_run_id` names the run it repeats).
+    started_by: str = "event"
+    original_run_id: str = ""
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):
@@ -86,6 +89,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     - step.sleeping (`output` = {"until": ms}), step.waiting (`output` = {"event", "if",
       "timeout_ms"}), step.invoking (`output` = {"function_id", "correlation_id"}): a step
       began to wait; it ends with a step.completed entry.
+    - step.memoized: a replay started with this step's memo (`output`) from the run it replays.
     `step_name` is the user-facing step id; `step_hash` the memo key.
     """
 

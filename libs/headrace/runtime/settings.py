@@ -28,6 +28,8 @@ class ClusterSettings:
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
     executor_concurrency: int = 200
+    # The ingest serves the dashboard only to requests that show this token.
+    dashboard_token: str | None = None
 
 
 def _pairs(value: str) -> tuple[tuple[str, str], ...]:
@@ -122,6 +124,12 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             default=300.0,
             show_default=True,
         ),
+        click.option(
+            "--dashboard-token",
+            envvar="HEADRACE_DASHBOARD_TOKEN",
+            default=None,
+            help="The token the dashboard asks for (ingest); without it the dashboard is off.",
+        ),
     ]
 
     def decorate(fn: F) -> F:
@@ -147,4 +155,5 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         signing_key=options["signing_key"],
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
+        dashboard_token=options.get("dashboard_token"),
     )

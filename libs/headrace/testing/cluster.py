@@ -25,6 +25,8 @@ DEFAULT_COUNTS = {"ingest": 1, "runner": 2, "scheduler": 1, "executor": 2}
 
 # The keys the tests send with; all map to the one test account.
 TEST_EVENT_KEYS = "test-key=default,key=default,k=default,demo-key=default,NO_EVENT_KEY_SET=default"
+# The ingest's dashboard asks for this token.
+TEST_DASHBOARD_TOKEN = "test-dashboard-token"
 
 
 def _die_with_parent() -> None:
@@ -67,6 +69,7 @@ class Cluster:
             "HEADRACE_CALL_TIMEOUT": str(s.call_timeout_s),
             "HEADRACE_PORT": str(port),
             "HEADRACE_LOG_LEVEL": "info",
+            "HEADRACE_DASHBOARD_TOKEN": TEST_DASHBOARD_TOKEN,
         }
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from graphql import GraphQLObjectType, GraphQLSchema, build_schema
 
+from headrace.api.gql.mutations import MUTATIONS
 from headrace.api.gql.resolvers import RESOLVERS
 
 SDL = """
@@ -20,6 +21,50 @@ scalar ULID
 
 "A JSON value, as text."
 scalar Bytes
+
+"A JSON object."
+scalar Map
+
+type Mutation {
+  "Cancel a run (a run that has ended stays as it is); returns the run as it was when asked."
+  cancelRun(runID: ULID!): FunctionRun!
+
+  "A new run with the same trigger events; with fromStep, it keeps the steps settled before it."
+  rerun(runID: ULID!, fromStep: RerunFromStepInput): ULID!
+
+  "Start a failed run again from the step that failed, keeping the outputs before it."
+  replayRun(runID: ULID!): ULID!
+
+  "Cancel a function's open runs started in a time window whose first trigger event matches."
+  createCancellation(input: CancellationInput!): Cancellation!
+
+  "Start a function with a payload, as step.invoke does."
+  invokeFunction(functionSlug: String!, data: Map, user: Map): Boolean
+}
+
+input RerunFromStepInput {
+  stepID: String!
+}
+
+input CancellationInput {
+  "The function's full id, or its id within appID."
+  functionID: String!
+  appID: String
+  startedAfter: Time
+  startedBefore: Time!
+  "A CEL expression over `event`, the run's first trigger event."
+  if: String
+}
+
+type Cancellation {
+  id: ULID!
+  functionID: String!
+  startedAfter: Time
+  startedBefore: Time!
+  if: String
+  "The open runs it matched; each is cancelled by the executor shortly after."
+  cancelledRunIDs: [ULID!]!
+}
 
 type Query {
   "A run of the account. Unknown ids give an error (with a null run), so that pollers poll on."
@@ -135,7 +180,7 @@ type FunctionRun {
 
 def build() -> GraphQLSchema:
     schema = build_schema(SDL)
-    for type_name, fields in RESOLVERS.items():
+    for type_name, fields in {**RESOLVERS, "Mutation": MUTATIONS}.items():
         object_type = schema.get_type(type_name)
         assert isinstance(object_type, GraphQLObjectType), type_name
         for field_name, resolve in fields.items():

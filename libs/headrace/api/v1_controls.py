@@ -1,0 +1,95 @@
+"""`/v1` run controls, as Inngest's REST API has them: `DELETE /v1/runs/{id}` cancels a run,
+`POST /v1/cancellations` cancels runs in bulk."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from headrace.api.context import ApiContext
+from headrace.core.durations import DurationError, format_iso_ms, parse_iso_ms
+from headrace.core.errors import InputError
+from headrace.core.jsonutil import loads
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
+def _time_ms(body: dict[str, Any], field: str) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"{field} must be an RFC 3339 time")
+    try:
+        return parse_iso_ms(value)
+    except DurationError as err:
+        raise InputError(f"{field}: {err}") from None
+
+
+def _cancellation_request(raw: bytes) -> dict[str, Any]:
+    try:
+        body = loads(raw)
+    except ValueError as err:
+        raise InputError(f"invalid cancellation request: {err}") from None
+    if not isinstance(body, dict):
+        raise InputError("invalid cancellation request: the body must be a JSON object")
+    for field in ("app_id", "function_id"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            raise InputError(f"{field} is required")
+    if body.get("if") is not None and not isinstance(body["if"], str):
+        raise InputError("if must be a string")
+    return body
+
+
+def v1_control_routes(ctx: ApiContext) -> list[BaseRoute]:
+    async def cancel_run(request: Request) -> Response:
+        if ctx.controls is None:
+            return _error(501, "run controls are not available on this server")
+        try:
+            await ctx.controls.cancel(ctx.default_account, request.path_params["run_id"])
+        except InputError as err:
+            return _error(err.status, str(err))
+        return JSONResponse({"data": {"ok": True}})
+
+    async def create_cancellation(request: Request) -> Response:
+        if ctx.controls is None:
+            return _error(501, "run controls are not available on this server")
+        try:
+            body = _cancellation_request(await request.body())
+            before = _time_ms(body, "started_before")
+            if before is None:
+                raise InputError("started_before is required")
+            cancellation = await ctx.controls.cancel_bulk(
+                ctx.default_account,
+                fn_id=body["function_id"],
+                app_id=body["app_id"],
+                started_after_ms=_time_ms(body, "started_after"),
+                started_before_ms=before,
+                expression=body.get("if"),
+            )
+        except InputError as err:
+            return _error(err.status, str(err))
+        after = cancellation.started_after_ms
+        return JSONResponse(
+            {
+                "data": {
+                    "id": cancellation.cancellation_id,
+                    "app_id": cancellation.app_id,
+                    "function_id": cancellation.fn_id,
+                    "started_after": format_iso_ms(after) if after is not None else None,
+                    "started_before": format_iso_ms(cancellation.started_before_ms),
+                    "if": cancellation.expression,
+                    "cancelled_run_ids": cancellation.run_ids,
+                }
+            }
+        )
+
+    return [
+        Route("/v1/runs/{run_id}", cancel_run, methods=["DELETE"]),
+        Route("/v1/cancellations", create_cancellation, methods=["POST"]),
+    ]

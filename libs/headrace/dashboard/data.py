@@ -1,0 +1,78 @@
+"""What the dashboard's pages show, read through the store ports only."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from headrace.messages.model import Event
+from headrace.messages.state import AppRecord, FunctionRecord, RunState
+from headrace.ports.stores import Stores
+
+# The runs page reads this many of the newest runs, then filters them by status and time.
+RUNS_SCANNED = 1000
+RUNS_SHOWN = 100
+EVENTS_SHOWN = 50
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+SINCE_MS = {"15m": 15 * 60_000, "1h": 3_600_000, "24h": 86_400_000, "7d": 7 * 86_400_000}
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    fn_id: str = ""
+    status: str = ""
+    since: str = ""
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> RunFilter:
+        """Unknown values are ignored, as a filter that matches everything."""
+        status = params.get("status", "")
+        since = params.get("since", "")
+        return cls(
+            fn_id=params.get("fn", ""),
+            status=status if status in STATUSES else "",
+            since=since if since in SINCE_MS else "",
+        )
+
+    def query(self) -> str:
+        pairs = [("fn", self.fn_id), ("status", self.status), ("since", self.since)]
+        return "&".join(f"{k}={v}" for k, v in pairs if v)
+
+
+async def runs(stores: Stores, account_id: str, wanted: RunFilter, now_ms: int) -> list[RunState]:
+    found = await stores.list_runs(account_id, limit=RUNS_SCANNED, fn_id=wanted.fn_id or None)
+    oldest = now_ms - SINCE_MS[wanted.since] if wanted.since else 0
+    return [
+        run
+        for run in found
+        if (not wanted.status or run.status == wanted.status) and run.started_ms >= oldest
+    ][:RUNS_SHOWN]
+
+
+@dataclass(frozen=True)
+class EventRow:
+    event: Event
+    runs: list[RunState]
+
+
+async def event_rows(stores: Stores, events: list[Event]) -> list[EventRow]:
+    async def row(event: Event) -> EventRow:
+        run_ids = await stores.runs_for_event(event.internal_id)
+        found = await asyncio.gather(*(stores.get_run(run_id) for run_id in run_ids))
+        return EventRow(event, [run for run in found if run is not None])
+
+    return list(await asyncio.gather(*(row(event) for event in events)))
+
+
+@dataclass(frozen=True)
+class AppView:
+    app: AppRecord
+    functions: list[FunctionRecord]
+
+
+async def apps(stores: Stores, account_id: str) -> list[AppView]:
+    functions = await stores.list_functions(account_id)
+    return [
+        AppView(app, [fn for fn in functions if fn.app_id == app.app_id])
+        for app in await stores.list_apps(account_id)
+    ]
