@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import inngest
@@ -36,7 +37,7 @@ async def _runs_at_least(engine: EngineHandle, count: int) -> list[RunState]:
 
 
 async def test_a_cron_schedule_fires_once_per_tick_with_two_schedulers_one_killed(
-    distributed_settings: ClusterSettings, tmp_path: Path
+    distributed_settings: ClusterSettings, tmp_path: Path, drop_keyspace: Callable[[str], None]
 ) -> None:
     settings = dataclasses.replace(
         distributed_settings,
@@ -44,7 +45,9 @@ async def test_a_cron_schedule_fires_once_per_tick_with_two_schedulers_one_kille
         topic_prefix=f"{distributed_settings.topic_prefix}cron.",
     )
     cluster, engine = await start_cluster(
-        settings, tmp_path / "logs", {"ingest": 1, "runner": 1, "scheduler": 2, "executor": 1}
+        settings,
+        tmp_path / "logs",
+        counts={"ingest": 1, "runner": 1, "scheduler": 2, "executor": 1},
     )
     try:
         client = make_client(engine.url, "cron-ha-app")
@@ -64,6 +67,7 @@ async def test_a_cron_schedule_fires_once_per_tick_with_two_schedulers_one_kille
             runs = await _runs_at_least(engine, seen + 5)
     finally:
         await engine.stop()
+        drop_keyspace(settings.keyspace)
 
     per_tick = collections.Counter(str(r.events[0]["data"]["scheduledAt"]) for r in runs)
     assert all(count == 1 for count in per_tick.values()), per_tick

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +128,10 @@ async def otlp_receiver() -> AsyncIterator[OtlpReceiver]:
 
 @pytest.fixture
 async def traced_cluster(
-    distributed_settings: ClusterSettings, otlp_receiver: OtlpReceiver, tmp_path: Path
+    distributed_settings: ClusterSettings,
+    otlp_receiver: OtlpReceiver,
+    tmp_path: Path,
+    drop_keyspace: Callable[[str], None],
 ) -> AsyncIterator[tuple[EngineHandle, dict[str, int]]]:
     """Its own small cluster (one of each service), exporting to the receiver."""
     from headrace.testing.cluster import start_cluster
@@ -149,6 +152,7 @@ async def traced_cluster(
     )
     yield handle, {proc.name: proc.port for proc in cluster.procs}
     await handle.stop()
+    drop_keyspace(settings.keyspace)
 
 
 @dataclasses.dataclass
