@@ -4,7 +4,6 @@ sleep on the `work` topic, and the step after the sleep runs once per run)."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime
 import json
@@ -87,4 +86,3 @@ async def test_a_scheduler_that_joins_takes_over_timers_and_fires_each_once(
     assert set(after.values()) == {1}, "a step after a sleep ran twice"
     resumes = await _sleep_resumes(cluster_settings)
     assert {run_id: resumes[run_id] for run_id in run_ids} == dict.fromkeys(run_ids, 1)
-    await asyncio.sleep(0)

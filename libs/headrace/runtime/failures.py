@@ -20,9 +20,9 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     MessageSizeTooLargeError,
 )
-from cassandra import OperationTimedOut, RequestExecutionException
-from cassandra.cluster import NoHostAvailable
+from cassandra import RequestExecutionException
 
+from headrace.adapters.cassandra.session import RETRYABLE_ERRORS
 from headrace.core.errors import HeadraceError
 
 
@@ -32,9 +32,10 @@ class Disposition(enum.Enum):
     RETRY_BOUNDED = "retry-bounded"
 
 
-# Cassandra's "no host", "timed out" and "not enough replicas" families. A query Cassandra
-# refuses (RequestValidationException: a schema not migrated, say) is not an outage.
-_CASSANDRA_OUTAGES = (NoHostAvailable, OperationTimedOut, RequestExecutionException)
+# What the Cassandra adapter retries (its stores raise them translated, as TransientError), and
+# the rest of the "could not execute" family raised outside it. A query Cassandra refuses
+# (RequestValidationException: a schema not migrated, say) is not an outage.
+_CASSANDRA_OUTAGES = (*RETRYABLE_ERRORS, RequestExecutionException)
 # aiokafka marks some outage symptoms not retriable: a send that timed out, a lost connection.
 _KAFKA_OUTAGES = (KafkaConnectionError, KafkaTimeoutError)
 

@@ -33,7 +33,7 @@ _CONCURRENCY = 32
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
 
 # No replica answered in time, or too few were alive: trying again later can work.
-_RETRYABLE = (Unavailable, Timeout, OperationTimedOut, NoHostAvailable)
+RETRYABLE_ERRORS = (Unavailable, Timeout, OperationTimedOut, NoHostAvailable)
 
 
 class CassandraUnavailable(TransientError):
@@ -167,7 +167,7 @@ class Cql:
 
 def translate(error: BaseException) -> BaseException:
     """A `CassandraUnavailable` for the driver's retryable errors; any other error as it is."""
-    if isinstance(error, _RETRYABLE):
+    if isinstance(error, RETRYABLE_ERRORS):
         retryable = CassandraUnavailable(f"{type(error).__name__}: {error}")
         retryable.__cause__ = error
         return retryable
