@@ -19,6 +19,7 @@ from headrace.testing.dev import DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
 
 LIMIT = 3
+RUNS = 30
 
 
 class Gauge:
@@ -39,6 +40,13 @@ class Gauge:
         with self._lock:
             for key in keys:
                 self.now[key] -= 1
+
+    async def hold(self, key: str, until: int, at_most: float) -> None:
+        """Stay inside until `until` steps have been in at once, so a limit the engine allows is
+        reached whatever the timing; later steps go straight through."""
+        deadline = time.monotonic() + at_most
+        while self.peak[key] < until and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
 
 
 def _set(flag: threading.Event) -> Any:
@@ -71,7 +79,7 @@ async def test_a_concurrency_limit_bounds_the_steps_executing_at_once(dev: DevHa
         async def work(i: int) -> int:
             gauge.enter("all")
             try:
-                await asyncio.sleep(0.005)
+                await gauge.hold("all", until=LIMIT, at_most=1.0)
             finally:
                 gauge.leave("all")
             return i
