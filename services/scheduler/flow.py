@@ -319,19 +319,22 @@ class FlowGate:
                     gcra = Gcra(waiting.emission_ms, waiting.capacity)
                     if not await self._throttle(partition, waiting.throttle_key, gcra):
                         continue
-                elif not self._fits(waiting.slots):
+                elif item_id not in self._leases and not self._fits(waiting.slots):
                     continue
-                self._waiting.pop(queue)
                 item = DELIVERABLE_CODEC.decode(waiting.record)
-                self._by_run[item.run_id].discard(item_id)
-                if not self._by_run[item.run_id]:
-                    del self._by_run[item.run_id]
+                # Forgotten only once delivered: should Kafka or Cassandra fail on the way, the
+                # item is still at the head of its queue (holding its lease) for the next pump.
                 if isinstance(item, StartRun):
                     await self._start(partition, item, waiting.record, waiting.finish_timeout_ms)
                 elif isinstance(item, Call):
-                    await self._take(partition, item_id, item)
+                    if item_id not in self._leases:
+                        await self._take(partition, item_id, item)
                     await self._send(item, waiting.record)
                 await self._stores.delete_flow(partition, WAITING, item_id)
+                self._waiting.pop(queue)
+                self._by_run[item.run_id].discard(item_id)
+                if not self._by_run[item.run_id]:
+                    del self._by_run[item.run_id]
                 progressed = True
 
     def _next_wake_ms(self) -> int | None:

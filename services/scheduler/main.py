@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import click
@@ -13,6 +12,7 @@ from headrace.ports.stores import Stores
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
+from headrace.runtime.supervise import spawn
 
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
@@ -27,8 +27,8 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         on_assigned=scheduler.on_assigned,
         on_revoked=scheduler.on_revoked,
     )
-    proc.tasks.append(asyncio.create_task(scheduler.wheel.run(), name="timer-wheel"))
-    proc.tasks.append(asyncio.create_task(scheduler.flow.run(), name="flow-control"))
+    proc.tasks.append(spawn("timer-wheel", scheduler.wheel.run))
+    proc.tasks.append(spawn("flow-control", scheduler.flow.run))
 
 
 @click.command()

@@ -7,14 +7,19 @@ stopping the shared ones would take them from every other test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from workload import GO, START, Executions, check_no_stored_step_ran_again, durable_function
+from workload import (
+    START,
+    Executions,
+    check_no_stored_step_ran_again,
+    durable_function,
+    keep_sending_go,
+)
 
 from headrace.infra import InfraConfig, down, start_each, up
 from headrace.runtime.settings import ClusterSettings
@@ -95,15 +100,6 @@ async def _outage(cluster: Cluster, config: InfraConfig, component: str) -> None
     await eventually(all_ready, timeout=90, what=f"every service ready again after {component}")
 
 
-async def _keep_sending_go(engine: EngineHandle, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        # The Event API refuses events while Kafka is away (it cannot make them durable).
-        with contextlib.suppress(AssertionError, httpx.HTTPError):
-            await engine.send(*({"name": GO, "data": {"n": n}} for n in range(RUNS)))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 3)
-
-
 async def test_runs_survive_cassandra_then_kafka_stopped_for_half_a_minute(
     private_cluster: tuple[Cluster, EngineHandle], private_infra: InfraConfig
 ) -> None:
@@ -114,11 +110,11 @@ async def test_runs_survive_cassandra_then_kafka_stopped_for_half_a_minute(
         await engine.sync(app.url, "outage-app")
         event_ids = await engine.send(*({"name": START, "data": {"n": n}} for n in range(RUNS)))
         stop_go = asyncio.Event()
-        go = asyncio.create_task(_keep_sending_go(engine, stop_go))
+        go = asyncio.create_task(keep_sending_go(engine, RUNS, stop_go))
         try:
 
             async def busy() -> bool:
-                return len(executions.tokens) >= RUNS // 2
+                return len(executions.of) >= RUNS // 2
 
             await eventually(busy, timeout=60, what="runs in flight")
             await _outage(cluster, private_infra, "cassandra")

@@ -1,45 +1,56 @@
 """The workload of the resilience tests: a function with steps, a sleep and a wait, whose step
-bodies record every execution, so a step that ran twice can be counted."""
+bodies record every execution, so a step that ran twice can be counted and placed in time."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime
+import itertools
+import time
 import uuid
 from dataclasses import dataclass, field
 
+import httpx
 import inngest
 
 from headrace.testing.dev import EngineHandle
 
 START = "resilience/start"
 GO = "resilience/go"
+STEPS = ("a", "b", "c")
+
+
+@dataclass(frozen=True)
+class Execution:
+    token: str
+    started: float  # time.monotonic() in the app when the step body began
 
 
 @dataclass
 class Executions:
-    """Every execution of every step body: (run id, step) -> the tokens it returned, in order."""
+    """Every execution of every step body: (run id, step) -> executions, in order."""
 
-    tokens: dict[tuple[str, str], list[str]] = field(
+    of: dict[tuple[str, str], list[Execution]] = field(
         default_factory=lambda: collections.defaultdict(list)
     )
-
     in_flight: int = 0
 
     async def run(self, run_id: str, step: str) -> str:
         """A step body that takes a while, so a kill can catch calls in flight."""
+        started = time.monotonic()
         self.in_flight += 1
         try:
             await asyncio.sleep(0.1)
             token = f"{step}:{uuid.uuid4().hex}"
-            self.tokens[(run_id, step)].append(token)
+            self.of[(run_id, step)].append(Execution(token, started))
             return token
         finally:
             self.in_flight -= 1
 
     def twice(self) -> dict[tuple[str, str], int]:
-        return {k: len(v) for k, v in self.tokens.items() if len(v) > 1}
+        return {k: len(v) for k, v in self.of.items() if len(v) > 1}
 
 
 def durable_function(client: inngest.Inngest, executions: Executions) -> inngest.Function[object]:
@@ -60,17 +71,37 @@ def durable_function(client: inngest.Inngest, executions: Executions) -> inngest
     return durable
 
 
+async def keep_sending_go(engine: EngineHandle, runs: int, stop: asyncio.Event) -> None:
+    """A wait matches only events sent once it exists, so offer every run its event every few
+    seconds until `stop`. The Event API refuses events while Kafka is away (it cannot make them
+    durable): those rounds are simply sent again."""
+    while not stop.is_set():
+        with contextlib.suppress(AssertionError, httpx.HTTPError):
+            for chunk in range(0, runs, 100):
+                last = min(chunk + 100, runs)
+                await engine.send(*({"name": GO, "data": {"n": n}} for n in range(chunk, last)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 3)
+
+
 async def check_no_stored_step_ran_again(
     engine: EngineHandle, run_ids: list[str], executions: Executions
 ) -> None:
-    """A step's stored output is the token of its LAST execution: had the body run again after
-    the memo was stored, a later token would exist (a memo is never replaced)."""
+    """Each step's stored output comes from one of its executions, and no step ran again once
+    its run had moved on: every execution of a step began before the first execution of the
+    next one. A step in flight at a kill may run twice, but only at its own stage (both
+    executions were asked for before its output was stored); a memo lost or ignored would make
+    it run again at a later call, after the sleep or the wait, and this finds that."""
     for run_id in run_ids:
         stored = {
             h.step_name: h.output["data"]
             for h in await engine.history(run_id)
-            if h.kind == "step.completed" and h.step_name in ("a", "b", "c")
+            if h.kind == "step.completed" and h.step_name in STEPS
         }
-        assert set(stored) == {"a", "b", "c"}, (run_id, stored)
+        assert set(stored) == set(STEPS), (run_id, stored)
         for step, token in stored.items():
-            assert executions.tokens[(run_id, step)][-1] == token, (run_id, step)
+            assert token in [e.token for e in executions.of[(run_id, step)]], (run_id, step)
+        for step, following in itertools.pairwise(STEPS):
+            last_start = max(e.started for e in executions.of[(run_id, step)])
+            next_start = min(e.started for e in executions.of[(run_id, following)])
+            assert last_start < next_start, (run_id, step, "ran again after", following)

@@ -1,12 +1,14 @@
 """The scheduler's flow gate on a fake clock and SQLite stores: leases and waiting calls survive a
 restart (a new owner of the partition), a call delivered again keeps its lease, a lost release
-heals when the lease expires, and a throttled start waits for its turn."""
+heals when the lease expires, a delivery that fails is tried again, and a throttled start waits
+for its turn."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from headrace.services.scheduler.flow import FlowGate
 from headrace.services.scheduler.wheel import TimerWheel
 
@@ -31,10 +33,13 @@ def stores() -> Iterator[SqliteStores]:
 class Harness:
     def __init__(self, stores: SqliteStores, clock: FakeClock) -> None:
         self.sent: list[Deliverable] = []
+        self.kafka_down = False
         wheel = TimerWheel(stores, clock, self._fire)
         self.gate = FlowGate(stores, clock, wheel, self._send, lease_ms=LEASE_MS)
 
     async def _send(self, item: Deliverable, encoded: bytes) -> None:
+        if self.kafka_down:
+            raise KafkaConnectionError("the broker does not answer")
         self.sent.append(DELIVERABLE_CODEC.decode(encoded))
 
     async def _fire(self, timer: Timer) -> None:
@@ -83,6 +88,27 @@ async def test_a_new_owner_keeps_the_leases_and_the_waiting_calls(stores: Sqlite
     assert second.runs_sent() == ["r1"] and second.gate.waiting == 1
     await second.gate.release(0, _lease("r1"))
     assert second.runs_sent() == ["r1", "r3"]
+
+
+async def test_a_waiting_call_whose_delivery_fails_goes_on_the_next_admit(
+    stores: SqliteStores,
+) -> None:
+    h = Harness(stores, FakeClock())
+    for run in ("r1", "r2", "r3"):
+        await h.call(run)
+    h.kafka_down = True
+    with pytest.raises(KafkaConnectionError):
+        await h.gate.release(0, _lease("r1"))
+    # r3 took the freed slot but could not leave: it keeps its place and its lease.
+    assert h.gate.waiting == 1 and h.gate.held("fn:acct:f") == 2
+    h.kafka_down = False
+    await h.gate.admit()
+    assert h.runs_sent() == ["r1", "r2", "r3"]
+    assert h.gate.waiting == 0 and h.gate.held("fn:acct:f") == 2
+    # The same holds for a new owner: nothing waits twice, no lease is taken twice.
+    other = Harness(stores, FakeClock())
+    await other.gate.own({0})
+    assert other.gate.waiting == 0 and other.gate.held("fn:acct:f") == 2
 
 
 async def test_a_lease_never_released_expires_and_lets_the_queue_move(

@@ -23,6 +23,7 @@ from headrace.ports.log import Log
 from headrace.protocol.driver import AppDriver
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
+from headrace.runtime.supervise import spawn
 from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
@@ -114,12 +115,12 @@ class DevServer:
             concurrency=self.settings.executor_concurrency,
         )
         await self.loops.start()
-        self._tasks.append(asyncio.create_task(self.scheduler.wheel.run()))
-        self._tasks.append(asyncio.create_task(self.scheduler.flow.run()))
+        self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
+        self._tasks.append(spawn("flow-control", self.scheduler.flow.run))
         self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         self._tasks.append(await self._http.start())
         if self.settings.sdk_urls:
-            self._tasks.append(asyncio.create_task(self.syncer.run()))
+            self._tasks.append(spawn("syncer", self.syncer.run))
         log.info(
             "headrace dev is up",
             url=f"http://{self.settings.host}:{self.settings.port}",
