@@ -17,16 +17,15 @@ from headrace.runtime.settings import cluster_options
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     settings = proc.settings
-    driver = AppDriver(
-        proc.clock, signing_key=settings.signing_key, timeout_s=settings.call_timeout_s
-    )
+    accounts = settings.accounts()
+    driver = AppDriver(proc.clock, keys=accounts, timeout_s=settings.call_timeout_s)
     executor = Executor(
         log_port,
         proc.topics,
         stores,
         driver,
         proc.clock,
-        server_kind="cloud" if settings.signing_key else "dev",
+        server_kind=accounts.server_kind,
         backoff_scale=settings.backoff_scale,
     )
     proc.loops(log_port).add(

@@ -247,6 +247,7 @@ class Executor:
                         "x-inngest-server-kind": self._server_kind,
                         "x-inngest-req-version": str(max(run.req_version, 0)),
                     },
+                    account_id=run.account_id,
                 )
                 if outcome.ops:
                     # step.ai.infer: headrace makes the model call; the op then reads as a

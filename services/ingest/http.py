@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import structlog
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.sync import AppSync
@@ -14,15 +12,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headrace.api.context import ApiContext
+from headrace.api.context import ApiContext, acting
 from headrace.api.gql.routes import gql_routes
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
 from headrace.api.v1_controls import v1_control_routes
 from headrace.core.errors import InputError
 from headrace.obs.metrics import metrics_route
+from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.registration import parse_sync
-from headrace.protocol.signing import bearer_matches
 
 log = structlog.get_logger(__name__)
 
@@ -31,20 +29,14 @@ def _error(status: int, message: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": message, "status": status, **extra}, status_code=status)
 
 
-def event_api_routes(
-    ingest: EventIngest, event_keys: Mapping[str, str] | None, default_account: str
-) -> list[BaseRoute]:
-    """`POST /e/{key}`. With `event_keys` (key -> account) unknown keys are refused; without,
-    every key goes to the default account (dev mode)."""
+def event_api_routes(ingest: EventIngest, keys: AccountKeys) -> list[BaseRoute]:
+    """`POST /e/{key}`: the events go to the key's account; an unknown key is refused (on a dev
+    server without event keys, every key is the default account's)."""
 
     async def send(request: Request) -> Response:
-        key = request.path_params["key"]
-        if event_keys is not None:
-            account = event_keys.get(key)
-            if account is None:
-                return _error(401, "unknown event key", ids=[])
-        else:
-            account = default_account
+        account = keys.for_event_key(request.path_params["key"])
+        if account is None:
+            return _error(401, "unknown event key", ids=[])
         body = await request.body()
         if len(body) > ingest.max_request_bytes:
             return _error(
@@ -66,13 +58,12 @@ def event_api_routes(
 
 
 def register_routes(sync: AppSync, ctx: ApiContext) -> list[BaseRoute]:
-    async def register(request: Request) -> Response:
-        if ctx.signing_key and not bearer_matches(
-            request.headers.get("authorization"), ctx.signing_key
-        ):
-            return _error(401, "invalid or missing signing key")
+    """`POST /fn/register`: the app and its functions join the account of the signing key the
+    SDK shows (the default account, on a dev server)."""
+
+    async def register(ctx: ApiContext, request: Request) -> Response:
         expected = request.headers.get("x-inngest-expected-server-kind")
-        kind = "cloud" if ctx.signing_key else "dev"
+        kind = ctx.keys.server_kind
         if expected and expected != kind:
             return _error(400, f"this server is a {kind} server, the SDK expected {expected}")
         try:
@@ -80,13 +71,17 @@ def register_routes(sync: AppSync, ctx: ApiContext) -> list[BaseRoute]:
         except InputError as err:
             log.info("sync refused", reason=str(err))
             return _error(400, str(err))
-        app, modified = await sync.register(ctx.default_account, parsed)
+        app, modified = await sync.register(ctx.account, parsed)
         (log.info if modified else log.debug)(
-            "app synced", app_id=app.app_id, url=app.url, functions=len(parsed.functions)
+            "app synced",
+            account_id=ctx.account,
+            app_id=app.app_id,
+            url=app.url,
+            functions=len(parsed.functions),
         )
         return JSONResponse({"ok": True, "modified": modified, "app_id": app.app_id})
 
-    return [Route("/fn/register", register, methods=["POST"])]
+    return [Route("/fn/register", acting(ctx, register), methods=["POST"])]
 
 
 def build_app(
@@ -94,17 +89,16 @@ def build_app(
     ingest: EventIngest,
     sync: AppSync,
     *,
-    event_keys: Mapping[str, str] | None = None,
     extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
-    kind = "cloud" if ctx.signing_key else "dev"
+    kind = ctx.keys.server_kind
 
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def dev_info(_: Request) -> Response:
-        apps = await ctx.stores.list_apps(ctx.default_account)
-        functions = await ctx.stores.list_functions(ctx.default_account)
+    async def dev_info(ctx: ApiContext, _: Request) -> Response:
+        apps = await ctx.stores.list_apps(ctx.account)
+        functions = await ctx.stores.list_functions(ctx.account)
         return JSONResponse(
             {
                 "version": "headrace",
@@ -119,8 +113,8 @@ def build_app(
 
     routes: list[BaseRoute] = [
         Route("/health", health),
-        Route("/dev", dev_info),
-        *event_api_routes(ingest, event_keys, ctx.default_account),
+        Route("/dev", acting(ctx, dev_info)),
+        *event_api_routes(ingest, ctx.keys),
         *register_routes(sync, ctx),
         *sdk_data_routes(ctx),
         *gql_routes(ctx),

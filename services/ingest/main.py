@@ -24,17 +24,13 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     settings = proc.settings
     ingest = EventIngest(log_port, proc.topics, proc.clock)
     controls = RunControls(log_port, proc.topics, stores, proc.clock, ingest.send)
-    ctx = ApiContext(
-        stores=stores, clock=proc.clock, signing_key=settings.signing_key, controls=controls
-    )
+    ctx = ApiContext(stores=stores, clock=proc.clock, keys=settings.accounts(), controls=controls)
     sync = AppSync(log_port, proc.topics, stores, proc.clock)
     # Distributed mode never takes unknown keys: no keys configured means no events accepted.
     dashboard = dashboard_routes(
-        ctx,
-        DashboardAuth.with_token(settings.dashboard_token),
-        "cloud" if settings.signing_key else "dev",
+        ctx, DashboardAuth.with_token(settings.dashboard_token), ctx.keys.server_kind
     )
-    api = build_app(ctx, ingest, sync, event_keys=dict(settings.event_keys), extra_routes=dashboard)
+    api = build_app(ctx, ingest, sync, extra_routes=dashboard)
     proc.add_routes([Mount("/", app=api)])
 
 

@@ -18,6 +18,7 @@ from headrace.core.clock import FakeClock
 from headrace.core.jsonutil import canonical
 from headrace.messages.model import Event
 from headrace.messages.state import RunState
+from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.signing import hashed_signing_key
 
 RUN_ID = "01JRUN0000000000000000000A"
@@ -31,8 +32,11 @@ def stores() -> Iterator[SqliteStores]:
     db.close()
 
 
-def _client(stores: SqliteStores, signing_key: str | None = None) -> httpx.AsyncClient:
-    ctx = ApiContext(stores=stores, clock=FakeClock(), signing_key=signing_key)
+def _client(
+    stores: SqliteStores, signing_key: str | None = None, **other_accounts: str
+) -> httpx.AsyncClient:
+    keys = AccountKeys.of(None, signing_key, other_accounts.items())
+    ctx = ApiContext(stores=stores, clock=FakeClock(), keys=keys)
     app = Starlette(routes=v1_routes(ctx) + sdk_data_routes(ctx))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://headrace")
 
@@ -276,3 +280,26 @@ async def test_sdk_data_needs_the_signing_key_when_there_is_one(
     assert wrong.status_code == 401
     assert python_sdk.status_code == 200
     assert js_sdk.status_code == 200
+
+
+async def test_each_signing_key_reads_its_own_account_only(stores: SqliteStores) -> None:
+    other_key = "signkey-prod-456def"
+    await _put_run(stores)
+    await stores.put_event(_event(1))
+    await stores.put_event(_event(2, account="globex"))
+    mine = {"Authorization": f"Bearer {hashed_signing_key(SIGNING_KEY)}"}
+    theirs = {"Authorization": f"Bearer {hashed_signing_key(other_key)}"}
+
+    async with _client(stores, signing_key=SIGNING_KEY, globex=other_key) as http:
+        own_run = await http.get(f"/v1/runs/{RUN_ID}", headers=mine)
+        foreign_run = await http.get(f"/v1/runs/{RUN_ID}", headers=theirs)
+        foreign_memos = await http.get(f"/v0/runs/{RUN_ID}/actions", headers=theirs)
+        own_events = await http.get("/v1/events", headers=mine)
+        foreign_events = await http.get("/v1/events", headers=theirs)
+        anonymous = await http.get("/v1/events")
+
+    assert own_run.status_code == 200
+    assert foreign_run.status_code == 404 and foreign_memos.status_code == 404
+    assert [e["data"]["n"] for e in own_events.json()["data"]] == [1]
+    assert [e["data"]["n"] for e in foreign_events.json()["data"]] == [2]
+    assert anonymous.status_code == 401

@@ -1,20 +1,45 @@
-"""What the HTTP handlers need, handed to them by whoever wires the process."""
+"""What the HTTP handlers need, handed to them by whoever wires the process, and the account
+each API request acts for."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from headrace.api.controls import RunControls
 from headrace.core.clock import Clock
 from headrace.ports.stores import Stores
+from headrace.protocol.accounts import DEFAULT_ACCOUNT, AccountKeys
 
 
 @dataclass(frozen=True)
 class ApiContext:
     stores: Stores
     clock: Clock
-    # `headrace dev` has one account; distributed mode maps event and signing keys to accounts.
-    default_account: str = "default"
-    signing_key: str | None = None
+    keys: AccountKeys = field(default_factory=AccountKeys)
+    # The account a request acts for: set per request by `acting`, from its signing key.
+    account: str = DEFAULT_ACCOUNT
     # Cancel, rerun, replay, invoke: absent where a process serves reads only.
     controls: RunControls | None = None
+
+
+Handler = Callable[[ApiContext, Request], Awaitable[Response]]
+
+
+def acting(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint that runs `handler` for the account whose signing key the request shows
+    (`Authorization: Bearer ...`), or refuses it; on a dev server, for the default account."""
+
+    async def endpoint(request: Request) -> Response:
+        account = ctx.keys.for_authorization(request.headers.get("authorization"))
+        if account is None:
+            return JSONResponse(
+                {"error": "a valid signing key is required", "status": 401}, status_code=401
+            )
+        return await handler(dataclasses.replace(ctx, account=account), request)
+
+    return endpoint

@@ -2,7 +2,8 @@
 to send (protocol §6): `GET /v0/runs/{run_id}/batch`, the run's trigger events as an array, and
 `GET /v0/runs/{run_id}/actions`, its memos as an object keyed by step hash.
 
-Both need `Authorization: Bearer <hashed signing key>` when the server has a signing key."""
+Both need `Authorization: Bearer <hashed signing key>` when the server has signing keys, and see
+only the runs of that key's account."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext
+from headrace.api.context import ApiContext, acting
 from headrace.core.jsonutil import canonical
 from headrace.messages.state import RunState
-from headrace.protocol.signing import bearer_matches
 
 
 def _error(status: int, message: str) -> Response:
@@ -31,30 +31,30 @@ def _memo_object(memos: dict[str, bytes]) -> bytes:
     return b"{" + b",".join(members) + b"}"
 
 
-def sdk_data_routes(ctx: ApiContext) -> list[BaseRoute]:
-    async def load_run(request: Request) -> RunState | Response:
-        key = ctx.signing_key
-        if key is not None and not bearer_matches(request.headers.get("authorization"), key):
-            return _error(401, "a valid signing key is required")
-        run_id = request.path_params["run_id"]
-        run = await ctx.stores.get_run(run_id)
-        if run is None or run.account_id != ctx.default_account:
-            return _error(404, f"run not found: {run_id}")
+async def _load_run(ctx: ApiContext, request: Request) -> RunState | Response:
+    run_id = request.path_params["run_id"]
+    run = await ctx.stores.get_run(run_id)
+    if run is None or run.account_id != ctx.account:
+        return _error(404, f"run not found: {run_id}")
+    return run
+
+
+async def _batch(ctx: ApiContext, request: Request) -> Response:
+    run = await _load_run(ctx, request)
+    if isinstance(run, Response):
         return run
+    return _json(canonical(run.events))
 
-    async def batch(request: Request) -> Response:
-        run = await load_run(request)
-        if isinstance(run, Response):
-            return run
-        return _json(canonical(run.events))
 
-    async def actions(request: Request) -> Response:
-        run = await load_run(request)
-        if isinstance(run, Response):
-            return run
-        return _json(_memo_object(await ctx.stores.get_memos(run.run_id)))
+async def _actions(ctx: ApiContext, request: Request) -> Response:
+    run = await _load_run(ctx, request)
+    if isinstance(run, Response):
+        return run
+    return _json(_memo_object(await ctx.stores.get_memos(run.run_id)))
 
+
+def sdk_data_routes(ctx: ApiContext) -> list[BaseRoute]:
     return [
-        Route("/v0/runs/{run_id}/batch", batch, methods=["GET"]),
-        Route("/v0/runs/{run_id}/actions", actions, methods=["GET"]),
+        Route("/v0/runs/{run_id}/batch", acting(ctx, _batch), methods=["GET"]),
+        Route("/v0/runs/{run_id}/actions", acting(ctx, _actions), methods=["GET"]),
     ]

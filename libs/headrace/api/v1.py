@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext
+from headrace.api.context import ApiContext, acting
 from headrace.core.durations import format_iso_ms
 from headrace.messages.model import Event
 from headrace.messages.state import ENDED, RunState
@@ -69,55 +69,63 @@ def _parse_limit(raw: str | None) -> int:
     return min(max(int(raw), 1), _MAX_LIMIT)
 
 
+def _data(ctx: ApiContext, value: Any) -> Response:
+    metadata = {"fetched_at": format_iso_ms(ctx.clock.now_ms()), "cached_until": None}
+    return JSONResponse({"data": value, "metadata": metadata})
+
+
+async def _visible_event(ctx: ApiContext, event_id: str) -> Event | None:
+    event = await ctx.stores.get_event(event_id)
+    return event if event is not None and event.account_id == ctx.account else None
+
+
+async def _visible_run(ctx: ApiContext, run_id: str) -> RunState | None:
+    run = await ctx.stores.get_run(run_id)
+    return run if run is not None and run.account_id == ctx.account else None
+
+
+async def _list_events(ctx: ApiContext, request: Request) -> Response:
+    try:
+        limit = _parse_limit(request.query_params.get("limit"))
+    except ValueError:
+        return _error(400, "limit must be an integer")
+    events = await ctx.stores.list_events(
+        ctx.account, name=request.query_params.get("name") or None, limit=limit
+    )
+    return _data(ctx, [_event_json(event) for event in events])
+
+
+async def _get_event(ctx: ApiContext, request: Request) -> Response:
+    event_id = request.path_params["event_id"]
+    event = await _visible_event(ctx, event_id)
+    if event is None:
+        return _error(404, f"event not found: {event_id}")
+    return _data(ctx, _event_json(event))
+
+
+async def _get_event_runs(ctx: ApiContext, request: Request) -> Response:
+    event_id = request.path_params["event_id"]
+    if await _visible_event(ctx, event_id) is None:
+        return _error(404, f"event not found: {event_id}")
+    run_ids = await ctx.stores.runs_for_event(event_id)
+    runs = [await ctx.stores.get_run(run_id) for run_id in run_ids]
+    # A run linked to the event but not written yet is left out until it is.
+    return _data(ctx, [_run_json(run) for run in runs if run is not None])
+
+
+async def _get_run(ctx: ApiContext, request: Request) -> Response:
+    run_id = request.path_params["run_id"]
+    run = await _visible_run(ctx, run_id)
+    if run is None:
+        return _error(404, f"run not found: {run_id}")
+    return _data(ctx, _run_json(run))
+
+
 def v1_routes(ctx: ApiContext) -> list[BaseRoute]:
-    def data(value: Any) -> Response:
-        metadata = {"fetched_at": format_iso_ms(ctx.clock.now_ms()), "cached_until": None}
-        return JSONResponse({"data": value, "metadata": metadata})
-
-    async def visible_event(event_id: str) -> Event | None:
-        event = await ctx.stores.get_event(event_id)
-        return event if event is not None and event.account_id == ctx.default_account else None
-
-    async def visible_run(run_id: str) -> RunState | None:
-        run = await ctx.stores.get_run(run_id)
-        return run if run is not None and run.account_id == ctx.default_account else None
-
-    async def list_events(request: Request) -> Response:
-        try:
-            limit = _parse_limit(request.query_params.get("limit"))
-        except ValueError:
-            return _error(400, "limit must be an integer")
-        events = await ctx.stores.list_events(
-            ctx.default_account, name=request.query_params.get("name") or None, limit=limit
-        )
-        return data([_event_json(event) for event in events])
-
-    async def get_event(request: Request) -> Response:
-        event_id = request.path_params["event_id"]
-        event = await visible_event(event_id)
-        if event is None:
-            return _error(404, f"event not found: {event_id}")
-        return data(_event_json(event))
-
-    async def get_event_runs(request: Request) -> Response:
-        event_id = request.path_params["event_id"]
-        if await visible_event(event_id) is None:
-            return _error(404, f"event not found: {event_id}")
-        run_ids = await ctx.stores.runs_for_event(event_id)
-        runs = [await ctx.stores.get_run(run_id) for run_id in run_ids]
-        # A run linked to the event but not written yet is left out until it is.
-        return data([_run_json(run) for run in runs if run is not None])
-
-    async def get_run(request: Request) -> Response:
-        run_id = request.path_params["run_id"]
-        run = await visible_run(run_id)
-        if run is None:
-            return _error(404, f"run not found: {run_id}")
-        return data(_run_json(run))
-
+    """Each request reads the account of its signing key (any request, on a dev server)."""
     return [
-        Route("/v1/events", list_events, methods=["GET"]),
-        Route("/v1/events/{event_id}", get_event, methods=["GET"]),
-        Route("/v1/events/{event_id}/runs", get_event_runs, methods=["GET"]),
-        Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
+        Route("/v1/events", acting(ctx, _list_events), methods=["GET"]),
+        Route("/v1/events/{event_id}", acting(ctx, _get_event), methods=["GET"]),
+        Route("/v1/events/{event_id}/runs", acting(ctx, _get_event_runs), methods=["GET"]),
+        Route("/v1/runs/{run_id}", acting(ctx, _get_run), methods=["GET"]),
     ]

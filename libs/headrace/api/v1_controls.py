@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext
+from headrace.api.context import ApiContext, acting
 from headrace.core.durations import DurationError, format_iso_ms, parse_iso_ms
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import loads
@@ -46,50 +46,51 @@ def _cancellation_request(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def v1_control_routes(ctx: ApiContext) -> list[BaseRoute]:
-    async def cancel_run(request: Request) -> Response:
-        if ctx.controls is None:
-            return _error(501, "run controls are not available on this server")
-        try:
-            await ctx.controls.cancel(ctx.default_account, request.path_params["run_id"])
-        except InputError as err:
-            return _error(err.status, str(err))
-        return JSONResponse({"data": {"ok": True}})
+async def _cancel_run(ctx: ApiContext, request: Request) -> Response:
+    if ctx.controls is None:
+        return _error(501, "run controls are not available on this server")
+    try:
+        await ctx.controls.cancel(ctx.account, request.path_params["run_id"])
+    except InputError as err:
+        return _error(err.status, str(err))
+    return JSONResponse({"data": {"ok": True}})
 
-    async def create_cancellation(request: Request) -> Response:
-        if ctx.controls is None:
-            return _error(501, "run controls are not available on this server")
-        try:
-            body = _cancellation_request(await request.body())
-            before = _time_ms(body, "started_before")
-            if before is None:
-                raise InputError("started_before is required")
-            cancellation = await ctx.controls.cancel_bulk(
-                ctx.default_account,
-                fn_id=body["function_id"],
-                app_id=body["app_id"],
-                started_after_ms=_time_ms(body, "started_after"),
-                started_before_ms=before,
-                expression=body.get("if"),
-            )
-        except InputError as err:
-            return _error(err.status, str(err))
-        after = cancellation.started_after_ms
-        return JSONResponse(
-            {
-                "data": {
-                    "id": cancellation.cancellation_id,
-                    "app_id": cancellation.app_id,
-                    "function_id": cancellation.fn_id,
-                    "started_after": format_iso_ms(after) if after is not None else None,
-                    "started_before": format_iso_ms(cancellation.started_before_ms),
-                    "if": cancellation.expression,
-                    "cancelled_run_ids": cancellation.run_ids,
-                }
-            }
+async def _create_cancellation(ctx: ApiContext, request: Request) -> Response:
+    if ctx.controls is None:
+        return _error(501, "run controls are not available on this server")
+    try:
+        body = _cancellation_request(await request.body())
+        before = _time_ms(body, "started_before")
+        if before is None:
+            raise InputError("started_before is required")
+        cancellation = await ctx.controls.cancel_bulk(
+            ctx.account,
+            fn_id=body["function_id"],
+            app_id=body["app_id"],
+            started_after_ms=_time_ms(body, "started_after"),
+            started_before_ms=before,
+            expression=body.get("if"),
         )
+    except InputError as err:
+        return _error(err.status, str(err))
+    after = cancellation.started_after_ms
+    return JSONResponse(
+        {
+            "data": {
+                "id": cancellation.cancellation_id,
+                "app_id": cancellation.app_id,
+                "function_id": cancellation.fn_id,
+                "started_after": format_iso_ms(after) if after is not None else None,
+                "started_before": format_iso_ms(cancellation.started_before_ms),
+                "if": cancellation.expression,
+                "cancelled_run_ids": cancellation.run_ids,
+            }
+        }
+    )
 
+def v1_control_routes(ctx: ApiContext) -> list[BaseRoute]:
+    """Each request acts on the account of its signing key (any request, on a dev server)."""
     return [
-        Route("/v1/runs/{run_id}", cancel_run, methods=["DELETE"]),
-        Route("/v1/cancellations", create_cancellation, methods=["POST"]),
+        Route("/v1/runs/{run_id}", acting(ctx, _cancel_run), methods=["DELETE"]),
+        Route("/v1/cancellations", acting(ctx, _create_cancellation), methods=["POST"]),
     ]

@@ -80,7 +80,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         return [Route(PREFIX + "/{rest:path}", refused), Route(PREFIX, refused)]
 
     env = _environment()
-    account = ctx.default_account
+    account = ctx.account
     stores = ctx.stores
     syncer = AppSyncer([], 0, server_kind)
 

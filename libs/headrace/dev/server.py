@@ -20,6 +20,7 @@ from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
+from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.driver import AppDriver
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
@@ -46,10 +47,13 @@ class DevServer:
         self.stores = SqliteStores(self.db)
         self.log: Log = ObservedLog(InProcLog(settings.partitions, self.db))
         self.topics = Topics()
-        server_kind = "cloud" if settings.signing_key else "dev"
-        self.driver = AppDriver(
-            self.clock, signing_key=settings.signing_key, timeout_s=settings.call_timeout_s
+        # One account; its signing key, when given, makes this server check signatures.
+        keys = AccountKeys.of(
+            settings.event_keys.items() if settings.event_keys is not None else None,
+            settings.signing_key,
         )
+        server_kind = keys.server_kind
+        self.driver = AppDriver(self.clock, keys=keys, timeout_s=settings.call_timeout_s)
         self.ingest = EventIngest(self.log, self.topics, self.clock)
         self.sync = AppSync(self.log, self.topics, self.stores, self.clock)
         self.runner = Runner(self.log, self.topics, self.stores, self.clock)
@@ -73,17 +77,11 @@ class DevServer:
         self.controls = RunControls(
             self.log, self.topics, self.stores, self.clock, self.ingest.send
         )
-        ctx = ApiContext(
-            stores=self.stores,
-            clock=self.clock,
-            signing_key=settings.signing_key,
-            controls=self.controls,
-        )
+        ctx = ApiContext(stores=self.stores, clock=self.clock, keys=keys, controls=self.controls)
         self.app = build_app(
             ctx,
             self.ingest,
             self.sync,
-            event_keys=settings.event_keys,
             # The dev server's dashboard is open, like Inngest's.
             extra_routes=dashboard_routes(ctx, DashboardAuth.open(), server_kind),
         )

@@ -18,6 +18,7 @@ from headrace.obs.tracing import tracer
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
+from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.signing import sign
 
 
@@ -26,12 +27,12 @@ class AppDriver:
         self,
         clock: Clock,
         *,
-        signing_key: str | None = None,
+        keys: AccountKeys | None = None,
         timeout_s: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
-        self._signing_key = signing_key
+        self._keys = keys or AccountKeys()
         self._timeout_s = timeout_s
         self._client = httpx.AsyncClient(
             transport=transport,
@@ -39,8 +40,11 @@ class AppDriver:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
 
-    async def call(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-        """POST `body` to `url`; any failure becomes an Outcome with a clear error.
+    async def call(
+        self, url: str, body: bytes, headers: dict[str, str], *, account_id: str
+    ) -> Outcome:
+        """POST `body` to `url`, signed with the account's signing key; any failure becomes an
+        Outcome with a clear error.
 
         The call is a client span, and the app gets its context as `traceparent`."""
         target = httpx.URL(url)
@@ -56,6 +60,11 @@ class AppDriver:
         ) as span:
             all_headers = {"content-type": "application/json", **headers}
             propagate.inject(all_headers)
+            signing_key = self._keys.signing_key(account_id)
+            if signing_key:
+                all_headers["x-inngest-signature"] = sign(
+                    body, signing_key, self._clock.now_ms() // 1000
+                )
             outcome = await self._post(url, body, all_headers)
             span.set_attribute("http.response.status_code", outcome.status)
             if outcome.error is not None:
@@ -63,10 +72,6 @@ class AppDriver:
         return outcome
 
     async def _post(self, url: str, body: bytes, all_headers: dict[str, str]) -> Outcome:
-        if self._signing_key:
-            all_headers["x-inngest-signature"] = sign(
-                body, self._signing_key, self._clock.now_ms() // 1000
-            )
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -100,10 +105,6 @@ class AppDriver:
         except httpx.HTTPError as err:
             return settled_op(op, 0, b"", f"{type(err).__name__}: {err}")
         return settled_op(op, response.status_code, response.content)
-
-    async def put(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """A sync request (`PUT` to the app's serve URL)."""
-        return await self._client.put(url, content=body, headers=headers)
 
     async def close(self) -> None:
         await self._client.aclose()

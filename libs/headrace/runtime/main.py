@@ -22,7 +22,11 @@ def run_service(name: str, options: dict[str, Any], wire: Wire) -> None:
     setup_observability(
         name,
         log_format=os.environ.get("HEADRACE_LOG_FORMAT", "json"),
-        secrets=[*(key for key, _ in settings.event_keys), settings.signing_key],
+        secrets=[
+            *(key for key, _ in settings.event_keys),
+            settings.signing_key,
+            *(key for _, key in settings.signing_keys),
+        ],
     )
     process = ServiceProcess(name, settings)
     asyncio.run(process.run(connect_cluster, wire))

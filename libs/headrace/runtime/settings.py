@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from headrace.protocol.accounts import AccountKeys
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -24,21 +26,26 @@ class ClusterSettings:
     port: int = 8288
     # Event key -> account id; without keys the Event API refuses every request.
     event_keys: tuple[tuple[str, str], ...] = ()
+    # The default account's signing key, and (account, signing key) pairs for the others.
     signing_key: str | None = None
+    signing_keys: tuple[tuple[str, str], ...] = ()
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
     executor_concurrency: int = 200
     # The ingest serves the dashboard only to requests that show this token.
     dashboard_token: str | None = None
 
+    def accounts(self) -> AccountKeys:
+        return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
 
-def _pairs(value: str) -> tuple[tuple[str, str], ...]:
+
+def _pairs(value: str, shape: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in filter(None, (part.strip() for part in value.split(","))):
-        key, sep, account = item.partition("=")
-        if not sep or not key or not account:
-            raise click.BadParameter(f"expected KEY=ACCOUNT, got {item!r}")
-        pairs.append((key, account))
+        left, sep, right = item.partition("=")
+        if not sep or not left or not right:
+            raise click.BadParameter(f"expected {shape}, got {item!r}")
+        pairs.append((left, right))
     return tuple(pairs)
 
 
@@ -109,7 +116,18 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             default="",
             help="KEY=ACCOUNT,... accepted by the Event API.",
         ),
-        click.option("--signing-key", envvar="HEADRACE_SIGNING_KEY", default=None),
+        click.option(
+            "--signing-key",
+            envvar="HEADRACE_SIGNING_KEY",
+            default=None,
+            help="The default account's signing key (apps then run as in production).",
+        ),
+        click.option(
+            "--signing-keys",
+            envvar="HEADRACE_SIGNING_KEYS",
+            default="",
+            help="ACCOUNT=SIGNING_KEY,... for the accounts other than the default one.",
+        ),
         click.option(
             "--retry-scale",
             envvar="HEADRACE_RETRY_SCALE",
@@ -151,8 +169,9 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         replication_factor=options["replication_factor"],
         host=options["host"],
         port=options["port"],
-        event_keys=_pairs(options["event_keys"]),
+        event_keys=_pairs(options["event_keys"], "KEY=ACCOUNT"),
         signing_key=options["signing_key"],
+        signing_keys=_pairs(options.get("signing_keys", ""), "ACCOUNT=SIGNING_KEY"),
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         dashboard_token=options.get("dashboard_token"),

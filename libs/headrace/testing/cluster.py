@@ -49,14 +49,13 @@ class Cluster:
     log_dir: Path
     counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
     procs: list[ServiceProc] = field(default_factory=list)
-    # More environment for every service (e.g. where to export traces).
+    # More environment for every service (where to export traces, other keys), over the rest.
     env: dict[str, str] = field(default_factory=dict)
 
     def _env(self, port: int) -> dict[str, str]:
         s = self.settings
         return {
             **os.environ,
-            **self.env,
             "PYTHONUNBUFFERED": "1",
             "HEADRACE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
             "HEADRACE_CASSANDRA_HOSTS": ",".join(s.cassandra_hosts),
@@ -70,6 +69,7 @@ class Cluster:
             "HEADRACE_PORT": str(port),
             "HEADRACE_LOG_LEVEL": "info",
             "HEADRACE_DASHBOARD_TOKEN": TEST_DASHBOARD_TOKEN,
+            **self.env,
         }
 
     @property

@@ -48,17 +48,26 @@ class EngineHandle:
     async def stop(self) -> None:
         await self._stop()
 
-    async def sync(self, app_url: str, app_id: str | None = None) -> None:
-        """Sync an app the way `headrace dev -u` does, and wait until it is registered."""
+    async def sync(
+        self,
+        app_url: str,
+        app_id: str | None = None,
+        *,
+        server_kind: str = "dev",
+        account: str | None = None,
+    ) -> None:
+        """Sync an app the way `headrace dev -u` does, and wait until it is registered (in
+        `account`, by default the handle's). A production-mode app wants `server_kind="cloud"`
+        and registers with its signing key's account."""
         async with httpx.AsyncClient() as client:
             response = await client.put(
-                app_url, json={"url": app_url}, headers={"x-inngest-server-kind": "dev"}
+                app_url, json={"url": app_url}, headers={"x-inngest-server-kind": server_kind}
             )
             assert response.status_code == 200, response.text
         if app_id is not None:
 
             async def synced() -> bool:
-                app = await self.stores.get_app(self.account, app_id)
+                app = await self.stores.get_app(account or self.account, app_id)
                 return app is not None and app.url.startswith(app_url.split("?")[0])
 
             await eventually(synced, what=f"app {app_id} synced from {app_url}")

@@ -21,11 +21,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_client(server_url: str, app_id: str, **kwargs: Any) -> inngest.Inngest:
-    """A dev-mode client pointed at a headrace server."""
+def make_client(
+    server_url: str, app_id: str, *, signing_key: str | None = None, **kwargs: Any
+) -> inngest.Inngest:
+    """A client pointed at a headrace server: in dev mode, or with a signing key in production
+    mode (it then checks the signature of every call and syncs with its key)."""
     return inngest.Inngest(
         app_id=app_id,
-        is_production=False,
+        is_production=signing_key is not None,
+        signing_key=signing_key,
         api_base_url=server_url,
         event_api_base_url=server_url,
         **kwargs,

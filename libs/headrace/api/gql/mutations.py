@@ -21,7 +21,7 @@ async def _control(info: GraphQLResolveInfo, act: Callable[[RunControls, str], A
     if context.controls is None:
         raise GraphQLError("run controls are not available on this server")
     try:
-        return await act(context.controls, context.default_account)
+        return await act(context.controls, context.account)
     except InputError as err:
         raise GraphQLError(str(err)) from None
 

@@ -43,7 +43,7 @@ def _output_text(run: RunState) -> str | None:
 async def _load_run(info: GraphQLResolveInfo, run_id: str) -> RunState:
     context = _context(info)
     run = await context.stores.get_run(run_id)
-    if run is None or run.account_id != context.default_account:
+    if run is None or run.account_id != context.account:
         # An error, not only a null: the inngest-py test helper keeps polling on errors but
         # gives up at once on a run that is null without one.
         raise GraphQLError(f"run not found: {run_id}")
@@ -164,7 +164,7 @@ async def resolve_event(_root: None, info: GraphQLResolveInfo, query: dict[str, 
     context = _context(info)
     event_id: str = query["eventId"]
     event = await context.stores.get_event(event_id)
-    if event is None or event.account_id != context.default_account:
+    if event is None or event.account_id != context.account:
         # As for runs: an error keeps the test helper polling until ingest has stored the event.
         raise GraphQLError(f"event not found: {event_id}")
     return {

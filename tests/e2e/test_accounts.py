@@ -1,0 +1,155 @@
+"""Accounts and signing keys, with production-mode apps of the official SDK (which refuse any
+call whose signature does not verify with their key).
+
+In distributed mode, two accounts run an app with the same id and the same event name side by
+side: each account's events start only its own functions, each call is signed with its own key,
+and no key reads or syncs into another account. In dev mode, a signing key makes the dev server
+a "cloud" server whose calls production apps accept."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import inngest
+import pytest
+
+from headrace.protocol.signing import hashed_signing_key
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.cluster import start_cluster
+from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.sdk_app import ServedApp, make_client
+
+ACME_KEY = "signkey-prod-" + "a1" * 32
+GLOBEX_KEY = "signkey-prod-" + "b2" * 32
+STRANGER_KEY = "signkey-prod-" + "c3" * 32
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {hashed_signing_key(key)}"}
+
+
+def _shop(
+    engine: EngineHandle, signing_key: str, owner: str
+) -> tuple[inngest.Inngest, inngest.Function[Any]]:
+    """The same app (id "shop", one function on "shop/order.placed") as each account deploys it;
+    its step says whose app ran it."""
+    client = make_client(engine.url, "shop", signing_key=signing_key)
+
+    @client.create_function(fn_id="confirm", trigger=inngest.TriggerEvent(event="shop/order.placed"))
+    async def confirm(ctx: inngest.Context) -> str:
+        order = ctx.event.data["order"]
+        return await ctx.step.run("confirm", lambda: f"{owner} confirmed {order}")
+
+    return client, confirm
+
+
+@pytest.fixture
+async def two_accounts(
+    kafka_bootstrap: str,
+    cassandra_contact: tuple[str, int],
+    drop_keyspace: Callable[[str], None],
+    tmp_path: Path,
+) -> AsyncIterator[EngineHandle]:
+    name = f"accounts_{uuid.uuid4().hex[:8]}"
+    settings = ClusterSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        cassandra_hosts=(cassandra_contact[0],),
+        cassandra_port=cassandra_contact[1],
+        keyspace=name,
+        topic_prefix=f"{name}.",
+        partitions=2,
+        backoff_scale=0.01,
+    )
+    env = {
+        "HEADRACE_EVENT_KEYS": "acme-key=acme,globex-key=globex",
+        "HEADRACE_SIGNING_KEYS": f"acme={ACME_KEY},globex={GLOBEX_KEY}",
+    }
+    counts = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
+    _, engine = await start_cluster(settings, tmp_path / "logs", counts=counts, env=env)
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+        drop_keyspace(name)
+
+
+@pytest.mark.kafka
+@pytest.mark.cassandra
+async def test_two_accounts_run_the_same_app_apart(two_accounts: EngineHandle) -> None:
+    engine = two_accounts
+    acme_client, acme_fn = _shop(engine, ACME_KEY, "acme")
+    globex_client, globex_fn = _shop(engine, GLOBEX_KEY, "globex")
+    stranger_client, stranger_fn = _shop(engine, STRANGER_KEY, "stranger")
+    with (
+        ServedApp(acme_client, [acme_fn]) as acme_app,
+        ServedApp(globex_client, [globex_fn]) as globex_app,
+        ServedApp(stranger_client, [stranger_fn]) as stranger_app,
+    ):
+        await engine.sync(acme_app.url, "shop", server_kind="cloud", account="acme")
+        await engine.sync(globex_app.url, "shop", server_kind="cloud", account="globex")
+        async with httpx.AsyncClient() as http:
+            # A key no account has: the SDK's registration is refused, and so its sync.
+            refused = await http.put(stranger_app.url, headers={"x-inngest-server-kind": "cloud"})
+            unknown_key = await http.post(f"{engine.url}/e/no-such-key", json={"name": "x"})
+        [acme_event] = await engine.send(
+            {"name": "shop/order.placed", "data": {"order": "A-1"}}, key="acme-key"
+        )
+        [globex_event] = await engine.send(
+            {"name": "shop/order.placed", "data": {"order": "G-1"}}, key="globex-key"
+        )
+        acme_run = await engine.finished(await engine.run_of_event(acme_event), timeout=30)
+        globex_run = await engine.finished(await engine.run_of_event(globex_event), timeout=30)
+
+    assert refused.status_code != 200
+    assert unknown_key.status_code == 401
+    app = await engine.stores.get_app("acme", "shop")
+    assert app is not None and app.url.startswith(acme_app.url)
+    app = await engine.stores.get_app("globex", "shop")
+    assert app is not None and app.url.startswith(globex_app.url)
+    # Each event started one run, in its own account, on its own app, signed with its own key.
+    assert (acme_run.account_id, acme_run.status, acme_run.output) == (
+        "acme",
+        "completed",
+        "acme confirmed A-1",
+    )
+    assert (globex_run.account_id, globex_run.status, globex_run.output) == (
+        "globex",
+        "completed",
+        "globex confirmed G-1",
+    )
+    assert await engine.stores.runs_for_event(acme_event) == [acme_run.run_id]
+    async with httpx.AsyncClient(base_url=engine.url) as http:
+        own = await http.get(f"/v1/runs/{acme_run.run_id}", headers=_bearer(ACME_KEY))
+        foreign = await http.get(f"/v1/runs/{acme_run.run_id}", headers=_bearer(GLOBEX_KEY))
+        anonymous = await http.get(f"/v1/runs/{acme_run.run_id}")
+        cancel = await http.delete(f"/v1/runs/{acme_run.run_id}", headers=_bearer(GLOBEX_KEY))
+        register = await http.post(f"{engine.url}/fn/register", json={})
+    assert own.status_code == 200 and own.json()["data"]["output"] == "acme confirmed A-1"
+    assert foreign.status_code == 404
+    assert anonymous.status_code == 401 and register.status_code == 401
+    assert cancel.status_code == 404
+
+
+async def test_a_dev_server_with_a_signing_key_serves_production_apps(tmp_path: Path) -> None:
+    engine = await start_dev(tmp_path / "state", signing_key=ACME_KEY)
+    try:
+        client, fn = _shop(engine, ACME_KEY, "acme")
+        with ServedApp(client, [fn]) as app:
+            await engine.sync(app.url, "shop", server_kind="cloud")
+            [event] = await engine.send({"name": "shop/order.placed", "data": {"order": "D-1"}})
+            run = await engine.finished(await engine.run_of_event(event))
+            calls = [h for h in app.request_headers if "x-run-id" in h]
+            signatures = [h.get("x-inngest-signature") for h in calls]
+        async with httpx.AsyncClient(base_url=engine.url) as http:
+            anonymous = await http.get(f"/v1/runs/{run.run_id}")
+            signed = await http.get(f"/v1/runs/{run.run_id}", headers=_bearer(ACME_KEY))
+    finally:
+        await engine.stop()
+
+    assert (run.status, run.output) == ("completed", "acme confirmed D-1")
+    assert signatures and all(signatures)
+    assert anonymous.status_code == 401 and signed.status_code == 200
