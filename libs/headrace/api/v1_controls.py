@@ -55,6 +55,7 @@ async def _cancel_run(ctx: ApiContext, request: Request) -> Response:
         return _error(err.status, str(err))
     return JSONResponse({"data": {"ok": True}})
 
+
 async def _create_cancellation(ctx: ApiContext, request: Request) -> Response:
     if ctx.controls is None:
         return _error(501, "run controls are not available on this server")
@@ -87,6 +88,7 @@ async def _create_cancellation(ctx: ApiContext, request: Request) -> Response:
             }
         }
     )
+
 
 def v1_control_routes(ctx: ApiContext) -> list[BaseRoute]:
     """Each request acts on the account of its signing key (any request, on a dev server)."""

@@ -15,10 +15,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from headrace.core.clock import Clock
 from headrace.obs.tracing import tracer
+from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
-from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.signing import sign
 
 
