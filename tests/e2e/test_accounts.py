@@ -19,7 +19,7 @@ import pytest
 
 from headrace.protocol.signing import hashed_signing_key
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.cluster import start_cluster
+from headrace.testing.cluster import TEST_DASHBOARD_TOKEN, start_cluster
 from headrace.testing.dev import EngineHandle, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
@@ -137,6 +137,20 @@ async def test_two_accounts_run_the_same_app_apart(two_accounts: EngineHandle) -
     assert foreign.status_code == 404
     assert anonymous.status_code == 401 and register.status_code == 401
     assert cancel.status_code == 404
+
+    # The operator's dashboard shows one account at a time, picked from those with keys.
+    async with httpx.AsyncClient(base_url=f"{engine.url}/dashboard") as dash:
+        await dash.post("/login", data={"token": TEST_DASHBOARD_TOKEN, "next": "/dashboard"})
+        before = await dash.get("/runs")
+        picked = await dash.post("/account", data={"account": "acme"}, follow_redirects=True)
+        acme_page = await dash.get(f"/runs/{acme_run.run_id}")
+        globex_page = await dash.get(f"/runs/{globex_run.run_id}")
+        bogus = await dash.post("/account", data={"account": "nobody"}, follow_redirects=True)
+    assert acme_run.run_id not in before.text and "globex" in before.text
+    assert acme_run.run_id in picked.text and globex_run.run_id not in picked.text
+    assert acme_page.status_code == 200 and "acme confirmed A-1" in acme_page.text
+    assert globex_page.status_code == 404
+    assert "no such account: nobody" in bogus.text
 
 
 async def test_a_dev_server_with_a_signing_key_serves_production_apps(tmp_path: Path) -> None:

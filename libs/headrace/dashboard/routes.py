@@ -32,6 +32,8 @@ from headrace.messages.state import ENDED
 log = structlog.get_logger(__name__)
 
 PREFIX = "/dashboard"
+# Which account's runs, events and apps the operator looks at (any the server has keys for).
+ACCOUNT_COOKIE = "headrace_account"
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -80,13 +82,20 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         return [Route(PREFIX + "/{rest:path}", refused), Route(PREFIX, refused)]
 
     env = _environment()
-    account = ctx.account
     stores = ctx.stores
     syncer = AppSyncer([], 0, server_kind)
+    accounts = ctx.keys.accounts
+
+    def account_of(request: Request) -> str:
+        """The account the operator picked (a cookie), or the default one."""
+        picked = request.cookies.get(ACCOUNT_COOKIE)
+        return picked if picked is not None and picked in accounts else ctx.account
 
     def render(request: Request, template: str, status: int = 200, **values: Any) -> Response:
         html = env.get_template(template).render(
             request=request,
+            accounts=accounts,
+            account=account_of(request),
             notice=request.query_params.get("notice"),
             problem=request.query_params.get("problem"),
             login=auth.required,
@@ -130,6 +139,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
 
     async def runs_page(request: Request) -> Response:
         wanted = data.RunFilter.parse(dict(request.query_params))
+        account = account_of(request)
         functions = await stores.list_functions(account)
         return render(
             request,
@@ -139,19 +149,19 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
             functions=functions,
             statuses=data.STATUSES,
             since=list(data.SINCE_MS),
-            **await runs_values(wanted),
+            **await runs_values(account, wanted),
         )
 
-    async def runs_values(wanted: data.RunFilter) -> dict[str, Any]:
+    async def runs_values(account: str, wanted: data.RunFilter) -> dict[str, Any]:
         now = ctx.clock.now_ms()
         runs = await data.runs(stores, account, wanted, now)
         return {"runs": runs, "now": now, "query": wanted.query()}
 
     async def runs_table(request: Request) -> Response:
         wanted = data.RunFilter.parse(dict(request.query_params))
-        return render(request, "_runs_table.html", **await runs_values(wanted))
+        return render(request, "_runs_table.html", **await runs_values(account_of(request), wanted))
 
-    async def run_values(run_id: str) -> dict[str, Any] | None:
+    async def run_values(account: str, run_id: str) -> dict[str, Any] | None:
         run = await stores.get_run(run_id)
         if run is None or run.account_id != account:
             return None
@@ -166,37 +176,37 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         }
 
     async def run_page(request: Request) -> Response:
-        values = await run_values(request.path_params["run_id"])
+        values = await run_values(account_of(request), request.path_params["run_id"])
         if values is None:
             return missing(request, "run")
         return render(request, "run.html", nav="runs", **values)
 
     async def run_live(request: Request) -> Response:
-        values = await run_values(request.path_params["run_id"])
+        values = await run_values(account_of(request), request.path_params["run_id"])
         if values is None:
             return PlainTextResponse("run not found", status_code=404)
         return render(request, "_run_live.html", **values)
 
-    def run_action(act: Callable[[Any, str], Awaitable[str]], done: str) -> Endpoint:
+    def run_action(act: Callable[[Any, str, str], Awaitable[str]], done: str) -> Endpoint:
         async def endpoint(request: Request) -> Response:
             run_id = request.path_params["run_id"]
             try:
-                target = await act(controls(), run_id)
+                target = await act(controls(), account_of(request), run_id)
             except InputError as err:
                 return go(f"/runs/{run_id}", problem=str(err))
             return go(f"/runs/{target}", notice=done)
 
         return endpoint
 
-    async def cancel(c: Any, run_id: str) -> str:
+    async def cancel(c: Any, account: str, run_id: str) -> str:
         await c.cancel(account, run_id)
         return run_id
 
-    async def rerun(c: Any, run_id: str) -> str:
+    async def rerun(c: Any, account: str, run_id: str) -> str:
         new_run_id: str = await c.rerun(account, run_id)
         return new_run_id
 
-    async def replay(c: Any, run_id: str) -> str:
+    async def replay(c: Any, account: str, run_id: str) -> str:
         new_run_id: str = await c.replay(account, run_id)
         return new_run_id
 
@@ -204,7 +214,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
 
     async def events_values(request: Request) -> dict[str, Any]:
         name = request.query_params.get("name") or None
-        events = await stores.list_events(account, name=name, limit=data.EVENTS_SHOWN)
+        events = await stores.list_events(account_of(request), name=name, limit=data.EVENTS_SHOWN)
         return {"rows": await data.event_rows(stores, events), "name": name or ""}
 
     async def events_page(request: Request) -> Response:
@@ -215,7 +225,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
 
     async def event_page(request: Request) -> Response:
         event = await stores.get_event(request.path_params["event_id"])
-        if event is None or event.account_id != account:
+        if event is None or event.account_id != account_of(request):
             return missing(request, "event")
         [row] = await data.event_rows(stores, [event])
         return render(request, "event.html", nav="events", row=row)
@@ -225,7 +235,9 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         try:
             name = str(form.get("name") or "").strip()
             payload = _json_object(str(form.get("data") or ""), "the event data")
-            [event_id] = await controls().send_events(account, [{"name": name, "data": payload}])
+            [event_id] = await controls().send_events(
+                account_of(request), [{"name": name, "data": payload}]
+            )
         except InputError as err:
             return go("/events", problem=str(err))
         return go(f"/events/{event_id}", notice="event sent")
@@ -233,10 +245,11 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
     # --- apps and functions ---
 
     async def apps_page(request: Request) -> Response:
-        return render(request, "apps.html", nav="apps", apps=await data.apps(stores, account))
+        apps = await data.apps(stores, account_of(request))
+        return render(request, "apps.html", nav="apps", apps=apps)
 
     async def sync_app(request: Request) -> Response:
-        app = await stores.get_app(account, request.path_params["app_id"])
+        app = await stores.get_app(account_of(request), request.path_params["app_id"])
         if app is None:
             return go("/apps", problem="app not found")
         async with httpx.AsyncClient(timeout=30) as client:
@@ -250,7 +263,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         form = await _form(request)
         try:
             payload = _json_object(str(form.get("data") or ""), "the payload")
-            event_id = await controls().invoke(account, fn_id, payload)
+            event_id = await controls().invoke(account_of(request), fn_id, payload)
         except InputError as err:
             return go("/apps", problem=str(err))
         return go(f"/events/{event_id}", notice=f"{fn_id} invoked")
@@ -278,6 +291,14 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         response.delete_cookie(COOKIE, path=PREFIX)
         return response
 
+    async def pick_account(request: Request) -> Response:
+        picked = str((await _form(request)).get("account") or "")
+        if picked not in accounts:
+            return go("/runs", problem=f"no such account: {picked}")
+        response = go("/runs", notice=f"showing account {picked}")
+        response.set_cookie(ACCOUNT_COOKIE, picked, httponly=True, samesite="strict", path=PREFIX)
+        return response
+
     async def home(_: Request) -> Response:
         return RedirectResponse(PREFIX + "/runs", status_code=303)
 
@@ -298,6 +319,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         ("/apps", apps_page, ["GET"]),
         ("/apps/{app_id}/sync", sync_app, ["POST"]),
         ("/functions/{fn_id}/invoke", invoke, ["POST"]),
+        ("/account", pick_account, ["POST"]),
     ]
     static = StaticFiles(directory=Path(__file__).parent / "static")
     return [

@@ -48,6 +48,12 @@ class AccountKeys:
         )
 
     @property
+    def accounts(self) -> list[str]:
+        """Every account a key names, and the default one."""
+        named = set(self.signing_keys) | set((self.event_keys or {}).values())
+        return sorted(named | {self.default_account})
+
+    @property
     def server_kind(self) -> str:
         """What the SDKs call a server that checks signatures ("cloud") or does not ("dev")."""
         return "cloud" if self.signing_keys else "dev"
