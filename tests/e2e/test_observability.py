@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import inngest
 import pytest
+from inngest.experimental.ai import gemini
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -366,3 +368,56 @@ async def _check_when_exported(receiver: OtlpReceiver, run: RunState, app: Serve
 @pytest.fixture
 def distributed_traced(traced_cluster: tuple[EngineHandle, dict[str, int]]) -> EngineHandle:
     return traced_cluster[0]
+
+
+async def test_a_model_call_for_step_ai_infer_is_a_span_that_shows_no_key(
+    dev_engine: EngineHandle, memory_spans: InMemorySpanExporter
+) -> None:
+    asked: list[str] = []
+
+    async def generate(request: Request) -> Response:
+        asked.append(request.query_params.get("key", ""))
+        answer = {"candidates": [{"content": {"parts": [{"text": "a haiku"}]}}]}
+        return Response(json.dumps(answer), media_type="application/json")
+
+    model_port = free_port()
+    model = HttpServer.for_app(
+        Starlette(routes=[Route("/v1beta/models/{call:path}", generate, methods=["POST"])]),
+        "127.0.0.1",
+        model_port,
+    )
+    served = await model.start()
+    client = make_client(dev_engine.url, "ai-app")
+
+    @client.create_function(fn_id="poet", trigger=inngest.TriggerEvent(event="test/ai.poem"))
+    async def poet(ctx: inngest.Context) -> object:
+        adapter = gemini.Adapter(
+            auth_key="model-secret-key",
+            base_url=f"http://127.0.0.1:{model_port}/v1beta",
+            model="gemini-test",
+        )
+        reply = await ctx.step.ai.infer(
+            "write", adapter=adapter, body={"contents": [{"parts": [{"text": "a haiku"}]}]}
+        )
+        return reply["candidates"]
+
+    memory_spans.clear()
+    try:
+        with ServedApp(client, [poet]) as app:
+            await dev_engine.sync(app.url, "ai-app")
+            [event_id] = await dev_engine.send({"name": "test/ai.poem", "data": {}})
+            run = await dev_engine.finished(await dev_engine.run_of_event(event_id))
+    finally:
+        model.should_exit = True
+        await served
+
+    assert run.status == "completed", run.output
+    assert run.output == [{"content": {"parts": [{"text": "a haiku"}]}}]
+    assert asked == ["model-secret-key"]
+    mine = [s for s in _views_of_memory(memory_spans) if s.trace_id == run_trace_id(run.run_id)]
+    [model_call] = [s for s in mine if s.attributes.get("headrace.ai.gateway")]
+    assert model_call.name == "POST" and model_call.attributes["http.response.status_code"] == 200
+    assert model_call.attributes["url.full"].endswith("/models/gemini-test:generateContent")
+    assert all("model-secret-key" not in str(s.attributes) for s in mine)
+    # It is made inside the step that asked for it.
+    assert {s.span_id: s.name for s in mine}[model_call.parent_id] in ("step", "discovery")

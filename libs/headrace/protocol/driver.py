@@ -6,12 +6,14 @@ The transport is injectable (httpx), so tests can call an ASGI app in-process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 from opentelemetry import propagate
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from headrace.core.clock import Clock
 from headrace.obs.tracing import tracer
@@ -47,17 +49,7 @@ class AppDriver:
         Outcome with a clear error.
 
         The call is a client span, and the app gets its context as `traceparent`."""
-        target = httpx.URL(url)
-        with tracer.start_as_current_span(
-            "POST",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "http.request.method": "POST",
-                "url.full": url,
-                "server.address": target.host,
-                "server.port": target.port or (443 if target.scheme == "https" else 80),
-            },
-        ) as span:
+        with _client_span(httpx.URL(url)) as span:
             all_headers = {"content-type": "application/json", **headers}
             propagate.inject(all_headers)
             signing_key = self._keys.signing_key(account_id)
@@ -95,16 +87,36 @@ class AppDriver:
         request = build_request(opts)
         if isinstance(request, str):
             return settled_op(op, 0, b"", request)
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._client.post(
-                    request.url, content=request.body, headers=request.headers
-                )
-        except TimeoutError:
-            return settled_op(op, 0, b"", f"no answer within {self._timeout_s:g} s")
-        except httpx.HTTPError as err:
-            return settled_op(op, 0, b"", f"{type(err).__name__}: {err}")
-        return settled_op(op, response.status_code, response.content)
+        # The query may hold the model provider's key (gemini's `?key=`): the span has none.
+        with _client_span(httpx.URL(request.url).copy_with(query=None), ai=True) as span:
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    response = await self._client.post(
+                        request.url, content=request.body, headers=request.headers
+                    )
+            except TimeoutError:
+                span.set_status(StatusCode.ERROR, "timeout")
+                return settled_op(op, 0, b"", f"no answer within {self._timeout_s:g} s")
+            except httpx.HTTPError as err:
+                span.set_status(StatusCode.ERROR, type(err).__name__)
+                return settled_op(op, 0, b"", f"{type(err).__name__}: {err}")
+            span.set_attribute("http.response.status_code", response.status_code)
+            return settled_op(op, response.status_code, response.content)
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+@contextlib.contextmanager
+def _client_span(target: httpx.URL, *, ai: bool = False) -> Iterator[Span]:
+    """The CLIENT span of one POST: to an app, or (`ai`) to a model provider for step.ai.infer."""
+    attributes: dict[str, Any] = {
+        "http.request.method": "POST",
+        "url.full": str(target),
+        "server.address": target.host,
+        "server.port": target.port or (443 if target.scheme == "https" else 80),
+    }
+    if ai:
+        attributes["headrace.ai.gateway"] = True
+    with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attributes) as span:
+        yield span
