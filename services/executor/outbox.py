@@ -8,10 +8,12 @@ publishes the outbox again; every outbox record is idempotent downstream.
 from __future__ import annotations
 
 from headrace.engine.transition import Transition
+from headrace.messages.flow import finish_timer_id, start_timer_id
 from headrace.messages.records import (
     EVENTS_CODEC,
     SCHEDULE_CODEC,
     Call,
+    CancelTimer,
     PauseDeleted,
     ReleaseLease,
     ScheduleRecord,
@@ -55,6 +57,14 @@ class Outbox:
             schedule.append(record)
         if release is not None:
             schedule.append(ReleaseLease(account_id=run.account_id, lease_id=release))
+        if run.status in ENDED and run.flow is not None:
+            # An ended run's timeouts would only fire into nothing: take them off the wheel.
+            for wanted, timer_id in (
+                (run.flow.start_timeout, start_timer_id(run.run_id)),
+                (run.flow.finish_timeout, finish_timer_id(run.run_id)),
+            ):
+                if wanted:
+                    schedule.append(CancelTimer(account_id=run.account_id, timer_id=timer_id))
         run.outbox = [(self._topics.schedule, SCHEDULE_CODEC.encode(r)) for r in schedule] + [
             (self._topics.events, EVENTS_CODEC.encode(r)) for r in out.events
         ]

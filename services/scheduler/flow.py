@@ -36,7 +36,7 @@ from headrace.core.clock import Clock
 from headrace.flow.config import plan_run
 from headrace.flow.fairqueue import FairQueue
 from headrace.flow.gcra import Gcra
-from headrace.messages.flow import Slot, lease_id
+from headrace.messages.flow import Slot, finish_timer_id, lease_id, start_timer_id
 from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Deliverable, StartRun
 from headrace.messages.state import Timer
 from headrace.obs.metrics import count_flow_control_wait
@@ -74,10 +74,6 @@ _enc = msgspec.msgpack.Encoder()
 _lease_dec = msgspec.msgpack.Decoder(Lease)
 _waiting_dec = msgspec.msgpack.Decoder(Waiting)
 _float_dec = msgspec.msgpack.Decoder(float)
-
-
-def start_timer_id(run_id: str) -> str:
-    return f"{run_id}:timeout:start"
 
 
 class FlowGate:
@@ -185,7 +181,7 @@ class FlowGate:
     async def _start(self, partition: int, item: StartRun, encoded: bytes, finish_ms: int) -> None:
         if finish_ms:
             at = self._clock.now_ms() + finish_ms
-            await self._timeout(partition, item, f"{item.run_id}:timeout:finish", at, "finish")
+            await self._timeout(partition, item, finish_timer_id(item.run_id), at, "finish")
         await self._send(item, encoded)
 
     async def _timeout(

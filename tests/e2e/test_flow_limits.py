@@ -14,12 +14,13 @@ import httpx
 import inngest
 import pytest
 
+from headrace.messages.flow import finish_timer_id, start_timer_id
 from headrace.messages.state import RunState
 from headrace.testing.dev import DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
 
 LIMIT = 3
-RUNS = 30
+RUNS = 200
 
 
 class Gauge:
@@ -89,7 +90,7 @@ async def test_a_concurrency_limit_bounds_the_steps_executing_at_once(dev: DevHa
     with ServedApp(client, [limited]) as app:
         await dev.sync(app.url, "conc-app")
         ids = await dev.send(*({"name": "test/conc", "data": {"n": n}} for n in range(200)))
-        runs = await _runs(dev, ids, timeout=50)
+        runs = await _runs(dev, ids, timeout=300)
 
     assert [r.status for r in runs] == ["completed"] * 200
     assert all(r.output == 1 for r in runs)
@@ -331,6 +332,32 @@ async def test_a_finish_timeout_cancels_a_run_that_runs_too_long(dev: DevHandle)
 
     assert run.status == "cancelled" and "finish timeout" in run.failure
     assert 1_000 <= run.ended_ms - run.started_ms < 30_000
+
+
+async def test_a_run_that_ends_in_time_leaves_no_timeout_timer_behind(dev: DevHandle) -> None:
+    client = make_client(dev.url, "timeout-cleanup-app")
+    hour = datetime.timedelta(hours=1)
+
+    @client.create_function(
+        fn_id="quick",
+        timeouts=inngest.Timeouts(start=hour, finish=hour),
+        trigger=inngest.TriggerEvent(event="test/timeout-cleanup"),
+    )
+    async def quick(ctx: inngest.Context) -> str:
+        return await ctx.step.run("work", lambda: "done")
+
+    with ServedApp(client, [quick]) as app:
+        await dev.sync(app.url, "timeout-cleanup-app")
+        [event_id] = await dev.send({"name": "test/timeout-cleanup", "data": {}})
+        run = await dev.finished(await dev.run_of_event(event_id))
+    timeouts = {start_timer_id(run.run_id), finish_timer_id(run.run_id)}
+
+    async def cancelled() -> bool:
+        later = int(time.time() * 1000) + 2 * 3_600_000
+        return not timeouts & await dev.timer_ids(later)
+
+    assert run.status == "completed"
+    await eventually(cancelled, what="the ended run's timeout timers to be cancelled")
 
 
 def _register_body(**config: Any) -> dict[str, Any]:

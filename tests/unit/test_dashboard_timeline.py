@@ -41,6 +41,7 @@ def test_steps_attempts_and_sleeps_are_laid_out_on_the_run_time_scale() -> None:
             attempt=1,
             duration_ms=50,
             output={"data": {"n": 1}},
+            input=[{"order": 7}],
         ),
         entry(3, "step.sleeping", 1300, step_hash="h2", step_name="nap", output={"until": 1900}),
         entry(4, "step.completed", 1900, step_hash="h2", step_name="nap"),
@@ -49,6 +50,7 @@ def test_steps_attempts_and_sleeps_are_laid_out_on_the_run_time_scale() -> None:
     timeline = build(run, history, now_ms=5000)
     fetch, nap = timeline.rows
     assert (fetch.name, fetch.status, fetch.output) == ("fetch", "completed", {"n": 1})
+    assert fetch.input == [{"order": 7}]
     assert [(a.number, a.ok, a.duration_ms) for a in fetch.attempts] == [
         (1, False, 100),
         (2, True, 50),

@@ -64,6 +64,15 @@ def test_a_step_result_is_memoized_and_discovery_follows() -> None:
     assert not _machine(run, {"h1"}).is_current_call(call)
 
 
+def test_a_step_s_input_from_the_sdk_goes_into_its_history() -> None:
+    machine = _machine(_started())
+    call = Call(account_id="acct", run_id="run", seq=0)
+    op = Op(op="StepRun", id="h1", data=5, opts={"input": [{"order": 7}]})
+    machine.apply_call(call, Outcome(ops=[op]), stack_len_at_call=0)
+    [completed] = [h for h in machine.out.history if h.kind == "step.completed"]
+    assert completed.input == [{"order": 7}]
+
+
 def test_parallel_steps_discover_only_when_all_have_settled_in_wait_mode() -> None:
     run = _started()
     machine = _machine(run)

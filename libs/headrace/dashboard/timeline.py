@@ -38,6 +38,7 @@ class Row:
     start_ms: int
     end_ms: int | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    input: Any = None
     output: Any = None
     error: Any = None
     detail: dict[str, Any] = field(default_factory=dict)
@@ -109,6 +110,8 @@ def build(run: RunState, history: list[HistoryEntry], now_ms: int) -> Timeline:
             row.status = "retrying"
         elif entry.kind in ("step.completed", "step.failed"):
             row = step_row(entry)
+            if entry.input is not None:
+                row.input = entry.input
             failed = entry.kind == "step.failed"
             if row.kind == "step":
                 row.attempts.append(_attempt(entry, ok=not failed, error=_error(entry)))

@@ -524,6 +524,7 @@ class RunMachine:
     ) -> None:
         step = op.id if op is not None else step_hash
         name = op.display if op is not None else (self.run.step_names.get(step) if step else None)
+        step_input = (op.opts or {}).get("input") if op is not None else None
         self.out.history.append(
             HistoryEntry(
                 entry_id=self.new_id(),
@@ -536,6 +537,7 @@ class RunMachine:
                 duration_ms=duration_ms,
                 output=output,
                 error=error,
+                input=step_input if isinstance(step_input, list) else None,
             )
         )
 

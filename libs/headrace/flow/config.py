@@ -64,11 +64,13 @@ def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[st
         slots.append(Slot(f"fn:{account_id}:{fn_id}", DEFAULT_CONCURRENCY_LIMIT))
     timeouts = config.get("timeouts") or {}
     start_ms = _duration(timeouts.get("start"))
+    finish_ms = _duration(timeouts.get("finish"))
     flow = RunFlow(
         fn_id=fn_id,
         slots=slots,
         priority_ms=priority_s(config, event, fn_id) * 1000,
         start_timeout=start_ms > 0,
+        finish_timeout=finish_ms > 0,
     )
     throttle = None
     spec = config.get("throttle")
@@ -80,7 +82,7 @@ def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[st
         )
         value = key_value(spec.get("key"), event, fn_id, "throttle.key") if spec.get("key") else ""
         throttle = (f"{account_id}:{fn_id}:{value}", gcra)
-    return RunPlan(flow, throttle, start_ms, _duration(timeouts.get("finish")))
+    return RunPlan(flow, throttle, start_ms, finish_ms)
 
 
 def rate_limit(

@@ -25,6 +25,16 @@ class RunFlow(msgspec.Struct, kw_only=True):
     priority_ms: int = 0
     # The run has a start timeout, to be cancelled when its first call is admitted.
     start_timeout: bool = False
+    # The run has a finish timeout, to be cancelled when it ends.
+    finish_timeout: bool = False
+
+
+def start_timer_id(run_id: str) -> str:
+    return f"{run_id}:timeout:start"
+
+
+def finish_timer_id(run_id: str) -> str:
+    return f"{run_id}:timeout:finish"
 
 
 def lease_id(run_id: str, target: str | None, seq: int, attempt: int) -> str:

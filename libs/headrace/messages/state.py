@@ -90,7 +90,8 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
       "timeout_ms"}), step.invoking (`output` = {"function_id", "correlation_id"}): a step
       began to wait; it ends with a step.completed entry.
     - step.memoized: a replay started with this step's memo (`output`) from the run it replays.
-    `step_name` is the user-facing step id; `step_hash` the memo key.
+    `step_name` is the user-facing step id; `step_hash` the memo key; `input` the arguments of a
+    step.run as the SDK reports them (the JS SDK's `opts.input`; the Python SDK sends none).
     """
 
     entry_id: str
@@ -103,6 +104,7 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     duration_ms: int = 0
     output: Any = None
     error: Any = None
+    input: Any = None
 
 
 class Timer(msgspec.Struct, frozen=True, kw_only=True):

@@ -169,4 +169,7 @@ async def start_cluster(
         await cluster.stop()
         await connection.close()
 
-    return cluster, EngineHandle(cluster.url, connection.stores, stop, mode="distributed")
+    handle = EngineHandle(
+        cluster.url, connection.stores, stop, mode="distributed", partitions=settings.partitions
+    )
+    return cluster, handle

@@ -37,11 +37,18 @@ class EngineHandle:
     """A running headrace, in either mode: its API URL, its stores (to observe), its stop."""
 
     def __init__(
-        self, url: str, stores: Stores, stop: Callable[[], Awaitable[None]], mode: str = "dev"
+        self,
+        url: str,
+        stores: Stores,
+        stop: Callable[[], Awaitable[None]],
+        mode: str = "dev",
+        *,
+        partitions: int,
     ) -> None:
         self.url = url
         self.stores = stores
         self.mode = mode
+        self.partitions = partitions
         self._stop = stop
         self.account = "default"
 
@@ -98,6 +105,14 @@ class EngineHandle:
     async def history(self, run_id: str) -> list[HistoryEntry]:
         return await self.stores.list_history(run_id)
 
+    async def timer_ids(self, until_ms: int) -> set[str]:
+        """The ids of every timer due by `until_ms`, in every partition."""
+        return {
+            timer.timer_id
+            for partition in range(self.partitions)
+            for timer in await self.stores.timers_due(partition, until_ms)
+        }
+
     async def runs_of_function(self, fn_id: str) -> list[RunState]:
         return await self.stores.list_runs(self.account, fn_id=fn_id, limit=1000)
 
@@ -115,4 +130,9 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
     )
     server = DevServer(settings)
     await server.start()
-    return EngineHandle(f"http://{settings.host}:{settings.port}", server.stores, server.stop)
+    return EngineHandle(
+        f"http://{settings.host}:{settings.port}",
+        server.stores,
+        server.stop,
+        partitions=settings.partitions,
+    )

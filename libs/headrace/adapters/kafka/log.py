@@ -18,10 +18,18 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+)
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES, ensure_topics
 from headrace.adapters.kafka.consumer import GroupSettings, KafkaConsumer
+from headrace.core.errors import TransientError
 from headrace.messages.topics import partition_for
 from headrace.ports.log import PartitionsCallback
 
@@ -31,6 +39,23 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "enable_idempotence": True,
     "max_request_size": MAX_RECORD_BYTES,
 }
+
+
+log = structlog.get_logger(__name__)
+
+# The broker no longer knows the idempotent producer's id or sequence (it restarted and lost its
+# producer state, say): that producer can never send again; a new one, with a new id, can.
+_PRODUCER_STATE_LOST = (
+    OutOfOrderSequenceNumber,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    UnknownProducerId,
+)
+
+
+class ProducerReset(TransientError):
+    """The producer lost its idempotence state and was replaced: publish again. The record may
+    have been written once already; consumers are idempotent."""
 
 
 class LogClosedError(RuntimeError):
@@ -119,13 +144,17 @@ class KafkaLog:
         """
         await self.ensure_topics([topic])
         producer = await self._started_producer()
-        await producer.send_and_wait(
-            self.topic_name(topic),
-            value,
-            key=key.encode(),
-            partition=partition_for(key, self._partitions),
-            headers=list(headers),
-        )
+        try:
+            await producer.send_and_wait(
+                self.topic_name(topic),
+                value,
+                key=key.encode(),
+                partition=partition_for(key, self._partitions),
+                headers=list(headers),
+            )
+        except _PRODUCER_STATE_LOST as err:
+            await self._replace_producer(producer)
+            raise ProducerReset(f"the Kafka producer was replaced after {err!r}") from err
 
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request now (a readiness probe)."""
@@ -172,6 +201,14 @@ class KafkaLog:
     def _check_open(self) -> None:
         if self._closed:
             raise LogClosedError("the Kafka log is closed")
+
+    async def _replace_producer(self, broken: AIOKafkaProducer) -> None:
+        """Drop `broken` (once, however many sends saw it fail); the next publish starts anew."""
+        async with self._producer_lock:
+            if self._producer is broken:
+                self._producer = None
+                log.warning("Kafka producer lost its idempotence state; starting a new one")
+                await broken.stop()
 
     async def _started_producer(self) -> AIOKafkaProducer:
         """The producer, started on first use (the constructor cannot await)."""
