@@ -205,10 +205,12 @@ class KafkaLog:
     async def _replace_producer(self, broken: AIOKafkaProducer) -> None:
         """Drop `broken` (once, however many sends saw it fail); the next publish starts anew."""
         async with self._producer_lock:
-            if self._producer is broken:
+            replaced = self._producer is broken
+            if replaced:
                 self._producer = None
-                log.warning("Kafka producer lost its idempotence state; starting a new one")
-                await broken.stop()
+        if replaced:
+            log.warning("Kafka producer lost its idempotence state; starting a new one")
+            await broken.stop()
 
     async def _started_producer(self) -> AIOKafkaProducer:
         """The producer, started on first use (the constructor cannot await)."""
