@@ -61,7 +61,7 @@ class Outbox:
             # An ended run's timeouts would only fire into nothing: take them off the wheel.
             for wanted, timer_id in (
                 (run.flow.start_timeout, start_timer_id(run.run_id)),
-                (run.flow.finish_timeout, finish_timer_id(run.run_id)),
+                (run.flow.finish_timeout_ms > 0, finish_timer_id(run.run_id)),
             ):
                 if wanted:
                     schedule.append(CancelTimer(account_id=run.account_id, timer_id=timer_id))

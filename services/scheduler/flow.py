@@ -1,5 +1,6 @@
 """Flow control at the scheduler: concurrency leases on calls, throttle on run starts, priority
-among what waits, and the start and finish timeouts.
+among what waits, and the start timeout (the finish timeout counts from the run's start, so the
+executor sets it).
 
 Every call (and every run start) passes through `offer` on its way to `work`:
 - A StartRun is planned once (`flow.config.plan_run`: concurrency slots, priority, throttle,
@@ -36,7 +37,7 @@ from headrace.core.clock import Clock
 from headrace.flow.config import plan_run
 from headrace.flow.fairqueue import FairQueue
 from headrace.flow.gcra import Gcra
-from headrace.messages.flow import Slot, finish_timer_id, lease_id, start_timer_id
+from headrace.messages.flow import Slot, lease_id, start_timer_id
 from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Deliverable, StartRun
 from headrace.messages.state import Timer
 from headrace.obs.metrics import count_flow_control_wait
@@ -67,7 +68,6 @@ class Waiting(msgspec.Struct, kw_only=True):
     throttle_key: str = ""
     emission_ms: float = 0.0
     capacity: int = 0
-    finish_timeout_ms: int = 0
 
 
 _enc = msgspec.msgpack.Encoder()
@@ -146,20 +146,14 @@ class FlowGate:
         encoded = DELIVERABLE_CODEC.encode(item)
         now = self._clock.now_ms()
         if plan.start_timeout_ms:
-            await self._timeout(
-                partition,
-                item,
-                start_timer_id(item.run_id),
-                now + plan.start_timeout_ms,
-                "start",
-            )
+            await self._start_timeout(partition, item, now + plan.start_timeout_ms)
         if plan.throttle is None:
-            await self._start(partition, item, encoded, plan.finish_timeout_ms)
+            await self._send(item, encoded)
             return
         key, gcra = plan.throttle
         queue = f"throttle:{key}"
         if not self._waiting.has_queue(queue) and await self._throttle(partition, key, gcra):
-            await self._start(partition, item, encoded, plan.finish_timeout_ms)
+            await self._send(item, encoded)
             return
         await self._wait(
             partition,
@@ -172,26 +166,18 @@ class FlowGate:
                 throttle_key=key,
                 emission_ms=gcra.emission_ms,
                 capacity=gcra.capacity,
-                finish_timeout_ms=plan.finish_timeout_ms,
             ),
             item.run_id,
             plan.flow.fn_id,
         )
 
-    async def _start(self, partition: int, item: StartRun, encoded: bytes, finish_ms: int) -> None:
-        if finish_ms:
-            at = self._clock.now_ms() + finish_ms
-            await self._timeout(partition, item, finish_timer_id(item.run_id), at, "finish")
-        await self._send(item, encoded)
-
-    async def _timeout(
-        self, partition: int, item: StartRun, timer_id: str, at_ms: int, which: str
-    ) -> None:
+    async def _start_timeout(self, partition: int, item: StartRun, at_ms: int) -> None:
         cancel = CancelRun(
             account_id=item.account_id,
             run_id=item.run_id,
-            reason=f"the run exceeded its {which} timeout",
+            reason="the run exceeded its start timeout",
         )
+        timer_id = start_timer_id(item.run_id)
         timer = Timer(
             timer_id=timer_id, partition=partition, fire_ms=at_ms, record=_enc.encode(cancel)
         )
@@ -321,7 +307,7 @@ class FlowGate:
                 # Forgotten only once delivered: should Kafka or Cassandra fail on the way, the
                 # item is still at the head of its queue (holding its lease) for the next pump.
                 if isinstance(item, StartRun):
-                    await self._start(partition, item, waiting.record, waiting.finish_timeout_ms)
+                    await self._send(item, waiting.record)
                 elif isinstance(item, Call):
                     if item_id not in self._leases:
                         await self._take(partition, item_id, item)

@@ -20,9 +20,11 @@ from headrace.core.jsonutil import canonical, loads
 from headrace.engine import system_events
 from headrace.engine.transition import Transition
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
+from headrace.messages.flow import finish_timer_id
 from headrace.messages.model import Event, Pause, PauseKind
 from headrace.messages.records import (
     Call,
+    CancelRun,
     EventAccepted,
     PauseCreated,
     PauseDeleted,
@@ -98,6 +100,18 @@ class RunMachine:
 
     def start(self) -> None:
         self._history("run.started")
+        if self.run.flow is not None and self.run.flow.finish_timeout_ms:
+            # Counted from the run's start, as its `started_ms` says.
+            cancel = CancelRun(
+                account_id=self.run.account_id,
+                run_id=self.run.run_id,
+                reason="the run exceeded its finish timeout",
+            )
+            self._enqueue(
+                cancel,
+                at_ms=self.now_ms + self.run.flow.finish_timeout_ms,
+                timer_id=finish_timer_id(self.run.run_id),
+            )
         self._request_discovery()
 
     def seed(self, stack: list[str], memos: dict[str, bytes], names: dict[str, str]) -> None:

@@ -49,7 +49,6 @@ class RunPlan:
     # (throttle key, limiter) when the function is throttled.
     throttle: tuple[str, Gcra] | None
     start_timeout_ms: int
-    finish_timeout_ms: int
 
 
 def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[str, Any]) -> RunPlan:
@@ -70,7 +69,7 @@ def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[st
         slots=slots,
         priority_ms=priority_s(config, event, fn_id) * 1000,
         start_timeout=start_ms > 0,
-        finish_timeout=finish_ms > 0,
+        finish_timeout_ms=finish_ms,
     )
     throttle = None
     spec = config.get("throttle")
@@ -82,7 +81,7 @@ def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[st
         )
         value = key_value(spec.get("key"), event, fn_id, "throttle.key") if spec.get("key") else ""
         throttle = (f"{account_id}:{fn_id}:{value}", gcra)
-    return RunPlan(flow, throttle, start_ms, finish_ms)
+    return RunPlan(flow, throttle, start_ms)
 
 
 def rate_limit(

@@ -25,8 +25,8 @@ class RunFlow(msgspec.Struct, kw_only=True):
     priority_ms: int = 0
     # The run has a start timeout, to be cancelled when its first call is admitted.
     start_timeout: bool = False
-    # The run has a finish timeout, to be cancelled when it ends.
-    finish_timeout: bool = False
+    # The run is cancelled this long after it starts (0: never); the timer goes when it ends.
+    finish_timeout_ms: int = 0
 
 
 def start_timer_id(run_id: str) -> str:
