@@ -26,6 +26,7 @@ from pathlib import Path
 import inngest
 
 from headrace.infra import up
+from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import start_cluster
 from headrace.testing.dev import EngineHandle, start_dev
@@ -70,6 +71,15 @@ async def measure(engine: EngineHandle, runs: int, steps: int, burst: int) -> di
     }
 
 
+def _drop(settings: ClusterSettings) -> None:
+    """The benchmark's keyspace goes with it (each one left behind costs Cassandra heap)."""
+    cluster = local_cluster(settings.cassandra_hosts[0], settings.cassandra_port)
+    try:
+        drop_keyspace(cluster.connect(), settings.keyspace)
+    finally:
+        cluster.shutdown()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
@@ -99,6 +109,8 @@ async def main() -> None:
                 results[mode] = await measure(engine, args.runs, args.steps, args.burst)
             finally:
                 await engine.stop()
+                if mode != "dev":
+                    _drop(settings)
     print(f"{args.runs} runs x {args.steps} steps one at a time; then {args.burst} runs at once")
     print("| mode | step p50 (ms) | step p99 (ms) | runs/s | steps/s |")
     print("|---|---|---|---|---|")

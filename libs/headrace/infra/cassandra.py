@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import RoundRobinPolicy
 
 from headrace.infra import jvm
@@ -91,6 +91,12 @@ def local_cluster(host: str, port: int, **options: Any) -> Cluster:
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         **options,
     )
+
+
+def drop_keyspace(session: Session, keyspace: str) -> None:
+    """Drop a keyspace a test or a benchmark made. Each holds a dozen tables and every table
+    costs the node heap: keyspaces left behind end with a Cassandra out of memory."""
+    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
 
 
 class Cassandra:

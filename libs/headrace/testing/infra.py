@@ -42,6 +42,7 @@ from headrace.infra import (
     start_each,
     status,
 )
+from headrace.infra.cassandra import drop_keyspace as drop_keyspace_in
 from headrace.infra.cassandra import local_cluster
 
 KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_topic_prefix", "new_topic"})
@@ -239,14 +240,10 @@ def _cassandra_admin(cassandra_contact: tuple[str, int]) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def drop_keyspace(_cassandra_admin: Session) -> Callable[[str], None]:
-    """Drops a keyspace that something else created (`headrace migrate` for a test cluster).
-
-    Every keyspace holds a dozen tables, and each table costs the node heap: a machine whose
-    test runs leave their keyspaces behind ends with a Cassandra that runs out of memory.
-    """
+    """Drops a keyspace that something else created (`headrace migrate` for a test cluster)."""
 
     def drop(keyspace: str) -> None:
-        _cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+        drop_keyspace_in(_cassandra_admin, keyspace)
 
     return drop
 
@@ -262,4 +259,4 @@ def cassandra_keyspace(request: pytest.FixtureRequest, _cassandra_admin: Session
     try:
         yield keyspace
     finally:
-        _cassandra_admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+        drop_keyspace_in(_cassandra_admin, keyspace)
