@@ -10,11 +10,12 @@ import time
 
 import pytest
 from workload import (
-    START,
     Executions,
+    all_completed,
     check_no_stored_step_ran_again,
     durable_function,
-    keep_sending_go,
+    offering_go,
+    start_runs,
 )
 
 from headrace.testing.cluster import Cluster
@@ -34,19 +35,13 @@ async def test_kill_9_a_runner_then_an_executor_then_the_scheduler_loses_no_run(
     client = make_client(engine.url, "crash-app")
     with ServedApp(client, [durable_function(client, executions)]) as app:
         await engine.sync(app.url, "crash-app")
-        event_ids: list[str] = []
-        for chunk in range(0, RUNS, 100):
-            event_ids += await engine.send(
-                *({"name": START, "data": {"n": n}} for n in range(chunk, chunk + 100))
-            )
-        stop_go = asyncio.Event()
-        go = asyncio.create_task(keep_sending_go(engine, RUNS, stop_go))
+        event_ids = await start_runs(engine, RUNS)
         started = time.monotonic()
 
         async def busy() -> bool:
             return executions.in_flight >= 4
 
-        try:
+        async with offering_go(engine, RUNS):
             for service in ("runner", "executor", "scheduler"):
                 await asyncio.sleep(3)
                 # Strike while the app is busy, so the executor has calls in flight to lose.
@@ -54,13 +49,7 @@ async def test_kill_9_a_runner_then_an_executor_then_the_scheduler_loses_no_run(
                 victim = procs.of(service)[0]
                 procs.kill(victim)
                 await procs.restart(victim)
-            run_ids = [await engine.run_of_event(e, timeout=120) for e in event_ids]
-            for run_id in run_ids:
-                run = await engine.finished(run_id, timeout=180)
-                assert run.status == "completed", (run_id, run.status, run.output)
-        finally:
-            stop_go.set()
-            await go
+            run_ids = await all_completed(engine, event_ids)
         elapsed = time.monotonic() - started
 
     await check_no_stored_step_ran_again(engine, run_ids, executions)

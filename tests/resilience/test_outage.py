@@ -14,11 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from workload import (
-    START,
     Executions,
+    all_completed,
     check_no_stored_step_ran_again,
     durable_function,
-    keep_sending_go,
+    offering_go,
+    start_runs,
 )
 
 from headrace.infra import InfraConfig, down, start_each, up
@@ -108,25 +109,17 @@ async def test_runs_survive_cassandra_then_kafka_stopped_for_half_a_minute(
     client = make_client(engine.url, "outage-app")
     with ServedApp(client, [durable_function(client, executions)]) as app:
         await engine.sync(app.url, "outage-app")
-        event_ids = await engine.send(*({"name": START, "data": {"n": n}} for n in range(RUNS)))
-        stop_go = asyncio.Event()
-        go = asyncio.create_task(keep_sending_go(engine, RUNS, stop_go))
-        try:
+        event_ids = await start_runs(engine, RUNS)
 
-            async def busy() -> bool:
-                return len(executions.of) >= RUNS // 2
+        async def busy() -> bool:
+            return len(executions.of) >= RUNS // 2
 
+        async with offering_go(engine, RUNS):
             await eventually(busy, timeout=60, what="runs in flight")
             await _outage(cluster, private_infra, "cassandra")
             await eventually(busy, timeout=60, what="runs in flight")
             await _outage(cluster, private_infra, "kafka")
-            run_ids = [await engine.run_of_event(e, timeout=120) for e in event_ids]
-            for run_id in run_ids:
-                run = await engine.finished(run_id, timeout=180)
-                assert run.status == "completed", (run_id, run.status, run.output)
-        finally:
-            stop_go.set()
-            await go
+            run_ids = await all_completed(engine, event_ids)
     await check_no_stored_step_ran_again(engine, run_ids, executions)
     twice = executions.twice()
     print(f"outage test: {len(twice)} of {3 * RUNS} steps ran more than once")

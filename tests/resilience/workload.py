@@ -10,6 +10,7 @@ import datetime
 import itertools
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -71,17 +72,49 @@ def durable_function(client: inngest.Inngest, executions: Executions) -> inngest
     return durable
 
 
-async def keep_sending_go(engine: EngineHandle, runs: int, stop: asyncio.Event) -> None:
-    """A wait matches only events sent once it exists, so offer every run its event every few
-    seconds until `stop`. The Event API refuses events while Kafka is away (it cannot make them
-    durable): those rounds are simply sent again."""
-    while not stop.is_set():
-        with contextlib.suppress(AssertionError, httpx.HTTPError):
-            for chunk in range(0, runs, 100):
-                last = min(chunk + 100, runs)
-                await engine.send(*({"name": GO, "data": {"n": n}} for n in range(chunk, last)))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 3)
+async def start_runs(engine: EngineHandle, runs: int) -> list[str]:
+    """Send `runs` START events (n = 0..runs-1); their event ids."""
+    event_ids: list[str] = []
+    for chunk in range(0, runs, 100):
+        last = min(chunk + 100, runs)
+        event_ids += await engine.send(
+            *({"name": START, "data": {"n": n}} for n in range(chunk, last))
+        )
+    return event_ids
+
+
+@contextlib.asynccontextmanager
+async def offering_go(engine: EngineHandle, runs: int) -> AsyncIterator[None]:
+    """A wait matches only events sent once it exists, so offer every run its GO event every
+    few seconds while the block runs. The Event API refuses events while Kafka is away (it
+    cannot make them durable): those rounds are simply sent again."""
+    stop = asyncio.Event()
+
+    async def keep_sending() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(AssertionError, httpx.HTTPError):
+                for chunk in range(0, runs, 100):
+                    last = min(chunk + 100, runs)
+                    events = ({"name": GO, "data": {"n": n}} for n in range(chunk, last))
+                    await engine.send(*events)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 3)
+
+    sender = asyncio.create_task(keep_sending())
+    try:
+        yield
+    finally:
+        stop.set()
+        await sender
+
+
+async def all_completed(engine: EngineHandle, event_ids: list[str]) -> list[str]:
+    """The run of each event, once every one has completed (each must)."""
+    run_ids = [await engine.run_of_event(e, timeout=120) for e in event_ids]
+    for run_id in run_ids:
+        run = await engine.finished(run_id, timeout=180)
+        assert run.status == "completed", (run_id, run.status, run.output)
+    return run_ids
 
 
 async def check_no_stored_step_ran_again(
