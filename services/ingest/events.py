@@ -23,6 +23,15 @@ MAX_REQUEST_BYTES = 256 * 1024 * 1024
 _encoder = msgspec.json.Encoder()
 
 
+class Rejected(InputError):
+    """Events refused, with a short `reason` for metrics: invalid_json, no_events,
+    too_many_events, invalid_event, event_too_large."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class EventIngest:
     def __init__(
         self,
@@ -40,7 +49,7 @@ class EventIngest:
         self._max_events = max_events
         self.max_request_bytes = MAX_REQUEST_BYTES
 
-    def parse(self, body: bytes) -> tuple[list[dict[str, Any]], InputError | None]:
+    def parse(self, body: bytes) -> tuple[list[dict[str, Any]], Rejected | None]:
         """Read a request body (one event or an array) and check its events in order.
 
         As Inngest's Event API does, the events before the first invalid one are valid and are
@@ -49,56 +58,68 @@ class EventIngest:
         try:
             raw = loads(body)
         except msgspec.DecodeError as err:
-            return [], InputError(f"the body is not valid JSON: {err}")
+            return [], Rejected("invalid_json", f"the body is not valid JSON: {err}")
         return self.valid_prefix(raw if isinstance(raw, list) else [raw])
 
-    def valid_prefix(self, items: list[Any]) -> tuple[list[dict[str, Any]], InputError | None]:
+    def valid_prefix(self, items: list[Any]) -> tuple[list[dict[str, Any]], Rejected | None]:
         if not items:
-            return [], InputError("no events: send one event object or a non-empty array")
+            return [], Rejected(
+                "no_events", "no events: send one event object or a non-empty array"
+            )
         if len(items) > self._max_events:
-            return [], InputError(
-                f"too many events: {len(items)} in one request, the limit is {self._max_events}"
+            return [], Rejected(
+                "too_many_events",
+                f"too many events: {len(items)} in one request, the limit is {self._max_events}",
             )
         for index, item in enumerate(items):
             try:
                 self._check(index, item)
-            except InputError as err:
+            except Rejected as err:
                 return items[:index], err
         return items, None
 
     def _check(self, index: int, item: Any) -> None:
         where = f"event {index}"
         if not isinstance(item, dict):
-            raise InputError(f"{where}: an event must be a JSON object")
+            raise Rejected("invalid_event", f"{where}: an event must be a JSON object")
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise InputError(f"{where}: the event has no name")
+            raise Rejected("invalid_event", f"{where}: the event has no name")
         if item.get("data") is not None and not isinstance(item["data"], dict):
-            raise InputError(f"{where} ({name}): data must be an object")
+            raise Rejected("invalid_event", f"{where} ({name}): data must be an object")
         if item.get("user") is not None and not isinstance(item["user"], dict):
-            raise InputError(f"{where} ({name}): user must be an object")
+            raise Rejected("invalid_event", f"{where} ({name}): user must be an object")
         if item.get("id") is not None and not isinstance(item["id"], str):
-            raise InputError(f"{where} ({name}): id must be a string")
+            raise Rejected("invalid_event", f"{where} ({name}): id must be a string")
         ts = item.get("ts")
         if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
-            raise InputError(f"{where} ({name}): ts must be a number of milliseconds")
+            raise Rejected(
+                "invalid_event", f"{where} ({name}): ts must be a number of milliseconds"
+            )
         size = len(_encoder.encode(item))
         if size > self._max_event_bytes:
-            raise InputError(
+            raise Rejected(
+                "event_too_large",
                 f"{where} ({name}) is {size} bytes, over the limit of {self._max_event_bytes} "
-                "bytes per event"
+                "bytes per event",
             )
 
     async def accept(
-        self, account_id: str, items: list[dict[str, Any]], seed: str | None = None
+        self,
+        account_id: str,
+        items: list[dict[str, Any]],
+        seed: str | None = None,
+        *,
+        ids: list[str] | None = None,
     ) -> list[str]:
-        """Assign ids and publish; return the internal ids in order.
+        """Assign ids (from the SDK's `seed`, or given: the same source record always gives the
+        same ids, so a repeat is deduplicated) and publish; return the internal ids in order.
 
         The events are published concurrently (the producer batches them): no order between the
         events of one request is promised, as with separate requests.
         """
         now = self._clock.now_ms()
-        ids = seeded_event_ids(seed, len(items), now)
+        ids = ids if ids is not None else seeded_event_ids(seed, len(items), now)
         records = []
         for internal_id, item in zip(ids, items, strict=True):
             payload = {**item, "data": item.get("data") or {}}

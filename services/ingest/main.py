@@ -1,4 +1,5 @@
-"""`headrace ingest`: the Event API, app sync and the read APIs; publishes to `events`."""
+"""`headrace ingest`: the Event API, the Kafka intake topics, app sync and the read APIs;
+publishes to `events`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import click
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
+from headrace.services.ingest.intake import Intake
 from headrace.services.ingest.sync import AppSync
 from starlette.routing import Mount
 
@@ -18,6 +20,8 @@ from headrace.ports.stores import Stores
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
+
+INTAKE_CONCURRENCY = 64
 
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
@@ -32,6 +36,12 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     )
     api = build_app(ctx, ingest, sync, extra_routes=dashboard)
     proc.add_routes([Mount("/", app=api)])
+    intake = Intake(ingest, ctx.keys, proc.clock)
+    for name in settings.intake_topics:
+        # Records of an intake topic carry no order headrace relies on: many at once.
+        proc.loops(log_port).add(
+            proc.topics.intake(name), "ingest", intake.handle, concurrency=INTAKE_CONCURRENCY
+        )
 
 
 @click.command()

@@ -22,6 +22,10 @@ class Topics(msgspec.Struct, frozen=True):
     def work(self) -> str:
         return f"{self.prefix}work"
 
+    def intake(self, name: str) -> str:
+        """An intake topic producers publish events to (`headrace ingest --intake-topics`)."""
+        return f"{self.prefix}{name}"
+
     @property
     def dead_letter(self) -> str:
         """Records a service could not handle, with the reason (see runtime/dead_letter.py)."""

@@ -52,6 +52,14 @@ APP_HTTP_ERRORS = Counter(
     "Calls to an app that got no usable answer: an HTTP error status, or none (transport).",
     ["app", "reason"],
 )
+INTAKE_EVENTS = Counter(
+    "headrace_intake_events_total", "Events accepted from the Kafka intake topics.", ["topic"]
+)
+INTAKE_REJECTED = Counter(
+    "headrace_intake_rejected_total",
+    "Intake records set aside in the dead-letter topic, by reason.",
+    ["topic", "reason"],
+)
 
 
 def record_consumed(topic: str, group: str) -> None:
@@ -99,6 +107,14 @@ def count_flow_control_wait(kind: str, function: str) -> None:
 
 def app_http_error(app: str, reason: str) -> None:
     APP_HTTP_ERRORS.labels(app, reason).inc()
+
+
+def intake_accepted(topic: str, events: int) -> None:
+    INTAKE_EVENTS.labels(topic).inc(events)
+
+
+def intake_rejected(topic: str, reason: str) -> None:
+    INTAKE_REJECTED.labels(topic, reason).inc()
 
 
 async def _metrics(_: Request) -> Response:

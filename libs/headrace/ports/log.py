@@ -27,6 +27,8 @@ class LogRecord(msgspec.Struct, frozen=True):
     key: str
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    # When the record was appended (Kafka's record timestamp); 0 where the log keeps none.
+    timestamp_ms: int = 0
 
 
 PartitionsCallback = Callable[[set[int]], Awaitable[None]]

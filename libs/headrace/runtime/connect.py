@@ -51,7 +51,10 @@ def kafka_log(settings: ClusterSettings) -> KafkaLog:
 
 
 def _topics(settings: ClusterSettings) -> list[str]:
-    return list(Topics(settings.topic_prefix).all)
+    """Headrace's own topics and the intake topics (producers may publish before an ingest
+    runs)."""
+    topics = Topics(settings.topic_prefix)
+    return [*topics.all, *(topics.intake(name) for name in settings.intake_topics)]
 
 
 async def connect_cluster(settings: ClusterSettings) -> Connection:

@@ -34,6 +34,8 @@ class ClusterSettings:
     executor_concurrency: int = 200
     # The ingest serves the dashboard only to requests that show this token.
     dashboard_token: str | None = None
+    # Topics (under the prefix) that producers publish events to, read by the ingest.
+    intake_topics: tuple[str, ...] = ("intake",)
 
     def accounts(self) -> AccountKeys:
         return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
@@ -143,6 +145,14 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             show_default=True,
         ),
         click.option(
+            "--intake-topics",
+            envvar="HEADRACE_INTAKE_TOPICS",
+            default="intake",
+            show_default=True,
+            help="Comma-separated topics (under the prefix) producers publish events to; the "
+            "ingest reads them. Empty: none.",
+        ),
+        click.option(
             "--dashboard-token",
             envvar="HEADRACE_DASHBOARD_TOKEN",
             default=None,
@@ -175,4 +185,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         dashboard_token=options.get("dashboard_token"),
+        intake_topics=tuple(
+            t.strip() for t in options.get("intake_topics", "intake").split(",") if t.strip()
+        ),
     )

@@ -366,9 +366,11 @@ class KafkaConsumer:
                     self._topic,
                     record.partition,
                     record.offset,
-                    record.key.decode() if record.key is not None else "",
+                    # Keys are headrace's account ids, or whatever an intake's producer chose.
+                    record.key.decode(errors="replace") if record.key is not None else "",
                     record.value if record.value is not None else b"",
                     tuple((name, value or b"") for name, value in record.headers),
+                    record.timestamp,
                 )
                 for record in batch
             )

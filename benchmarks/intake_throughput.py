@@ -1,0 +1,113 @@
+"""Events forwarded per second by one ingest process, from the Kafka intake topic to `events`,
+validation and id assignment included.
+
+    python benchmarks/intake_throughput.py [--events 100000] [--per-record 1]
+
+Uses `headrace infra up` (Kafka and Cassandra on loopback; started if needed). The events are
+produced into the intake topic first, with no ingest running; then one ingest starts, and the
+clock runs from its first forwarded event to its last, read from its `/metrics`
+(`headrace_intake_events_total`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from headrace.infra import up
+from headrace.infra.cassandra import drop_keyspace, local_cluster
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.cluster import Cluster
+
+
+async def produce(bootstrap: str, topic: str, events: int, per_record: int) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks=1)
+    await producer.start()
+    started = time.monotonic()
+    try:
+        pending = []
+        for first in range(0, events, per_record):
+            batch = [
+                {"name": "bench/intake", "data": {"n": n, "note": "x" * 64}}
+                for n in range(first, min(first + per_record, events))
+            ]
+            value = json.dumps(batch if per_record > 1 else batch[0]).encode()
+            pending.append(await producer.send(topic, value, headers=[("event-key", b"k")]))
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+async def forwarded(url: str, topic: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"{url}/metrics")).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "headrace_intake_events_total" and sample.labels.get("topic") == topic
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--per-record", type=int, default=1)
+    args = parser.parse_args()
+    endpoints = up()
+    assert endpoints.kafka_bootstrap and endpoints.cassandra_contact
+    suffix = str(int(time.time()))
+    settings = ClusterSettings(
+        kafka_bootstrap=endpoints.kafka_bootstrap,
+        cassandra_hosts=(endpoints.cassandra_contact[0],),
+        cassandra_port=endpoints.cassandra_contact[1],
+        keyspace=f"bench_intake_{suffix}",
+        topic_prefix=f"bench.intake.{suffix}.",
+        partitions=4,
+    )
+    topic = f"{settings.topic_prefix}intake"
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(settings, Path(tmp), counts={}, env={"HEADRACE_EVENT_KEYS": "k=acct"})
+        try:
+            await cluster.start()  # migrates; starts no service yet
+            produce_s = await produce(settings.kafka_bootstrap, topic, args.events, args.per_record)
+            ingest = await cluster.add("ingest")
+            url = f"http://127.0.0.1:{ingest.port}"
+            first_at = None
+            while True:
+                done = await forwarded(url, topic)
+                now = time.monotonic()
+                if first_at is None and done > 0:
+                    first_at, first_count = now, done
+                if done >= args.events:
+                    break
+                await asyncio.sleep(0.05)
+            assert first_at is not None
+            rate = (args.events - first_count) / (now - first_at)
+        finally:
+            await cluster.stop()
+            admin = local_cluster(*endpoints.cassandra_contact)
+            try:
+                drop_keyspace(admin.connect(), settings.keyspace)
+            finally:
+                admin.shutdown()
+    print(
+        f"{args.events} events, {args.per_record} per record: produced in {produce_s:.1f} s; "
+        f"one ingest forwarded {rate:,.0f} events/s"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
