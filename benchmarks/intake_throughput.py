@@ -65,6 +65,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--per-record", type=int, default=1)
+    parser.add_argument("--logs", type=Path, help="keep the ingest's log here (default: discarded)")
     args = parser.parse_args()
     endpoints = up()
     assert endpoints.kafka_bootstrap and endpoints.cassandra_contact
@@ -79,7 +80,8 @@ async def main() -> None:
     )
     topic = f"{settings.topic_prefix}intake"
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(settings, Path(tmp), counts={}, env={"HEADRACE_EVENT_KEYS": "k=acct"})
+        logs = args.logs or Path(tmp)
+        cluster = Cluster(settings, logs, counts={}, env={"HEADRACE_EVENT_KEYS": "k=acct"})
         try:
             await cluster.start()  # migrates; starts no service yet
             produce_s = await produce(settings.kafka_bootstrap, topic, args.events, args.per_record)

@@ -53,6 +53,12 @@ _PRODUCER_STATE_LOST = (
 )
 
 
+# aiokafka slows down sharply past this many sends awaiting their acknowledgement (64 x 100 sends
+# to one partition: 850 records/s unbounded, 14,000/s bounded at 32-64, measured on loopback
+# Kafka on 2 cores); callers past it wait their turn.
+MAX_SENDS_IN_FLIGHT = 64
+
+
 class ProducerReset(TransientError):
     """The producer lost its idempotence state and was replaced: publish again. The record may
     have been written once already; consumers are idempotent."""
@@ -99,6 +105,7 @@ class KafkaLog:
             rebalance_timeout_ms=rebalance_timeout_ms,
         )
         self._producer: AIOKafkaProducer | None = None
+        self._sending = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
         self._producer_lock = asyncio.Lock()
         self._topics_lock = asyncio.Lock()
         self._ready_topics: set[str] = set()
@@ -145,13 +152,14 @@ class KafkaLog:
         await self.ensure_topics([topic])
         producer = await self._started_producer()
         try:
-            await producer.send_and_wait(
-                self.topic_name(topic),
-                value,
-                key=key.encode(),
-                partition=partition_for(key, self._partitions),
-                headers=list(headers),
-            )
+            async with self._sending:
+                await producer.send_and_wait(
+                    self.topic_name(topic),
+                    value,
+                    key=key.encode(),
+                    partition=partition_for(key, self._partitions),
+                    headers=list(headers),
+                )
         except _PRODUCER_STATE_LOST as err:
             await self._replace_producer(producer)
             raise ProducerReset(f"the Kafka producer was replaced after {err!r}") from err
