@@ -20,11 +20,9 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from bench_cluster import bench_settings, drop
 from prometheus_client.parser import text_string_to_metric_families
 
-from headrace.infra import up
-from headrace.infra.cassandra import drop_keyspace, local_cluster
-from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import Cluster
 
 
@@ -67,17 +65,7 @@ async def main() -> None:
     parser.add_argument("--per-record", type=int, default=1)
     parser.add_argument("--logs", type=Path, help="keep the ingest's log here (default: discarded)")
     args = parser.parse_args()
-    endpoints = up()
-    assert endpoints.kafka_bootstrap and endpoints.cassandra_contact
-    suffix = str(int(time.time()))
-    settings = ClusterSettings(
-        kafka_bootstrap=endpoints.kafka_bootstrap,
-        cassandra_hosts=(endpoints.cassandra_contact[0],),
-        cassandra_port=endpoints.cassandra_contact[1],
-        keyspace=f"bench_intake_{suffix}",
-        topic_prefix=f"bench.intake.{suffix}.",
-        partitions=4,
-    )
+    settings = bench_settings("intake")
     topic = f"{settings.topic_prefix}intake"
     with tempfile.TemporaryDirectory() as tmp:
         logs = args.logs or Path(tmp)
@@ -100,11 +88,7 @@ async def main() -> None:
             rate = (args.events - first_count) / (now - first_at)
         finally:
             await cluster.stop()
-            admin = local_cluster(*endpoints.cassandra_contact)
-            try:
-                drop_keyspace(admin.connect(), settings.keyspace)
-            finally:
-                admin.shutdown()
+            drop(settings)
     print(
         f"{args.events} events, {args.per_record} per record: produced in {produce_s:.1f} s; "
         f"one ingest forwarded {rate:,.0f} events/s"

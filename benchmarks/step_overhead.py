@@ -24,10 +24,8 @@ import time
 from pathlib import Path
 
 import inngest
+from bench_cluster import bench_settings, drop
 
-from headrace.infra import up
-from headrace.infra.cassandra import drop_keyspace, local_cluster
-from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import start_cluster
 from headrace.testing.dev import EngineHandle, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -71,15 +69,6 @@ async def measure(engine: EngineHandle, runs: int, steps: int, burst: int) -> di
     }
 
 
-def _drop(settings: ClusterSettings) -> None:
-    """The benchmark's keyspace goes with it (each one left behind costs Cassandra heap)."""
-    cluster = local_cluster(settings.cassandra_hosts[0], settings.cassandra_port)
-    try:
-        drop_keyspace(cluster.connect(), settings.keyspace)
-    finally:
-        cluster.shutdown()
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
@@ -93,24 +82,14 @@ async def main() -> None:
             if mode == "dev":
                 engine = await start_dev(Path(tmp) / "state")
             else:
-                endpoints = up()
-                assert endpoints.kafka_bootstrap and endpoints.cassandra_contact
-                suffix = str(int(time.time()))
-                settings = ClusterSettings(
-                    kafka_bootstrap=endpoints.kafka_bootstrap,
-                    cassandra_hosts=(endpoints.cassandra_contact[0],),
-                    cassandra_port=endpoints.cassandra_contact[1],
-                    keyspace=f"bench_{suffix}",
-                    topic_prefix=f"bench.{suffix}.",
-                    partitions=4,
-                )
+                settings = bench_settings("steps")
                 _, engine = await start_cluster(settings, Path(tmp) / "logs")
             try:
                 results[mode] = await measure(engine, args.runs, args.steps, args.burst)
             finally:
                 await engine.stop()
                 if mode != "dev":
-                    _drop(settings)
+                    drop(settings)
     print(f"{args.runs} runs x {args.steps} steps one at a time; then {args.burst} runs at once")
     print("| mode | step p50 (ms) | step p99 (ms) | runs/s | steps/s |")
     print("|---|---|---|---|---|")
