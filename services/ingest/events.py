@@ -24,11 +24,11 @@ _encoder = msgspec.json.Encoder()
 
 
 class Rejected(InputError):
-    """Events refused, with a short `reason` for metrics: invalid_json, no_events,
-    too_many_events, invalid_event, event_too_large."""
+    """Events refused, with a short `reason` for metrics: body_too_large, invalid_json,
+    no_events, too_many_events, invalid_event, event_too_large."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, message: str, *, status: int = 400) -> None:
+        super().__init__(message, status=status)
         self.reason = reason
 
 
@@ -47,7 +47,7 @@ class EventIngest:
         self._clock = clock
         self._max_event_bytes = max_event_bytes
         self._max_events = max_events
-        self.max_request_bytes = MAX_REQUEST_BYTES
+        self._max_request_bytes = MAX_REQUEST_BYTES
 
     def parse(self, body: bytes) -> tuple[list[dict[str, Any]], Rejected | None]:
         """Read a request body (one event or an array) and check its events in order.
@@ -55,6 +55,12 @@ class EventIngest:
         As Inngest's Event API does, the events before the first invalid one are valid and are
         accepted; the first problem comes back with them (None when everything is valid).
         """
+        if len(body) > self._max_request_bytes:
+            return [], Rejected(
+                "body_too_large",
+                f"the body is {len(body)} bytes, over the limit of {self._max_request_bytes} bytes",
+                status=413,
+            )
         try:
             raw = loads(body)
         except msgspec.DecodeError as err:

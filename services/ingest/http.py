@@ -37,16 +37,8 @@ def event_api_routes(ingest: EventIngest, keys: AccountKeys) -> list[BaseRoute]:
         account = keys.for_event_key(request.path_params["key"])
         if account is None:
             return _error(401, "unknown event key", ids=[])
-        body = await request.body()
-        if len(body) > ingest.max_request_bytes:
-            return _error(
-                413,
-                f"request body is {len(body)} bytes, over the limit of "
-                f"{ingest.max_request_bytes} bytes",
-                ids=[],
-            )
         # As Inngest's Event API: the valid prefix is accepted, and a 400 returns its ids.
-        items, problem = ingest.parse(body)
+        items, problem = ingest.parse(await request.body())
         seed = request.headers.get("x-inngest-event-id-seed")
         ids = await ingest.accept(account, items, seed) if items else []
         if problem is not None:

@@ -53,12 +53,6 @@ class Intake:
         account = self._keys.for_event_key(key.decode(errors="replace"))
         if account is None:
             raise Rejected("unknown_event_key", "unknown event key")
-        if len(record.value) > self._ingest.max_request_bytes:
-            raise Rejected(
-                "record_too_large",
-                f"the record is {len(record.value)} bytes, over the limit of "
-                f"{self._ingest.max_request_bytes} bytes",
-            )
         events, problem = self._ingest.parse(record.value)
         if problem is not None:
             raise Rejected(problem.reason, f"{problem}; no event of this record was accepted")
