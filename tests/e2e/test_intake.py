@@ -71,11 +71,15 @@ async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_a
     ]
     bad = {
         "invalid_json": (f"not json {tag}".encode(), key),
+        # Values differ from one case to the next: the dead-letter topic is searched by value.
         "unknown_event_key": (
-            json.dumps({"name": "intake/order", "data": {"tag": tag}}).encode(),
+            json.dumps({"name": "intake/order", "data": {"tag": tag, "case": 1}}).encode(),
             [("event-key", b"no-such-key")],
         ),
-        "no_event_key": (json.dumps({"name": "intake/order", "data": {"tag": tag}}).encode(), []),
+        "no_event_key": (
+            json.dumps({"name": "intake/order", "data": {"tag": tag, "case": 2}}).encode(),
+            [],
+        ),
         # A record is all or nothing: the valid first event is not accepted either.
         "invalid_event": (
             json.dumps([{"name": "intake/order", "data": {"tag": tag}}, {"data": {}}]).encode(),
@@ -120,12 +124,14 @@ async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_a
                     break
     finally:
         await consumer.stop()
+    assert len(wanted) == len(bad)
     reasons = {
         reason: found[value]["headrace.dead-letter.reason"] for reason, (value, _) in bad.items()
     }
     assert all(r.startswith(b"Rejected: ") for r in reasons.values()), reasons
     assert all(found[v]["headrace.dead-letter.topic"] == intake.encode() for v in found)
     assert b"unknown event key" in reasons["unknown_event_key"]
+    assert b"no 'event-key' header" in reasons["no_event_key"]
     assert b"not valid JSON" in reasons["invalid_json"]
     assert b"no event of this record was accepted" in reasons["invalid_event"]
 
