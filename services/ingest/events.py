@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import msgspec
@@ -14,7 +13,7 @@ from headrace.core.jsonutil import loads
 from headrace.messages.model import Event
 from headrace.messages.records import EVENTS_CODEC, EventAccepted
 from headrace.messages.topics import Topics
-from headrace.ports.log import Log
+from headrace.ports.log import Log, Outgoing
 
 MAX_EVENT_BYTES = 3 * 1024 * 1024
 MAX_EVENTS = 5000
@@ -65,9 +64,13 @@ class EventIngest:
             raw = loads(body)
         except msgspec.DecodeError as err:
             return [], Rejected("invalid_json", f"the body is not valid JSON: {err}")
-        return self.valid_prefix(raw if isinstance(raw, list) else [raw])
+        # No event of a body within the per-event limit can be over it: none needs measuring.
+        small = len(body) <= self._max_event_bytes
+        return self.valid_prefix(raw if isinstance(raw, list) else [raw], measure=not small)
 
-    def valid_prefix(self, items: list[Any]) -> tuple[list[dict[str, Any]], Rejected | None]:
+    def valid_prefix(
+        self, items: list[Any], *, measure: bool = True
+    ) -> tuple[list[dict[str, Any]], Rejected | None]:
         if not items:
             return [], Rejected(
                 "no_events", "no events: send one event object or a non-empty array"
@@ -79,12 +82,12 @@ class EventIngest:
             )
         for index, item in enumerate(items):
             try:
-                self._check(index, item)
+                self._check(index, item, measure)
             except Rejected as err:
                 return items[:index], err
         return items, None
 
-    def _check(self, index: int, item: Any) -> None:
+    def _check(self, index: int, item: Any, measure: bool) -> None:
         where = f"event {index}"
         if not isinstance(item, dict):
             raise Rejected("invalid_event", f"{where}: an event must be a JSON object")
@@ -102,6 +105,8 @@ class EventIngest:
             raise Rejected(
                 "invalid_event", f"{where} ({name}): ts must be a number of milliseconds"
             )
+        if not measure:
+            return
         size = len(_encoder.encode(item))
         if size > self._max_event_bytes:
             raise Rejected(
@@ -121,11 +126,17 @@ class EventIngest:
         """Assign ids (from the SDK's `seed`, or given: the same source record always gives the
         same ids, so a repeat is deduplicated) and publish; return the internal ids in order.
 
-        The events are published concurrently (the producer batches them): no order between the
-        events of one request is promised, as with separate requests.
+        No order between the events of one request is promised, as with separate requests.
         """
+        ids = ids if ids is not None else seeded_event_ids(seed, len(items), self._clock.now_ms())
+        await self.publish(self.records(account_id, items, ids))
+        return ids
+
+    def records(
+        self, account_id: str, items: list[dict[str, Any]], ids: list[str]
+    ) -> list[Outgoing]:
+        """The `events` records of valid events, with their internal ids."""
         now = self._clock.now_ms()
-        ids = ids if ids is not None else seeded_event_ids(seed, len(items), now)
         records = []
         for internal_id, item in zip(ids, items, strict=True):
             payload = {**item, "data": item.get("data") or {}}
@@ -139,11 +150,12 @@ class EventIngest:
                 received_ms=now,
                 receipt_id=new_ulid(now),
             )
-            records.append(EVENTS_CODEC.encode(EventAccepted(event=event)))
-        await asyncio.gather(
-            *(self._log.publish(self._topics.events, account_id, r) for r in records)
-        )
-        return ids
+            records.append(Outgoing(account_id, EVENTS_CODEC.encode(EventAccepted(event=event))))
+        return records
+
+    async def publish(self, records: list[Outgoing]) -> None:
+        """Publish `events` records (from `records`), durable when this returns."""
+        await self._log.publish_many(self._topics.events, records)
 
     async def send(self, account_id: str, items: list[dict[str, Any]]) -> list[str]:
         """Accept events from inside headrace (the dashboard, invoke): all valid, or none."""

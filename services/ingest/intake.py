@@ -7,14 +7,17 @@ account. Producers choose their own record keys; nothing here reads them.
 Each record goes through the Event API's own path (`EventIngest`: validation, limits, ids,
 publishing to `events` keyed by the account) and is all or nothing: a record with any invalid
 event is set aside whole, in the dead-letter topic, with its bytes untouched and the reason in a
-header (the consume loop does that for the `Rejected` error raised here), and counted by reason
-on `/metrics`. The consume loop commits a record only after its events are acknowledged; a
-record read again after a crash gets the same event ids (derived from its topic, partition,
-offset and timestamp), and the runner starts no run twice for an event id.
+header (the consume loop does that for the `Rejected` errors returned here), and counted by
+reason on `/metrics`. Records are handled in batches, their events published together. The
+consume loop commits a record only after its events are acknowledged; a record read again after
+a crash gets the same event ids (derived from its topic, partition, offset and timestamp), and
+the runner starts no run twice for an event id.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from headrace.services.ingest.events import EventIngest, Rejected
@@ -34,17 +37,32 @@ class Intake:
         self._keys = keys
         self._clock = clock
 
-    async def handle(self, record: LogRecord) -> None:
-        try:
-            account, events = self._read(record)
-        except Rejected as err:
-            intake_rejected(record.topic, err.reason)
-            raise
-        stamp = record.timestamp_ms or self._clock.now_ms()
-        source = f"{record.topic}:{record.partition}:{record.offset}"
-        ids = [derived_ulid(stamp, f"{source}:{index}") for index in range(len(events))]
-        await self._ingest.accept(account, events, ids=ids)
-        intake_accepted(record.topic, len(events))
+    async def handle(self, records: Sequence[LogRecord]) -> list[Exception | None]:
+        """Forward the events of `records` in one publish; return each record's rejection
+        (None for a record whose events are published)."""
+        outcomes: list[Exception | None] = []
+        outgoing = []
+        accepted: Counter[str] = Counter()
+        for record in records:
+            try:
+                account, events = self._read(record)
+            except Rejected as err:
+                outcomes.append(err)
+                continue
+            stamp = record.timestamp_ms or self._clock.now_ms()
+            source = f"{record.topic}:{record.partition}:{record.offset}"
+            ids = [derived_ulid(stamp, f"{source}:{index}") for index in range(len(events))]
+            outgoing.extend(self._ingest.records(account, events, ids))
+            accepted[record.topic] += len(events)
+            outcomes.append(None)
+        await self._ingest.publish(outgoing)
+        # Counted once published: a batch that fails is handled again, and must count once.
+        for topic, count in accepted.items():
+            intake_accepted(topic, count)
+        for record, outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, Rejected):
+                intake_rejected(record.topic, outcome.reason)
+        return outcomes
 
     def _read(self, record: LogRecord) -> tuple[str, list[dict[str, Any]]]:
         key = next((v for name, v in record.headers if name == EVENT_KEY_HEADER), None)

@@ -21,7 +21,10 @@ from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
 
-INTAKE_CONCURRENCY = 64
+# Intake records carry no order headrace relies on: batches of them, several at once (a batch's
+# events go out as one produce request per partition; see benchmarks/intake_throughput.md).
+INTAKE_BATCH = 500
+INTAKE_CONCURRENCY = 4
 
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
@@ -38,9 +41,12 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     proc.add_routes([Mount("/", app=api)])
     intake = Intake(ingest, ctx.keys, proc.clock)
     for name in settings.intake_topics:
-        # Records of an intake topic carry no order headrace relies on: many at once.
-        proc.loops(log_port).add(
-            proc.topics.intake(name), "ingest", intake.handle, concurrency=INTAKE_CONCURRENCY
+        proc.loops(log_port).add_batched(
+            proc.topics.intake(name),
+            "ingest",
+            intake.handle,
+            batch_size=INTAKE_BATCH,
+            concurrency=INTAKE_CONCURRENCY,
         )
 
 

@@ -19,7 +19,7 @@ from headrace.adapters.inproc.log import InProcLog
 from headrace.adapters.kafka.log import KafkaLog
 from headrace.adapters.sqlite.database import Database
 from headrace.messages.topics import partition_for
-from headrace.ports.log import Consumer, Log, LogRecord, PartitionsCallback
+from headrace.ports.log import Consumer, Log, LogRecord, Outgoing, PartitionsCallback
 
 LogFactory = Callable[[], Log]
 
@@ -139,6 +139,35 @@ async def test_records_with_one_key_share_a_partition_and_keep_their_order(
         by_key.setdefault(record.key, []).append(int(record.value))
     for key, values in by_key.items():
         assert values == sorted(values), key
+    await consumer.stop()
+
+
+async def test_publish_many_places_each_record_by_its_key_in_order_with_its_headers(
+    make_log: LogFactory,
+) -> None:
+    log = make_log()
+    # Enough records to fill several producer batches on Kafka (1 MiB each).
+    big = b"x" * 20_000
+    records = [
+        Outgoing(f"acct-{i % 3}", str(i).encode() + b":" + big, (("n", str(i).encode()),))
+        for i in range(300)
+    ]
+    await log.publish_many("t", records)
+    await log.publish_many("t", [])
+    consumer = log.consumer("t", "g")
+    await consumer.start()
+    received = await _drain(consumer, 300)
+    assert len(received) == 300
+    by_key: dict[str, list[int]] = {}
+    for record in received:
+        n = int(record.value.split(b":")[0])
+        assert record.partition == partition_for(record.key, log.partitions)
+        assert record.key == f"acct-{n % 3}"
+        assert record.headers == (("n", str(n).encode()),)
+        assert record.value.endswith(big)
+        by_key.setdefault(record.key, []).append(n)
+    for key, values in by_key.items():
+        assert values == [n for n in range(300) if f"acct-{n % 3}" == key]
     await consumer.stop()
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from headrace.adapters.inproc.log import InProcLog
-from headrace.core.errors import TransientError
+from headrace.core.errors import InputError, TransientError
 from headrace.messages.records import WORK_CODEC, CancelRun
-from headrace.ports.log import LogRecord
+from headrace.ports.log import BatchHandler, LogRecord, Outgoing
 from headrace.runtime.consume import ConsumeLoop, Handler
 from headrace.runtime.dead_letter import DeadLetters
 from headrace.runtime.loops import Loops
@@ -139,3 +139,82 @@ async def test_an_unclassified_error_is_retried_a_bounded_number_of_times_then_d
     assert attempts == 3
     [dead] = await _dead(log)
     assert dict(dead.headers)["headrace.dead-letter.reason"] == b"KeyError: 'a bug'"
+
+
+def _batched(log: InProcLog, handler: BatchHandler) -> ConsumeLoop:
+    return ConsumeLoop(
+        log.consumer("t", "g"),
+        name="svc",
+        dead_letters=DeadLetters(log, "dead", "svc"),
+        batch_handler=handler,
+        batch_size=10,
+        concurrency=2,
+        retry_initial_s=0.001,
+        retry_max_s=0.002,
+        max_unclassified_attempts=3,
+    )
+
+
+async def _committed_past_all(log: InProcLog) -> bool:
+    again = log.consumer("t", "g")
+    await again.start()
+    left = await again.poll(100, timeout_ms=50)
+    await again.stop()
+    return left == []
+
+
+async def test_a_batch_handler_gets_the_records_together_and_its_rejections_are_dead_lettered() -> (
+    None
+):
+    log = InProcLog(partitions=1)
+    await log.publish_many("t", [Outgoing("acct", f"r{i}".encode()) for i in range(25)])
+    batches: list[list[bytes]] = []
+
+    async def handler(records: Sequence[LogRecord]) -> list[Exception | None]:
+        batches.append([r.value for r in records])
+        return [InputError("bad") if r.value == b"r13" else None for r in records]
+
+    await _run_until(_batched(log, handler), lambda: sum(map(len, batches)) == 25)
+
+    assert [len(b) for b in batches] == [10, 10, 5]
+    [dead] = await _dead(log)
+    assert dead.value == b"r13"
+    assert dict(dead.headers)["headrace.dead-letter.reason"] == b"InputError: bad"
+    assert await _committed_past_all(log)
+
+
+async def test_a_failing_batch_is_handled_record_by_record_so_a_bad_record_stays_alone() -> None:
+    log = InProcLog(partitions=1)
+    await log.publish_many("t", [Outgoing("acct", f"r{i}".encode()) for i in range(5)])
+    done: list[bytes] = []
+
+    async def handler(records: Sequence[LogRecord]) -> list[Exception | None]:
+        if any(r.value == b"r2" for r in records):
+            raise KeyError("a bug this record sets off")
+        done.extend(r.value for r in records)
+        return [None] * len(records)
+
+    await _run_until(_batched(log, handler), lambda: len(done) == 4)
+
+    assert done == [b"r0", b"r1", b"r3", b"r4"]
+    [dead] = await _dead(log)
+    assert dead.value == b"r2"
+    assert await _committed_past_all(log)
+
+
+async def test_a_batch_that_meets_an_outage_is_retried_whole_until_it_ends() -> None:
+    log = InProcLog(partitions=1)
+    await log.publish_many("t", [Outgoing("acct", f"r{i}".encode()) for i in range(5)])
+    calls: list[int] = []
+
+    async def handler(records: Sequence[LogRecord]) -> list[Exception | None]:
+        calls.append(len(records))
+        if len(calls) < 10:
+            raise TransientError("kafka does not answer")
+        return [None] * len(records)
+
+    await _run_until(_batched(log, handler), lambda: len(calls) >= 10)
+
+    assert calls == [5] * 10
+    assert await _dead(log) == []
+    assert await _committed_past_all(log)

@@ -3,15 +3,55 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 
 from ulid import ULID
 
+# Crockford's base32, two characters (10 bits) at a time: a ULID's text in 13 lookups.
+# python-ulid's str() took 7-12 us an id, a fair part of the intake's cost per event.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_PAIRS = tuple(a + b for a in _ALPHABET for b in _ALPHABET)
+_RANDOM_MAX = 2**80 - 1
+
+
+@functools.lru_cache(maxsize=1024)
+def _time_text(ms: int) -> str:
+    """The first 10 characters (48 bits, two zero bits first); ids of one moment share them."""
+    return "".join([_PAIRS[(ms >> shift) & 1023] for shift in (40, 30, 20, 10, 0)])
+
+
+def _ulid_text(ms: int, randomness: int) -> str:
+    """The 26 characters of the ULID of `ms` (48 bits) and `randomness` (80 bits)."""
+    return _time_text(ms) + "".join(
+        [_PAIRS[(randomness >> shift) & 1023] for shift in (70, 60, 50, 40, 30, 20, 10, 0)]
+    )
+
+
+class _Monotonic:
+    """ULIDs that increase within a millisecond too (the randomness counts up), as python-ulid's
+    generator makes them, so ids made in one millisecond sort in the order they were made."""
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._randomness = 0
+
+    def next(self, ms: int) -> str:
+        if ms == self._ms and self._randomness < _RANDOM_MAX:
+            self._randomness += 1
+        else:
+            self._ms = ms
+            self._randomness = int.from_bytes(os.urandom(10), "big")
+        return _ulid_text(ms, self._randomness)
+
+
+_monotonic = _Monotonic()
+
 
 def new_ulid(now_ms: int) -> str:
     """A fresh ULID at the given time."""
-    return str(ULID.from_timestamp(now_ms / 1000))
+    return _monotonic.next(now_ms)
 
 
 def ulid_time_ms(ulid: str) -> int:
@@ -29,13 +69,12 @@ def seeded_event_ids(seed: str | None, count: int, now_ms: int) -> list[str]:
     """
     parsed = _parse_seed(seed)
     if parsed is None:
-        return [str(ULID.from_timestamp(now_ms / 1000)) for _ in range(count)]
+        return [new_ulid(now_ms) for _ in range(count)]
     ms, entropy = parsed
     ids = []
     for index in range(1, count + 1):
         counter = (int.from_bytes(entropy[6:10], "big") + index) & 0xFFFFFFFF
-        raw = ms.to_bytes(6, "big") + entropy[:6] + counter.to_bytes(4, "big")
-        ids.append(str(ULID.from_bytes(raw)))
+        ids.append(_ulid_text(ms, (int.from_bytes(entropy[:6], "big") << 32) | counter))
     return ids
 
 
@@ -66,4 +105,4 @@ def random_token(nbytes: int = 16) -> str:
 def derived_ulid(ms: int, seed: str) -> str:
     """A ULID fixed by its time and a seed: the same inputs always give the same id."""
     entropy = hashlib.sha1(seed.encode()).digest()[:10]
-    return str(ULID.from_bytes(ms.to_bytes(6, "big") + entropy))
+    return _ulid_text(ms, int.from_bytes(entropy, "big"))

@@ -3,6 +3,8 @@ keyed by account id, so an account's records share one partition number across a
 
 from __future__ import annotations
 
+import functools
+
 import msgspec
 from aiokafka.partitioner import murmur2
 
@@ -36,6 +38,10 @@ class Topics(msgspec.Struct, frozen=True):
         return (self.events, self.schedule, self.work, self.dead_letter)
 
 
+@functools.lru_cache(maxsize=65536)
 def partition_for(account_id: str, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key), so the in-process log agrees with Kafka."""
+    """Kafka's default partitioner (murmur2 of the key), so the in-process log agrees with Kafka.
+
+    Cached: aiokafka's murmur2 is pure Python, and the keys are a few account ids.
+    """
     return (murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions

@@ -62,12 +62,12 @@ INTAKE_REJECTED = Counter(
 )
 
 
-def record_consumed(topic: str, group: str) -> None:
-    RECORDS_CONSUMED.labels(topic, group).inc()
+def record_consumed(topic: str, group: str, count: int = 1) -> None:
+    RECORDS_CONSUMED.labels(topic, group).inc(count)
 
 
-def record_produced(topic: str) -> None:
-    RECORDS_PRODUCED.labels(topic).inc()
+def record_produced(topic: str, count: int = 1) -> None:
+    RECORDS_PRODUCED.labels(topic).inc(count)
 
 
 def set_consumer_lag(topic: str, group: str, lag: dict[int, int], previous: set[int]) -> set[int]:

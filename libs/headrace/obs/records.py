@@ -8,17 +8,25 @@ trace context is current while it runs, and it is counted once handled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
+import msgspec
 import structlog
 from opentelemetry import context as otel_context
 
 from headrace.obs.metrics import record_consumed, record_produced, set_consumer_lag
-from headrace.obs.tracing import extract, inject
-from headrace.ports.log import Consumer, Log, LogRecord, PartitionsCallback
+from headrace.obs.tracing import context_headers, extract, inject
+from headrace.ports.log import (
+    BatchHandler,
+    Consumer,
+    Handler,
+    Log,
+    LogRecord,
+    Outgoing,
+    PartitionsCallback,
+)
 
 log = structlog.get_logger(__name__)
-Handler = Callable[[LogRecord], Awaitable[None]]
 
 
 class ObservedLog:
@@ -34,6 +42,16 @@ class ObservedLog:
     ) -> None:
         await self.inner.publish(topic, key, value, inject(headers))
         record_produced(topic)
+
+    async def publish_many(self, topic: str, records: Sequence[Outgoing]) -> None:
+        # One trace context for all: they are published from one place at one time.
+        context = context_headers()
+        if context:
+            records = [
+                msgspec.structs.replace(r, headers=inject(r.headers, context)) for r in records
+            ]
+        await self.inner.publish_many(topic, records)
+        record_produced(topic, len(records))
 
     def consumer(
         self,
@@ -57,6 +75,18 @@ def observed_handler(handler: Handler, topic: str, group: str) -> Handler:
         finally:
             otel_context.detach(token)
         record_consumed(topic, group)
+
+    return handle
+
+
+def observed_batch_handler(handler: BatchHandler, topic: str, group: str) -> BatchHandler:
+    """Count a batch's records once handled. No trace context is made current: the records
+    of a batch come from many producers, each with its own."""
+
+    async def handle(records: Sequence[LogRecord]) -> Sequence[Exception | None]:
+        outcomes = await handler(records)
+        record_consumed(topic, group, len(records))
+        return outcomes
 
     return handle
 

@@ -144,12 +144,24 @@ def record_run_span(
     span.end(end_time=max(end_ms, start_ms) * 1_000_000)
 
 
-def inject(headers: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
-    """`headers` with the current trace context added (unless they carry one already)."""
+def context_headers() -> tuple[tuple[str, bytes], ...]:
+    """The current trace context, as record headers."""
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
+    return tuple((k, v.encode()) for k, v in carrier.items())
+
+
+def inject(
+    headers: Sequence[tuple[str, bytes]],
+    context: tuple[tuple[str, bytes], ...] | None = None,
+) -> tuple[tuple[str, bytes], ...]:
+    """`headers` with the trace context (`context`, from `context_headers`, or the current one)
+    added, unless they carry one already."""
+    context = context_headers() if context is None else context
+    if not headers:
+        return context
     present = {name for name, _ in headers}
-    return (*headers, *((k, v.encode()) for k, v in carrier.items() if k not in present))
+    return (*headers, *(item for item in context if item[0] not in present))
 
 
 def extract(headers: Sequence[tuple[str, bytes]]) -> otel_context.Context:

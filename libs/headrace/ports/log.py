@@ -2,7 +2,8 @@
 
 Guarantees every adapter gives:
 - `publish` returns only once the record is durable (acknowledged); records with the same key go
-  to the same partition and keep their order there.
+  to the same partition and keep their order there. `publish_many` does the same for several
+  records at once (cheaper per record); when it raises, any of them may have been written.
 - A topic's partitions are split between the members of a consumer group; each partition has at
   most one member at a time. When the split changes, `on_revoked` runs before a member loses
   partitions and `on_assigned` before it reads from new ones.
@@ -31,6 +32,19 @@ class LogRecord(msgspec.Struct, frozen=True):
     timestamp_ms: int = 0
 
 
+class Outgoing(msgspec.Struct, frozen=True):
+    """A record to publish."""
+
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+# What a consumer does with a record; raising means it is not done (see runtime/consume.py).
+Handler = Callable[[LogRecord], Awaitable[None]]
+# Handles records together; returns, per record in order, None when it is done or the error that
+# rejects it for good (the record is dead-lettered). Raising means none of them is done.
+BatchHandler = Callable[[Sequence[LogRecord]], Awaitable[Sequence[Exception | None]]]
 PartitionsCallback = Callable[[set[int]], Awaitable[None]]
 
 
@@ -70,6 +84,11 @@ class Log(Protocol):
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
         """Append a record; durable when this returns."""
+        ...
+
+    async def publish_many(self, topic: str, records: Sequence[Outgoing]) -> None:
+        """Append the records, each placed by its key as `publish` would; all durable when
+        this returns, and the records of one key in the order given."""
         ...
 
     def consumer(

@@ -1,24 +1,25 @@
 """The consume loop every service runs: poll, handle, commit what is done.
 
-Records are handled concurrently up to a limit; the committed offset of a partition advances
-only past records whose handling has finished, so a crash re-delivers everything unfinished.
-A handler that raises is retried with backoff (its effects are idempotent), or set aside in the
-dead-letter topic when it can never succeed (see runtime/failures.py); never skipped silently.
+Records are handled concurrently up to a limit, one at a time or, for a batch handler, in
+batches; the committed offset of a partition advances only past records whose handling has
+finished, so a crash re-delivers everything unfinished. A handler that raises is retried with
+backoff (its effects are idempotent), or set aside in the dead-letter topic when it can never
+succeed (see runtime/failures.py); never skipped silently.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
+from typing import Any
 
 import structlog
 
-from headrace.ports.log import Consumer, LogRecord
+from headrace.ports.log import BatchHandler, Consumer, Handler, LogRecord
 from headrace.runtime.dead_letter import DeadLetters
 from headrace.runtime.failures import Disposition, classify
 
-Handler = Callable[[LogRecord], Awaitable[None]]
 log = structlog.get_logger(__name__)
 
 
@@ -43,30 +44,40 @@ class ConsumeLoop:
     def __init__(
         self,
         consumer: Consumer,
-        handler: Handler,
+        handler: Handler | None = None,
         *,
         name: str,
         dead_letters: DeadLetters,
+        batch_handler: BatchHandler | None = None,
+        batch_size: int = 1,
         concurrency: int = 1,
-        batch: int = 100,
+        poll_size: int = 100,
         commit_interval_s: float = 0.2,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
         max_unclassified_attempts: int = 10,
     ) -> None:
+        """Give `handler` (one record at a time) or `batch_handler` (up to `batch_size` records
+        of one poll at a time); `concurrency` counts handler calls in flight."""
+        if (handler is None) == (batch_handler is None):
+            raise ValueError("give either a handler or a batch_handler")
         self._consumer = consumer
-        self._handler = handler
+        self._handler: BatchHandler
+        if batch_handler is not None:
+            self._handler, self._batch_size = batch_handler, batch_size
+        elif handler is not None:
+            self._handler, self._batch_size = _one_at_a_time(handler), 1
         self._name = name
         self._slots = asyncio.Semaphore(concurrency)
-        self._batch = batch
+        self._poll_size = max(poll_size, self._batch_size)
         self._commit_interval_s = commit_interval_s
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._dead_letters = dead_letters
         self._max_unclassified_attempts = max_unclassified_attempts
         self._progress: dict[int, _PartitionProgress] = {}
-        # Each record's task and its partition, while it runs.
-        self._tasks: dict[asyncio.Task[None], int] = {}
+        # Each handler call's task and its records' partitions, while it runs.
+        self._tasks: dict[asyncio.Task[None], set[int]] = {}
         self._committed: dict[int, int] = {}
         self._stopping = asyncio.Event()
 
@@ -82,17 +93,19 @@ class ConsumeLoop:
         committer = asyncio.create_task(self._commit_periodically())
         try:
             while not self._stopping.is_set():
-                records = await self._consumer.poll(self._batch, timeout_ms=200)
-                for record in records:
+                records = await self._consumer.poll(self._poll_size, timeout_ms=200)
+                for start in range(0, len(records), self._batch_size):
                     await self._slots.acquire()
                     if self._stopping.is_set():
                         self._slots.release()
                         break
-                    self._progress.setdefault(record.partition, _PartitionProgress()).started(
-                        record.offset
-                    )
-                    task = asyncio.create_task(self._handle(record))
-                    self._tasks[task] = record.partition
+                    unit = records[start : start + self._batch_size]
+                    for record in unit:
+                        self._progress.setdefault(record.partition, _PartitionProgress()).started(
+                            record.offset
+                        )
+                    task = asyncio.create_task(self._handle(unit))
+                    self._tasks[task] = {record.partition for record in unit}
                     task.add_done_callback(self._forget)
         finally:
             committer.cancel()
@@ -107,7 +120,7 @@ class ConsumeLoop:
         """
         # Wait for the tasks, not for the offsets: a record cancelled at shutdown stays
         # uncommitted, and its task is done all the same.
-        tasks = [t for t, p in self._tasks.items() if partitions is None or p in partitions]
+        tasks = [t for t, p in self._tasks.items() if partitions is None or p & partitions]
         if tasks:
             await asyncio.wait(tasks)
         await self._commit()
@@ -133,58 +146,88 @@ class ConsumeLoop:
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
 
-    async def _handle(self, record: LogRecord) -> None:
-        delay = self._retry_initial_s
-        attempts = 0
+    async def _handle(self, records: Sequence[LogRecord]) -> None:
         try:
-            while True:
-                try:
-                    await self._handler(record)
-                    break
-                except Exception as err:
-                    attempts += 1
-                    if await self._failed(record, err, attempts, delay):
-                        break
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max_s)
-            # Only a finished record lets the commit point pass it; a cancelled one stays.
-            progress = self._progress.get(record.partition)
-            if progress is not None:
-                progress.in_flight.discard(record.offset)
+            await self._settle(records)
         finally:
             self._slots.release()
 
+    async def _settle(self, records: Sequence[LogRecord]) -> None:
+        """Handle `records` until each is done or dead-lettered, then let the commit point pass
+        them; a cancelled call leaves them unfinished."""
+        delay = self._retry_initial_s
+        attempts = 0
+        while True:
+            try:
+                outcomes = await self._handler(records)
+                break
+            except Exception as err:
+                attempts += 1
+                if len(records) > 1 and self._given_up(err, attempts):
+                    # One bad record must not take the others with it: each on its own.
+                    for record in records:
+                        await self._settle([record])
+                    return
+                if await self._failed(records[0], err, attempts, delay):
+                    outcomes = [None]
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+        for record, rejection in zip(records, outcomes, strict=True):
+            if rejection is not None:
+                await self._reject(record, rejection)
+            progress = self._progress.get(record.partition)
+            if progress is not None:
+                progress.in_flight.discard(record.offset)
+
+    async def _reject(self, record: LogRecord, err: Exception) -> None:
+        """Dead-letter a record its handler rejected, however long the log takes to answer."""
+        delay = self._retry_initial_s
+        while not await self._dead_letter(record, err, self._where(record, 1)):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max_s)
+
+    def _given_up(self, err: Exception, attempts: int) -> bool:
+        disposition = classify(err)
+        return disposition is Disposition.DEAD_LETTER or (
+            disposition is Disposition.RETRY_BOUNDED and attempts >= self._max_unclassified_attempts
+        )
+
     async def _failed(self, record: LogRecord, err: Exception, attempts: int, delay: float) -> bool:
         """Decide about a failed attempt: True when the record was set aside (it is done)."""
-        where = {
-            "service": self._name,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-            "attempt": attempts,
-        }
-        disposition = classify(err)
-        if disposition is Disposition.RETRY:
-            # An outage: expected, retried for as long as it lasts, no traceback needed.
-            log.warning(
-                "dependency unavailable; retrying", error=repr(err), retry_in_s=delay, **where
-            )
+        where = self._where(record, attempts)
+        if not self._given_up(err, attempts):
+            if classify(err) is Disposition.RETRY:
+                # An outage: expected, retried for as long as it lasts, no traceback needed.
+                log.warning(
+                    "dependency unavailable; retrying", error=repr(err), retry_in_s=delay, **where
+                )
+            else:
+                log.exception("handler failed; retrying", retry_in_s=delay, **where)
             return False
-        if disposition is Disposition.RETRY_BOUNDED and attempts < self._max_unclassified_attempts:
-            log.exception("handler failed; retrying", retry_in_s=delay, **where)
-            return False
+        return await self._dead_letter(record, err, where)
+
+    async def _dead_letter(self, record: LogRecord, err: Exception, where: dict[str, Any]) -> bool:
         try:
             await self._dead_letters.put(record, err)
         except Exception as dead_letter_err:
             log.warning(
                 "cannot dead-letter the record yet; retrying",
                 error=repr(dead_letter_err),
-                retry_in_s=delay,
                 **where,
             )
             return False
         log.error("record dead-lettered", reason=repr(err), **where)
         return True
+
+    def _where(self, record: LogRecord, attempts: int) -> dict[str, Any]:
+        return {
+            "service": self._name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "attempt": attempts,
+        }
 
     async def _commit(self) -> None:
         offsets = {}
@@ -203,3 +246,12 @@ class ConsumeLoop:
                 await self._commit()
             except Exception:
                 log.exception("commit failed; will retry", service=self._name)
+
+
+def _one_at_a_time(handler: Handler) -> BatchHandler:
+    async def handle(records: Sequence[LogRecord]) -> Sequence[Exception | None]:
+        (record,) = records
+        await handler(record)
+        return (None,)
+
+    return handle

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from headrace.obs.records import observed_handler, sample_lag
-from headrace.ports.log import Log, PartitionsCallback
-from headrace.runtime.consume import ConsumeLoop, Handler
+from headrace.obs.records import observed_batch_handler, observed_handler, sample_lag
+from headrace.ports.log import BatchHandler, Handler, Log, PartitionsCallback
+from headrace.runtime.consume import ConsumeLoop
 from headrace.runtime.dead_letter import DeadLetters
 
 
@@ -30,6 +30,39 @@ class Loops:
         on_assigned: PartitionsCallback | None = None,
         on_revoked: PartitionsCallback | None = None,
     ) -> ConsumeLoop:
+        """Handle the records of `topic` one at a time, `concurrency` at once."""
+        return self._add(
+            topic,
+            group,
+            on_assigned,
+            on_revoked,
+            handler=observed_handler(handler, topic, group),
+            concurrency=concurrency,
+        )
+
+    def add_batched(
+        self, topic: str, group: str, handler: BatchHandler, *, batch_size: int, concurrency: int
+    ) -> ConsumeLoop:
+        """Handle the records of `topic` up to `batch_size` at a time, `concurrency` batches at
+        once: for records that cost little each, where a call per record would cost most."""
+        return self._add(
+            topic,
+            group,
+            None,
+            None,
+            batch_handler=observed_batch_handler(handler, topic, group),
+            batch_size=batch_size,
+            concurrency=concurrency,
+        )
+
+    def _add(
+        self,
+        topic: str,
+        group: str,
+        on_assigned: PartitionsCallback | None,
+        on_revoked: PartitionsCallback | None,
+        **handling: Any,
+    ) -> ConsumeLoop:
         loop: ConsumeLoop | None = None
 
         async def revoked(partitions: set[int]) -> None:
@@ -42,13 +75,7 @@ class Loops:
 
         consumer = self._log.consumer(topic, group, on_assigned=on_assigned, on_revoked=revoked)
         dead_letters = DeadLetters(self._log, self._dead_letter_topic, group)
-        loop = ConsumeLoop(
-            consumer,
-            observed_handler(handler, topic, group),
-            name=group,
-            dead_letters=dead_letters,
-            concurrency=concurrency,
-        )
+        loop = ConsumeLoop(consumer, name=group, dead_letters=dead_letters, **handling)
         self._loops.append(loop)
         self._topics[loop] = topic
         return loop

@@ -18,7 +18,7 @@ import msgspec
 
 from headrace.adapters.sqlite.database import Database
 from headrace.messages.topics import partition_for
-from headrace.ports.log import LogRecord, PartitionsCallback
+from headrace.ports.log import LogRecord, Outgoing, PartitionsCallback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,
@@ -96,15 +96,32 @@ class InProcLog:
     async def publish(
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
-        partition = partition_for(key, self._partitions)
-        part = self._topic(topic)[partition]
-        record = LogRecord(topic, partition, part.end, key, value, tuple(headers))
-        part.records.append(record)
-        if self._db is not None:
-            await self._db.execute(
-                "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?)",
-                (topic, partition, record.offset, key, value, msgspec.msgpack.encode(headers)),
+        await self.publish_many(topic, [Outgoing(key, value, tuple(headers))])
+
+    async def publish_many(self, topic: str, records: Sequence[Outgoing]) -> None:
+        rows = []
+        for outgoing in records:
+            partition = partition_for(outgoing.key, self._partitions)
+            part = self._topic(topic)[partition]
+            record = LogRecord(
+                topic, partition, part.end, outgoing.key, outgoing.value, outgoing.headers
             )
+            part.records.append(record)
+            rows.append(
+                (
+                    "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        topic,
+                        partition,
+                        record.offset,
+                        record.key,
+                        record.value,
+                        msgspec.msgpack.encode(record.headers),
+                    ),
+                )
+            )
+        if self._db is not None and rows:
+            await self._db.transaction(rows)
         self._notify()
 
     def consumer(
