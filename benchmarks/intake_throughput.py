@@ -25,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from headrace.testing.cluster import Cluster
 
+SAMPLE_S = 0.25
+
 
 async def produce(bootstrap: str, topic: str, events: int, per_record: int) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks=1)
@@ -75,23 +77,32 @@ async def main() -> None:
             produce_s = await produce(settings.kafka_bootstrap, topic, args.events, args.per_record)
             ingest = await cluster.add("ingest")
             url = f"http://127.0.0.1:{ingest.port}"
-            first_at = None
-            while True:
+            samples: list[tuple[float, float]] = []  # (seconds, events forwarded so far)
+            while not samples or samples[-1][1] < args.events:
                 done = await forwarded(url, topic)
-                now = time.monotonic()
-                if first_at is None and done > 0:
-                    first_at, first_count = now, done
-                if done >= args.events:
-                    break
-                await asyncio.sleep(0.05)
-            assert first_at is not None
-            rate = (args.events - first_count) / (now - first_at)
+                if done > 0:
+                    samples.append((time.monotonic(), done))
+                await asyncio.sleep(SAMPLE_S)
         finally:
             await cluster.stop()
             drop(settings)
+    (first_at, first_count), (last_at, _) = samples[0], samples[-1]
+    rate = (args.events - first_count) / (last_at - first_at)
+    # Rates over whole seconds of the run, to show how steady it is.
+    per_second = [
+        (later[1] - earlier[1]) / (later[0] - earlier[0])
+        for earlier, later in zip(samples, samples[int(1 / SAMPLE_S) :], strict=False)
+    ][:: int(1 / SAMPLE_S)]
+    spread = ""
+    if per_second:
+        per_second.sort()
+        spread = (
+            f" (per second: min {per_second[0]:,.0f}, "
+            f"p50 {per_second[len(per_second) // 2]:,.0f}, max {per_second[-1]:,.0f})"
+        )
     print(
         f"{args.events} events, {args.per_record} per record: produced in {produce_s:.1f} s; "
-        f"one ingest forwarded {rate:,.0f} events/s"
+        f"one ingest forwarded {rate:,.0f} events/s{spread}"
     )
 
 
