@@ -171,6 +171,19 @@ async def test_publish_many_places_each_record_by_its_key_in_order_with_its_head
     await consumer.stop()
 
 
+async def test_a_record_carries_the_time_it_was_appended(make_log: LogFactory) -> None:
+    log = make_log()
+    before = int(time.time() * 1000)
+    await log.publish("t", "acct", b"one")
+    await log.publish_many("t", [Outgoing("acct", b"two")])
+    after = int(time.time() * 1000)
+    consumer = log.consumer("t", "g")
+    await consumer.start()
+    for record in await _drain(consumer, 2):
+        assert before <= record.timestamp_ms <= after, record
+    await consumer.stop()
+
+
 async def test_headers_and_payload_pass_through_unchanged(make_log: LogFactory) -> None:
     log = make_log()
     headers = (
@@ -331,5 +344,29 @@ async def test_published_records_survive_a_restart_of_the_durable_inproc_log(
     db = Database(str(tmp_path / "log.db"))
     consumer = InProcLog(partitions=4, db=db).consumer("t", "g")
     await consumer.start()
-    assert [r.value for r in await _drain(consumer, 1)] == [b"done"]
+    [again] = await _drain(consumer, 1)
+    assert again.value == b"done"
+    # The same record, the same append time: the intake derives event ids from it.
+    assert again.timestamp_ms == records[1].timestamp_ms
+    db.close()
+
+
+async def test_a_log_written_before_records_had_timestamps_is_read_with_zero(
+    tmp_path: Path,
+) -> None:
+    db = Database(str(tmp_path / "log.db"))
+    db.run_sync(
+        lambda conn: conn.executescript(
+            "CREATE TABLE log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,"
+            " value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset));"
+            "INSERT INTO log_records VALUES ('t', 0, 0, 'acct', X'6f6c64', X'90');"
+        )
+    )
+    log = InProcLog(partitions=1, db=db)
+    await log.publish("t", "acct", b"new")
+    consumer = log.consumer("t", "g")
+    await consumer.start()
+    old, new = await _drain(consumer, 2)
+    assert (old.value, old.timestamp_ms) == (b"old", 0)
+    assert new.value == b"new" and new.timestamp_ms > 0
     db.close()

@@ -28,7 +28,8 @@ class LogRecord(msgspec.Struct, frozen=True):
     key: str
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
-    # When the record was appended (Kafka's record timestamp); 0 where the log keeps none.
+    # When the record was appended (Kafka's record timestamp, the in-process log's clock); 0 for
+    # a record an older in-process log wrote without one.
     timestamp_ms: int = 0
 
 

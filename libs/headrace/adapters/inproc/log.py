@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,12 +18,13 @@ from typing import Any
 import msgspec
 
 from headrace.adapters.sqlite.database import Database
+from headrace.core.clock import Clock, SystemClock
 from headrace.messages.topics import partition_for
 from headrace.ports.log import LogRecord, Outgoing, PartitionsCallback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,
-    value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset));
+    value BLOB, headers BLOB, ts INTEGER DEFAULT 0, PRIMARY KEY (topic, partition, offset));
 CREATE TABLE IF NOT EXISTS log_offsets (topic TEXT, grp TEXT, partition INTEGER, offset INTEGER,
     PRIMARY KEY (topic, grp, partition));
 """
@@ -44,10 +46,21 @@ class _Group:
     members: list[InProcConsumer] = field(default_factory=list)
 
 
+def _add_timestamps(conn: sqlite3.Connection) -> None:
+    """Give a log written before records had timestamps the column (its records read as 0)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(log_records)")}
+    if "ts" not in columns:
+        conn.execute("ALTER TABLE log_records ADD COLUMN ts INTEGER DEFAULT 0")
+
+
 class InProcLog:
-    def __init__(self, partitions: int = 4, db: Database | None = None) -> None:
+    def __init__(
+        self, partitions: int = 4, db: Database | None = None, clock: Clock | None = None
+    ) -> None:
         self._partitions = partitions
         self._db = db
+        # Records carry the time they were appended, as Kafka's do.
+        self._clock = clock or SystemClock()
         self._topics: dict[str, list[_Partition]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         # Swapped and set on every change: a waiter holds the event current when it looked, so
@@ -55,6 +68,7 @@ class InProcLog:
         self._changed = asyncio.Event()
         if db is not None:
             db.run_sync(lambda conn: conn.executescript(_SCHEMA))
+            db.run_sync(_add_timestamps)
             self._load(db)
 
     @property
@@ -64,17 +78,23 @@ class InProcLog:
     def _load(self, db: Database) -> None:
         rows = db.run_sync(
             lambda conn: conn.execute(
-                "SELECT topic, partition, offset, key, value, headers FROM log_records "
+                "SELECT topic, partition, offset, key, value, headers, ts FROM log_records "
                 "ORDER BY topic, partition, offset"
             ).fetchall()
         )
-        for topic, partition, offset, key, value, headers in rows:
+        for topic, partition, offset, key, value, headers, ts in rows:
             part = self._topic(topic)[partition]
             if not part.records:
                 part.base = offset
             part.records.append(
                 LogRecord(
-                    topic, partition, offset, key, value, msgspec.msgpack.decode(headers, type=Any)
+                    topic,
+                    partition,
+                    offset,
+                    key,
+                    value,
+                    msgspec.msgpack.decode(headers, type=Any),
+                    ts,
                 )
             )
         for topic, group, partition, offset in db.run_sync(
@@ -100,16 +120,17 @@ class InProcLog:
 
     async def publish_many(self, topic: str, records: Sequence[Outgoing]) -> None:
         rows = []
+        now = self._clock.now_ms()
         for outgoing in records:
             partition = partition_for(outgoing.key, self._partitions)
             part = self._topic(topic)[partition]
             record = LogRecord(
-                topic, partition, part.end, outgoing.key, outgoing.value, outgoing.headers
+                topic, partition, part.end, outgoing.key, outgoing.value, outgoing.headers, now
             )
             part.records.append(record)
             rows.append(
                 (
-                    "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         topic,
                         partition,
@@ -117,6 +138,7 @@ class InProcLog:
                         record.key,
                         record.value,
                         msgspec.msgpack.encode(record.headers),
+                        now,
                     ),
                 )
             )
