@@ -8,10 +8,12 @@ condition at once.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -155,6 +157,26 @@ async def test_headers_and_payload_pass_through_unchanged(make_log: LogFactory) 
     assert (record.key, record.value) == ("acct", b"\x00payload\xff")
     assert record.headers == headers
     await consumer.stop()
+
+
+async def test_a_record_carries_its_append_time_and_keeps_it_when_delivered_again(
+    make_log: LogFactory,
+) -> None:
+    log = make_log()
+    before = time.time_ns() // 1_000_000
+    await log.publish("t", "acct", b"once")
+    after = time.time_ns() // 1_000_000
+    first = log.consumer("t", "g")
+    await first.start()
+    [record] = await _drain(first, 1)
+    await first.stop()
+
+    second = log.consumer("t", "g")
+    await second.start()
+    [again] = await _drain(second, 1)
+    await second.stop()
+    assert before <= record.timestamp_ms <= after
+    assert again.timestamp_ms == record.timestamp_ms
 
 
 async def test_lag_counts_the_records_after_the_committed_offset_of_each_owned_partition(
@@ -302,5 +324,32 @@ async def test_published_records_survive_a_restart_of_the_durable_inproc_log(
     db = Database(str(tmp_path / "log.db"))
     consumer = InProcLog(partitions=4, db=db).consumer("t", "g")
     await consumer.start()
-    assert [r.value for r in await _drain(consumer, 1)] == [b"done"]
+    [again] = await _drain(consumer, 1)
+    assert (again.value, again.timestamp_ms) == (b"done", records[1].timestamp_ms)
+    db.close()
+
+
+async def test_the_durable_inproc_log_reads_records_stored_before_they_had_a_time(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "log.db")
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT, "
+        "value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset))"
+    )
+    conn.execute(
+        "INSERT INTO log_records VALUES ('t', ?, 0, 'acct', ?, ?)",
+        (partition_for("acct", 4), b"old", msgspec.msgpack.encode([])),
+    )
+    conn.commit()
+    conn.close()
+    db = Database(path)
+    log = InProcLog(partitions=4, db=db)
+    await log.publish("t", "acct", b"new")
+    consumer = log.consumer("t", "g")
+    await consumer.start()
+    old, new = await _drain(consumer, 2)
+    assert (old.value, old.timestamp_ms) == (b"old", 0)
+    assert new.value == b"new" and new.timestamp_ms > 0
     db.close()

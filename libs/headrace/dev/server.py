@@ -45,7 +45,7 @@ class DevServer:
             path = str(settings.state_dir / "headrace.db")
         self.db = Database(path)
         self.stores = SqliteStores(self.db)
-        self.log: Log = ObservedLog(InProcLog(settings.partitions, self.db))
+        self.log: Log = ObservedLog(InProcLog(settings.partitions, self.db, self.clock))
         self.topics = Topics()
         # One account; its signing key, when given, makes this server check signatures.
         keys = AccountKeys.of(

@@ -2,7 +2,8 @@
 
 It keeps the guarantees of headrace.ports.log. With a Database it is durable too: records and
 committed offsets live in SQLite, so `headrace dev` stopped and started again loses nothing that
-was published and not yet consumed.
+was published and not yet consumed. Each record carries the time it was appended, as a Kafka
+record does, so a record delivered again (after a restart, say) is the same record.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,15 +19,25 @@ from typing import Any
 import msgspec
 
 from headrace.adapters.sqlite.database import Database
+from headrace.core.clock import Clock, SystemClock
 from headrace.messages.topics import partition_for
 from headrace.ports.log import LogRecord, PartitionsCallback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,
-    value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset));
+    value BLOB, headers BLOB, ts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic, partition, offset));
 CREATE TABLE IF NOT EXISTS log_offsets (topic TEXT, grp TEXT, partition INTEGER, offset INTEGER,
     PRIMARY KEY (topic, grp, partition));
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    # A state directory from before records had a time: its records keep 0, "not known".
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(log_records)")}
+    if "ts" not in columns:
+        conn.execute("ALTER TABLE log_records ADD COLUMN ts INTEGER NOT NULL DEFAULT 0")
 
 
 @dataclass
@@ -45,16 +57,19 @@ class _Group:
 
 
 class InProcLog:
-    def __init__(self, partitions: int = 4, db: Database | None = None) -> None:
+    def __init__(
+        self, partitions: int = 4, db: Database | None = None, clock: Clock | None = None
+    ) -> None:
         self._partitions = partitions
         self._db = db
+        self._clock = clock or SystemClock()
         self._topics: dict[str, list[_Partition]] = {}
         self._groups: dict[tuple[str, str], _Group] = {}
         # Swapped and set on every change: a waiter holds the event current when it looked, so
         # no change after that look is missed. (No lock, so cancelling a waiter is always clean.)
         self._changed = asyncio.Event()
         if db is not None:
-            db.run_sync(lambda conn: conn.executescript(_SCHEMA))
+            db.run_sync(_migrate)
             self._load(db)
 
     @property
@@ -64,17 +79,23 @@ class InProcLog:
     def _load(self, db: Database) -> None:
         rows = db.run_sync(
             lambda conn: conn.execute(
-                "SELECT topic, partition, offset, key, value, headers FROM log_records "
+                "SELECT topic, partition, offset, key, value, headers, ts FROM log_records "
                 "ORDER BY topic, partition, offset"
             ).fetchall()
         )
-        for topic, partition, offset, key, value, headers in rows:
+        for topic, partition, offset, key, value, headers, ts in rows:
             part = self._topic(topic)[partition]
             if not part.records:
                 part.base = offset
             part.records.append(
                 LogRecord(
-                    topic, partition, offset, key, value, msgspec.msgpack.decode(headers, type=Any)
+                    topic,
+                    partition,
+                    offset,
+                    key,
+                    value,
+                    msgspec.msgpack.decode(headers, type=Any),
+                    timestamp_ms=ts,
                 )
             )
         for topic, group, partition, offset in db.run_sync(
@@ -98,12 +119,23 @@ class InProcLog:
     ) -> None:
         partition = partition_for(key, self._partitions)
         part = self._topic(topic)[partition]
-        record = LogRecord(topic, partition, part.end, key, value, tuple(headers))
+        record = LogRecord(
+            topic, partition, part.end, key, value, tuple(headers), self._clock.now_ms()
+        )
         part.records.append(record)
         if self._db is not None:
             await self._db.execute(
-                "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?)",
-                (topic, partition, record.offset, key, value, msgspec.msgpack.encode(headers)),
+                "INSERT OR REPLACE INTO log_records "
+                "(topic, partition, offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    topic,
+                    partition,
+                    record.offset,
+                    key,
+                    value,
+                    msgspec.msgpack.encode(headers),
+                    record.timestamp_ms,
+                ),
             )
         self._notify()
 
