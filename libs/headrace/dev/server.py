@@ -28,6 +28,8 @@ from headrace.runtime.supervise import spawn
 from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
+from headrace.services.ingest.intake import Intake
+from headrace.services.ingest.main import INTAKE_CONCURRENCY
 from headrace.services.ingest.sync import AppSync
 from headrace.services.runner.service import Runner
 from headrace.services.scheduler.service import Scheduler, lease_ms
@@ -56,6 +58,7 @@ class DevServer:
         self.driver = AppDriver(self.clock, keys=keys, timeout_s=settings.call_timeout_s)
         self.ingest = EventIngest(self.log, self.topics, self.clock)
         self.sync = AppSync(self.log, self.topics, self.stores, self.clock)
+        self.intake = Intake(self.ingest, keys, self.clock)
         self.runner = Runner(self.log, self.topics, self.stores, self.clock)
         self.scheduler = Scheduler(
             self.log,
@@ -112,6 +115,14 @@ class DevServer:
             self.executor.handle,
             concurrency=self.settings.executor_concurrency,
         )
+        # As the distributed ingest wires it (services/ingest/main.py), on the embedded log.
+        for name in self.settings.intake_topics:
+            self.loops.add(
+                self.topics.intake(name),
+                "ingest",
+                self.intake.handle,
+                concurrency=INTAKE_CONCURRENCY,
+            )
         await self.loops.start()
         self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
         self._tasks.append(spawn("flow-control", self.scheduler.flow.run))
