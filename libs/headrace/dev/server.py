@@ -15,6 +15,7 @@ from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
 from headrace.core.clock import Clock, SystemClock
 from headrace.dashboard import DashboardAuth, dashboard_routes
+from headrace.dev.log_routes import dev_log_routes
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
@@ -47,7 +48,10 @@ class DevServer:
             path = str(settings.state_dir / "headrace.db")
         self.db = Database(path)
         self.stores = SqliteStores(self.db)
-        self.log: Log = ObservedLog(InProcLog(settings.partitions, self.db, self.clock))
+        # Kept bare beside its observed wrapper for /dev/intake and /dev/dead-letters: a record
+        # produced there comes from outside, as from a Kafka producer (no trace context added).
+        self.embedded_log = InProcLog(settings.partitions, self.db, self.clock)
+        self.log: Log = ObservedLog(self.embedded_log)
         self.topics = Topics()
         # One account; its signing key, when given, makes this server check signatures.
         keys = AccountKeys.of(
@@ -85,8 +89,11 @@ class DevServer:
             ctx,
             self.ingest,
             self.sync,
-            # The dev server's dashboard is open, like Inngest's.
-            extra_routes=dashboard_routes(ctx, DashboardAuth.open(), server_kind),
+            extra_routes=[
+                *dev_log_routes(ctx, self.embedded_log, self.topics, settings.intake_topics),
+                # The dev server's dashboard is open, like Inngest's.
+                *dashboard_routes(ctx, DashboardAuth.open(), server_kind),
+            ],
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import sqlite3
 from collections.abc import Sequence
@@ -117,6 +118,12 @@ class InProcLog:
     async def publish(
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
+        await self.append(topic, key, value, headers)
+
+    async def append(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> LogRecord:
+        """`publish`, answering with the record as appended (its partition and offset)."""
         partition = partition_for(key, self._partitions)
         part = self._topic(topic)[partition]
         record = LogRecord(
@@ -138,6 +145,13 @@ class InProcLog:
                 ),
             )
         self._notify()
+        return record
+
+    def newest(self, topic: str, limit: int) -> list[LogRecord]:
+        """The topic's last `limit` records still kept (records every group of the topic has
+        committed past are dropped), newest first: by append time, then offset."""
+        records = (r for part in self._topic(topic) for r in part.records)
+        return heapq.nlargest(limit, records, key=lambda r: (r.timestamp_ms, r.offset))
 
     def consumer(
         self,
