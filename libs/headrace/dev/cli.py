@@ -103,7 +103,7 @@ async def _serve(settings: DevSettings) -> None:
     await server.start()
     click.echo(
         f"headrace dev: http://{settings.host}:{settings.port} "
-        f"(Event API POST /e/<key>, GraphQL /v0/gql)",
+        f"(Event API POST /e/<key>, intake POST /dev/intake/<topic>, GraphQL /v0/gql)",
         err=True,
     )
     await stopping.wait()
