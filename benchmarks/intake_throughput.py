@@ -21,9 +21,9 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaProducer
 from bench_cluster import bench_settings, drop
-from prometheus_client.parser import text_string_to_metric_families
 
 from headrace.testing.cluster import Cluster
+from headrace.testing.metrics import samples
 
 SAMPLE_S = 0.25
 
@@ -54,10 +54,9 @@ async def forwarded(url: str, topic: str) -> float:
     async with httpx.AsyncClient() as http:
         text = (await http.get(f"{url}/metrics")).text
     return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "headrace_intake_events_total" and sample.labels.get("topic") == topic
+        value
+        for labels, value in samples(text, "headrace_intake_events_total")
+        if labels.get("topic") == topic
     )
 
 
@@ -77,21 +76,21 @@ async def main() -> None:
             produce_s = await produce(settings.kafka_bootstrap, topic, args.events, args.per_record)
             ingest = await cluster.add("ingest")
             url = f"http://127.0.0.1:{ingest.port}"
-            samples: list[tuple[float, float]] = []  # (seconds, events forwarded so far)
-            while not samples or samples[-1][1] < args.events:
+            progress: list[tuple[float, float]] = []  # (seconds, events forwarded so far)
+            while not progress or progress[-1][1] < args.events:
                 done = await forwarded(url, topic)
                 if done > 0:
-                    samples.append((time.monotonic(), done))
+                    progress.append((time.monotonic(), done))
                 await asyncio.sleep(SAMPLE_S)
         finally:
             await cluster.stop()
             drop(settings)
-    (first_at, first_count), (last_at, _) = samples[0], samples[-1]
+    (first_at, first_count), (last_at, _) = progress[0], progress[-1]
     rate = (args.events - first_count) / (last_at - first_at)
     # Rates over whole seconds of the run, to show how steady it is.
     per_second = [
         (later[1] - earlier[1]) / (later[0] - earlier[0])
-        for earlier, later in zip(samples, samples[int(1 / SAMPLE_S) :], strict=False)
+        for earlier, later in zip(progress, progress[int(1 / SAMPLE_S) :], strict=False)
     ][:: int(1 / SAMPLE_S)]
     spread = ""
     if per_second:

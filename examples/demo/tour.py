@@ -1,5 +1,9 @@
 """Send the example app's events to a headrace server and report how each run ended.
 
+Events go through the Event API, and (on `headrace dev`) also as records of the intake topic,
+posted with `/dev/intake/intake` as a Kafka producer would publish them: one good record, and a
+bad one that the intake sets aside in the dead-letter topic.
+
 `python -m examples.demo.tour --url http://127.0.0.1:8288` (used by `scripts/demo`).
 """
 
@@ -10,6 +14,7 @@ import asyncio
 import datetime
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -28,6 +33,19 @@ def demo_events(now: datetime.datetime) -> list[dict[str, Any]]:
             "data": {"rows": ["ann,1,a", "bob,2,b", "cy,3,c", "di,4,d", "ed,5,e"], "batch_size": 2},
         },
         {"name": "imports/csv.uploaded", "data": {"rows": ["ann,1,a", "broken row"]}},
+    ]
+
+
+def intake_events(tag: str) -> list[dict[str, Any]]:
+    """Two more of the demo's events, for one intake record; their ids (the producer's own)
+    let the tour find them among the events."""
+    return [
+        {"id": f"{tag}-media", "name": "media/uploaded", "data": {"video": "intake-teaser.mp4"}},
+        {
+            "id": f"{tag}-csv",
+            "name": "imports/csv.uploaded",
+            "data": {"rows": ["fay,6,f", "gus,7,g"], "batch_size": 2},
+        },
     ]
 
 
@@ -57,6 +75,60 @@ async def outcome(client: httpx.AsyncClient, url: str, run_id: str, timeout: flo
     raise TimeoutError(f"run {run_id} did not finish")
 
 
+async def internal_id(
+    client: httpx.AsyncClient, url: str, event: dict[str, Any], timeout: float
+) -> str:
+    """headrace's id of the event the producer sent with id `event["id"]`, once it is in."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        params = {"name": event["name"], "limit": "100"}
+        listed = (await client.get(f"{url}/v1/events", params=params)).json()["data"]
+        found = [e["internal_id"] for e in listed if e["id"] == event["id"]]
+        if found:
+            return str(found[0])
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"event {event['id']} of the intake record did not arrive")
+
+
+async def dead_letter(
+    client: httpx.AsyncClient, url: str, where: dict[str, Any], timeout: float
+) -> str:
+    """The reason the record at `where` (its topic, partition, offset) was set aside."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for letter in (await client.get(f"{url}/dev/dead-letters")).json()["data"]:
+            if all(letter[k] == where[k] for k in ("topic", "partition", "offset")):
+                return str(letter["reason"])
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the bad record {where} was not set aside")
+
+
+async def publish_intake(
+    client: httpx.AsyncClient, url: str, timeout: float, echo: bool
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Post a record of two events and a bad record to the intake topic; answer the runs of
+    the two events by label, and where the bad record went."""
+    events = intake_events(f"tour-{uuid.uuid4().hex[:12]}")
+    key = {"event-key": "demo-key"}
+    good = await client.post(f"{url}/dev/intake/intake", json=events, headers=key)
+    good.raise_for_status()
+    # Cut short: not JSON. The intake refuses the record whole and sets it aside.
+    bad = await client.post(f"{url}/dev/intake/intake", content=b'[{"name": "media/', headers=key)
+    bad.raise_for_status()
+    runs = {
+        f"intake {event['name']}": await run_of(
+            client, url, await internal_id(client, url, event, timeout), timeout
+        )
+        for event in events
+    }
+    if echo:
+        print("published 2 events in one record of the intake topic; runs started:")
+        for label, run_id in runs.items():
+            print(f"  {label:28} run {run_id}")
+        print("and one bad record, which the intake sets aside in the dead-letter topic")
+    return runs, bad.json()
+
+
 async def wait_for_app(client: httpx.AsyncClient, url: str, app_id: str, timeout: float) -> None:
     """Wait until the server is up and the app has registered its functions."""
     deadline = time.monotonic() + timeout
@@ -71,8 +143,14 @@ async def wait_for_app(client: httpx.AsyncClient, url: str, app_id: str, timeout
     raise TimeoutError(f"app {app_id} did not sync with {url}")
 
 
-async def tour(url: str, timeout: float = 60.0, echo: bool = True) -> dict[str, Any]:
-    """Send the demo events, approve the payment once it slept, and collect each outcome."""
+async def tour(
+    url: str, timeout: float = 60.0, echo: bool = True, intake: bool = True
+) -> dict[str, Any]:
+    """Send the demo events, approve the payment once it slept, and collect each outcome.
+
+    With `intake`, publish to the intake topic too (`/dev/intake` is `headrace dev`'s: a
+    cluster's producers publish to Kafka); the bad record's outcome is its dead-letter reason.
+    """
     async with httpx.AsyncClient(timeout=30) as client:
         await wait_for_app(client, url, "headrace-demo", timeout)
         events = demo_events(datetime.datetime.now(datetime.UTC))
@@ -87,6 +165,10 @@ async def tour(url: str, timeout: float = 60.0, echo: bool = True) -> dict[str, 
             print("sent 4 events; runs started:")
             for label, run_id in runs.items():
                 print(f"  {label:28} run {run_id}")
+        if intake:
+            intake_runs, bad_record = await publish_intake(client, url, timeout, echo)
+            runs.update(intake_runs)
+        if echo:
             print("the payment sleeps until its charge date, then waits for approval...")
         await asyncio.sleep(4)
         await client.post(
@@ -96,6 +178,9 @@ async def tour(url: str, timeout: float = 60.0, echo: bool = True) -> dict[str, 
         results = {
             label: await outcome(client, url, run_id, timeout) for label, run_id in runs.items()
         }
+        if intake:
+            reason = await dead_letter(client, url, bad_record, timeout)
+            results["intake bad record"] = ("DEAD_LETTER", reason)
     if echo:
         for label, (status, output) in results.items():
             print(f"  {label:28} {status:10} {json.dumps(output)}")

@@ -8,10 +8,12 @@ condition at once.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -171,19 +173,6 @@ async def test_publish_many_places_each_record_by_its_key_in_order_with_its_head
     await consumer.stop()
 
 
-async def test_a_record_carries_the_time_it_was_appended(make_log: LogFactory) -> None:
-    log = make_log()
-    before = int(time.time() * 1000)
-    await log.publish("t", "acct", b"one")
-    await log.publish_many("t", [Outgoing("acct", b"two")])
-    after = int(time.time() * 1000)
-    consumer = log.consumer("t", "g")
-    await consumer.start()
-    for record in await _drain(consumer, 2):
-        assert before <= record.timestamp_ms <= after, record
-    await consumer.stop()
-
-
 async def test_headers_and_payload_pass_through_unchanged(make_log: LogFactory) -> None:
     log = make_log()
     headers = (
@@ -197,6 +186,29 @@ async def test_headers_and_payload_pass_through_unchanged(make_log: LogFactory) 
     assert (record.key, record.value) == ("acct", b"\x00payload\xff")
     assert record.headers == headers
     await consumer.stop()
+
+
+async def test_a_record_carries_its_append_time_and_keeps_it_when_delivered_again(
+    make_log: LogFactory,
+) -> None:
+    log = make_log()
+    before = time.time_ns() // 1_000_000
+    await log.publish("t", "acct", b"once")
+    await log.publish_many("t", [Outgoing("acct", b"in a batch")])
+    after = time.time_ns() // 1_000_000
+    first = log.consumer("t", "g")
+    await first.start()
+    records = await _drain(first, 2)
+    await first.stop()
+
+    second = log.consumer("t", "g")
+    await second.start()
+    again = await _drain(second, 2)
+    await second.stop()
+    assert [r.value for r in records] == [b"once", b"in a batch"]
+    for record in records:
+        assert before <= record.timestamp_ms <= after
+    assert [r.timestamp_ms for r in again] == [r.timestamp_ms for r in records]
 
 
 async def test_lag_counts_the_records_after_the_committed_offset_of_each_owned_partition(
@@ -345,24 +357,27 @@ async def test_published_records_survive_a_restart_of_the_durable_inproc_log(
     consumer = InProcLog(partitions=4, db=db).consumer("t", "g")
     await consumer.start()
     [again] = await _drain(consumer, 1)
-    assert again.value == b"done"
-    # The same record, the same append time: the intake derives event ids from it.
-    assert again.timestamp_ms == records[1].timestamp_ms
+    assert (again.value, again.timestamp_ms) == (b"done", records[1].timestamp_ms)
     db.close()
 
 
-async def test_a_log_written_before_records_had_timestamps_is_read_with_zero(
+async def test_the_durable_inproc_log_reads_records_stored_before_they_had_a_time(
     tmp_path: Path,
 ) -> None:
-    db = Database(str(tmp_path / "log.db"))
-    db.run_sync(
-        lambda conn: conn.executescript(
-            "CREATE TABLE log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,"
-            " value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset));"
-            "INSERT INTO log_records VALUES ('t', 0, 0, 'acct', X'6f6c64', X'90');"
-        )
+    path = str(tmp_path / "log.db")
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT, "
+        "value BLOB, headers BLOB, PRIMARY KEY (topic, partition, offset))"
     )
-    log = InProcLog(partitions=1, db=db)
+    conn.execute(
+        "INSERT INTO log_records VALUES ('t', ?, 0, 'acct', ?, ?)",
+        (partition_for("acct", 4), b"old", msgspec.msgpack.encode([])),
+    )
+    conn.commit()
+    conn.close()
+    db = Database(path)
+    log = InProcLog(partitions=4, db=db)
     await log.publish("t", "acct", b"new")
     consumer = log.consumer("t", "g")
     await consumer.start()

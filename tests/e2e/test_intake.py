@@ -12,10 +12,10 @@ import httpx
 import inngest
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.dev import EngineHandle, eventually
+from headrace.testing.metrics import intake_rejected
 from headrace.testing.sdk_app import ServedApp, make_client
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra]
@@ -32,15 +32,6 @@ async def _produce(
             await producer.send_and_wait(topic, value, key=uuid.uuid4().bytes, headers=headers)
     finally:
         await producer.stop()
-
-
-def _rejected(text: str, topic: str) -> dict[str, float]:
-    return {
-        sample.labels["reason"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "headrace_intake_rejected_total" and sample.labels["topic"] == topic
-    }
 
 
 async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_aside(
@@ -87,7 +78,7 @@ async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_a
         ),
     }
     async with httpx.AsyncClient() as http:
-        before = _rejected((await http.get(f"{engine.url}/metrics")).text, intake)
+        before = intake_rejected((await http.get(f"{engine.url}/metrics")).text, intake)
 
     with ServedApp(client, [greet]) as app:
         await engine.sync(app.url, "intake-app")
@@ -136,6 +127,6 @@ async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_a
     assert b"no event of this record was accepted" in reasons["invalid_event"]
 
     async with httpx.AsyncClient() as http:
-        after = _rejected((await http.get(f"{engine.url}/metrics")).text, intake)
+        after = intake_rejected((await http.get(f"{engine.url}/metrics")).text, intake)
     for reason in bad:
         assert after.get(reason, 0) - before.get(reason, 0) == 1, (reason, before, after)

@@ -25,7 +25,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +35,7 @@ from headrace.obs.tracing import run_root_span_id, run_trace_id, setup_tracing
 from headrace.runtime.http import HttpServer
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.dev import EngineHandle, eventually
+from headrace.testing.metrics import samples
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -275,35 +275,26 @@ def _check_run_trace(spans: list[SpanView], run: RunState, app: ServedApp) -> No
     assert parents == {(trace_id, p.span_id) for p in posts}
 
 
-def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    return [
-        (sample.labels, sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name
-    ]
-
-
 async def _check_metrics(url: str, run: RunState, *, lag_group: str) -> None:
     async def scrape() -> str | None:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"{url}/metrics")).text
-        lag = _samples(text, "headrace_consumer_lag")
+        lag = samples(text, "headrace_consumer_lag")
         return text if any(labels["group"] == lag_group for labels, _ in lag) else None
 
     text = await eventually(scrape, what="the consumer lag to be reported")
     steps = {
         (labels["kind"], labels["outcome"]): value
-        for labels, value in _samples(text, "headrace_step_duration_seconds_count")
+        for labels, value in samples(text, "headrace_step_duration_seconds_count")
         if labels["function"] == run.fn_id
     }
     assert steps[("step", "completed")] >= 2
     assert steps[("step", "errored")] >= 1
-    ended = _samples(text, "headrace_runs_ended_total")
+    ended = samples(text, "headrace_runs_ended_total")
     assert any(labels == {"function": run.fn_id, "status": "completed"} for labels, _ in ended)
     # The executor reports the lag of the partitions of `work` it owns.
     lags = [
-        v for labels, v in _samples(text, "headrace_consumer_lag") if labels["group"] == lag_group
+        v for labels, v in samples(text, "headrace_consumer_lag") if labels["group"] == lag_group
     ]
     assert lags and all(v >= 0 for v in lags)
 

@@ -63,10 +63,11 @@ def _run_json(run: RunState) -> dict[str, Any]:
     }
 
 
-def _parse_limit(raw: str | None) -> int:
+def parse_limit(raw: str | None, default: int = _DEFAULT_LIMIT, maximum: int = _MAX_LIMIT) -> int:
+    """A `limit` query parameter, within 1..maximum; raises ValueError when not an integer."""
     if not raw:
-        return _DEFAULT_LIMIT
-    return min(max(int(raw), 1), _MAX_LIMIT)
+        return default
+    return min(max(int(raw), 1), maximum)
 
 
 def _data(ctx: ApiContext, value: Any) -> Response:
@@ -86,7 +87,7 @@ async def _visible_run(ctx: ApiContext, run_id: str) -> RunState | None:
 
 async def _list_events(ctx: ApiContext, request: Request) -> Response:
     try:
-        limit = _parse_limit(request.query_params.get("limit"))
+        limit = parse_limit(request.query_params.get("limit"))
     except ValueError:
         return _error(400, "limit must be an integer")
     events = await ctx.stores.list_events(

@@ -11,6 +11,7 @@ import click
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.obs.setup import setup_observability
+from headrace.runtime.settings import intake_topics_option, parse_topics
 
 
 @click.command()
@@ -50,6 +51,7 @@ from headrace.obs.setup import setup_observability
     help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
 )
 @click.option("--call-timeout", default=300.0, show_default=True, help="Seconds per app call.")
+@intake_topics_option
 @click.option(
     "--log-format",
     envvar="HEADRACE_LOG_FORMAT",
@@ -69,6 +71,7 @@ def dev(
     signing_key: str | None,
     retry_scale: float,
     call_timeout: float,
+    intake_topics: str,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -86,6 +89,7 @@ def dev(
         signing_key=signing_key,
         backoff_scale=retry_scale,
         call_timeout_s=call_timeout,
+        intake_topics=parse_topics(intake_topics),
     )
     asyncio.run(_serve(settings))
 
@@ -99,7 +103,7 @@ async def _serve(settings: DevSettings) -> None:
     await server.start()
     click.echo(
         f"headrace dev: http://{settings.host}:{settings.port} "
-        f"(Event API POST /e/<key>, GraphQL /v0/gql)",
+        f"(Event API POST /e/<key>, intake POST /dev/intake/<topic>, GraphQL /v0/gql)",
         err=True,
     )
     await stopping.wait()

@@ -15,6 +15,7 @@ from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
 from headrace.core.clock import Clock, SystemClock
 from headrace.dashboard import DashboardAuth, dashboard_routes
+from headrace.dev.log_routes import dev_log_routes
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
@@ -28,6 +29,8 @@ from headrace.runtime.supervise import spawn
 from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
+from headrace.services.ingest.intake import Intake
+from headrace.services.ingest.main import INTAKE_BATCH, INTAKE_CONCURRENCY
 from headrace.services.ingest.sync import AppSync
 from headrace.services.runner.service import Runner
 from headrace.services.scheduler.service import Scheduler, lease_ms
@@ -45,7 +48,10 @@ class DevServer:
             path = str(settings.state_dir / "headrace.db")
         self.db = Database(path)
         self.stores = SqliteStores(self.db)
-        self.log: Log = ObservedLog(InProcLog(settings.partitions, self.db, self.clock))
+        # Kept bare beside its observed wrapper for /dev/intake and /dev/dead-letters: a record
+        # produced there comes from outside, as from a Kafka producer (no trace context added).
+        self.embedded_log = InProcLog(settings.partitions, self.db, self.clock)
+        self.log: Log = ObservedLog(self.embedded_log)
         self.topics = Topics()
         # One account; its signing key, when given, makes this server check signatures.
         keys = AccountKeys.of(
@@ -56,6 +62,7 @@ class DevServer:
         self.driver = AppDriver(self.clock, keys=keys, timeout_s=settings.call_timeout_s)
         self.ingest = EventIngest(self.log, self.topics, self.clock)
         self.sync = AppSync(self.log, self.topics, self.stores, self.clock)
+        self.intake = Intake(self.ingest, keys, self.clock)
         self.runner = Runner(self.log, self.topics, self.stores, self.clock)
         self.scheduler = Scheduler(
             self.log,
@@ -82,8 +89,11 @@ class DevServer:
             ctx,
             self.ingest,
             self.sync,
-            # The dev server's dashboard is open, like Inngest's.
-            extra_routes=dashboard_routes(ctx, DashboardAuth.open(), server_kind),
+            extra_routes=[
+                *dev_log_routes(ctx, self.embedded_log, self.topics, settings.intake_topics),
+                # The dev server's dashboard is open, like Inngest's.
+                *dashboard_routes(ctx, DashboardAuth.open(), server_kind),
+            ],
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -112,6 +122,15 @@ class DevServer:
             self.executor.handle,
             concurrency=self.settings.executor_concurrency,
         )
+        # As the distributed ingest wires it (services/ingest/main.py), on the embedded log.
+        for name in self.settings.intake_topics:
+            self.loops.add_batched(
+                self.topics.intake(name),
+                "ingest",
+                self.intake.handle,
+                batch_size=INTAKE_BATCH,
+                concurrency=INTAKE_CONCURRENCY,
+            )
         await self.loops.start()
         self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
         self._tasks.append(spawn("flow-control", self.scheduler.flow.run))

@@ -21,3 +21,5 @@ class DevSettings:
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
     executor_concurrency: int = 200
+    # Topics (under the prefix) of the embedded log whose records the intake reads as events.
+    intake_topics: tuple[str, ...] = ("intake",)

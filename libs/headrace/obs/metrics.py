@@ -53,7 +53,9 @@ APP_HTTP_ERRORS = Counter(
     ["app", "reason"],
 )
 INTAKE_EVENTS = Counter(
-    "headrace_intake_events_total", "Events accepted from the Kafka intake topics.", ["topic"]
+    "headrace_intake_events_total",
+    "Events accepted from the intake topics (Kafka's, or dev's embedded log).",
+    ["topic"],
 )
 INTAKE_REJECTED = Counter(
     "headrace_intake_rejected_total",

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from headrace.core.errors import InputError
 from headrace.ports.log import BatchHandler, Consumer, Handler, LogRecord
 from headrace.runtime.dead_letter import DeadLetters
 from headrace.runtime.failures import Disposition, classify
@@ -217,7 +218,10 @@ class ConsumeLoop:
                 **where,
             )
             return False
-        log.error("record dead-lettered", reason=repr(err), **where)
+        # Bad input from outside (an intake record, say) is expected now and then: a warning.
+        # Anything else set aside is a record headrace failed to handle: an error.
+        level = log.warning if isinstance(err, InputError) else log.error
+        level("record dead-lettered", reason=repr(err), **where)
         return True
 
     def _where(self, record: LogRecord, attempts: int) -> dict[str, Any]:

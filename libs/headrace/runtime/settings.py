@@ -51,6 +51,22 @@ def _pairs(value: str, shape: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+# Shared by `headrace dev`, where the same intake reads the same topics on the embedded log.
+intake_topics_option = click.option(
+    "--intake-topics",
+    envvar="HEADRACE_INTAKE_TOPICS",
+    default="intake",
+    show_default=True,
+    help="Comma-separated topics (under the prefix) producers publish events to; the ingest "
+    "reads them. Empty: none.",
+)
+
+
+def parse_topics(value: str) -> tuple[str, ...]:
+    """`--intake-topics`: comma-separated names, blanks dropped."""
+    return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
 def cluster_options(default_port: int) -> Callable[[F], F]:
     """The flags every service takes; each also reads its `HEADRACE_*` variable."""
     options = [
@@ -144,14 +160,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             default=300.0,
             show_default=True,
         ),
-        click.option(
-            "--intake-topics",
-            envvar="HEADRACE_INTAKE_TOPICS",
-            default="intake",
-            show_default=True,
-            help="Comma-separated topics (under the prefix) producers publish events to; the "
-            "ingest reads them. Empty: none.",
-        ),
+        intake_topics_option,
         click.option(
             "--dashboard-token",
             envvar="HEADRACE_DASHBOARD_TOKEN",
@@ -185,7 +194,5 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         dashboard_token=options.get("dashboard_token"),
-        intake_topics=tuple(
-            t.strip() for t in options.get("intake_topics", "intake").split(",") if t.strip()
-        ),
+        intake_topics=parse_topics(options.get("intake_topics", "intake")),
     )

@@ -2,13 +2,15 @@
 
 It keeps the guarantees of headrace.ports.log. With a Database it is durable too: records and
 committed offsets live in SQLite, so `headrace dev` stopped and started again loses nothing that
-was published and not yet consumed.
+was published and not yet consumed. Each record carries the time it was appended, as a Kafka
+record does, so a record delivered again (after a restart, say) is the same record.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import sqlite3
 from collections.abc import Sequence
@@ -24,10 +26,19 @@ from headrace.ports.log import LogRecord, Outgoing, PartitionsCallback
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS log_records (topic TEXT, partition INTEGER, offset INTEGER, key TEXT,
-    value BLOB, headers BLOB, ts INTEGER DEFAULT 0, PRIMARY KEY (topic, partition, offset));
+    value BLOB, headers BLOB, ts INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic, partition, offset));
 CREATE TABLE IF NOT EXISTS log_offsets (topic TEXT, grp TEXT, partition INTEGER, offset INTEGER,
     PRIMARY KEY (topic, grp, partition));
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    # A state directory from before records had a time: its records keep 0, "not known".
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(log_records)")}
+    if "ts" not in columns:
+        conn.execute("ALTER TABLE log_records ADD COLUMN ts INTEGER NOT NULL DEFAULT 0")
 
 
 @dataclass
@@ -46,13 +57,6 @@ class _Group:
     members: list[InProcConsumer] = field(default_factory=list)
 
 
-def _add_timestamps(conn: sqlite3.Connection) -> None:
-    """Give a log written before records had timestamps the column (its records read as 0)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(log_records)")}
-    if "ts" not in columns:
-        conn.execute("ALTER TABLE log_records ADD COLUMN ts INTEGER DEFAULT 0")
-
-
 class InProcLog:
     def __init__(
         self, partitions: int = 4, db: Database | None = None, clock: Clock | None = None
@@ -67,8 +71,7 @@ class InProcLog:
         # no change after that look is missed. (No lock, so cancelling a waiter is always clean.)
         self._changed = asyncio.Event()
         if db is not None:
-            db.run_sync(lambda conn: conn.executescript(_SCHEMA))
-            db.run_sync(_add_timestamps)
+            db.run_sync(_migrate)
             self._load(db)
 
     @property
@@ -94,7 +97,7 @@ class InProcLog:
                     key,
                     value,
                     msgspec.msgpack.decode(headers, type=Any),
-                    ts,
+                    timestamp_ms=ts,
                 )
             )
         for topic, group, partition, offset in db.run_sync(
@@ -119,6 +122,17 @@ class InProcLog:
         await self.publish_many(topic, [Outgoing(key, value, tuple(headers))])
 
     async def publish_many(self, topic: str, records: Sequence[Outgoing]) -> None:
+        await self._append(topic, records)
+
+    async def append(
+        self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> LogRecord:
+        """`publish`, answering with the record as appended (its partition and offset)."""
+        [record] = await self._append(topic, [Outgoing(key, value, tuple(headers))])
+        return record
+
+    async def _append(self, topic: str, records: Sequence[Outgoing]) -> list[LogRecord]:
+        appended = []
         rows = []
         now = self._clock.now_ms()
         for outgoing in records:
@@ -128,9 +142,12 @@ class InProcLog:
                 topic, partition, part.end, outgoing.key, outgoing.value, outgoing.headers, now
             )
             part.records.append(record)
+            appended.append(record)
             rows.append(
                 (
-                    "INSERT OR REPLACE INTO log_records VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO log_records "
+                    "(topic, partition, offset, key, value, headers, ts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         topic,
                         partition,
@@ -145,6 +162,13 @@ class InProcLog:
         if self._db is not None and rows:
             await self._db.transaction(rows)
         self._notify()
+        return appended
+
+    def newest(self, topic: str, limit: int) -> list[LogRecord]:
+        """The topic's last `limit` records still kept (records every group of the topic has
+        committed past are dropped), newest first: by append time, then offset."""
+        records = (r for part in self._topic(topic) for r in part.records)
+        return heapq.nlargest(limit, records, key=lambda r: (r.timestamp_ms, r.offset))
 
     def consumer(
         self,
