@@ -15,9 +15,12 @@ import datetime
 import json
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 RUN_QUERY = "query($id: String!) { run(runID: $id) { status output } }"
 EVENT_QUERY = "query($id: ID!) { event(query: {eventId: $id}) { functionRuns { id } } }"
@@ -49,58 +52,67 @@ def intake_events(tag: str) -> list[dict[str, Any]]:
     ]
 
 
+async def _poll(check: Callable[[], Awaitable[T | None]], timeout: float, failure: str) -> T:
+    """Call `check` every 0.2 s until it answers something other than None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = await check()
+        if answer is not None:
+            return answer
+        await asyncio.sleep(0.2)
+    raise TimeoutError(failure)
+
+
 async def _gql(client: httpx.AsyncClient, url: str, query: str, variables: dict[str, Any]) -> Any:
     response = await client.post(f"{url}/v0/gql", json={"query": query, "variables": variables})
     return response.json().get("data") or {}
 
 
 async def run_of(client: httpx.AsyncClient, url: str, event_id: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def check() -> str | None:
         event = (await _gql(client, url, EVENT_QUERY, {"id": event_id})).get("event") or {}
         runs = event.get("functionRuns") or []
-        if runs:
-            return str(runs[0]["id"])
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"no run started for event {event_id}")
+        return str(runs[0]["id"]) if runs else None
+
+    return await _poll(check, timeout, f"no run started for event {event_id}")
 
 
 async def outcome(client: httpx.AsyncClient, url: str, run_id: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    async def check() -> Any:
         run = (await _gql(client, url, RUN_QUERY, {"id": run_id})).get("run") or {}
-        if run.get("status") not in (None, "QUEUED", "RUNNING"):
-            return run["status"], json.loads(run["output"]) if run.get("output") else None
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"run {run_id} did not finish")
+        if run.get("status") in (None, "QUEUED", "RUNNING"):
+            return None
+        return run["status"], json.loads(run["output"]) if run.get("output") else None
+
+    return await _poll(check, timeout, f"run {run_id} did not finish")
 
 
 async def internal_id(
     client: httpx.AsyncClient, url: str, event: dict[str, Any], timeout: float
 ) -> str:
     """headrace's id of the event the producer sent with id `event["id"]`, once it is in."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def check() -> str | None:
         params = {"name": event["name"], "limit": "100"}
         listed = (await client.get(f"{url}/v1/events", params=params)).json()["data"]
         found = [e["internal_id"] for e in listed if e["id"] == event["id"]]
-        if found:
-            return str(found[0])
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"event {event['id']} of the intake record did not arrive")
+        return str(found[0]) if found else None
+
+    return await _poll(check, timeout, f"event {event['id']} of the intake record did not arrive")
 
 
 async def dead_letter(
     client: httpx.AsyncClient, url: str, where: dict[str, Any], timeout: float
 ) -> str:
     """The reason the record at `where` (its topic, partition, offset) was set aside."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def check() -> str | None:
         for letter in (await client.get(f"{url}/dev/dead-letters")).json()["data"]:
             if all(letter[k] == where[k] for k in ("topic", "partition", "offset")):
                 return str(letter["reason"])
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"the bad record {where} was not set aside")
+        return None
+
+    return await _poll(check, timeout, f"the bad record {where} was not set aside")
 
 
 async def publish_intake(
@@ -131,16 +143,15 @@ async def publish_intake(
 
 async def wait_for_app(client: httpx.AsyncClient, url: str, app_id: str, timeout: float) -> None:
     """Wait until the server is up and the app has registered its functions."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    async def check() -> bool | None:
         try:
             info = (await client.get(f"{url}/dev")).json()
-            if any(fn["app_id"] == app_id for fn in info.get("functions", [])):
-                return
         except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"app {app_id} did not sync with {url}")
+            return None  # not up yet
+        return any(fn["app_id"] == app_id for fn in info.get("functions", [])) or None
+
+    await _poll(check, timeout, f"app {app_id} did not sync with {url}")
 
 
 async def tour(
