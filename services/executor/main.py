@@ -29,7 +29,12 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         backoff_scale=settings.backoff_scale,
     )
     proc.loops(log_port).add(
-        proc.topics.work, "executor", executor.handle, concurrency=settings.executor_concurrency
+        proc.topics.work,
+        "executor",
+        executor.handle,
+        concurrency=settings.executor_concurrency,
+        on_assigned=executor.on_assigned,
+        on_revoked=executor.on_revoked,
     )
     proc.on_stop(driver.close)
 

@@ -1,8 +1,10 @@
-"""Making a transition durable, then publishing what it produced.
+"""Making a transition durable, then making its effects.
 
-Order: history, pauses, then the run with its memos and its outbox in one write, then the
-outbox records. A record repeated after a crash finds its own id as the run's last record and
-publishes the outbox again; every outbox record is idempotent downstream.
+Order: the run, with its memos and every effect of the transition (history entries, pauses to
+put and delete, records to publish), in one write conditional on the version it was read at;
+then the effects. A transition that loses the race for the run writes nothing and raises
+`Conflict`. A record repeated after a crash finds its own id as the run's last record and makes
+the effects again; every effect is idempotent (history and pauses by id, records downstream).
 """
 
 from __future__ import annotations
@@ -35,21 +37,19 @@ class Outbox:
         run: RunState,
         out: Transition,
         record_id: str,
+        epoch: int,
         *,
         create: bool = False,
         release: str | None = None,
-    ) -> None:
-        """`release`: the lease of the call whose outcome this is, freed once it is stored."""
+    ) -> bool:
+        """Write the transition of `run` made by handling record `record_id` as the partition's
+        owner of `epoch`, then make its effects. `release`: the lease of the call whose outcome
+        this is, freed once it is stored. False when `create` found the run existing (nothing
+        is written then); raises Conflict when the run changed since it was read."""
         if run.status in ENDED:
             await self._forget_pauses(run, out)
-        for entry in out.history:
-            await self._stores.append_history(entry)
-        partition = partition_for(run.account_id, self._log.partitions)
-        for pause in out.pauses_put:
-            await self._stores.put_pause(pause, partition)
-        for pause_id in out.pauses_deleted:
-            await self._stores.delete_pause(pause_id)
         run.last_record = record_id
+        run.owner_epoch = epoch
         schedule: list[ScheduleRecord] = []
         for record in out.schedule:
             if isinstance(record.item, Call):
@@ -68,14 +68,16 @@ class Outbox:
         run.outbox = [(self._topics.schedule, SCHEDULE_CODEC.encode(r)) for r in schedule] + [
             (self._topics.events, EVENTS_CODEC.encode(r)) for r in out.events
         ]
+        run.outbox_history = list(out.history)
+        run.outbox_pauses = list(out.pauses_put)
+        run.outbox_unpauses = list(out.pauses_deleted)
         if create:
-            await self._stores.create_run(run)
-            if out.memos:
-                # A replay starts with memos of the run it replays.
-                await self._stores.save_run(run, out.memos)
+            if not await self._stores.create_run(run, out.memos):
+                return False
         else:
             await self._stores.save_run(run, out.memos)
         await self.publish(run)
+        return True
 
     async def _forget_pauses(self, run: RunState, out: Transition) -> None:
         """An ended run leaves no pause behind (its cancelOn pauses included)."""
@@ -85,6 +87,17 @@ class Outbox:
                 out.events.append(PauseDeleted(account_id=run.account_id, pause_id=pause.pause_id))
 
     async def publish(self, run: RunState) -> None:
+        """Make the effects of the run's last transition: history, pauses, then records (a
+        pause exists before the record announcing it)."""
+        for entry in run.outbox_history:
+            await self._stores.append_history(entry)
+        partition = partition_for(run.account_id, self._log.partitions)
+        for pause in run.outbox_pauses:
+            await self._stores.put_pause(pause, partition)
+        for pause_id in run.outbox_unpauses:
+            await self._stores.delete_pause(pause_id)
+        if run.status in ENDED:
+            await self._stores.retain_run(run)
         for topic, value in run.outbox:
             await self._log.publish(topic, run.account_id, value)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from headrace.services.executor.locks import RunLocks
@@ -14,8 +16,10 @@ from headrace.services.executor.observe import (
     observe_wait,
 )
 from headrace.services.executor.outbox import Outbox
+from headrace.services.executor.ownership import Ownership
 
 from headrace.core.clock import Clock
+from headrace.core.errors import Conflict, Fenced
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
@@ -33,6 +37,32 @@ from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
 
 log = structlog.get_logger(__name__)
+
+
+# A record whose run another writer changed meanwhile is handled again this many times here;
+# then the conflict goes to the consume loop, which retries the record with backoff.
+_CONFLICT_ROUNDS = 5
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Handling:
+    """The record being handled: its partition and id (partition:offset), and the epoch of
+    this executor's ownership of the partition, stamped on every run it writes."""
+
+    partition: int
+    record_id: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    run: RunState
+    fn: FunctionRecord
+    body: bytes
+    stack_len: int  # the run's stack when the body was built
+    memo_keys: set[str]
 
 
 class Executor:
@@ -56,7 +86,14 @@ class Executor:
         self._rng = rng
         self._locks = RunLocks()
         self._outbox = Outbox(log_port, topics, stores)
+        self._ownership = Ownership(stores, clock)
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        await self._ownership.on_assigned(partitions)
+
+    async def on_revoked(self, partitions: set[int]) -> None:
+        await self._ownership.on_revoked(partitions)
 
     def _new_id(self) -> str:
         return new_ulid(self._clock.now_ms())
@@ -78,34 +115,61 @@ class Executor:
         with structlog.contextvars.bound_contextvars(
             account_id=item.account_id, run_id=item.run_id
         ):
-            await self._handle(item, f"{record.partition}:{record.offset}")
+            epoch = self._ownership.epoch(record.partition)
+            if epoch is None:
+                raise Fenced(f"partition {record.partition} is not this executor's")
+            handling = Handling(record.partition, f"{record.partition}:{record.offset}", epoch)
+            await self._handle(item, handling)
 
-    async def _handle(self, item: WorkRecord, record_id: str) -> None:
+    async def _handle(self, item: WorkRecord, h: Handling) -> None:
         match item:
             case StartRun():
-                await self._start(item, record_id)
+                await self._start(item, h)
             case Call():
-                await self._call(item, record_id)
+                await self._call(item, h)
             case Resume():
-                await self._resume(item, record_id)
+                await self._resume(item, h)
             case CancelRun():
-                await self._settle(
-                    item.run_id, record_id, lambda m: True, lambda m: m.cancel(item.reason)
-                )
+                await self._settle(item.run_id, h, lambda m: True, lambda m: m.cancel(item.reason))
 
-    async def _start(self, item: StartRun, record_id: str) -> None:
-        async with self._locks.hold(item.run_id):
-            seed = await self._replay_seed(item)
-            existing = await self._stores.get_run(item.run_id)
-            if existing is not None:
-                if existing.last_record == record_id:
-                    if seed is not None:
-                        # The create may have been written without the memos before a crash.
-                        await self._stores.save_run(existing, seed.memos)
+    async def _transact(self, run_id: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run `step`, a read, a decision and a write of one run, under the run's lock; when
+        the write finds the run changed by another writer, read and decide again."""
+        for _ in range(_CONFLICT_ROUNDS - 1):
+            try:
+                async with self._locks.hold(run_id):
+                    return await step()
+            except Conflict as conflict:
+                log.info("run changed while handled; handling the record again", why=str(conflict))
+        async with self._locks.hold(run_id):
+            return await step()
+
+    async def _read(self, run_id: str, h: Handling) -> tuple[RunState, dict[str, bytes]] | None:
+        """The run and its memos as stored now; Fenced when a newer owner of the partition has
+        written the run (this executor has lost the partition, whether it knows yet or not)."""
+        found = await self._stores.get_run_and_memos(run_id)
+        if (
+            found is not None
+            and found[0].owner_epoch > h.epoch
+            and await self._ownership.superseded(h.partition, h.epoch)
+        ):
+            raise Fenced(
+                f"run {run_id} was written by the owner of epoch {found[0].owner_epoch}; "
+                f"this executor holds epoch {h.epoch}"
+            )
+        return found
+
+    async def _start(self, item: StartRun, h: Handling) -> None:
+        seed = await self._replay_seed(item)
+
+        async def step() -> RunState | None:
+            found = await self._read(item.run_id, h)
+            if found is not None:
+                existing = found[0]
+                if existing.last_record == h.record_id:
                     await self._outbox.publish(existing)
-                return
+                return None
             fn = await self._stores.get_function(item.account_id, item.fn_id)
-            now = self._clock.now_ms()
             run = RunState(
                 run_id=item.run_id,
                 account_id=item.account_id,
@@ -113,7 +177,7 @@ class Executor:
                 app_id=fn.app_id if fn is not None else "",
                 events=item.events,
                 event_ids=item.event_ids,
-                started_ms=now,
+                started_ms=self._clock.now_ms(),
                 flow=item.flow,
                 started_by=item.started_by,
                 original_run_id=item.original_run_id,
@@ -128,22 +192,29 @@ class Executor:
                     await self._stores.link_run(event_id, item.run_id)
             if fn is None or fn.archived:
                 machine.fail(_gone(item.fn_id, fn))
-            await self._outbox.commit(run, machine.out, record_id, create=True)
+            if not await self._outbox.commit(run, machine.out, h.record_id, h.epoch, create=True):
+                raise Conflict(f"run {item.run_id} was created meanwhile")
+            return run
+
+        run = await self._transact(item.run_id, step)
+        if run is None:
+            return
         run_started(run.fn_id)
         if run.status in ENDED:
             observe_run_end(run)
 
-    async def _resume(self, item: Resume, record_id: str) -> None:
+    async def _resume(self, item: Resume, h: Handling) -> None:
         waited: dict[str, tuple[str, int]] = {}
 
         def apply(machine: RunMachine) -> None:
+            waited.clear()
             kind = machine.run.planned.get(item.step_hash)
             since = machine.run.wait_started_ms.get(item.step_hash)
             if kind is not None and since is not None:
                 waited[kind] = (item.step_hash, since)
             machine.apply_resume(item)
 
-        run = await self._settle(item.run_id, record_id, lambda m: m.is_current_resume(item), apply)
+        run = await self._settle(item.run_id, h, lambda m: m.is_current_resume(item), apply)
         if run is not None:
             for kind, (step_hash, since) in waited.items():
                 observe_wait(run, step_hash, kind, since, self._clock.now_ms())
@@ -151,41 +222,48 @@ class Executor:
     async def _replay_seed(self, item: StartRun) -> Seed | None:
         if item.started_by != "replay":
             return None
-        original = await self._stores.get_run(item.original_run_id)
-        if original is None:
+        found = await self._stores.get_run_and_memos(item.original_run_id)
+        if found is None:
             return None
-        memos = await self._stores.get_memos(original.run_id)
+        original, memos = found
         history = await self._stores.list_history(original.run_id)
         return replay_seed(original, memos, history, item.replay_from)
 
     async def _settle(
         self,
         run_id: str,
-        record_id: str,
+        h: Handling,
         is_current: Callable[[RunMachine], bool],
         apply: Callable[[RunMachine], None],
     ) -> RunState | None:
         """Apply a change to the run; return the run when it was applied (and committed)."""
-        async with self._locks.hold(run_id):
-            run = await self._stores.get_run(run_id)
-            if run is None:
+
+        async def step() -> tuple[RunState, bool] | None:
+            found = await self._read(run_id, h)
+            if found is None:
                 return None
-            if run.last_record == record_id:
+            run, memos = found
+            if run.last_record == h.record_id:
                 await self._outbox.publish(run)
                 return None
-            memos = await self._stores.get_memos(run_id)
             fn = await self._stores.get_function(run.account_id, run.fn_id)
             machine = self._machine(run, set(memos), fn)
             if not is_current(machine):
                 return None
             was_ended = run.status in ENDED
             apply(machine)
-            await self._outbox.commit(run, machine.out, record_id)
+            await self._outbox.commit(run, machine.out, h.record_id, h.epoch)
+            return run, was_ended
+
+        settled = await self._transact(run_id, step)
+        if settled is None:
+            return None
+        run, was_ended = settled
         if run.status in ENDED and not was_ended:
             observe_run_end(run)
         return run
 
-    async def _call(self, item: Call, record_id: str) -> None:
+    async def _call(self, item: Call, h: Handling) -> None:
         key = (item.run_id, item.target, item.attempt, item.seq)
         # A call the scheduler gated holds a lease until its outcome is stored.
         lease = (
@@ -193,43 +271,10 @@ class Executor:
             if item.flow is not None
             else None
         )
-        async with self._locks.hold(item.run_id):
-            run = await self._stores.get_run(item.run_id)
-            if run is None:
-                await self._release(item, lease)
-                return
-            if run.last_record == record_id:
-                await self._outbox.publish(run)
-                return
-            memos = await self._stores.get_memos(item.run_id)
-            fn = await self._stores.get_function(run.account_id, run.fn_id)
-            machine = self._machine(run, set(memos), fn)
-            if key in self._in_flight:
-                # The same call is running here already; its lease is freed when it ends.
-                return
-            if not machine.is_current_call(item):
-                await self._release(item, lease)
-                return
-            if fn is None or fn.archived:
-                machine.fail(_gone(run.fn_id, fn))
-                await self._outbox.commit(run, machine.out, record_id, release=lease)
-                observe_run_end(run)
-                return
-            url = step_url(fn.config) or ""
-            body = build_body(
-                run_id=run.run_id,
-                fn_id=run.fn_id,
-                events=run.events,
-                memos={h: memos[h] for h in run.stack if h in memos},
-                stack=run.stack,
-                attempt=item.attempt,
-                max_attempts=machine.max_attempts,
-                target=item.target,
-                disable_immediate=run.disable_immediate,
-                version=run.req_version,
-            )
-            stack_len = len(run.stack)
-            self._in_flight.add(key)
+        prepared = await self._transact(item.run_id, lambda: self._prepare_call(item, h, lease))
+        if prepared is None:
+            return
+        run, fn = prepared.run, prepared.fn
         step_name = run.step_names.get(item.target or "", "") if item.target else "discovery"
         # The span covers the call and making its outcome durable: one step attempt.
         with (
@@ -240,8 +285,8 @@ class Executor:
         ):
             try:
                 outcome = await self._driver.call(
-                    call_url(url, run.fn_id, item.target),
-                    body,
+                    call_url(step_url(fn.config) or "", run.fn_id, item.target),
+                    prepared.body,
                     {
                         "x-run-id": run.run_id,
                         "x-inngest-server-kind": self._server_kind,
@@ -254,7 +299,7 @@ class Executor:
                     # step.run.
                     outcome.ops = [
                         await self._driver.gateway(op.opts, op)
-                        if op.op == AI_GATEWAY and op.id not in memos
+                        if op.op == AI_GATEWAY and op.id not in prepared.memo_keys
                         else op
                         for op in outcome.ops
                     ]
@@ -270,40 +315,95 @@ class Executor:
                 )
             else:
                 log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
-            applied = await self._apply_call(item, fn, outcome, stack_len, record_id, lease)
+            applied = await self._transact(
+                item.run_id,
+                lambda: self._apply_call(item, h, fn, outcome, prepared.stack_len, lease),
+            )
             observe_call(span, run, item, outcome, applied.out if applied else None)
         if applied is not None and applied.run.status in ENDED:
             with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
                 log.info("run ended", status=applied.run.status)
             observe_run_end(applied.run)
 
+    async def _prepare_call(
+        self, item: Call, h: Handling, lease: str | None
+    ) -> PreparedCall | None:
+        """The request body of the call, built from the run as stored now; None when there is
+        no call to make (the record is stale, repeated, or the run's function is gone)."""
+        key = (item.run_id, item.target, item.attempt, item.seq)
+        found = await self._read(item.run_id, h)
+        if found is None:
+            await self._release(item, lease)
+            return None
+        run, memos = found
+        if run.last_record == h.record_id:
+            await self._outbox.publish(run)
+            return None
+        if key in self._in_flight:
+            # The same call is running here already; its lease is freed when it ends.
+            return None
+        fn = await self._stores.get_function(run.account_id, run.fn_id)
+        machine = self._machine(run, set(memos), fn)
+        if not machine.is_current_call(item):
+            await self._release(item, lease)
+            return None
+        if fn is None or fn.archived:
+            machine.fail(_gone(run.fn_id, fn))
+            await self._outbox.commit(run, machine.out, h.record_id, h.epoch, release=lease)
+            observe_run_end(run)
+            return None
+        body = build_body(
+            run_id=run.run_id,
+            fn_id=run.fn_id,
+            events=run.events,
+            memos=memos,
+            stack=_stack_naming_every_memo(run, memos),
+            attempt=item.attempt,
+            max_attempts=machine.max_attempts,
+            target=item.target,
+            disable_immediate=run.disable_immediate,
+            version=run.req_version,
+        )
+        self._in_flight.add(key)
+        return PreparedCall(run, fn, body, len(run.stack), set(memos))
+
     async def _apply_call(
         self,
         item: Call,
+        h: Handling,
         fn: FunctionRecord,
         outcome: Outcome,
         stack_len: int,
-        record_id: str,
         lease: str | None,
     ) -> RunMachine | None:
         """Apply the call's outcome to the run as it is now; None when the call is stale."""
-        async with self._locks.hold(item.run_id):
-            fresh = await self._stores.get_run(item.run_id)
-            if fresh is None:
-                await self._release(item, lease)
-                return None
-            memos = await self._stores.get_memos(item.run_id)
-            machine = self._machine(fresh, set(memos), fn)
-            if not machine.is_current_call(item):
-                await self._release(item, lease)
-                return None
-            machine.apply_call(item, outcome, stack_len)
-            await self._outbox.commit(fresh, machine.out, record_id, release=lease)
-            return machine
+        found = await self._read(item.run_id, h)
+        if found is None:
+            await self._release(item, lease)
+            return None
+        fresh, memos = found
+        machine = self._machine(fresh, set(memos), fn)
+        if not machine.is_current_call(item):
+            await self._release(item, lease)
+            return None
+        machine.apply_call(item, outcome, stack_len)
+        await self._outbox.commit(fresh, machine.out, h.record_id, h.epoch, release=lease)
+        return machine
 
     async def _release(self, item: Call, lease: str | None) -> None:
         if lease is not None:
             await self._outbox.release(item.account_id, lease)
+
+
+def _stack_naming_every_memo(run: RunState, memos: dict[str, bytes]) -> list[str]:
+    """The run's stack, with any stored memo it lacks put at its end: a stored step is always
+    given to the app as done, never run again. Versioned writes keep the two in step, so a
+    memo outside the stack is a broken invariant, and said loudly."""
+    missing = sorted(set(memos) - set(run.stack))
+    if not missing:
+        return run.stack
+    log.error("stored memos missing from the run's stack; given to the app as done", memos=missing)
+    return [*run.stack, *missing]
 
 
 def _gone(fn_id: str, fn: FunctionRecord | None) -> dict[str, str]:

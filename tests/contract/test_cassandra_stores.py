@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import pytest
 from cassandra import InvalidRequest, OperationTimedOut, Unavailable
 from cassandra.cluster import Session
@@ -24,6 +25,7 @@ from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
 from headrace.adapters.cassandra.runs import MAX_OPEN_S, RunTables
 from headrace.adapters.cassandra.session import Cql, translate
 from headrace.adapters.cassandra.timers import SLOT_MS, TimerTables
+from headrace.core.errors import Conflict
 from headrace.messages.model import Event, Pause
 from headrace.messages.state import HistoryEntry, RunState, Timer
 
@@ -61,14 +63,18 @@ async def test_an_open_run_keeps_its_rows_and_an_ended_one_gets_the_retention_tt
     stores: CassandraStores, cassandra_session: Session, ks: str
 ) -> None:
     s, open_ttl = cassandra_session, RETENTION_S + MAX_OPEN_S
-    await stores.create_run(_run())
+    run = _run()
+    await stores.create_run(run)
     await stores.append_history(HistoryEntry(entry_id="01", run_id="r1", ts_ms=1, kind="x"))
-    await stores.save_run(_run(stack=["h1"]), {"h1": b"1"})
+    run.stack = ["h1"]
+    await stores.save_run(run, {"h1": b"1"})
     assert _near(_one(s, f"SELECT TTL(body) FROM {ks}.runs WHERE run_id = 'r1' LIMIT 1"), open_ttl)
     assert _near(_one(s, f"SELECT TTL(memo) FROM {ks}.runs WHERE run_id = 'r1'"), open_ttl)
     assert _near(_one(s, f"SELECT TTL(body) FROM {ks}.history WHERE run_id = 'r1'"), open_ttl)
 
-    await stores.save_run(_run(status="completed", stack=["h1", "h2"]), {"h2": b"2"})
+    run.status, run.stack = "completed", ["h1", "h2"]
+    await stores.save_run(run, {"h2": b"2"})
+    await stores.retain_run(run)
     ttls = s.execute(f"SELECT hash, TTL(memo), TTL(body) FROM {ks}.runs WHERE run_id = 'r1'")
     assert {row[0] for row in ttls} == {"h1", "h2"}
     assert all(_near(row[1], RETENTION_S) and _near(row[2], RETENTION_S) for row in ttls)
@@ -81,14 +87,34 @@ async def test_an_open_run_keeps_its_rows_and_an_ended_one_gets_the_retention_tt
 async def test_a_large_ended_run_is_rewritten_in_pieces(
     stores: CassandraStores, cassandra_session: Session, ks: str
 ) -> None:
-    await stores.create_run(_run())
+    run = _run()
+    await stores.create_run(run)
     memos = {f"h{i}": bytes([i]) * 700_000 for i in range(4)}  # 2.8 MB, past one piece
     for step_hash, value in memos.items():
-        await stores.save_run(_run(), {step_hash: value})
-    await stores.save_run(_run(status="failed"))
+        await stores.save_run(run, {step_hash: value})
+    run.status = "failed"
+    await stores.save_run(run)
+    await stores.retain_run(run)
     assert await stores.get_memos("r1") == memos
     ttls = cassandra_session.execute(f"SELECT TTL(memo) FROM {ks}.runs WHERE run_id = 'r1'")
     assert all(_near(row[0], RETENTION_S) for row in ttls)
+
+
+async def test_a_run_written_before_versions_existed_is_at_version_0(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    """Runs in flight across the upgrade that added versions go on: their first write expects
+    no version, and a second writer of the same state loses."""
+    # The run as the older release wrote it: a body, and no version column.
+    body = msgspec.msgpack.encode(_run(stack=["a"]))
+    cassandra_session.execute(f"INSERT INTO {ks}.runs (run_id, body) VALUES ('r1', %s)", (body,))
+    first, second = await stores.get_run("r1"), await stores.get_run("r1")
+    assert first is not None and second is not None and first.version == 0
+    await stores.save_run(first, {"b": b"1"})
+    assert first.version == 1
+    with pytest.raises(Conflict):
+        await stores.save_run(second, {"c": b"1"})
+    assert await stores.get_memos("r1") == {"b": b"1"}
 
 
 async def test_events_and_their_links_get_the_retention_ttl(
@@ -289,11 +315,11 @@ async def test_migrate_applies_each_migration_once(
     cassandra_session: Session, cassandra_keyspace: str
 ) -> None:
     s, ks = cassandra_session, cassandra_keyspace
-    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1, 2]
+    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1, 2, 3]
     assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == []
     # Interrupted before it was recorded: applied again, harmlessly.
-    s.execute(f"DELETE FROM {ks}.schema_migrations WHERE version = 1")
-    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1]
+    s.execute(f"DELETE FROM {ks}.schema_migrations WHERE version IN (1, 3)")
+    assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1, 3]
     stores = await asyncio.to_thread(CassandraStores, s, ks)
     assert await stores.create_run(_run())
 

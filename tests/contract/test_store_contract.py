@@ -10,35 +10,18 @@ milliseconds. The tests use fixed ids, so they need empty tables, not unique nam
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
-from cassandra.cluster import Session
-from keyspaces import empty_keyspace
 
-from headrace.adapters.cassandra import CassandraStores
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
+from headrace.core.errors import Conflict
 from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 from headrace.ports.stores import Stores
-
-
-@pytest.fixture(
-    params=["sqlite-memory", "sqlite-file", pytest.param("cassandra", marks=pytest.mark.cassandra)]
-)
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    if request.param == "cassandra":
-        # Asked for here, not in the signature, so the SQLite variants never need Cassandra.
-        session: Session = request.getfixturevalue("cassandra_session")
-        keyspace: str = request.getfixturevalue("store_keyspace")
-        await asyncio.to_thread(empty_keyspace, session, keyspace)
-        yield await asyncio.to_thread(CassandraStores, session, keyspace)
-        return
-    db = Database(":memory:" if request.param == "sqlite-memory" else str(tmp_path / "s.db"))
-    yield SqliteStores(db)
-    db.close()
 
 
 def _run(run_id: str = "r1", **kw: object) -> RunState:
@@ -52,14 +35,82 @@ async def test_a_run_is_created_once(stores: Stores) -> None:
     assert run is not None and run.status == "running"
 
 
-async def test_memos_are_written_with_the_run_and_never_replaced(stores: Stores) -> None:
-    await stores.create_run(_run())
-    run = _run(stack=["h1"])
+async def test_memos_are_written_with_the_run(stores: Stores) -> None:
+    run = _run()
+    assert await stores.create_run(run, {"h0": b'{"data":0}'})
+    assert run.version == 1
+    run.stack = ["h0", "h1"]
     await stores.save_run(run, {"h1": b'{"data":1}'})
-    await stores.save_run(run, {"h1": b'{"data":2}', "h2": b"null"})
-    assert await stores.get_memos("r1") == {"h1": b'{"data":1}', "h2": b"null"}
+    assert run.version == 2
+    run.stack.append("h2")
+    await stores.save_run(run, {"h2": b"null"})
+    assert await stores.get_memos("r1") == {"h0": b'{"data":0}', "h1": b'{"data":1}', "h2": b"null"}
     saved = await stores.get_run("r1")
-    assert saved is not None and saved.stack == ["h1"]
+    assert saved is not None and saved.stack == ["h0", "h1", "h2"] and saved.version == 3
+    assert await stores.get_run_and_memos("r1") == (saved, await stores.get_memos("r1"))
+    assert await stores.get_run_and_memos("nothing") is None
+
+
+async def test_of_two_writers_of_one_version_one_wins_and_the_other_writes_nothing(
+    stores: Stores,
+) -> None:
+    """Two handlers of one run read the same state; the second to write gets Conflict and
+    leaves neither its state nor its memos, so the winner's memo is never lost from the stack."""
+    await stores.create_run(_run(stack=["a"]), {"a": b'{"data":"a"}'})
+    first = await stores.get_run_and_memos("r1")
+    second = await stores.get_run_and_memos("r1")
+    assert first is not None and second is not None and first == second
+    winner, loser = first[0], second[0]
+    winner.stack.append("b")
+    await stores.save_run(winner, {"b": b'{"data":"b1"}'})
+    loser.stack.append("b")
+    loser.output = "stale"
+    with pytest.raises(Conflict):
+        await stores.save_run(loser, {"b": b'{"data":"b2"}', "c": b'{"data":"c"}'})
+    assert loser.version == 1
+    found = await stores.get_run_and_memos("r1")
+    assert found is not None
+    stored, memos = found
+    assert stored.stack == ["a", "b"] and stored.output is None and stored.version == 2
+    assert memos == {"a": b'{"data":"a"}', "b": b'{"data":"b1"}'}
+    # Read again, the loser decides from the state that won, and its write goes through.
+    stored.stack.append("c")
+    await stores.save_run(stored, {"c": b'{"data":"c"}'})
+    assert (await stores.get_memos("r1")).keys() == {"a", "b", "c"}
+
+
+async def test_writers_racing_for_one_version_produce_one_winner(stores: Stores) -> None:
+    await stores.create_run(_run())
+    copies = [await stores.get_run("r1") for _ in range(6)]
+
+    async def write(i: int, run: RunState | None) -> bool:
+        assert run is not None
+        run.output = i
+        try:
+            await stores.save_run(run, {f"h{i}": b"1"})
+        except Conflict:
+            return False
+        return True
+
+    won = await asyncio.gather(*(write(i, run) for i, run in enumerate(copies)))
+    assert won.count(True) == 1
+    stored = await stores.get_run("r1")
+    assert stored is not None and stored.output == won.index(True) and stored.version == 2
+    assert await stores.get_memos("r1") == {f"h{won.index(True)}": b"1"}
+
+
+async def test_a_run_that_does_not_exist_cannot_be_saved(stores: Stores) -> None:
+    with pytest.raises(Conflict):
+        await stores.save_run(_run(version=3))
+    assert await stores.get_run("r1") is None
+
+
+async def test_a_create_that_finds_the_run_writes_none_of_its_memos(stores: Stores) -> None:
+    assert await stores.create_run(_run(), {"h1": b"1"})
+    again = _run(output="second")
+    assert not await stores.create_run(again, {"h1": b"2", "h2": b"2"})
+    assert again.version == 0
+    assert await stores.get_memos("r1") == {"h1": b"1"}
 
 
 async def test_runs_are_listed_newest_first_per_account_and_function(stores: Stores) -> None:
@@ -197,3 +248,28 @@ async def test_flow_state_is_kept_per_partition_and_kind_and_replaced_by_id(
     assert await stores.flow_entries(1, "wait") == [("c", b"4")]
     assert await stores.flow_entries(2, "lease") == [("d", b"5")]
     assert await stores.flow_entries(3, "lease") == []
+
+
+async def test_a_sqlite_state_dir_from_before_run_versions_is_upgraded(tmp_path: Path) -> None:
+    """`headrace dev` reopens a state directory written by an older release: its runs read as
+    version 0, and their next write is version-checked like any other."""
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, account_id TEXT, fn_id TEXT, body BLOB)"
+    )
+    body = msgspec.msgpack.encode(_run(stack=["a"]))
+    old.execute("INSERT INTO runs VALUES ('r1', 'acct', 'app-fn', ?)", (body,))
+    old.commit()
+    old.close()
+
+    db = Database(path)
+    stores = SqliteStores(db)
+    first, second = await stores.get_run("r1"), await stores.get_run("r1")
+    assert first is not None and second is not None and first.version == 0
+    await stores.save_run(first, {"b": b"1"})
+    with pytest.raises(Conflict):
+        await stores.save_run(second)
+    stored = await stores.get_run("r1")
+    assert stored is not None and stored.version == 1 and stored.stack == ["a"]
+    db.close()

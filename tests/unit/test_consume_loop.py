@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from headrace.adapters.inproc.log import InProcLog
-from headrace.core.errors import InputError, TransientError
+from headrace.core.errors import Fenced, InputError, TransientError
 from headrace.messages.records import WORK_CODEC, CancelRun
 from headrace.ports.log import BatchHandler, LogRecord, Outgoing
 from headrace.runtime.consume import ConsumeLoop, Handler
@@ -118,6 +118,29 @@ async def test_an_outage_is_retried_until_it_ends_and_nothing_is_dead_lettered()
 
     assert attempts == 20
     assert await _dead(log) == []
+
+
+async def test_a_record_of_a_lost_partition_is_left_uncommitted_for_its_owner() -> None:
+    """Fenced: a newer owner has acted for the partition. The record is neither retried nor
+    dead-lettered, and the commit point stays before it, so the owner gets it; the records
+    before it are committed."""
+    log = InProcLog(partitions=1)
+    for value in (b"ok-0", b"fenced", b"ok-2"):
+        await log.publish("t", "acct", value)
+    attempts: list[bytes] = []
+
+    async def handler(record: LogRecord) -> None:
+        attempts.append(record.value)
+        if record.value == b"fenced":
+            raise Fenced("a newer owner wrote the run")
+
+    await _run_until(_loop(log, handler), lambda: len(attempts) == 3)
+
+    assert attempts == [b"ok-0", b"fenced", b"ok-2"]
+    assert await _dead(log) == []
+    again = log.consumer("t", "g")
+    await again.start()
+    assert [r.value for r in await again.poll(10, timeout_ms=100)] == [b"fenced", b"ok-2"]
 
 
 async def test_an_unclassified_error_is_retried_a_bounded_number_of_times_then_dead_lettered() -> (

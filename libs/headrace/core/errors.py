@@ -21,3 +21,13 @@ class TransientError(HeadraceError):
     """A dependency that failed now and may work later (a broker, a database, an app)."""
 
     retryable = True
+
+
+class Conflict(TransientError):
+    """Another writer changed the state since it was read: nothing was written. Read it again
+    and decide again."""
+
+
+class Fenced(HeadraceError):
+    """This instance no longer owns the partition it is acting for: a newer owner has written
+    the state. Drop the work; the owner handles it."""

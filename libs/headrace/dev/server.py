@@ -121,6 +121,8 @@ class DevServer:
             "executor",
             self.executor.handle,
             concurrency=self.settings.executor_concurrency,
+            on_assigned=self.executor.on_assigned,
+            on_revoked=self.executor.on_revoked,
         )
         # As the distributed ingest wires it (services/ingest/main.py), on the embedded log.
         for name in self.settings.intake_topics:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 from headrace.messages.flow import RunFlow
+from headrace.messages.model import Pause
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -62,10 +63,20 @@ class RunState(msgspec.Struct, kw_only=True):
     race: bool = False
     disable_immediate: bool = False
     req_version: int = -1
-    # The id of the last work record applied, and what that transition published, so that a
-    # record repeated after a crash can publish it again (each output is idempotent downstream).
+    # The stored state this one was read from: 0 before the run is created, then 1, 2, ... A
+    # write succeeds only while the store still holds this version (see RunStore.save_run).
+    version: int = 0
+    # The ownership epoch of the executor that last wrote the run (see executor/ownership.py):
+    # an executor holding an older epoch of the run's partition has lost it, and must not act.
+    owner_epoch: int = 0
+    # The id of the last work record applied, and the effects of that transition outside the
+    # run's own row: made after the row is written, and made again by a record repeated after a
+    # crash (each is idempotent). A transition that loses the race for the row makes none.
     last_record: str = ""
-    outbox: list[tuple[str, bytes]] = []
+    outbox: list[tuple[str, bytes]] = []  # (topic, record) to publish
+    outbox_history: list[HistoryEntry] = []
+    outbox_pauses: list[Pause] = []
+    outbox_unpauses: list[str] = []  # pause ids to delete
     # When each waiting step (sleep, waitForEvent, invoke) began to wait: its span's start.
     wait_started_ms: dict[str, int] = {}
     # Flow control decided at the run's start; stamped on each Call the run enqueues.

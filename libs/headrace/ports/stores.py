@@ -19,20 +19,43 @@ class AppStore(Protocol):
 
 
 class RunStore(Protocol):
-    async def create_run(self, run: RunState) -> bool:
-        """Insert the run unless it exists; True when this call created it."""
+    """Runs and their memos. A run's state is versioned, and every write of it is conditional
+    on the version it was computed from, checked by the store as part of the write: of two
+    writers that read the same version, exactly one succeeds, and the other writes nothing and
+    gets `Conflict`. So a run's states form one sequence, each computed from the one before,
+    whatever the writers' timing (two handlers of one run, an old partition owner still
+    writing); no acknowledged write is ever overwritten by one computed from an older state."""
+
+    async def create_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> bool:
+        """Insert the run at version 1, with its first memos, unless the run exists; True when
+        this call created it (then `run.version` is 1)."""
         ...
 
     async def get_run(self, run_id: str) -> RunState | None: ...
 
-    async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
-        """Write the run's state together with new memos (hash -> JSON bytes), atomically.
+    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        """The run and its memos as of one moment: one write of the run is seen whole or not at
+        all, so every memo a state's stack names is there, and no memo is newer than the state."""
+        ...
 
-        A memo, once written, is never replaced.
+    async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
+        """Write the run's state with new memos (hash -> JSON bytes), atomically, provided the
+        store still holds `run.version`; the stored version is then one more, and so is
+        `run.version`. Raises `Conflict`, having written nothing, when the run was written
+        since that version was read (or does not exist).
+
+        Memos are written only with a state that names them for the first time, so a memo,
+        once written, is never replaced.
         """
         ...
 
     async def get_memos(self, run_id: str) -> dict[str, bytes]: ...
+
+    async def retain_run(self, run: RunState) -> None:
+        """The ended run's rows (memos, history, listings) expire with the retention from now
+        on; a no-op for a store that keeps everything."""
+        ...
+
     async def list_runs(
         self, account_id: str, *, limit: int = 50, fn_id: str | None = None
     ) -> list[RunState]: ...

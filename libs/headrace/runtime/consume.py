@@ -163,6 +163,10 @@ class ConsumeLoop:
                 outcomes = await self._handler(records)
                 break
             except Exception as err:
+                if classify(err) is Disposition.LEAVE:
+                    # Left in flight, so the commit point never passes these records.
+                    log.warning("partition lost; records left to its owner", error=repr(err))
+                    return
                 attempts += 1
                 if len(records) > 1 and self._given_up(err, attempts):
                     # One bad record must not take the others with it: each on its own.

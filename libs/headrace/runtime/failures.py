@@ -4,6 +4,8 @@
   as long as it lasts: the record waits, nothing is lost, and the partition resumes by itself.
 - A record that can never succeed (it does not decode, or an error says retrying cannot help) is
   set aside at once in the dead-letter topic, so it cannot stall its partition.
+- A record of a partition this member has lost (`Fenced`: a newer owner has acted) is left
+  unfinished: never committed past here, so the partition's owner handles it.
 - Anything else is a bug until proven otherwise: retried a bounded number of times (the cause may
   be a race that clears), then dead-lettered with its reason, where an operator can see it and
   publish it again once fixed.
@@ -23,13 +25,14 @@ from aiokafka.errors import (
 from cassandra import RequestExecutionException
 
 from headrace.adapters.cassandra.session import RETRYABLE_ERRORS
-from headrace.core.errors import HeadraceError
+from headrace.core.errors import Fenced, HeadraceError
 
 
 class Disposition(enum.Enum):
     RETRY = "retry"
     DEAD_LETTER = "dead-letter"
     RETRY_BOUNDED = "retry-bounded"
+    LEAVE = "leave"
 
 
 # What the Cassandra adapter retries (its stores raise them translated, as TransientError), and
@@ -43,6 +46,8 @@ _KAFKA_OUTAGES = (KafkaConnectionError, KafkaTimeoutError)
 def classify(err: BaseException) -> Disposition:
     if isinstance(err, msgspec.DecodeError | msgspec.ValidationError):
         return Disposition.DEAD_LETTER
+    if isinstance(err, Fenced):
+        return Disposition.LEAVE
     if isinstance(err, HeadraceError):
         return Disposition.RETRY if err.retryable else Disposition.DEAD_LETTER
     if isinstance(err, MessageSizeTooLargeError):

@@ -1,10 +1,10 @@
 """Runs, their memos and their history.
 
 Retention: while a run is open its rows carry a long safety TTL (the retention plus the longest
-a run may stay open), so nothing leaks for ever and nothing a live run needs expires. When the
-run ends, `save_run` writes the run, its memos, its history and its listing rows again with the
-retention TTL, which from then on counts from the end. (A history entry appended again after
-the end, by a repeated record, keeps the long TTL.)
+a run may stay open), so nothing leaks for ever and nothing a live run needs expires. Once the
+run has ended and its last history is written, `retain_run` writes its memos, its history and
+its listing rows again with the retention TTL, which from then on counts from the end. (A
+history entry appended again after that, by a repeated record, keeps the long TTL.)
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import msgspec
 
 from headrace.adapters.cassandra.session import Bound, Cql
+from headrace.core.errors import Conflict
 from headrace.messages.state import ENDED, HistoryEntry, RunState
 
 # Inngest lets a function sleep for up to a year; a run open longer than this loses its rows.
@@ -33,17 +34,28 @@ class RunTables:
         self._cql = cql
         self._retention_s = retention_s
         self._open_ttl_s = retention_s + MAX_OPEN_S
-        # The run lives in the static columns of its partition, each memo in a row of it.
+        # The run lives in the static columns of its partition, each memo in a row of it; its
+        # version is a static column of its own, so that writes can be conditional on it.
         self._create_run = cql.prepare(
-            "INSERT INTO {ks}.runs (run_id, body) VALUES (?, ?) IF NOT EXISTS USING TTL ?"
+            "INSERT INTO {ks}.runs (run_id, body, version) VALUES (?, ?, 1) IF NOT EXISTS "
+            "USING TTL ?"
         )
-        self._update_run = cql.prepare("UPDATE {ks}.runs USING TTL ? SET body = ? WHERE run_id = ?")
+        self._update_run = cql.prepare(
+            "UPDATE {ks}.runs USING TTL ? SET body = ?, version = ? WHERE run_id = ? IF version = ?"
+        )
+        # A run written before versions existed has none: it is at version 0.
+        self._update_unversioned_run = cql.prepare(
+            "UPDATE {ks}.runs USING TTL ? SET body = ?, version = 1 WHERE run_id = ? "
+            "IF version = null"
+        )
         self._get_run = cql.prepare("SELECT body FROM {ks}.runs WHERE run_id = ? LIMIT 1")
         self._put_memo = cql.prepare(
             "INSERT INTO {ks}.runs (run_id, hash, memo) VALUES (?, ?, ?) USING TTL ?"
         )
-        self._memo_hashes = cql.prepare("SELECT hash FROM {ks}.runs WHERE run_id = ? AND hash IN ?")
         self._memos = cql.prepare("SELECT hash, memo FROM {ks}.runs WHERE run_id = ?")
+        # One partition read: Cassandra applies a write to a partition whole, and a read of one
+        # partition sees it whole or not at all.
+        self._run_and_memos = cql.prepare("SELECT body, hash, memo FROM {ks}.runs WHERE run_id = ?")
         self._list_by_account = cql.prepare(
             "INSERT INTO {ks}.runs_by_account (account_id, run_id) VALUES (?, ?) USING TTL ?"
         )
@@ -65,45 +77,63 @@ class RunTables:
     def _ttl(self, run: RunState) -> int:
         return self._retention_s if run.status in ENDED else self._open_ttl_s
 
-    async def create_run(self, run: RunState) -> bool:
-        created, existing = await self._cql.applied(
-            self._create_run,
-            (run.run_id, _enc.encode(run), self._ttl(run)),
-        )
+    async def create_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> bool:
+        stored = msgspec.structs.replace(run, version=1)
+        ttl = self._ttl(run)
+        batch: list[Bound] = [(self._create_run, (run.run_id, _enc.encode(stored), ttl))]
+        batch += self._memo_rows(run.run_id, memos, ttl)
+        created, existing = await self._cql.applied_batch(batch)
+        if created:
+            run.version = 1
         # Listed even when the run already existed: a create retried after a crash between the
         # two writes must still list it; with the TTL of the stored run, not of this copy.
         body = existing.get("body")
-        stored = run if created or body is None else _run.decode(body)
-        await self._list(stored, self._ttl(stored))
+        listed = stored if created or body is None else _run.decode(body)
+        await self._list(listed, self._ttl(listed))
         return created
 
     async def get_run(self, run_id: str) -> RunState | None:
         rows = await self._cql.rows(self._get_run, (run_id,))
         return _run.decode(rows[0][0]) if rows and rows[0][0] is not None else None
 
+    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        rows = await self._cql.rows(self._run_and_memos, (run_id,))
+        if not rows or rows[0][0] is None:
+            return None
+        # Every row repeats the static body; a partition holding only the run yields one row
+        # with no clustering key.
+        return _run.decode(rows[0][0]), {h: memo for _, h, memo in rows if h is not None}
+
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         ttl = self._ttl(run)
-        new = dict(memos or {})
-        if new:
-            # A memo once written is never replaced. Reading first (rather than a lightweight
-            # transaction per memo) is safe because a run has one writer at a time: the owner
-            # of its partition, whose saves of the run itself are last-write-wins anyway.
-            for (step_hash,) in await self._cql.rows(self._memo_hashes, (run.run_id, list(new))):
-                new.pop(step_hash, None)
-        batch: list[Bound] = [(self._update_run, (ttl, _enc.encode(run), run.run_id))]
-        batch += [(self._put_memo, (run.run_id, h, value, ttl)) for h, value in new.items()]
-        # One partition: a single mutation, so the run and its memos are written together.
-        await self._cql.batch(batch, logged=False)
-        if run.status in ENDED:
-            await self._retain(run, written=set(new))
+        stored = msgspec.structs.replace(run, version=run.version + 1)
+        body = _enc.encode(stored)
+        if run.version == 0:
+            update: Bound = (self._update_unversioned_run, (ttl, body, run.run_id))
+        else:
+            update = (self._update_run, (ttl, body, stored.version, run.run_id, run.version))
+        # A conditional batch on one partition: the run and its new memos are written together,
+        # and only while the run is still at the version it was read at.
+        saved, found = await self._cql.applied_batch(
+            [update, *self._memo_rows(run.run_id, memos, ttl)]
+        )
+        if not saved:
+            raise Conflict(
+                f"run {run.run_id} was written since version {run.version} "
+                f"(the store holds {found.get('version')})"
+            )
+        run.version = stored.version
 
-    async def _retain(self, run: RunState, written: set[str]) -> None:
-        """Give an ended run's older rows the retention TTL (rewriting is the only way)."""
+    def _memo_rows(self, run_id: str, memos: dict[str, bytes] | None, ttl: int) -> list[Bound]:
+        return [(self._put_memo, (run_id, h, value, ttl)) for h, value in (memos or {}).items()]
+
+    async def retain_run(self, run: RunState) -> None:
+        """Give an ended run's rows the retention TTL (rewriting is the only way)."""
         ttl = self._retention_s
         memos = [
             (self._put_memo, (run.run_id, step_hash, value, ttl))
             for step_hash, value in await self._cql.rows(self._memos, (run.run_id,))
-            if step_hash is not None and step_hash not in written
+            if step_hash is not None
         ]
         entries = [
             (self._put_entry, (run.run_id, entry_id, body, ttl))

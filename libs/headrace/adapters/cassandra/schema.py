@@ -110,10 +110,17 @@ _V2_FLOW = [
         PRIMARY KEY ((partition, kind), entry_id)) WITH gc_grace_seconds = 3600""",
 ]
 
+_V3_RUN_VERSIONS = [
+    # Writes of a run are conditional on its version (RunStore.save_run); runs written before
+    # this migration have none, and are at version 0.
+    "ALTER TABLE {ks}.runs ADD IF NOT EXISTS version bigint static",
+]
+
 # (version, what it does, statements). Append; never edit one that has shipped.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "initial tables", _V1),
     (2, "flow-control state", _V2_FLOW),
+    (3, "run versions", _V3_RUN_VERSIONS),
 ]
 
 _LEDGER = """CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (

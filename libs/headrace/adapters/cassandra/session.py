@@ -118,8 +118,16 @@ class Cql:
     async def batch(self, statements: Sequence[Bound], *, logged: bool) -> None:
         """One batch. Unlogged is for statements on a single partition: that is one mutation,
         atomic and isolated by itself; logged makes a multi-partition batch all-or-nothing."""
-        if not statements:
-            return
+        if statements:
+            await self._execute(self._batch(statements, logged=logged), self._tuples)
+
+    async def applied_batch(self, statements: Sequence[Bound]) -> tuple[bool, dict[str, Any]]:
+        """A conditional batch on one partition (one lightweight transaction): whether it
+        applied, and the row its condition found otherwise."""
+        rows = await self._execute(self._batch(statements, logged=False), self._dicts)
+        return bool(rows[0]["[applied]"]), rows[0]
+
+    def _batch(self, statements: Sequence[Bound], *, logged: bool) -> BatchStatement:
         batch = BatchStatement(
             batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED,
             consistency_level=self._consistency,
@@ -127,7 +135,7 @@ class Cql:
         )
         for statement, params in statements:
             batch.add(statement, params)
-        await self._execute(batch, self._tuples)
+        return batch
 
     async def _execute(self, statement: Any, profile: ExecutionProfile) -> list[Any]:
         loop = asyncio.get_running_loop()

@@ -37,16 +37,25 @@ class Database:
 
     async def transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         def apply(conn: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                conn.execute(sql, params)
+
+        await self.atomically(apply)
+
+    async def atomically(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in one transaction: all of its writes, or (when it raises) none."""
+
+        def apply(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    conn.execute(sql, params)
+                result = fn(conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            return result
 
-        await self.run(apply)
+        return await self.run(apply)
 
     def close(self) -> None:
         self._pool.submit(self._conn.close).result()

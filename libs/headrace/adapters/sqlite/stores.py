@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from headrace.adapters.sqlite.database import Database
+from headrace.core.errors import Conflict
 from headrace.messages.model import Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
@@ -15,7 +16,8 @@ CREATE TABLE IF NOT EXISTS apps (account_id TEXT, app_id TEXT, body BLOB,
     PRIMARY KEY (account_id, app_id));
 CREATE TABLE IF NOT EXISTS functions (account_id TEXT, fn_id TEXT, body BLOB,
     PRIMARY KEY (account_id, fn_id));
-CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, account_id TEXT, fn_id TEXT, body BLOB);
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, account_id TEXT, fn_id TEXT, body BLOB,
+    version INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS runs_by_account ON runs (account_id, run_id);
 CREATE TABLE IF NOT EXISTS memos (run_id TEXT, hash TEXT, value BLOB, PRIMARY KEY (run_id, hash));
 CREATE TABLE IF NOT EXISTS history (run_id TEXT, entry_id TEXT, body BLOB,
@@ -42,6 +44,21 @@ CREATE TABLE IF NOT EXISTS flow_state (partition INTEGER, kind TEXT, entry_id TE
 _enc = msgspec.msgpack.Encoder()
 
 
+def _create_schema(conn: Any) -> None:
+    conn.executescript(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "version" not in columns:
+        # A state directory from before versioned runs: its runs read as version 0.
+        conn.execute("ALTER TABLE runs ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+
+
+def _insert_memos(conn: Any, run_id: str, memos: dict[str, bytes] | None) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO memos VALUES (?, ?, ?)",
+        [(run_id, step_hash, value) for step_hash, value in (memos or {}).items()],
+    )
+
+
 def _dec(kind: Any, blob: bytes) -> Any:
     return msgspec.msgpack.decode(blob, type=kind)
 
@@ -51,7 +68,7 @@ class SqliteStores:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        db.run_sync(lambda conn: conn.executescript(_SCHEMA))
+        db.run_sync(_create_schema)
 
     async def close(self) -> None:
         """The database belongs to whoever opened it."""
@@ -96,29 +113,56 @@ class SqliteStores:
 
     # --- runs ---
 
-    async def create_run(self, run: RunState) -> bool:
+    async def create_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> bool:
+        stored = msgspec.structs.replace(run, version=1)
+
         def insert(conn: Any) -> bool:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?)",
-                (run.run_id, run.account_id, run.fn_id, _enc.encode(run)),
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, 1)",
+                (run.run_id, run.account_id, run.fn_id, _enc.encode(stored)),
             )
+            if cur.rowcount:
+                _insert_memos(conn, run.run_id, memos)
             return bool(cur.rowcount)
 
-        return await self._db.run(insert)
+        created = await self._db.atomically(insert)
+        if created:
+            run.version = 1
+        return created
 
     async def get_run(self, run_id: str) -> RunState | None:
         rows = await self._db.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,))
         return _dec(RunState, rows[0][0]) if rows else None
 
+    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        def read(conn: Any) -> tuple[RunState, dict[str, bytes]] | None:
+            # One connection on one thread runs every statement: nothing writes between these.
+            row = conn.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            memos = conn.execute("SELECT hash, value FROM memos WHERE run_id = ?", (run_id,))
+            return _dec(RunState, row[0]), {h: v for h, v in memos}
+
+        return await self._db.run(read)
+
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
-        statements: list[tuple[str, tuple[Any, ...]]] = [
-            ("UPDATE runs SET body = ? WHERE run_id = ?", (_enc.encode(run), run.run_id))
-        ]
-        for step_hash, value in (memos or {}).items():
-            statements.append(
-                ("INSERT OR IGNORE INTO memos VALUES (?, ?, ?)", (run.run_id, step_hash, value))
+        stored = msgspec.structs.replace(run, version=run.version + 1)
+
+        def update(conn: Any) -> bool:
+            cur = conn.execute(
+                "UPDATE runs SET body = ?, version = ? WHERE run_id = ? AND version = ?",
+                (_enc.encode(stored), stored.version, run.run_id, run.version),
             )
-        await self._db.transaction(statements)
+            if cur.rowcount:
+                _insert_memos(conn, run.run_id, memos)
+            return bool(cur.rowcount)
+
+        if not await self._db.atomically(update):
+            raise Conflict(f"run {run.run_id} was written since version {run.version}")
+        run.version = stored.version
+
+    async def retain_run(self, run: RunState) -> None:
+        """The embedded store keeps runs until their state directory goes."""
 
     async def get_memos(self, run_id: str) -> dict[str, bytes]:
         rows = await self._db.execute("SELECT hash, value FROM memos WHERE run_id = ?", (run_id,))

@@ -1,0 +1,239 @@
+"""Two executors writing one run, on every store adapter: the hand-over of a partition with the
+old owner still writing, and a writer whose state went stale while it worked.
+
+The path of issue 13: an executor read a run, stalled, and then wrote a state computed from that
+old read over newer ones (writes were last-write-wins). The run's stack lost a step whose memo
+was stored, and the next call, built from that stack, ran the step again. Here the stall is
+made deterministic (a write held at a gate), the app is the official Python SDK served
+in-process, and the test plays the scheduler: it hands each `work` item the executors publish to
+the executor the scenario names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+from typing import Any, cast
+
+import fastapi
+import httpx
+import inngest
+import inngest.fast_api
+import pytest
+from headrace.services.executor.service import Executor
+
+from headrace.adapters.inproc.log import InProcLog
+from headrace.core.clock import FakeClock
+from headrace.core.errors import Fenced
+from headrace.messages.records import (
+    SCHEDULE_CODEC,
+    WORK_CODEC,
+    Call,
+    CancelRun,
+    Enqueue,
+    Resume,
+    StartRun,
+    WorkRecord,
+)
+from headrace.messages.state import FunctionRecord, RunState
+from headrace.messages.topics import Topics, partition_for
+from headrace.ports.log import LogRecord
+from headrace.ports.stores import Stores
+from headrace.protocol.driver import AppDriver
+
+APP_URL = "http://app.test/api/inngest"
+ACCOUNT = "acct"
+RUN_ID = "01JRUNFENCE0000000000000000"
+
+
+class HeldStores:
+    """The real stores, with a run write that waits at a gate when asked to: a writer that
+    stalls between reading a run and writing it (a paused process, a starved event loop)."""
+
+    def __init__(self, inner: Stores) -> None:
+        self._inner = inner
+        self.hold = False
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
+        if self.hold:
+            self.hold = False
+            self.reached.set()
+            await self.release.wait()
+        await self._inner.save_run(run, memos)
+
+
+class Scenario:
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.clock = FakeClock()
+        self.log = InProcLog(partitions=4, clock=self.clock)
+        self.topics = Topics()
+        self.partition = partition_for(ACCOUNT, 4)
+        self.executions: collections.Counter[str] = collections.Counter()
+        self.client = inngest.Inngest(app_id="fence-app", is_production=False)
+        self.fn = self._function()
+        app = fastapi.FastAPI()
+        inngest.fast_api.serve(app, self.client, [self.fn], serve_origin="http://app.test")
+        self._transport = httpx.ASGITransport(app=app)
+        self._offset = 0
+        self._schedule = self.log.consumer(self.topics.schedule, "test-scheduler")
+
+    def _function(self) -> inngest.Function[Any]:
+        def body(name: str) -> str:
+            self.executions[name] += 1
+            return name
+
+        @self.client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="t/go"))
+        async def steps(ctx: inngest.Context) -> list[str]:
+            a = await ctx.step.run("a", lambda: body("a"))
+            await ctx.step.sleep("nap", datetime.timedelta(seconds=1))
+            b = await ctx.step.run("b", lambda: body("b"))
+            await ctx.step.sleep("rest", datetime.timedelta(seconds=1))
+            c = await ctx.step.run("c", lambda: body("c"))
+            return [a, b, c]
+
+        return steps
+
+    async def start(self) -> None:
+        await self._schedule.start()
+        config = self.fn.get_config(APP_URL).main.to_dict()
+        assert isinstance(config, dict)
+        await self.stores.put_function(
+            FunctionRecord(
+                fn_id=str(config["id"]),
+                account_id=ACCOUNT,
+                app_id="fence-app",
+                name="steps",
+                config=config,
+            )
+        )
+
+    def executor(self, stores: Stores | HeldStores) -> Executor:
+        driver = AppDriver(self.clock, transport=self._transport)
+        return Executor(self.log, self.topics, cast(Stores, stores), driver, self.clock)
+
+    def record(self, item: WorkRecord) -> LogRecord:
+        """The same work item, as the `work` record of one offset: a record delivered twice
+        (to the old owner and again to the new one) keeps its id."""
+        self._offset += 1
+        return LogRecord(
+            self.topics.work, self.partition, self._offset, ACCOUNT, WORK_CODEC.encode(item)
+        )
+
+    async def published(self) -> list[WorkRecord]:
+        """The work items published to `schedule` since the last look, due or not (the test's
+        clock is the scheduler's: a sleep ends when the test says so)."""
+        records = await self._schedule.poll(1000, timeout_ms=10)
+        items = [SCHEDULE_CODEC.decode(r.value) for r in records]
+        return [
+            i.item
+            for i in items
+            if isinstance(i, Enqueue) and isinstance(i.item, StartRun | Call | Resume | CancelRun)
+        ]
+
+    async def run_until_quiet(self, executor: Executor) -> None:
+        """Deliver every published work item to `executor` until none is left."""
+        while items := await self.published():
+            for item in items:
+                await executor.handle(self.record(item))
+
+    async def run(self) -> RunState:
+        run = await self.stores.get_run(RUN_ID)
+        assert run is not None
+        return run
+
+
+def _start_item(scenario: Scenario) -> StartRun:
+    fn_id = str(scenario.fn.get_config(APP_URL).main.to_dict()["id"])  # type: ignore[index]
+    return StartRun(
+        account_id=ACCOUNT,
+        run_id=RUN_ID,
+        fn_id=fn_id,
+        events=[{"name": "t/go", "data": {}}],
+        event_ids=["e1"],
+    )
+
+
+async def _asleep_in_nap(scenario: Scenario, executor: Executor) -> Resume:
+    """Start the run and take it to its first sleep; the sleep's end (a Resume)."""
+    await executor.handle(scenario.record(_start_item(scenario)))
+    items = await scenario.published()
+    while not any(isinstance(i, Resume) for i in items):
+        for item in items:
+            await executor.handle(scenario.record(item))
+        items = await scenario.published()
+    (wake,) = [i for i in items if isinstance(i, Resume)]
+    return wake
+
+
+async def test_an_old_owner_that_writes_after_the_new_owner_moved_the_run_on_writes_nothing(
+    stores: Stores,
+) -> None:
+    """The old owner of the partition reads the run to end its sleep, and stalls; the new owner
+    takes the same record, and the run goes on to its end. When the old owner writes at last,
+    its write is refused and it finds the run written by a newer owner: it drops the record,
+    writing and calling nothing. Before fencing, its state overwrote the newer one, the stack
+    lost step b, and the next call ran b a second time."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    held = HeldStores(stores)
+    old, new = scenario.executor(held), scenario.executor(stores)
+    await old.on_assigned({scenario.partition})
+    wake = await _asleep_in_nap(scenario, old)
+    assert scenario.executions == {"a": 1}
+
+    # The partition moves while the old owner is still handling the sleep's end.
+    await new.on_assigned({scenario.partition})
+    held.hold = True
+    stalled = asyncio.create_task(old.handle(scenario.record(wake)))
+    await held.reached.wait()
+    await new.handle(scenario.record(wake))
+    await scenario.run_until_quiet(new)
+    finished = await scenario.run()
+    assert finished.status == "completed"
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}
+
+    held.release.set()
+    with pytest.raises(Fenced):
+        await stalled
+    assert await scenario.published() == []
+    assert await scenario.run() == finished
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_writer_whose_read_went_stale_decides_again_from_the_state_that_won(
+    stores: Stores,
+) -> None:
+    """The new owner reads the run to end its sleep, and stalls; the old owner, not yet aware
+    of the hand-over, ends the same sleep first. The new owner's write conflicts, so it reads
+    again, finds the sleep over, and changes nothing; the run goes on from the state that won,
+    each step run once."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    held = HeldStores(stores)
+    old, new = scenario.executor(stores), scenario.executor(held)
+    await old.on_assigned({scenario.partition})
+    wake = await _asleep_in_nap(scenario, old)
+    asleep = await scenario.run()
+    await new.on_assigned({scenario.partition})
+
+    held.hold = True
+    stalled = asyncio.create_task(new.handle(scenario.record(wake)))
+    await held.reached.wait()
+    await old.handle(scenario.record(wake))  # ends the sleep, asks for the next call
+    held.release.set()
+    await stalled
+    # The sleep's end was written once: by the old owner, and not again by the new one.
+    awake = await scenario.run()
+    assert awake.version == asleep.version + 1 and awake.owner_epoch == asleep.owner_epoch
+    await scenario.run_until_quiet(new)
+    finished = await scenario.run()
+    assert finished.status == "completed" and finished.output == ["a", "b", "c"]
+    assert finished.owner_epoch > asleep.owner_epoch
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}
