@@ -290,7 +290,10 @@ class Executor:
                     {
                         "x-run-id": run.run_id,
                         "x-inngest-server-kind": self._server_kind,
-                        "x-inngest-req-version": str(max(run.req_version, 0)),
+                        # -1 until the SDK has chosen; JS reads this header before the
+                        # body's `version` (InngestCommHandler), so it must match it.
+                        "x-inngest-req-version": str(run.req_version),
+                        "x-inngest-step-id": item.target or "step",
                     },
                     account_id=run.account_id,
                 )

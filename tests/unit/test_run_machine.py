@@ -217,3 +217,29 @@ def test_immediate_execution_comes_back_after_parallel_steps_for_request_version
                 len(run.stack),
             )
         assert run.disable_immediate is expected, version
+
+
+def test_the_request_version_is_learned_once_from_a_generator_response() -> None:
+    run = _started()
+    assert run.req_version == -1
+    call = Call(account_id="acct", run_id="run")
+    # An error answer does not fix the version: the next call lets the SDK choose again.
+    _machine(run).apply_call(call, Outcome(error={"message": "x"}, request_version=1), 0)
+    assert run.req_version == -1
+    run = _started()
+    planned = [Op(op="StepPlanned", id="a")]
+    _machine(run).apply_call(call, Outcome(ops=planned, request_version=1), 0)
+    assert run.req_version == 1
+    # Later answers do not change it (Inngest's executor stores it only while unknown).
+    step = Call(account_id="acct", run_id="run", target="a")
+    _machine(run).apply_call(step, Outcome(ops=[Op(op="StepRun", id="a")], request_version=2), 0)
+    assert run.req_version == 1
+
+
+def test_the_legacy_step_op_is_stored_as_it_came() -> None:
+    run = _started()
+    machine = _machine(run)
+    call = Call(account_id="acct", run_id="run", seq=0)
+    ops = [Op(op="Step", id="old", data={"data": 5}), Op(op="StepRun", id="new", data=5)]
+    machine.apply_call(call, Outcome(ops=ops), stack_len_at_call=0)
+    assert machine.out.memos == {"old": b'{"data":5}', "new": b'{"data":5}'}

@@ -127,8 +127,7 @@ class RunMachine:
     # --- applying a call's outcome -------------------------------------------------------------
 
     def apply_call(self, call: Call, outcome: Outcome, stack_len_at_call: int) -> None:
-        if outcome.request_version is not None:
-            self.run.req_version = outcome.request_version
+        self._learn_request_version(outcome)
         if outcome.error is not None:
             self._call_failed(call, outcome)
             return
@@ -144,6 +143,17 @@ class RunMachine:
         grew = len(self.run.stack) > stack_len_at_call
         if grew and self._ready_to_discover():
             self._request_discovery()
+
+    def _learn_request_version(self, outcome: Outcome) -> None:
+        """Keep the execution version the SDK chose at the run's first generator response, and
+        send it on every later call (header and body). Until then the run's version is -1, which
+        lets the SDK choose; a 0 would pin a JS 3.x app to its legacy executor, which reads memos
+        unwrapped, and a 4.x app rejects it. Inngest stores it only while unknown, from a 206
+        (executor.HandleGeneratorResponse), so one run never changes version halfway."""
+        if self.run.req_version == -1 and outcome.ops is not None:
+            version = outcome.request_version
+            if version is not None and version >= 0:
+                self.run.req_version = version
 
     def _call_failed(self, call: Call, outcome: Outcome) -> None:
         """A call that got no opcodes back: retry the same call, or fail the run."""
@@ -189,14 +199,15 @@ class RunMachine:
             if op.id in self.memo_keys:
                 continue
             if op.op in opcodes.STEP_RUN:
+                memo = _step_memo(op)
                 self._history(
                     "step.completed",
                     op=op,
                     attempt=call.attempt,
-                    output={"data": op.data},
+                    output=memo,
                     duration_ms=outcome.duration_ms,
                 )
-                self._settle(op.id, {"data": op.data}, op.display)
+                self._settle(op.id, memo, op.display)
             elif op.op == opcodes.STEP_ERROR:
                 self._step_error(op, call, outcome)
             elif op.op == opcodes.STEP_FAILED:
@@ -554,6 +565,15 @@ class RunMachine:
                 input=step_input if isinstance(step_input, list) else None,
             )
         )
+
+
+def _step_memo(op: Op) -> Any:
+    """What a finished step stores, as Inngest does (state/opcode.go `Output`): StepRun's data
+    wrapped as {"data": ...}, so the SDK tells data from an error; the legacy `Step` op (JS's V0
+    executor) sends its data already wrapped, and it is stored as it came."""
+    if op.op == opcodes.LEGACY_STEP:
+        return op.data
+    return {"data": op.data}
 
 
 def _error_object(error: Any) -> dict[str, Any]:

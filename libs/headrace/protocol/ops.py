@@ -6,7 +6,8 @@ from typing import Any
 
 import msgspec
 
-STEP_RUN = frozenset({"StepRun", "Step"})
+LEGACY_STEP = "Step"  # JS V0 executor; its data comes wrapped as {"data": ...}
+STEP_RUN = frozenset({"StepRun", LEGACY_STEP})
 STEP_ERROR = "StepError"
 STEP_FAILED = "StepFailed"
 STEP_PLANNED = "StepPlanned"
