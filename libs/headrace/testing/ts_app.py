@@ -1,0 +1,173 @@
+"""Serving a test app written with the official TypeScript SDK (npm `inngest`) on a loopback
+port: a Node process running `tests/ts/app.mjs` with the major (3 or 4) a test asks for.
+
+The Node packages are installed with `npm ci` from the committed lockfile, once: a stamp in
+`node_modules` records the lockfile's hash, so a later session skips the install unless the
+lockfile changed. `python -m headrace.testing.ts_app` does just that install (scripts/test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from headrace.testing.sdk_app import free_port
+
+# libs/headrace/testing/ts_app.py -> the clone's root.
+PROJECT = Path(
+    os.environ.get("HEADRACE_TS_APPS") or Path(__file__).resolve().parents[3] / "tests" / "ts"
+)
+MAJORS = ("3", "4")
+_STAMP = ".headrace-lockfile-sha256"
+_MIN_NODE = 20  # both SDK majors declare engines.node >= 20
+
+
+class NodeMissing(RuntimeError):
+    """Node or npm is absent or too old: the TypeScript tests cannot run."""
+
+
+def _lock_hash(project: Path) -> str:
+    return hashlib.sha256((project / "package-lock.json").read_bytes()).hexdigest()
+
+
+def _check_node() -> None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        raise NodeMissing(f"node {_MIN_NODE}+ and npm are required for the TypeScript SDK tests")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major = int(version.stdout.strip().lstrip("v").split(".")[0])
+    if major < _MIN_NODE:
+        raise NodeMissing(f"node {_MIN_NODE}+ is required, found {version.stdout.strip()}")
+
+
+def ensure_installed(project: Path = PROJECT) -> Path:
+    """`npm ci` in `project` unless its node_modules was installed from this very lockfile.
+    Safe to call from concurrent processes: the install holds a file lock."""
+    _check_node()
+    stamp = project / "node_modules" / _STAMP
+    wanted = _lock_hash(project)
+    if stamp.exists() and stamp.read_text().strip() == wanted:
+        return project
+    with open(project / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists() and stamp.read_text().strip() == wanted:
+            return project
+        started = time.monotonic()
+        print(f"ts_app: npm ci in {project}", file=sys.stderr)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=project,
+            check=True,
+        )
+        stamp.write_text(wanted + "\n")
+        print(f"ts_app: installed in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return project
+
+
+class TsApp:
+    """One Node process serving `functions` (names from tests/ts/functions.mjs) as app `app_id`
+    with the SDK of `major`, pointed at the headrace at `server_url` in dev mode."""
+
+    def __init__(
+        self,
+        server_url: str,
+        app_id: str,
+        functions: list[str],
+        *,
+        major: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        if major not in MAJORS:
+            raise ValueError(f"major must be one of {MAJORS}, got {major!r}")
+        self.server_url = server_url
+        self.app_id = app_id
+        self.functions = functions
+        self.major = major
+        self.port = port or free_port()
+        self._env = env or {}
+        self._process: subprocess.Popen[str] | None = None
+        # The app's output, kept for failure messages; the reader thread keeps the pipe drained.
+        self.output: deque[str] = deque(maxlen=400)
+        self._listening = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/inngest"
+
+    def start(self, timeout: float = 30.0) -> TsApp:
+        project = ensure_installed()
+        env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "HEADRACE_TS_MAJOR": self.major,
+            "HEADRACE_TS_APP_ID": self.app_id,
+            "HEADRACE_TS_FUNCTIONS": ",".join(self.functions),
+            "INNGEST_BASE_URL": self.server_url,
+            "NODE_ENV": "development",
+            **self._env,
+        }
+        self._process = subprocess.Popen(
+            ["node", str(project / "app.mjs")],
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._listening.wait(timeout) or self._process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"the TS app did not start on port {self.port}:\n{self.log()}")
+        return self
+
+    def _read_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            self.output.append(line.rstrip("\n"))
+            if line.startswith("listening"):
+                self._listening.set()
+
+    def log(self) -> str:
+        return "\n".join(self.output)
+
+    def counts(self) -> dict[str, int]:
+        """How many times each counted side effect (a step body) ran in the app."""
+        response = httpx.get(f"http://127.0.0.1:{self.port}/counts", timeout=5)
+        response.raise_for_status()
+        data: Any = response.json()
+        return {str(k): int(v) for k, v in data.items()}
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+    def __enter__(self) -> TsApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        ensure_installed()

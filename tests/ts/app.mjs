@@ -1,0 +1,63 @@
+// A test app written with the official TypeScript SDK, for headrace's e2e tests.
+// It serves the functions named in HEADRACE_TS_FUNCTIONS (see functions.mjs) with the SDK of the
+// major in HEADRACE_TS_MAJOR (3 or 4, installed side by side as npm aliases `inngest3` and
+// `inngest4`), on 127.0.0.1:PORT. Side effects are counted in memory and served on GET /counts,
+// so a test can tell how many times each step body really ran.
+// libs/headrace/testing/ts_app.py starts it; it prints one "listening" line once it can serve.
+import http from "node:http";
+
+import { FUNCTIONS } from "./functions.mjs";
+
+const major = process.env.HEADRACE_TS_MAJOR;
+const port = Number(process.env.PORT);
+const appId = process.env.HEADRACE_TS_APP_ID;
+const names = (process.env.HEADRACE_TS_FUNCTIONS || "").split(",").filter(Boolean);
+if (!["3", "4"].includes(major) || !port || !appId) {
+  console.error("app.mjs: set HEADRACE_TS_MAJOR (3|4), PORT and HEADRACE_TS_APP_ID");
+  process.exit(2);
+}
+
+const sdk = await import(`inngest${major}`);
+const { serve } = await import(`inngest${major}/node`);
+const origin = `http://127.0.0.1:${port}`;
+// baseUrl comes from INNGEST_BASE_URL, set by the test helper; dev mode means no signing.
+const client = new sdk.Inngest({ id: appId, isDev: true });
+
+// The two majors take a function's trigger differently: 3.x as a second argument, 4.x inside
+// the options (`triggers`). The test functions are written once against this shim.
+const define = (options, trigger, handler) =>
+  major === "3"
+    ? client.createFunction(options, trigger, handler)
+    : client.createFunction({ ...options, triggers: [trigger] }, handler);
+
+const counts = {};
+const count = (key) => {
+  counts[key] = (counts[key] || 0) + 1;
+  return counts[key];
+};
+
+const functions = names.map((name) => {
+  const make = FUNCTIONS[name];
+  if (!make) {
+    console.error(`app.mjs: unknown function ${name}`);
+    process.exit(2);
+  }
+  return make({ define, count, sdk, major });
+}).flat();
+
+// serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.
+const handler = serve({ client, functions, serveHost: origin, serveOrigin: origin });
+const server = http.createServer((req, res) => {
+  if (req.url === "/counts") {
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify(counts));
+    return;
+  }
+  return handler(req, res);
+});
+server.listen(port, "127.0.0.1", () => {
+  console.log(`listening on ${origin} with inngest ${sdk.version ?? major}`);
+});
+const stop = () => server.close(() => process.exit(0));
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);
