@@ -149,13 +149,16 @@ async def test_non_retriable_error_fails_the_run_at_once(
     assert run.failure == "NonRetriableError"
 
 
+@pytest.mark.parametrize(
+    ("function", "counted"), [("retry-once", "always-fails"), ("retry-once-body", "body")]
+)
 async def test_retries_1_gives_two_attempts(
-    dev: EngineHandle, serve: list[TsApp], major: str
+    dev: EngineHandle, serve: list[TsApp], major: str, function: str, counted: str
 ) -> None:
-    app = await _start(dev, serve, major, "ts-retry", ["retry-once"])
-    [event_id] = await dev.send({"name": "ts/retry-once", "data": {}})
+    app = await _start(dev, serve, major, "ts-retry", [function])
+    [event_id] = await dev.send({"name": f"ts/{function}", "data": {}})
     run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
 
     assert run.status == "failed", app.log()
-    assert app.counts() == {"always-fails": 2}
+    assert app.counts() == {counted: 2}
     assert "broken, attempt 2" in str(run.output)

@@ -92,4 +92,11 @@ export const FUNCTIONS = {
       });
       return "unreachable";
     }),
+
+  // The same outside any step: the function's own body throws.
+  "retry-once-body": ({ define, count }) =>
+    define({ id: "retry-once-body", retries: 1 }, { event: "ts/retry-once-body" }, async () => {
+      const attempt = count("body");
+      throw new Error(`body broken, attempt ${attempt}`);
+    }),
 };
