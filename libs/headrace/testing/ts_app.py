@@ -1,9 +1,11 @@
 """Serving a test app written with the official TypeScript SDK (npm `inngest`) on a loopback
 port: a Node process running `tests/ts/app.mjs` with the major (3 or 4) a test asks for.
 
-The Node packages are installed with `npm ci` from the committed lockfile, once: a stamp in
-`node_modules` records the lockfile's hash, so a later session skips the install unless the
-lockfile changed. `python -m headrace.testing.ts_app` does just that install (scripts/test).
+The Node packages are installed with `npm ci` from the committed lockfile, once per lockfile:
+into `~/.cache/headrace/ts-apps/<lockfile sha256>/` (outside the clone, so every clone and
+worktree shares it), with `tests/ts/node_modules` a symlink to it. A stamp written after a
+complete install marks the copy usable. `python -m headrace.testing.ts_app` does just that
+install (scripts/test).
 """
 
 from __future__ import annotations
@@ -52,28 +54,55 @@ def _check_node() -> None:
         raise NodeMissing(f"node {_MIN_NODE}+ is required, found {version.stdout.strip()}")
 
 
+def _cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "headrace" / "ts-apps"
+
+
 def ensure_installed(project: Path = PROJECT) -> Path:
-    """`npm ci` in `project` unless its node_modules was installed from this very lockfile.
-    Safe to call from concurrent processes: the install holds a file lock."""
+    """Make `project/node_modules` the packages of its lockfile: `npm ci` into the cache unless
+    that lockfile was installed there already, then link it. Concurrent callers (pytest
+    sessions sharing the machine) take turns on a file lock."""
     _check_node()
-    stamp = project / "node_modules" / _STAMP
     wanted = _lock_hash(project)
-    if stamp.exists() and stamp.read_text().strip() == wanted:
+    cached = _cache_root() / wanted
+    link = project / "node_modules"
+    if _linked(link, cached):
         return project
-    with open(project / ".install.lock", "w") as lock:
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with open(cached.parent / f"{wanted}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if stamp.exists() and stamp.read_text().strip() == wanted:
-            return project
-        started = time.monotonic()
-        print(f"ts_app: npm ci in {project}", file=sys.stderr)
-        subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=project,
-            check=True,
-        )
-        stamp.write_text(wanted + "\n")
-        print(f"ts_app: installed in {time.monotonic() - started:.0f} s", file=sys.stderr)
+        if not (cached / "node_modules" / _STAMP).exists():
+            _npm_ci(project, cached, wanted)
+        if not _linked(link, cached):
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.exists():
+                shutil.rmtree(link)  # an install of another lockfile, made by hand
+            link.symlink_to(cached / "node_modules", target_is_directory=True)
     return project
+
+
+def _linked(link: Path, cached: Path) -> bool:
+    return (
+        link.is_symlink()
+        and link.resolve() == (cached / "node_modules").resolve()
+        and (cached / "node_modules" / _STAMP).exists()
+    )
+
+
+def _npm_ci(project: Path, cached: Path, lock_hash: str) -> None:
+    shutil.rmtree(cached, ignore_errors=True)  # a copy left half-installed
+    cached.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy2(project / name, cached / name)
+    started = time.monotonic()
+    print(f"ts_app: npm ci for {project} in {cached}", file=sys.stderr)
+    subprocess.run(
+        ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=cached, check=True
+    )
+    (cached / "node_modules" / _STAMP).write_text(lock_hash + "\n")
+    print(f"ts_app: installed in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
 class TsApp:
