@@ -65,7 +65,11 @@ async def test_a_step_that_succeeded_is_not_run_again_when_a_later_step_is_retri
     assert run.output == {"first": 1, "flaky": 41, "total": 42}
     assert app.counts() == {"first": 1, "flaky": 3}
     # The first call let the SDK choose (-1): 3.x picks V1, 4.x V2, kept for the run.
-    assert run.req_version == {"3": 1, "4": 2}[major]
+    chosen = {"3": 1, "4": 2}[major]
+    assert run.req_version == chosen
+    calls = app.calls()
+    assert [c["req_version"] for c in calls] == ["-1"] + [str(chosen)] * (len(calls) - 1)
+    assert {c["step_id"] for c in calls} <= {"step", *run.stack}
     assert "no longer supported" not in app.log()
     kinds = _kinds(await dev.history(run.run_id))
     assert ("step.errored", "flaky", 0) in kinds

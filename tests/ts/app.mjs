@@ -2,7 +2,8 @@
 // It serves the functions named in HEADRACE_TS_FUNCTIONS (see functions.mjs) with the SDK of the
 // major in HEADRACE_TS_MAJOR (3 or 4, installed side by side as npm aliases `inngest3` and
 // `inngest4`), on 127.0.0.1:PORT. Side effects are counted in memory and served on GET /counts,
-// so a test can tell how many times each step body really ran.
+// so a test can tell how many times each step body really ran; GET /calls lists the headers of
+// the engine's calls.
 // libs/headrace/testing/ts_app.py starts it; it prints one "listening" line once it can serve.
 import http from "node:http";
 
@@ -47,11 +48,20 @@ const functions = names.map((name) => {
 
 // serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.
 const handler = serve({ client, functions, serveHost: origin, serveOrigin: origin });
+// The headers of each call the engine made, in order, for tests of what headrace sends.
+const calls = [];
+const json = (res, value) => {
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify(value));
+};
 const server = http.createServer((req, res) => {
-  if (req.url === "/counts") {
-    res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify(counts));
-    return;
+  if (req.url === "/counts") return json(res, counts);
+  if (req.url === "/calls") return json(res, calls);
+  if (req.method === "POST") {
+    calls.push({
+      req_version: req.headers["x-inngest-req-version"] ?? null,
+      step_id: req.headers["x-inngest-step-id"] ?? null,
+    });
   }
   return handler(req, res);
 });

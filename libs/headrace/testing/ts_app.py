@@ -180,6 +180,13 @@ class TsApp:
         data: Any = response.json()
         return {str(k): int(v) for k, v in data.items()}
 
+    def calls(self) -> list[dict[str, str | None]]:
+        """The request version and step id headers of each call the app got, in order."""
+        response = httpx.get(f"http://127.0.0.1:{self.port}/calls", timeout=5)
+        response.raise_for_status()
+        data: Any = response.json()
+        return [{str(k): None if v is None else str(v) for k, v in c.items()} for c in data]
+
     def stop(self) -> None:
         if self._process is None or self._process.poll() is not None:
             return
