@@ -24,3 +24,7 @@ class RunLocks:
             if self._users[run_id] == 0:
                 del self._users[run_id]
                 del self._locks[run_id]
+
+    def contenders(self, run_id: str) -> int:
+        """How many tasks hold or wait for the run's lock."""
+        return self._users.get(run_id, 0)

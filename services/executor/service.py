@@ -283,6 +283,10 @@ class Executor:
                 fn_id=run.fn_id, step=step_name, attempt=item.attempt
             ),
         ):
+            # The call stays in flight here until its outcome is applied: a repeat of its record
+            # handled in between would read the run as it was before the outcome, find the call
+            # current, and send it again from that state (issue 13: the step ran twice, the
+            # repeat reaching the app after the next call had handed it the stored output).
             try:
                 outcome = await self._driver.call(
                     call_url(step_url(fn.config) or "", run.fn_id, item.target),
@@ -306,22 +310,22 @@ class Executor:
                         else op
                         for op in outcome.ops
                     ]
+                if outcome.error is not None:
+                    # The error's name and message only: its other fields can carry user data.
+                    log.warning(
+                        "app call failed",
+                        status=outcome.status,
+                        error_name=outcome.error.get("name"),
+                        error_message=str(outcome.error.get("message") or "")[:300],
+                    )
+                else:
+                    log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
+                applied = await self._transact(
+                    item.run_id,
+                    lambda: self._apply_call(item, h, fn, outcome, prepared.stack_len, lease),
+                )
             finally:
                 self._in_flight.discard(key)
-            if outcome.error is not None:
-                # The error's name and message only: its other fields can carry user data.
-                log.warning(
-                    "app call failed",
-                    status=outcome.status,
-                    error_name=outcome.error.get("name"),
-                    error_message=str(outcome.error.get("message") or "")[:300],
-                )
-            else:
-                log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
-            applied = await self._transact(
-                item.run_id,
-                lambda: self._apply_call(item, h, fn, outcome, prepared.stack_len, lease),
-            )
             observe_call(span, run, item, outcome, applied.out if applied else None)
         if applied is not None and applied.run.status in ENDED:
             with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
@@ -343,7 +347,8 @@ class Executor:
             await self._outbox.publish(run)
             return None
         if key in self._in_flight:
-            # The same call is running here already; its lease is freed when it ends.
+            # The same call is running here already (or its outcome is being applied); its
+            # lease is freed when it ends.
             return None
         fn = await self._stores.get_function(run.account_id, run.fn_id)
         machine = self._machine(run, set(memos), fn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+from collections.abc import Callable
 from typing import Any, cast
 
 import fastapi
@@ -56,6 +57,16 @@ class HeldStores:
         self.hold = False
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
+        self.hold_read = False
+        self.read_reached = asyncio.Event()
+        self.read_release = asyncio.Event()
+
+    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        if self.hold_read:
+            self.hold_read = False
+            self.read_reached.set()
+            await self.read_release.wait()
+        return await self._inner.get_run_and_memos(run_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -76,6 +87,10 @@ class Scenario:
         self.topics = Topics()
         self.partition = partition_for(ACCOUNT, 4)
         self.executions: collections.Counter[str] = collections.Counter()
+        # Step b's body waits for this while it is clear, and says when it began.
+        self.b_may_finish = asyncio.Event()
+        self.b_may_finish.set()
+        self.b_began = asyncio.Event()
         self.client = inngest.Inngest(app_id="fence-app", is_production=False)
         self.fn = self._function()
         app = fastapi.FastAPI()
@@ -93,7 +108,13 @@ class Scenario:
         async def steps(ctx: inngest.Context) -> list[str]:
             a = await ctx.step.run("a", lambda: body("a"))
             await ctx.step.sleep("nap", datetime.timedelta(seconds=1))
-            b = await ctx.step.run("b", lambda: body("b"))
+
+            async def b_body() -> str:
+                self.b_began.set()
+                await self.b_may_finish.wait()
+                return body("b")
+
+            b = await ctx.step.run("b", b_body)
             await ctx.step.sleep("rest", datetime.timedelta(seconds=1))
             c = await ctx.step.run("c", lambda: body("c"))
             return [a, b, c]
@@ -236,4 +257,52 @@ async def test_a_writer_whose_read_went_stale_decides_again_from_the_state_that_
     finished = await scenario.run()
     assert finished.status == "completed" and finished.output == ["a", "b", "c"]
     assert finished.owner_epoch > asleep.owner_epoch
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never held")
+
+
+async def test_a_call_repeated_while_its_outcome_waits_to_be_applied_is_not_sent_again(
+    stores: Stores,
+) -> None:
+    """The path issue 13 found under kills: a record repeated after a crash made a second
+    Call of the same step, and the executor handled it after the app had answered the first
+    but before that answer was applied. It read the run as it was before the answer, found the
+    call current, and sent it again: step b ran twice, and the repeat (queued in the executor)
+    reached the app after the next call had handed it b's stored output. Here the run's lock is
+    held by another record while the app answers, so the repeat gets the lock first."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    held = HeldStores(stores)
+    executor = scenario.executor(held)
+    await executor.on_assigned({scenario.partition})
+    wake = await _asleep_in_nap(scenario, executor)
+    await executor.handle(scenario.record(wake))
+    (call,) = await scenario.published()  # the discovery call after the sleep: it runs b
+    assert isinstance(call, Call)
+
+    scenario.b_may_finish.clear()
+    first = asyncio.create_task(executor.handle(scenario.record(call)))
+    await scenario.b_began.wait()
+    # Another record of the run (the sleep's end, repeated) takes the lock and stalls in it.
+    held.hold_read = True
+    other = asyncio.create_task(executor.handle(scenario.record(wake)))
+    await held.read_reached.wait()
+    repeat = asyncio.create_task(executor.handle(scenario.record(call)))
+    await _until(lambda: executor._locks.contenders(RUN_ID) == 2)
+    scenario.b_may_finish.set()  # the app answers the first call; its outcome waits for the lock
+    await _until(lambda: executor._locks.contenders(RUN_ID) == 3)
+    held.read_release.set()
+    await asyncio.gather(first, other, repeat)
+
+    assert scenario.executions == {"a": 1, "b": 1}
+    await scenario.run_until_quiet(executor)
+    finished = await scenario.run()
+    assert finished.status == "completed" and finished.output == ["a", "b", "c"]
     assert scenario.executions == {"a": 1, "b": 1, "c": 1}
