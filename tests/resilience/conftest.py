@@ -1,4 +1,7 @@
-"""Resilience tests: each gets a cluster of its own, since processes get killed."""
+"""Resilience tests: each gets a cluster of its own, since processes get killed.
+
+A test marked `@pytest.mark.cluster(partitions=8, env={...})` gets that many partitions (else 4)
+and that environment for every service."""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from headrace.testing.dev import EngineHandle
 def cluster_settings(
     kafka_bootstrap: str, cassandra_contact: tuple[str, int], request: pytest.FixtureRequest
 ) -> ClusterSettings:
+    marker = request.node.get_closest_marker("cluster")
+    partitions = marker.kwargs.get("partitions", 4) if marker is not None else 4
     name = request.node.name.replace("-", "_")[:30] + "_" + uuid.uuid4().hex[:6]
     return ClusterSettings(
         kafka_bootstrap=kafka_bootstrap,
@@ -24,7 +29,7 @@ def cluster_settings(
         cassandra_port=cassandra_contact[1],
         keyspace=f"r_{name}"[:48],
         topic_prefix=f"r.{name}.",
-        partitions=4,
+        partitions=partitions,
         backoff_scale=0.01,
         call_timeout_s=20.0,
     )
@@ -32,9 +37,14 @@ def cluster_settings(
 
 @pytest.fixture
 async def cluster(
-    cluster_settings: ClusterSettings, tmp_path: Path, drop_keyspace: Callable[[str], None]
+    cluster_settings: ClusterSettings,
+    tmp_path: Path,
+    drop_keyspace: Callable[[str], None],
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
-    cluster, engine = await start_cluster(cluster_settings, tmp_path / "logs")
+    marker = request.node.get_closest_marker("cluster")
+    env = marker.kwargs.get("env", {}) if marker is not None else {}
+    cluster, engine = await start_cluster(cluster_settings, tmp_path / "logs", env=env)
     try:
         yield cluster, engine
     finally:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import datetime
 import itertools
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import inngest
@@ -23,10 +26,59 @@ GO = "resilience/go"
 STEPS = ("a", "b", "c")
 
 
+# The arrival (time.monotonic()) of the request the app is serving, set by `Requests.record`:
+# the step body that runs in it reads it, so an execution knows which call ran it.
+_arrival: contextvars.ContextVar[float | None] = contextvars.ContextVar("arrival", default=None)
+
+
 @dataclass(frozen=True)
 class Execution:
     token: str
     started: float  # time.monotonic() in the app when the step body began
+    # When the request it ran in arrived (time.monotonic()), when `Requests` listens.
+    request: float | None = None
+
+
+@dataclass(frozen=True)
+class Request:
+    """A call the app received: when, for which run, and the steps it gave as memoized."""
+
+    arrived: float  # time.monotonic() in the app
+    run_id: str
+    step_id: str  # ctx.step_id: "step" for a discovery call, else the step hash asked for
+    attempt: int
+    memos: frozenset[str]  # the keys of the body's `steps`
+
+
+@dataclass
+class Requests:
+    """Every call of a run the app received, in order of arrival: pass `record` to `ServedApp`
+    as `on_request`."""
+
+    of: dict[str, list[Request]] = field(default_factory=lambda: collections.defaultdict(list))
+
+    def record(self, headers: dict[str, str], body: bytes) -> None:
+        arrived = time.monotonic()
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            return
+        if not isinstance(payload, dict):
+            return
+        ctx = payload.get("ctx") or {}
+        run_id = headers.get("x-run-id") or ctx.get("run_id")
+        if not run_id:
+            return
+        _arrival.set(arrived)
+        self.of[run_id].append(
+            Request(
+                arrived,
+                run_id,
+                str(ctx.get("step_id", "")),
+                int(ctx.get("attempt", 0)),
+                frozenset(payload.get("steps") or {}),
+            )
+        )
 
 
 @dataclass
@@ -45,7 +97,7 @@ class Executions:
         try:
             await asyncio.sleep(0.1)
             token = f"{step}:{uuid.uuid4().hex}"
-            self.of[(run_id, step)].append(Execution(token, started))
+            self.of[(run_id, step)].append(Execution(token, started, _arrival.get()))
             return token
         finally:
             self.in_flight -= 1
@@ -138,3 +190,87 @@ async def check_no_stored_step_ran_again(
             last_start = max(e.started for e in executions.of[(run_id, step)])
             next_start = min(e.started for e in executions.of[(run_id, following)])
             assert last_start < next_start, (run_id, step, "ran again after", following)
+
+
+@dataclass
+class Verdict:
+    """What `check_given_steps_never_ran_again` found: in-flight duplicates are allowed (a
+    step asked for twice before its output reached the app); violations are not."""
+
+    # One entry per step that ran more than once before it was given; "extra" counts them.
+    in_flight_duplicates: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def extra_executions(self) -> int:
+        return sum(d["extra"] for d in self.in_flight_duplicates)
+
+
+async def check_given_steps_never_ran_again(
+    engine: EngineHandle,
+    run_ids: list[str],
+    executions: Executions,
+    requests: Requests,
+    *,
+    t0: float = 0.0,
+) -> Verdict:
+    """Each run stored every step, each stored output comes from one of the step's
+    executions, and no step ran again once the app had been handed its output.
+
+    `given(S)` is the earliest arrival of a call of the run whose memos include S's hash (from
+    the run's history). An execution of S whose body started after `given(S)` is a violation:
+    the engine had stored S and shown it to the app, and then asked for it again. Executions
+    beyond the first that started before `given(S)` are in-flight duplicates (a call lost at a
+    kill and asked for again), counted, not failed. Times in the verdict are seconds after
+    `t0` (time.monotonic()); an execution is given as (arrival of its call, start)."""
+    verdict = Verdict()
+
+    def at(t: float | None) -> float | None:
+        return None if t is None else round(t - t0, 3)
+
+    for run_id in run_ids:
+        history = await engine.history(run_id)
+        completed = [h for h in history if h.kind == "step.completed" and h.step_name in STEPS]
+        hashes = {h.step_name: h.step_hash for h in completed}
+        assert set(hashes) == set(STEPS), (run_id, hashes)
+        for entry in completed:
+            tokens = [e.token for e in executions.of[(run_id, entry.step_name)]]
+            assert entry.output["data"] in tokens, (run_id, entry.step_name, "stored, not run")
+        calls = requests.of[run_id]
+        names = {h.step_hash: h.step_name for h in history if h.step_hash and h.step_name}
+        for step in STEPS:
+            step_hash = hashes[step]
+            given = min((r.arrived for r in calls if step_hash in r.memos), default=None)
+            ran = sorted(executions.of[(run_id, step)], key=lambda e: e.started)
+            before = [e for e in ran if given is None or e.started < given]
+            if len(before) > 1:
+                verdict.in_flight_duplicates.append(
+                    {
+                        "run": run_id,
+                        "step": step,
+                        "extra": len(before) - 1,
+                        "given": at(given),
+                        "executions": [(at(e.request), at(e.started)) for e in before],
+                    }
+                )
+            for again in ran[len(before) :]:
+                verdict.violations.append(
+                    {
+                        "run": run_id,
+                        "step": step,
+                        "given": at(given),
+                        "started": at(again.started),
+                        "request": at(again.request),
+                        "executions": [(at(e.request), at(e.started)) for e in ran],
+                        "calls": [
+                            {
+                                "at": at(r.arrived),
+                                "step_id": names.get(r.step_id, r.step_id),
+                                "attempt": r.attempt,
+                                "memos": sorted(names.get(h, h[:8]) for h in r.memos),
+                            }
+                            for r in calls
+                        ],
+                    }
+                )
+    return verdict

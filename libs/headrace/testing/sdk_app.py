@@ -7,6 +7,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import fastapi
@@ -46,7 +47,9 @@ class ServedApp:
         *,
         port: int | None = None,
         streaming: bool = False,
+        on_request: Callable[[dict[str, str], bytes], None] | None = None,
     ) -> None:
+        """`on_request(headers, body)` sees every request as it arrives, in the app's thread."""
         self.port = port or free_port()
         # The headers of every request the app got, in order (what headrace sent it).
         self.request_headers: list[dict[str, str]] = []
@@ -54,7 +57,11 @@ class ServedApp:
 
         @app.middleware("http")
         async def remember_headers(request: fastapi.Request, call_next: Any) -> Any:
-            self.request_headers.append(dict(request.headers))
+            headers = dict(request.headers)
+            self.request_headers.append(headers)
+            if on_request is not None:
+                # Starlette keeps the body it read here for the SDK's handler.
+                on_request(headers, await request.body())
             return await call_next(request)
 
         inngest.fast_api.serve(
