@@ -92,19 +92,22 @@ class Nemesis:
     t0: float
     kills: list[dict[str, Any]] = field(default_factory=list)
     restarts: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # by port
-    # Where each service's current process began writing its log (logs are appended).
+    # Where each service's current process began writing its log (logs are appended), and
+    # how far its log has been read for `partitions_of`, with what it held by then.
     log_from: dict[int, int] = field(default_factory=dict)
+    _read: dict[int, tuple[int, set[int]]] = field(default_factory=dict)
 
     def _log(self, proc: ServiceProc) -> Any:
         return self.cluster.log_dir / f"{_label(proc)}.log"
 
     def partitions_of(self, proc: ServiceProc) -> set[int]:
         """The `work` partitions the executor's current process holds, by its log."""
+        offset, held = self._read.get(proc.port, (self.log_from.get(proc.port, 0), set()))
         with self._log(proc).open("rb") as log:
-            log.seek(self.log_from.get(proc.port, 0))
-            lines = log.read().splitlines()
-        held: set[int] = set()
-        for line in lines:
+            log.seek(offset)
+            text = log.read()
+        complete = text.rfind(b"\n") + 1  # a line still being written is read next time
+        for line in text[:complete].splitlines():
             if b'"partitions ' not in line:
                 continue
             try:
@@ -117,7 +120,8 @@ class Nemesis:
                 held |= set(entry["partitions"])
             elif entry.get("event") == "partitions revoked":
                 held -= set(entry["partitions"])
-        return held
+        self._read[proc.port] = (offset + complete, held)
+        return set(held)
 
     def owner(self) -> ServiceProc | None:
         for proc in self.cluster.of("executor"):
@@ -158,6 +162,7 @@ class Nemesis:
     async def _restart(self, proc: ServiceProc, after_s: float) -> None:
         await asyncio.sleep(after_s)
         self.log_from[proc.port] = self._log(proc).stat().st_size
+        self._read.pop(proc.port, None)
         try:
             await self.cluster.restart(proc)
         finally:
@@ -210,6 +215,17 @@ async def test_a_kill_schedule_runs_no_given_step_again(
             run_ids = await all_completed(engine, event_ids)
         elapsed = time.monotonic() - t0
 
+    # Every call and execution the app saw, for reading beside the services' logs.
+    with (procs.log_dir / "app.jsonl").open("w") as out:
+        for run_calls in requests.of.values():
+            for r in run_calls:
+                call = {"at": round(r.arrived - t0, 3), "run": r.run_id, "step_id": r.step_id}
+                call |= {"attempt": r.attempt, "memos": sorted(r.memos)}
+                out.write(json.dumps(call) + "\n")
+        for (run_id, step), ran in executions.of.items():
+            for e in ran:
+                at = [None if t is None else round(t - t0, 3) for t in (e.request, e.started)]
+                out.write(json.dumps({"run": run_id, "step": step, "executed": at}) + "\n")
     verdict = await check_given_steps_never_ran_again(engine, run_ids, executions, requests, t0=t0)
     report = {
         "seed": seed,
