@@ -4,6 +4,7 @@ benchmarks: a real HTTP peer that none of us wrote."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import fastapi
 import inngest
 import inngest.fast_api
+import starlette.requests
 import uvicorn
 
 
@@ -60,8 +62,11 @@ class ServedApp:
             headers = dict(request.headers)
             self.request_headers.append(headers)
             if on_request is not None:
-                # Starlette keeps the body it read here for the SDK's handler.
-                on_request(headers, await request.body())
+                # Starlette keeps the body it read here for the SDK's handler. A caller that
+                # went away mid-body (a killed executor) leaves nothing to run: the SDK's own
+                # read fails the same way.
+                with contextlib.suppress(starlette.requests.ClientDisconnect):
+                    on_request(headers, await request.body())
             return await call_next(request)
 
         inngest.fast_api.serve(
