@@ -254,6 +254,7 @@ async def test_a_sleep_survives_a_restart_of_the_engine(
     run_id = await dev.run_of_event(event_id)
     await eventually(lambda: _reached(dev, run_id, "step.sleeping"), what="the run to sleep")
 
+    await _still_asleep(dev, run_id)
     await dev.restart()
     run = await dev.finished(run_id, timeout=90)
 
@@ -264,16 +265,21 @@ async def test_a_sleep_survives_a_restart_of_the_engine(
     assert app.counts() == {f"before@{app.port}": 1, f"after@{app.port}": 1}
 
 
+async def _still_asleep(dev: EngineHandle, run_id: str) -> None:
+    """The run's sleep ("nap") has not ended: what the test does now happens while it sleeps.
+    Otherwise the test would show nothing, so it fails."""
+    history = await dev.history(run_id)
+    woke = any(h.kind == "step.completed" and h.step_name == "nap" for h in history)
+    assert not woke, "the sleep ended too soon for this test: make it longer"
+
+
 async def _move_while_asleep(
     dev: EngineHandle, run_id: str, new: TsApp, stop_old: Callable[[], None]
 ) -> None:
-    """Sync `new` under the same app id while the run sleeps, then stop the old app. The sleep
-    must outlast the move, or the test would show nothing."""
+    """Sync `new` under the same app id while the run sleeps, then stop the old app."""
     await dev.sync(new.url, new.app_id)
     stop_old()
-    history = await dev.history(run_id)
-    woke = any(h.kind == "step.completed" and h.step_name == "nap" for h in history)
-    assert not woke, "the sleep ended before the move: make it longer"
+    await _still_asleep(dev, run_id)
 
 
 async def test_an_app_moved_to_a_new_url_finishes_its_sleeping_run_there(
