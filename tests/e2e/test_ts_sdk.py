@@ -265,6 +265,22 @@ async def test_a_sleep_survives_a_restart_of_the_engine(
     assert app.counts() == {f"before@{app.port}": 1, f"after@{app.port}": 1}
 
 
+async def test_a_wait_survives_a_restart_of_the_engine(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-restart-wait", ["wait"])
+    [event_id] = await dev.send(_event(app, "wait", order=3))
+    run_id = await dev.run_of_event(event_id)
+    await eventually(lambda: _reached(dev, run_id, "step.waiting"), what="the run to wait")
+
+    await dev.restart()
+    await dev.send(_event(app, "approved", order=3, by="ann"))
+    run = await dev.finished(run_id, timeout=60)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"by": "ann", "order": 3}
+
+
 async def _still_asleep(dev: EngineHandle, run_id: str) -> None:
     """The run's sleep ("nap") has not ended: what the test does now happens while it sleeps.
     Otherwise the test would show nothing, so it fails."""
