@@ -230,7 +230,7 @@ async def test_invoke_of_a_failing_function_fails_the_callers_step(
     # The invoke step threw in the caller, with the callee's error.
     assert "callee broke" in run.output["caught"], run.output
     [callee] = await dev.runs_of_function(f"{app.app_id}-broken-callee")
-    assert callee.status == "failed"
+    assert (await dev.finished(callee.run_id)).status == "failed"
 
 
 async def test_wait_for_event_that_times_out_gives_null(
