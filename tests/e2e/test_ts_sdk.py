@@ -256,7 +256,9 @@ async def test_a_sleep_survives_a_restart_of_the_engine(
 
     await _still_asleep(dev, run_id)
     await dev.restart()
-    run = await dev.finished(run_id, timeout=90)
+    # Generous: after a restart of the cluster its consumer groups rebalance as members rejoin
+    # one by one, which took up to ~45 s on a loaded 2-core machine.
+    run = await dev.finished(run_id, timeout=120)
 
     assert run.status == "completed", app.log()
     here = f"ts@{app.port}"
@@ -275,7 +277,7 @@ async def test_a_wait_survives_a_restart_of_the_engine(
 
     await dev.restart()
     await dev.send(_event(app, "approved", order=3, by="ann"))
-    run = await dev.finished(run_id, timeout=60)
+    run = await dev.finished(run_id, timeout=120)  # as in the test above
 
     assert run.status == "completed", app.log()
     assert run.output == {"by": "ann", "order": 3}
