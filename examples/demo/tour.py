@@ -52,7 +52,7 @@ def intake_events(tag: str) -> list[dict[str, Any]]:
     ]
 
 
-async def _poll(check: Callable[[], Awaitable[T | None]], timeout: float, failure: str) -> T:
+async def poll(check: Callable[[], Awaitable[T | None]], timeout: float, failure: str) -> T:
     """Call `check` every 0.2 s until it answers something other than None."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,7 +74,7 @@ async def run_of(client: httpx.AsyncClient, url: str, event_id: str, timeout: fl
         runs = event.get("functionRuns") or []
         return str(runs[0]["id"]) if runs else None
 
-    return await _poll(check, timeout, f"no run started for event {event_id}")
+    return await poll(check, timeout, f"no run started for event {event_id}")
 
 
 async def outcome(client: httpx.AsyncClient, url: str, run_id: str, timeout: float) -> Any:
@@ -84,7 +84,7 @@ async def outcome(client: httpx.AsyncClient, url: str, run_id: str, timeout: flo
             return None
         return run["status"], json.loads(run["output"]) if run.get("output") else None
 
-    return await _poll(check, timeout, f"run {run_id} did not finish")
+    return await poll(check, timeout, f"run {run_id} did not finish")
 
 
 async def internal_id(
@@ -98,7 +98,7 @@ async def internal_id(
         found = [e["internal_id"] for e in listed if e["id"] == event["id"]]
         return str(found[0]) if found else None
 
-    return await _poll(check, timeout, f"event {event['id']} of the intake record did not arrive")
+    return await poll(check, timeout, f"event {event['id']} of the intake record did not arrive")
 
 
 async def dead_letter(
@@ -112,7 +112,7 @@ async def dead_letter(
                 return str(letter["reason"])
         return None
 
-    return await _poll(check, timeout, f"the bad record {where} was not set aside")
+    return await poll(check, timeout, f"the bad record {where} was not set aside")
 
 
 async def publish_intake(
@@ -151,7 +151,7 @@ async def wait_for_app(client: httpx.AsyncClient, url: str, app_id: str, timeout
             return None  # not up yet
         return any(fn["app_id"] == app_id for fn in info.get("functions", [])) or None
 
-    await _poll(check, timeout, f"app {app_id} did not sync with {url}")
+    await poll(check, timeout, f"app {app_id} did not sync with {url}")
 
 
 async def tour(

@@ -249,3 +249,19 @@ async def test_state_persists_in_the_state_dir_across_in_process_restarts(tmp_pa
         assert await second.stores.get_app("default", "persist-app") is not None
     finally:
         await second.stop()
+
+
+async def test_headrace_dev_stopped_in_process_frees_its_port_for_a_restart(
+    tmp_path: Path,
+) -> None:
+    first = await start_dev(tmp_path / "state")
+    port = int(first.url.rsplit(":", 1)[1])
+    # A client holding a keep-alive connection, as an app's SDK does.
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{first.url}/health")).status_code == 200
+        await first.stop()
+        second = await start_dev(tmp_path / "state", port=port)
+        try:
+            assert (await client.get(f"{second.url}/health")).status_code == 200
+        finally:
+            await second.stop()

@@ -31,6 +31,10 @@ const define = (options, trigger, handler) =>
     ? client.createFunction(options, trigger, handler)
     : client.createFunction({ ...options, triggers: [trigger] }, handler);
 
+// Event names carry the app id (`<app id>/memo`), so apps of other tests and of the other major,
+// still registered on an engine a session shares, never take this app's events.
+const ev = (name) => `${appId}/${name}`;
+
 const counts = {};
 const count = (key) => {
   counts[key] = (counts[key] || 0) + 1;
@@ -43,7 +47,7 @@ const functions = names.map((name) => {
     console.error(`app.mjs: unknown function ${name}`);
     process.exit(2);
   }
-  return make({ define, count, sdk, major });
+  return make({ define, ev, count, sdk, major, port });
 }).flat();
 
 // serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.

@@ -1,11 +1,12 @@
 // The test functions, written once for both majors of the SDK. Each entry takes
-// { define, count, sdk } (see app.mjs) and returns the function(s) it adds to the app.
+// { define, ev, count, sdk, major, port } (see app.mjs) and returns the function(s) it adds to
+// the app. `ev("memo")` is the event name `<app id>/memo`.
 // `count(key)` records a side effect: a step body that really ran.
 
 export const FUNCTIONS = {
   // The first step must run once even though the second throws twice and is retried.
-  memo: ({ define, count }) =>
-    define({ id: "memo" }, { event: "ts/memo" }, async ({ step }) => {
+  memo: ({ define, ev, count }) =>
+    define({ id: "memo" }, { event: ev("memo") }, async ({ step }) => {
       const first = await step.run("first", () => {
         count("first");
         return 1;
@@ -19,8 +20,8 @@ export const FUNCTIONS = {
       return { first, flaky, total: first + flaky };
     }),
 
-  parallel: ({ define, count }) =>
-    define({ id: "parallel" }, { event: "ts/parallel" }, async ({ step }) => {
+  parallel: ({ define, ev, count }) =>
+    define({ id: "parallel" }, { event: ev("parallel") }, async ({ step }) => {
       const parts = await Promise.all(
         [1, 2, 3].map((i) =>
           step.run(`part-${i}`, () => {
@@ -36,8 +37,8 @@ export const FUNCTIONS = {
       return { parts, sum };
     }),
 
-  sleep: ({ define, count }) =>
-    define({ id: "sleep" }, { event: "ts/sleep" }, async ({ event, step }) => {
+  sleep: ({ define, ev, count }) =>
+    define({ id: "sleep" }, { event: ev("sleep") }, async ({ event, step }) => {
       const before = await step.run("before", () => Date.now());
       await step.sleep("nap", "1s");
       // The event carries the wake-up time, so every replay asks for the same instant.
@@ -49,22 +50,22 @@ export const FUNCTIONS = {
       return { slept_ms: after - before };
     }),
 
-  wait: ({ define }) =>
-    define({ id: "wait" }, { event: "ts/wait" }, async ({ step }) => {
+  wait: ({ define, ev }) =>
+    define({ id: "wait" }, { event: ev("wait") }, async ({ step }) => {
       const approval = await step.waitForEvent("approval", {
-        event: "ts/approved",
+        event: ev("approved"),
         timeout: "30s",
         match: "data.order",
       });
       return approval ? { by: approval.data.by, order: approval.data.order } : null;
     }),
 
-  invoke: ({ define }) => {
-    const child = define({ id: "child" }, { event: "ts/child" }, async ({ event, step }) => {
+  invoke: ({ define, ev }) => {
+    const child = define({ id: "child" }, { event: ev("child") }, async ({ event, step }) => {
       const doubled = await step.run("double", () => event.data.n * 2);
       return { doubled };
     });
-    const parent = define({ id: "parent" }, { event: "ts/invoke" }, async ({ event, step }) => {
+    const parent = define({ id: "parent" }, { event: ev("invoke") }, async ({ event, step }) => {
       const result = await step.invoke("call-child", {
         function: child,
         data: { n: event.data.n },
@@ -74,8 +75,8 @@ export const FUNCTIONS = {
     return [child, parent];
   },
 
-  fatal: ({ define, count, sdk }) =>
-    define({ id: "fatal" }, { event: "ts/fatal" }, async ({ step }) => {
+  fatal: ({ define, ev, count, sdk }) =>
+    define({ id: "fatal" }, { event: ev("fatal") }, async ({ step }) => {
       await step.run("boom", () => {
         count("boom");
         throw new sdk.NonRetriableError("no point in retrying");
@@ -84,8 +85,8 @@ export const FUNCTIONS = {
     }),
 
   // `retries: 1` is one retry: two attempts in all.
-  "retry-once": ({ define, count }) =>
-    define({ id: "retry-once", retries: 1 }, { event: "ts/retry-once" }, async ({ step }) => {
+  "retry-once": ({ define, ev, count }) =>
+    define({ id: "retry-once", retries: 1 }, { event: ev("retry-once") }, async ({ step }) => {
       await step.run("always-fails", () => {
         const attempt = count("always-fails");
         throw new Error(`broken, attempt ${attempt}`);
@@ -94,9 +95,87 @@ export const FUNCTIONS = {
     }),
 
   // The same outside any step: the function's own body throws.
-  "retry-once-body": ({ define, count }) =>
-    define({ id: "retry-once-body", retries: 1 }, { event: "ts/retry-once-body" }, async () => {
+  "retry-once-body": ({ define, ev, count }) =>
+    define({ id: "retry-once-body", retries: 1 }, { event: ev("retry-once-body") }, async () => {
       const attempt = count("body");
       throw new Error(`body broken, attempt ${attempt}`);
+    }),
+
+  // Cancelled by a ts/cancel event with the same data.id while it sleeps.
+  cancellable: ({ define, ev, count }) =>
+    define(
+      { id: "cancellable", cancelOn: [{ event: ev("cancel"), match: "data.id" }] },
+      { event: ev("cancellable") },
+      async ({ step }) => {
+        await step.run("before", () => count("before"));
+        await step.sleep("nap", "1h");
+        await step.run("after", () => count("after"));
+        return "not cancelled";
+      },
+    ),
+
+  // Fails for good; its failure handler records the error it was given.
+  "with-handler": ({ define, ev, count, sdk }) =>
+    define(
+      {
+        id: "with-handler",
+        retries: 0,
+        onFailure: async ({ error, event, step }) => {
+          const seen = await step.run("record", () => {
+            count("handler");
+            return { message: error.message, name: error.name };
+          });
+          // The handler's event is inngest/function.failed; it carries the failed run's.
+          return { ...seen, original: event.data.event.data, handler_event: event.name };
+        },
+      },
+      { event: ev("with-handler") },
+      async ({ step }) => {
+        await step.run("charge", () => {
+          count("charge");
+          throw new sdk.NonRetriableError("card declined");
+        });
+      },
+    ),
+
+  // The invoked function fails; the caller sees its invoke step throw.
+  "invoke-fails": ({ define, ev, sdk }) => {
+    const callee = define({ id: "broken-callee" }, { event: ev("broken-callee") }, async () => {
+      throw new sdk.NonRetriableError("callee broke");
+    });
+    const caller = define({ id: "caller" }, { event: ev("invoke-fails") }, async ({ step }) => {
+      try {
+        await step.invoke("call-broken", { function: callee, data: {} });
+        return "the invoke succeeded";
+      } catch (err) {
+        return { caught: err.message };
+      }
+    });
+    return [callee, caller];
+  },
+
+  "wait-times-out": ({ define, ev }) =>
+    define({ id: "wait-times-out" }, { event: ev("wait-times-out") }, async ({ step }) => {
+      const approval = await step.waitForEvent("approval", {
+        event: ev("never-sent"),
+        timeout: "1s",
+      });
+      return { approval };
+    }),
+
+  // Sleeps between two steps; each step body names the app process (its port) that ran it,
+  // so a test can tell where a run went on after a restart or a move.
+  napper: ({ define, ev, count, port }) =>
+    define({ id: "napper" }, { event: ev("napper") }, async ({ event, step }) => {
+      const first = await step.run("before", () => {
+        count(`before@${port}`);
+        return `ts@${port}`;
+      });
+      await step.sleep("nap", event.data.nap || "2s");
+      const second = await step.run("after", () => {
+        count(`after@${port}`);
+        return `ts@${port}`;
+      });
+      return `${first}->${second}`;
     }),
 };

@@ -242,6 +242,40 @@ async def test_spans_are_the_settled_steps_in_order_with_repeated_ids(
     assert len({s["outputID"] for s in spans}) == 4
 
 
+async def test_a_sleep_or_wait_not_settled_yet_is_a_waiting_span_while_the_run_runs(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await _put_run(stores, status="running")
+    await _history(
+        stores,
+        ("step.completed", "foo", {"data": 0}),
+        ("step.sleeping", "nap", {"until": 1}),
+        ("step.completed", "nap", None),
+        ("step.waiting", "approval", {"event": "app/approved", "if": None, "timeout_ms": 1}),
+    )
+
+    body = await _query(client, SPANS_QUERY, {"run_id": RUN_ID})
+
+    spans = body["data"]["run"]["trace"]["childrenSpans"]
+    assert [(s["name"], s["status"]) for s in spans] == [
+        ("foo", "COMPLETED"),
+        ("nap", "COMPLETED"),
+        ("approval", "WAITING"),
+    ]
+    assert spans[2]["outputID"] is None
+
+
+async def test_a_wait_cut_short_by_the_end_of_its_run_is_not_a_span(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await _put_run(stores, status="cancelled", ended_ms=1_700_000_002_000)
+    await _history(stores, ("step.sleeping", "nap", {"until": 1}))
+
+    body = await _query(client, SPANS_QUERY, {"run_id": RUN_ID})
+
+    assert body["data"]["run"]["trace"]["childrenSpans"] == []
+
+
 async def _output_of(client: httpx.AsyncClient, step_name: str, index: int = 0) -> dict[str, Any]:
     """What the helper's get_step_output does: find the span, then fetch its output."""
     body = await _query(client, SPANS_QUERY, {"run_id": RUN_ID})

@@ -98,6 +98,7 @@ class DevServer:
         self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: HttpServer | None = None
+        self._http_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.loops.add(
@@ -137,7 +138,8 @@ class DevServer:
         self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
         self._tasks.append(spawn("flow-control", self.scheduler.flow.run))
         self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
-        self._tasks.append(await self._http.start())
+        self._http_task = await self._http.start()
+        self._tasks.append(self._http_task)
         if self.settings.sdk_urls:
             self._tasks.append(spawn("syncer", self.syncer.run))
         log.info(
@@ -147,8 +149,8 @@ class DevServer:
         )
 
     async def stop(self) -> None:
-        if self._http is not None:
-            self._http.should_exit = True
+        if self._http is not None and self._http_task is not None:
+            await self._http.finish(self._http_task)
         await _within("stopping the consume loops", self.loops.stop())
         for task in self._tasks:
             task.cancel()

@@ -33,3 +33,11 @@ class HttpServer(uvicorn.Server):
                 raise RuntimeError("the HTTP server stopped while starting")
             await asyncio.sleep(0.02)
         return task
+
+    async def finish(self, task: asyncio.Task[None], timeout: float = 5.0) -> None:
+        """Ask uvicorn to exit and give it `timeout` seconds to do so. Its shutdown closes the
+        listening socket first; a serve task cancelled before that leaves the socket bound for
+        as long as the process lives, so the port could not be served again from it (a
+        `headrace dev` restarted in the same process, as tests do)."""
+        self.should_exit = True
+        await asyncio.wait({task}, timeout=timeout)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from headrace.ports.stores import Stores
 from headrace.runtime.connect import connect_cluster
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.dev import EngineHandle
@@ -141,6 +142,14 @@ class Cluster:
         await self.restart(proc)
         return proc
 
+    async def restart_all(self) -> None:
+        """SIGTERM every service, wait for each to exit, and start them all again on their
+        ports: the whole engine restarted, with its state in Kafka and Cassandra."""
+        await self.stop()
+        for proc in self.procs:
+            self.spawn(proc)
+        await asyncio.gather(*(self.wait_ready(p) for p in self.procs))
+
     async def stop(self) -> None:
         for proc in self.procs:
             if proc.process is not None and proc.process.poll() is None:
@@ -169,7 +178,16 @@ async def start_cluster(
         await cluster.stop()
         await connection.close()
 
+    async def restart() -> Stores:
+        await cluster.restart_all()
+        return connection.stores  # the test's own connection outlives the services
+
     handle = EngineHandle(
-        cluster.url, connection.stores, stop, mode="distributed", partitions=settings.partitions
+        cluster.url,
+        connection.stores,
+        stop,
+        mode="distributed",
+        partitions=settings.partitions,
+        restart=restart,
     )
     return cluster, handle

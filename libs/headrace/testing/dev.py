@@ -44,16 +44,25 @@ class EngineHandle:
         mode: str = "dev",
         *,
         partitions: int,
+        restart: Callable[[], Awaitable[Stores]] | None = None,
     ) -> None:
         self.url = url
         self.stores = stores
         self.mode = mode
         self.partitions = partitions
         self._stop = stop
+        self._restart = restart
         self.account = "default"
 
     async def stop(self) -> None:
         await self._stop()
+
+    async def restart(self) -> None:
+        """Stop the whole engine and start it again on the same state and ports, as an
+        operator would; runs in flight must resume. Waits until it serves again."""
+        if self._restart is None:
+            raise NotImplementedError(f"this {self.mode} engine cannot restart")
+        self.stores = await self._restart()
 
     async def sync(
         self,
@@ -128,11 +137,24 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
         poll_interval_s=overrides.pop("poll_interval_s", 3600),
         **overrides,
     )
-    server = DevServer(settings)
-    await server.start()
+    servers = [DevServer(settings)]
+    await servers[0].start()
+
+    async def stop() -> None:
+        await servers[-1].stop()
+
+    async def restart() -> Stores:
+        # The same settings: same port and state dir (a restart of an in-memory engine
+        # starts empty, which is the caller's to avoid).
+        await servers[-1].stop()
+        servers.append(DevServer(settings))
+        await servers[-1].start()
+        return servers[-1].stores
+
     return EngineHandle(
         f"http://{settings.host}:{settings.port}",
-        server.stores,
-        server.stop,
+        servers[0].stores,
+        stop,
         partitions=settings.partitions,
+        restart=restart,
     )

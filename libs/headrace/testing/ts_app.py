@@ -1,11 +1,12 @@
-"""Serving a test app written with the official TypeScript SDK (npm `inngest`) on a loopback
-port: a Node process running `tests/ts/app.mjs` with the major (3 or 4) a test asks for.
+"""Serving apps written with the official TypeScript SDK (npm `inngest`) on a loopback port:
+`TsApp`, a Node process running `tests/ts/app.mjs` with the major (3 or 4) a test asks for, and
+`NodeApp`, any Node project's script (the example app of `examples/ts`).
 
-The Node packages are installed with `npm ci` from the committed lockfile, once per lockfile:
-into `~/.cache/headrace/ts-apps/<lockfile sha256>/` (outside the clone, so every clone and
-worktree shares it), with `tests/ts/node_modules` a symlink to it. A stamp written after a
-complete install marks the copy usable. `python -m headrace.testing.ts_app` does just that
-install (scripts/test).
+A project's Node packages are installed with `npm ci` from its committed lockfile, once per
+lockfile: into `~/.cache/headrace/ts-apps/<lockfile sha256>/` (outside the clone, so every clone
+and worktree shares it), with `<project>/node_modules` a symlink to it. A stamp written after a
+complete install marks the copy usable. `python -m headrace.testing.ts_app [project...]` does
+just that install, for every project by default (scripts/test, scripts/demo-ts).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ import httpx
 from headrace.testing.sdk_app import free_port
 
 # libs/headrace/testing/ts_app.py -> the clone's root.
-PROJECT = Path(
-    os.environ.get("HEADRACE_TS_APPS") or Path(__file__).resolve().parents[3] / "tests" / "ts"
-)
+ROOT = Path(__file__).resolve().parents[3]
+PROJECT = Path(os.environ.get("HEADRACE_TS_APPS") or ROOT / "tests" / "ts")
+# The example app users start with scripts/demo-ts: plain `inngest` 4.x.
+EXAMPLE = ROOT / "examples" / "ts"
+PROJECTS = (PROJECT, EXAMPLE)
 MAJORS = ("3", "4")
 _STAMP = ".headrace-lockfile-sha256"
 _MIN_NODE = 20  # both SDK majors declare engines.node >= 20
@@ -105,9 +108,80 @@ def _npm_ci(project: Path, cached: Path, lock_hash: str) -> None:
     print(f"ts_app: installed in {time.monotonic() - started:.0f} s", file=sys.stderr)
 
 
-class TsApp:
-    """One Node process serving `functions` (names from tests/ts/functions.mjs) as app `app_id`
-    with the SDK of `major`, pointed at the headrace at `server_url` in dev mode."""
+class NodeApp:
+    """One Node process running `script` of `project` (its packages installed first) on a
+    loopback port, given in `PORT`; it prints a line starting with "listening" once it can
+    serve. Its output is kept for failure messages."""
+
+    def __init__(
+        self,
+        project: Path,
+        script: str,
+        *,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.project = project
+        self.script = script
+        self.port = port or free_port()
+        self._env = env or {}
+        self._process: subprocess.Popen[str] | None = None
+        # The reader thread keeps the pipe drained.
+        self.output: deque[str] = deque(maxlen=400)
+        self._listening = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/inngest"
+
+    def start(self, timeout: float = 30.0) -> NodeApp:
+        ensure_installed(self.project)
+        env = {**os.environ, "PORT": str(self.port), "NODE_ENV": "development", **self._env}
+        self._process = subprocess.Popen(
+            ["node", str(self.project / self.script)],
+            cwd=self.project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._listening.wait(timeout) or self._process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"the Node app did not start on port {self.port}:\n{self.log()}")
+        return self
+
+    def _read_output(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            self.output.append(line.rstrip("\n"))
+            if line.startswith("listening"):
+                self._listening.set()
+
+    def log(self) -> str:
+        return "\n".join(self.output)
+
+    def stop(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+    def __enter__(self) -> NodeApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class TsApp(NodeApp):
+    """The test app of tests/ts serving `functions` (names from tests/ts/functions.mjs) as app
+    `app_id` with the SDK of `major`, pointed at the headrace at `server_url` in dev mode."""
 
     def __init__(
         self,
@@ -125,53 +199,25 @@ class TsApp:
         self.app_id = app_id
         self.functions = functions
         self.major = major
-        self.port = port or free_port()
-        self._env = env or {}
-        self._process: subprocess.Popen[str] | None = None
-        # The app's output, kept for failure messages; the reader thread keeps the pipe drained.
-        self.output: deque[str] = deque(maxlen=400)
-        self._listening = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api/inngest"
+        super().__init__(
+            PROJECT,
+            "app.mjs",
+            port=port,
+            env={
+                "HEADRACE_TS_MAJOR": major,
+                "HEADRACE_TS_APP_ID": app_id,
+                "HEADRACE_TS_FUNCTIONS": ",".join(functions),
+                "INNGEST_BASE_URL": server_url,
+                **(env or {}),
+            },
+        )
 
     def start(self, timeout: float = 30.0) -> TsApp:
-        project = ensure_installed()
-        env = {
-            **os.environ,
-            "PORT": str(self.port),
-            "HEADRACE_TS_MAJOR": self.major,
-            "HEADRACE_TS_APP_ID": self.app_id,
-            "HEADRACE_TS_FUNCTIONS": ",".join(self.functions),
-            "INNGEST_BASE_URL": self.server_url,
-            "NODE_ENV": "development",
-            **self._env,
-        }
-        self._process = subprocess.Popen(
-            ["node", str(project / "app.mjs")],
-            cwd=project,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read_output, daemon=True).start()
-        if not self._listening.wait(timeout) or self._process.poll() is not None:
-            self.stop()
-            raise RuntimeError(f"the TS app did not start on port {self.port}:\n{self.log()}")
+        super().start(timeout)
         return self
 
-    def _read_output(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
-            self.output.append(line.rstrip("\n"))
-            if line.startswith("listening"):
-                self._listening.set()
-
-    def log(self) -> str:
-        return "\n".join(self.output)
+    def __enter__(self) -> TsApp:
+        return self.start()
 
     def counts(self) -> dict[str, int]:
         """How many times each counted side effect (a step body) ran in the app."""
@@ -187,23 +233,8 @@ class TsApp:
         data: Any = response.json()
         return [{str(k): None if v is None else str(v) for k, v in c.items()} for c in data]
 
-    def stop(self) -> None:
-        if self._process is None or self._process.poll() is not None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
-
-    def __enter__(self) -> TsApp:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt):
-        ensure_installed()
+        for path in [Path(arg).resolve() for arg in sys.argv[1:]] or PROJECTS:
+            ensure_installed(path)

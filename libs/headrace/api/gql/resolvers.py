@@ -24,6 +24,8 @@ View = dict[str, Any]
 
 # History kinds that settle a step; each becomes one child span.
 _SETTLED = frozenset({"step.completed", "step.failed"})
+# A step that began to wait; it settles later with a step.completed of the same memo key.
+_WAITS = frozenset({"step.sleeping", "step.waiting", "step.invoking"})
 
 
 def _context(info: GraphQLResolveInfo) -> ApiContext:
@@ -117,6 +119,35 @@ def _step_span(run_id: str, entry: HistoryEntry) -> View:
     }
 
 
+def _pending_span(entry: HistoryEntry) -> View:
+    return {
+        "spanID": entry.entry_id,
+        "name": entry.step_name or entry.step_hash or "",
+        "status": "WAITING",
+        "isRoot": False,
+        "stepID": entry.step_hash,
+        "attempts": entry.attempt,
+        "startedAt": _time(entry.ts_ms),
+        "endedAt": None,
+        "duration": None,
+        # Nothing to read until it settles; its settled span has the output.
+        "outputID": None,
+        "childrenSpans": [],
+    }
+
+
+def trace_spans(run: RunState, history: list[HistoryEntry]) -> list[View]:
+    """The run's steps in order: each settled step, then, while the run has not ended, each
+    sleep, wait or invoke still pending as a WAITING span, so a client can tell that a run is
+    waiting (say, before it sends the event a waitForEvent expects)."""
+    spans = [_step_span(run.run_id, e) for e in history if e.kind in _SETTLED]
+    if run.status in ENDED:
+        return spans  # a wait cut short by the end of its run is not pending any more
+    settled = {e.step_hash for e in history if e.kind in _SETTLED}
+    pending = [e for e in history if e.kind in _WAITS and e.step_hash not in settled]
+    return spans + [_pending_span(e) for e in pending]
+
+
 async def resolve_run(_root: None, info: GraphQLResolveInfo, runID: str) -> View:
     return _run_view(await _load_run(info, runID))
 
@@ -133,7 +164,7 @@ async def resolve_run_trace(parent: View, info: GraphQLResolveInfo) -> View:
         "endedAt": _time(run.ended_ms),
         "duration": run.ended_ms - run.started_ms if run.ended_ms and run.started_ms else None,
         "outputID": None,
-        "childrenSpans": [_step_span(run.run_id, e) for e in history if e.kind in _SETTLED],
+        "childrenSpans": trace_spans(run, history),
     }
 
 
