@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from headrace.core.errors import Conflict, Fenced
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
+from headrace.engine.transition import Transition
 from headrace.messages.flow import lease_id
 from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun, WorkRecord
 from headrace.messages.state import ENDED, FunctionRecord, RunState
@@ -88,6 +90,10 @@ class Executor:
         self._outbox = Outbox(log_port, topics, stores)
         self._ownership = Ownership(stores, clock)
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
+        # For runs with calls built and not yet sent: how many, and the newest version of the
+        # run this executor has written since the first was built (see _check_unchanged).
+        self._unsent: collections.Counter[str] = collections.Counter()
+        self._written: dict[str, int] = {}
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self._ownership.on_assigned(partitions)
@@ -131,6 +137,22 @@ class Executor:
                 await self._resume(item, h)
             case CancelRun():
                 await self._settle(item.run_id, h, lambda m: True, lambda m: m.cancel(item.reason))
+
+    async def _commit(
+        self,
+        run: RunState,
+        out: Transition,
+        h: Handling,
+        *,
+        create: bool = False,
+        release: str | None = None,
+    ) -> bool:
+        done = await self._outbox.commit(
+            run, out, h.record_id, h.epoch, create=create, release=release
+        )
+        if run.run_id in self._written:
+            self._written[run.run_id] = max(self._written[run.run_id], run.version)
+        return done
 
     async def _transact(self, run_id: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run `step`, a read, a decision and a write of one run, under the run's lock; when
@@ -192,7 +214,7 @@ class Executor:
                     await self._stores.link_run(event_id, item.run_id)
             if fn is None or fn.archived:
                 machine.fail(_gone(item.fn_id, fn))
-            if not await self._outbox.commit(run, machine.out, h.record_id, h.epoch, create=True):
+            if not await self._commit(run, machine.out, h, create=True):
                 raise Conflict(f"run {item.run_id} was created meanwhile")
             return run
 
@@ -252,7 +274,7 @@ class Executor:
                 return None
             was_ended = run.status in ENDED
             apply(machine)
-            await self._outbox.commit(run, machine.out, h.record_id, h.epoch)
+            await self._commit(run, machine.out, h)
             return run, was_ended
 
         settled = await self._transact(run_id, step)
@@ -264,16 +286,27 @@ class Executor:
         return run
 
     async def _call(self, item: Call, h: Handling) -> None:
-        key = (item.run_id, item.target, item.attempt, item.seq)
         # A call the scheduler gated holds a lease until its outcome is stored.
         lease = (
             lease_id(item.run_id, item.target, item.seq, item.attempt)
             if item.flow is not None
             else None
         )
-        prepared = await self._transact(item.run_id, lambda: self._prepare_call(item, h, lease))
-        if prepared is None:
-            return
+        for _ in range(_CONFLICT_ROUNDS):
+            prepared = await self._transact(item.run_id, lambda: self._prepare_call(item, h, lease))
+            if prepared is None:
+                return
+            if await self._send(item, h, lease, prepared):
+                return
+            log.info("the run changed while its call waited to be sent; building it again")
+        raise Conflict(f"run {item.run_id} kept changing while its call waited to be sent")
+
+    async def _send(
+        self, item: Call, h: Handling, lease: str | None, prepared: PreparedCall
+    ) -> bool:
+        """Make the call and apply its outcome; False when the call was not sent because the
+        run changed after its body was built (build it again)."""
+        key = (item.run_id, item.target, item.attempt, item.seq)
         run, fn = prepared.run, prepared.fn
         step_name = run.step_names.get(item.target or "", "") if item.target else "discovery"
         # The span covers the call and making its outcome durable: one step attempt.
@@ -288,19 +321,29 @@ class Executor:
             # current, and send it again from that state (issue 13: the step ran twice, the
             # repeat reaching the app after the next call had handed it the stored output).
             try:
-                outcome = await self._driver.call(
-                    call_url(step_url(fn.config) or "", run.fn_id, item.target),
-                    prepared.body,
-                    {
-                        "x-run-id": run.run_id,
-                        "x-inngest-server-kind": self._server_kind,
-                        # -1 until the SDK has chosen; JS reads this header before the
-                        # body's `version` (InngestCommHandler), so it must match it.
-                        "x-inngest-req-version": str(run.req_version),
-                        "x-inngest-step-id": item.target or "step",
-                    },
-                    account_id=run.account_id,
-                )
+                try:
+                    outcome = await self._driver.call(
+                        call_url(step_url(fn.config) or "", run.fn_id, item.target),
+                        prepared.body,
+                        {
+                            "x-run-id": run.run_id,
+                            "x-inngest-server-kind": self._server_kind,
+                            # -1 until the SDK has chosen; JS reads this header before the
+                            # body's `version` (InngestCommHandler), so it must match it.
+                            "x-inngest-req-version": str(run.req_version),
+                            "x-inngest-step-id": item.target or "step",
+                        },
+                        account_id=run.account_id,
+                        before_send=lambda: self._check_unchanged(prepared),
+                    )
+                except StaleCall:
+                    span.set_attribute("headrace.call.stale", True)
+                    return False
+                finally:
+                    self._unsent[run.run_id] -= 1
+                    if self._unsent[run.run_id] <= 0:
+                        del self._unsent[run.run_id]
+                        self._written.pop(run.run_id, None)
                 if outcome.ops:
                     # step.ai.infer: headrace makes the model call; the op then reads as a
                     # step.run.
@@ -331,6 +374,15 @@ class Executor:
             with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
                 log.info("run ended", status=applied.run.status)
             observe_run_end(applied.run)
+        return True
+
+    def _check_unchanged(self, prepared: PreparedCall) -> None:
+        """As the call's first byte is about to leave: refuse to send a body built from a state
+        older than one this executor has written since (a request can wait for a connection
+        for seconds under load). Writes by other executors are fenced (see ownership.py)."""
+        run = prepared.run
+        if self._written.get(run.run_id, run.version) > run.version:
+            raise StaleCall(f"run {run.run_id} changed since version {run.version}")
 
     async def _prepare_call(
         self, item: Call, h: Handling, lease: str | None
@@ -357,7 +409,7 @@ class Executor:
             return None
         if fn is None or fn.archived:
             machine.fail(_gone(run.fn_id, fn))
-            await self._outbox.commit(run, machine.out, h.record_id, h.epoch, release=lease)
+            await self._commit(run, machine.out, h, release=lease)
             observe_run_end(run)
             return None
         body = build_body(
@@ -373,6 +425,8 @@ class Executor:
             version=run.req_version,
         )
         self._in_flight.add(key)
+        self._unsent[run.run_id] += 1
+        self._written[run.run_id] = max(self._written.get(run.run_id, 0), run.version)
         return PreparedCall(run, fn, body, len(run.stack), set(memos))
 
     async def _apply_call(
@@ -395,12 +449,16 @@ class Executor:
             await self._release(item, lease)
             return None
         machine.apply_call(item, outcome, stack_len)
-        await self._outbox.commit(fresh, machine.out, h.record_id, h.epoch, release=lease)
+        await self._commit(fresh, machine.out, h, release=lease)
         return machine
 
     async def _release(self, item: Call, lease: str | None) -> None:
         if lease is not None:
             await self._outbox.release(item.account_id, lease)
+
+
+class StaleCall(Exception):
+    """A call not sent: its run changed after its body was built."""
 
 
 def _stack_naming_every_memo(run: RunState, memos: dict[str, bytes]) -> list[str]:

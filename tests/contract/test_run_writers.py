@@ -79,6 +79,27 @@ class HeldStores:
         await self._inner.save_run(run, memos)
 
 
+class ConnectingTransport(httpx.ASGITransport):
+    """The in-process app, reached as over a network: a request may wait for a connection (held
+    here while `connected` is clear), then its headers go out, which is when httpcore calls the
+    request's trace hook; the ASGI transport alone has no such moment."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app=app)
+        self.connected = asyncio.Event()
+        self.connected.set()
+        self.waiting = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.connected.is_set():
+            self.waiting.set()
+            await self.connected.wait()
+        trace = request.extensions.get("trace")
+        if trace is not None:
+            await trace("http11.send_request_headers.started", {"request": request})
+        return await super().handle_async_request(request)
+
+
 class Scenario:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
@@ -95,7 +116,7 @@ class Scenario:
         self.fn = self._function()
         app = fastapi.FastAPI()
         inngest.fast_api.serve(app, self.client, [self.fn], serve_origin="http://app.test")
-        self._transport = httpx.ASGITransport(app=app)
+        self.transport = ConnectingTransport(app)
         self._offset = 0
         self._schedule = self.log.consumer(self.topics.schedule, "test-scheduler")
 
@@ -136,7 +157,7 @@ class Scenario:
         )
 
     def executor(self, stores: Stores | HeldStores) -> Executor:
-        driver = AppDriver(self.clock, transport=self._transport)
+        driver = AppDriver(self.clock, transport=self.transport)
         return Executor(self.log, self.topics, cast(Stores, stores), driver, self.clock)
 
     def record(self, item: WorkRecord) -> LogRecord:
@@ -306,3 +327,33 @@ async def test_a_call_repeated_while_its_outcome_waits_to_be_applied_is_not_sent
     finished = await scenario.run()
     assert finished.status == "completed" and finished.output == ["a", "b", "c"]
     assert scenario.executions == {"a": 1, "b": 1, "c": 1}
+
+
+async def test_a_call_whose_run_changed_while_it_waited_for_a_connection_is_not_sent(
+    stores: Stores,
+) -> None:
+    """A call's body is built from the run as stored; the request may then wait for a
+    connection (seconds, under load). If the run changed meanwhile (here it was cancelled), the
+    request is not sent as built: the call is built again from the run as it is, and a call no
+    longer current is dropped. Step b never runs."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    executor = scenario.executor(stores)
+    await executor.on_assigned({scenario.partition})
+    wake = await _asleep_in_nap(scenario, executor)
+    await executor.handle(scenario.record(wake))
+    (call,) = await scenario.published()  # the discovery call after the sleep: it would run b
+    assert isinstance(call, Call)
+
+    scenario.transport.connected.clear()
+    waiting = asyncio.create_task(executor.handle(scenario.record(call)))
+    await scenario.transport.waiting.wait()
+    cancel = CancelRun(account_id=ACCOUNT, run_id=RUN_ID, reason="the user cancelled it")
+    await executor.handle(scenario.record(cancel))
+    scenario.transport.connected.set()
+    await waiting
+
+    run = await scenario.run()
+    assert run.status == "cancelled"
+    assert scenario.executions == {"a": 1}
+    assert not scenario.b_began.is_set()

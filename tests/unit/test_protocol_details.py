@@ -5,12 +5,18 @@ from __future__ import annotations
 import base64
 import json
 
+import inngest
+import pytest
+
 from headrace.core.backoff import retry_after_ms
+from headrace.core.clock import SystemClock
 from headrace.core.durations import parse_deadline_ms, parse_duration_ms
 from headrace.core.ids import seeded_event_ids, step_hash
+from headrace.protocol.driver import AppDriver
 from headrace.protocol.request import MAX_INLINE_BYTES, build_body, call_url
 from headrace.protocol.response import read_response
 from headrace.protocol.signing import bearer_matches, hashed_signing_key, sign
+from headrace.testing.sdk_app import ServedApp, make_client
 
 SDK = {"x-inngest-sdk": "inngest-py:v0.5.19"}
 
@@ -90,3 +96,37 @@ def test_requests_over_4mb_ask_the_sdk_to_fetch_through_the_api() -> None:
 def test_call_url_targets_a_step() -> None:
     url = call_url("http://a/api/inngest?fnId=x&stepId=step", "app-fn", "abc")
     assert url == "http://a/api/inngest?fnId=app-fn&stepId=abc"
+
+
+class _Refused(Exception):
+    pass
+
+
+async def test_a_call_refused_before_its_first_byte_never_reaches_the_app() -> None:
+    """`before_send` runs once a connection is ready, just before the request's first byte; an
+    exception from it leaves the request unsent and reaches the caller. Over real loopback HTTP,
+    since that is where requests wait for connections."""
+    client = make_client("http://127.0.0.1:1", "refusal-app")
+
+    @client.create_function(fn_id="noop", trigger=inngest.TriggerEvent(event="t/noop"))
+    async def noop(ctx: inngest.Context) -> None:
+        return None
+
+    driver = AppDriver(SystemClock())
+    checks: list[str] = []
+
+    def refuse() -> None:
+        checks.append("refused")
+        raise _Refused()
+
+    def allow() -> None:
+        checks.append("allowed")
+
+    with ServedApp(client, [noop]) as app:
+        with pytest.raises(_Refused):
+            await driver.call(app.url, b"{}", {}, account_id="default", before_send=refuse)
+        assert app.request_headers == []
+        outcome = await driver.call(app.url, b"{}", {}, account_id="default", before_send=allow)
+        assert outcome.status != 0 and len(app.request_headers) == 1
+    await driver.close()
+    assert checks == ["refused", "allowed"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -43,11 +43,19 @@ class AppDriver:
         )
 
     async def call(
-        self, url: str, body: bytes, headers: dict[str, str], *, account_id: str
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        account_id: str,
+        before_send: Callable[[], None] | None = None,
     ) -> Outcome:
         """POST `body` to `url`, signed with the account's signing key; any failure becomes an
         Outcome with a clear error.
 
+        `before_send` runs when the request's first byte is about to be written (after any wait
+        for a connection): an exception it raises abandons the request unsent and propagates.
         The call is a client span, and the app gets its context as `traceparent`."""
         with _client_span(httpx.URL(url)) as span:
             all_headers = {"content-type": "application/json", **headers}
@@ -57,17 +65,26 @@ class AppDriver:
                 all_headers["x-inngest-signature"] = sign(
                     body, signing_key, self._clock.now_ms() // 1000
                 )
-            outcome = await self._post(url, body, all_headers)
+            outcome = await self._post(url, body, all_headers, before_send)
             span.set_attribute("http.response.status_code", outcome.status)
             if outcome.error is not None:
                 span.set_status(StatusCode.ERROR, str(outcome.error.get("name") or "error"))
         return outcome
 
-    async def _post(self, url: str, body: bytes, all_headers: dict[str, str]) -> Outcome:
+    async def _post(
+        self,
+        url: str,
+        body: bytes,
+        all_headers: dict[str, str],
+        before_send: Callable[[], None] | None,
+    ) -> Outcome:
         started = time.monotonic()
+        extensions = {"trace": _on_first_byte(before_send)} if before_send is not None else None
         try:
             async with asyncio.timeout(self._timeout_s):
-                response = await self._client.post(url, content=body, headers=all_headers)
+                response = await self._client.post(
+                    url, content=body, headers=all_headers, extensions=extensions
+                )
         except TimeoutError:
             outcome = transport_error(f"the app did not answer within {self._timeout_s:g} s")
         except httpx.HTTPError as err:
@@ -105,6 +122,16 @@ class AppDriver:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _on_first_byte(check: Callable[[], None]) -> Callable[[str, Any], Awaitable[None]]:
+    """An httpcore trace hook that runs `check` as the request's headers start to go out."""
+
+    async def trace(event: str, info: Any) -> None:
+        if event.endswith("send_request_headers.started"):
+            check()
+
+    return trace
 
 
 @contextlib.contextmanager
