@@ -91,7 +91,8 @@ class Executor:
         self._ownership = Ownership(stores, clock)
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
         # For runs with calls built and not yet sent: how many, and the newest version of the
-        # run this executor has written since the first was built (see _check_unchanged).
+        # run this executor has read (to build a call) or written since the first was built; a
+        # call built from an older version is stale (see _check_unchanged).
         self._unsent: collections.Counter[str] = collections.Counter()
         self._written: dict[str, int] = {}
 
