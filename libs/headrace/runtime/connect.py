@@ -45,6 +45,7 @@ def cassandra_cluster(settings: ClusterSettings) -> Cluster:
 def kafka_log(settings: ClusterSettings) -> KafkaLog:
     return KafkaLog(
         settings.kafka_bootstrap,
+        group_prefix=settings.group_prefix,
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
     )

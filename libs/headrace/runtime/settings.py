@@ -20,6 +20,10 @@ class ClusterSettings:
     cassandra_port: int = 29042
     keyspace: str = "headrace"
     topic_prefix: str = "headrace."
+    # Prepended to the consumer group ids (ingest, runner, scheduler, executor). Empty by
+    # default so that existing deployments keep their groups and committed offsets; set it when
+    # several deployments share one Kafka cluster, or their members join each other's groups.
+    group_prefix: str = ""
     partitions: int = 12
     replication_factor: int = 1
     host: str = "127.0.0.1"
@@ -103,6 +107,13 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             show_default=True,
         ),
         click.option(
+            "--group-prefix",
+            envvar="HEADRACE_GROUP_PREFIX",
+            default=ClusterSettings.group_prefix,
+            show_default=True,
+            help="Prepended to consumer group ids; set it when deployments share a Kafka cluster.",
+        ),
+        click.option(
             "--partitions",
             envvar="HEADRACE_PARTITIONS",
             type=int,
@@ -184,6 +195,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         cassandra_port=options["cassandra_port"],
         keyspace=options["keyspace"],
         topic_prefix=options["topic_prefix"],
+        group_prefix=options.get("group_prefix", ""),
         partitions=options["partitions"],
         replication_factor=options["replication_factor"],
         host=options["host"],

@@ -63,6 +63,8 @@ class Cluster:
             "HEADRACE_CASSANDRA_PORT": str(s.cassandra_port),
             "HEADRACE_KEYSPACE": s.keyspace,
             "HEADRACE_TOPIC_PREFIX": s.topic_prefix,
+            # Tests share one broker: their own groups, so one test's members never join another's.
+            "HEADRACE_GROUP_PREFIX": s.topic_prefix,
             "HEADRACE_PARTITIONS": str(s.partitions),
             "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
             "HEADRACE_RETRY_SCALE": str(s.backoff_scale),
