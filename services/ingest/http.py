@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from headrace.api.context import ApiContext, acting
+from headrace.api.dev_info import dev_info_routes
 from headrace.api.gql.routes import gql_routes
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
@@ -88,24 +89,9 @@ def build_app(
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def dev_info(ctx: ApiContext, _: Request) -> Response:
-        apps = await ctx.stores.list_apps(ctx.account)
-        functions = await ctx.stores.list_functions(ctx.account)
-        return JSONResponse(
-            {
-                "version": "headrace",
-                "kind": kind,
-                "apps": [{"id": a.app_id, "url": a.url, "synced_ms": a.synced_ms} for a in apps],
-                "functions": [
-                    {"id": f.fn_id, "name": f.name, "app_id": f.app_id, "archived": f.archived}
-                    for f in functions
-                ],
-            }
-        )
-
     routes: list[BaseRoute] = [
         Route("/health", health),
-        Route("/dev", acting(ctx, dev_info)),
+        *dev_info_routes(ctx),
         *event_api_routes(ingest, ctx.keys),
         *register_routes(sync, ctx),
         *sdk_data_routes(ctx),

@@ -126,7 +126,10 @@ class Runner:
         await self._stores.put_event(event)
         # Pauses first: a run's own trigger must not match the cancel pauses its start creates.
         await self._resolve_pauses(event)
-        for fn in await self._triggered(event):
+        triggered = await self._triggered(event)
+        if not triggered and event.name == system_events.INVOKED:
+            await self._invoked_function_not_found(event)
+        for fn in triggered:
             if not await first_of_its_key(self._stores, fn, event, self._clock.now_ms()):
                 bound.debug("run skipped: idempotency key seen", fn_id=fn.fn_id)
                 continue
@@ -139,6 +142,42 @@ class Runner:
                 continue
             await self._start_run(fn, event, partition)
             bound.debug("run started", fn_id=fn.fn_id)
+
+    async def _invoked_function_not_found(self, event: Event) -> None:
+        """As Inngest's runner: a `step.invoke` of a function that does not exist (or no longer)
+        ends at once, with the invoking step failed by the `function.finished` event it waits
+        for, whose error names the function (pkg/execution/runner/runner.go,
+        FindInvokedFunction; pkg/execution/executor/util.go, CreateInvokeFailedEvent)."""
+        meta = (event.payload.get("data") or {}).get("_inngest") or {}
+        correlation = meta.get("correlation_id") if isinstance(meta, dict) else None
+        if not isinstance(correlation, str):
+            return
+        target = meta.get("fn_id")
+        now = self._clock.now_ms()
+        internal_id = new_ulid(now)
+        finished = Event(
+            internal_id=internal_id,
+            account_id=event.account_id,
+            name=system_events.FINISHED,
+            payload={
+                "name": system_events.FINISHED,
+                "id": internal_id,
+                "ts": now,
+                "data": {
+                    "function_id": "",
+                    "run_id": "",
+                    "correlation_id": correlation,
+                    "error": {
+                        "name": "Error",
+                        "message": f"could not find function with ID: {target}",
+                    },
+                },
+            },
+            received_ms=now,
+        )
+        log.info("invoked function not found", fn_id=target, correlation_id=correlation)
+        record = EVENTS_CODEC.encode(EventAccepted(event=finished))
+        await self._log.publish(self._topics.events, event.account_id, record)
 
     async def _account_functions(self, account_id: str) -> list[FunctionRecord]:
         functions = self._functions.get(account_id)

@@ -273,3 +273,25 @@ async def test_a_sqlite_state_dir_from_before_run_versions_is_upgraded(tmp_path:
     stored = await stores.get_run("r1")
     assert stored is not None and stored.version == 1 and stored.stack == ["a"]
     db.close()
+
+
+async def test_events_listed_without_the_engines_own(stores: Stores) -> None:
+    """`internal=False` leaves out the names Inngest reserves (inngest/...), and still lists
+    the newest `limit` of the others, however many reserved ones came in between."""
+    names = ["a", "inngest/function.finished", "b", "inngest/function.invoked", "inngest/x", "c"]
+    for i, name in enumerate(names):
+        await stores.put_event(
+            Event(
+                internal_id=f"0{i}",
+                account_id="acct",
+                name=name,
+                payload={"name": name},
+                received_ms=i,
+            )
+        )
+    listed = await stores.list_events("acct", limit=2, internal=False)
+    assert [e.name for e in listed] == ["c", "b"]
+    assert [e.name for e in await stores.list_events("acct", internal=False)] == ["c", "b", "a"]
+    assert len(await stores.list_events("acct")) == 6
+    assert await stores.list_events("acct", name="inngest/x", internal=False) == []
+    assert [e.internal_id for e in await stores.list_events("acct", name="inngest/x")] == ["04"]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import inngest
 import pytest
 
@@ -231,6 +232,39 @@ async def test_invoke_of_a_failing_function_fails_the_callers_step(
     assert "callee broke" in run.output["caught"], run.output
     [callee] = await dev.runs_of_function(f"{app.app_id}-broken-callee")
     assert (await dev.finished(callee.run_id)).status == "failed"
+
+
+async def test_invoke_of_a_function_that_does_not_exist_fails_the_callers_step_at_once(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-invoke-missing", ["invoke-missing"])
+    [event_id] = await dev.send(_event(app, "invoke-missing"))
+    # Well before the invoke's timeout (a year by default): the caller is told at once.
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    missing = f"could not find function with ID: {app.app_id}-no-such-fn"
+    assert run.output == {"caught": missing}, run.output
+    [settled] = [h for h in await dev.history(run.run_id) if h.step_name == "call-missing"][-1:]
+    assert settled.kind == "step.failed"
+
+
+async def test_dev_lists_each_function_with_its_triggers_and_steps(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-dev-info", ["invoke"])
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{dev.url}/dev")
+
+    assert response.status_code == 200
+    listed = {f["id"]: f for f in response.json()["functions"]}
+    parent = listed[f"{app.app_id}-parent"]
+    assert (parent["name"], parent["slug"]) == ("parent", f"{app.app_id}-parent")
+    assert parent["triggers"] == [{"event": f"{app.app_id}/invoke"}]
+    [step] = parent["steps"]
+    assert (step["id"], step["name"]) == ("step", "step")
+    assert step["uri"].startswith(app.url)
+    assert f"fnId={app.app_id}-parent" in step["uri"] and "stepId=step" in step["uri"]
 
 
 async def test_wait_for_event_that_times_out_gives_null(

@@ -154,6 +154,20 @@ export const FUNCTIONS = {
     return [callee, caller];
   },
 
+  // An invoke of a function no app serves: the step throws at once, naming the function.
+  "invoke-missing": ({ define, ev, sdk }) =>
+    define({ id: "invoke-missing" }, { event: ev("invoke-missing") }, async ({ step }) => {
+      try {
+        await step.invoke("call-missing", {
+          function: sdk.referenceFunction({ functionId: "no-such-fn" }),
+          data: {},
+        });
+        return "the invoke succeeded";
+      } catch (err) {
+        return { caught: err.message };
+      }
+    }),
+
   "wait-times-out": ({ define, ev }) =>
     define({ id: "wait-times-out" }, { event: ev("wait-times-out") }, async ({ step }) => {
       const approval = await step.waitForEvent("approval", {

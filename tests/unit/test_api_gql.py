@@ -17,7 +17,7 @@ from headrace.api.context import ApiContext
 from headrace.api.gql.routes import gql_routes
 from headrace.core.clock import FakeClock
 from headrace.messages.model import Event
-from headrace.messages.state import HistoryEntry, RunState
+from headrace.messages.state import FunctionRecord, HistoryEntry, RunState
 
 RUN_ID = "01JRUN0000000000000000000A"
 EVENT_ID = "01JEVT0000000000000000000A"
@@ -444,10 +444,14 @@ async def test_get_with_query_parameters(client: httpx.AsyncClient, stores: Sqli
     assert response.json() == {"data": {"run": {"status": "RUNNING"}}}
 
 
-async def test_document_errors_answer_200_with_errors(client: httpx.AsyncClient) -> None:
-    for query in ["{ run(", "{ run(runID: 1) { nope } }", "{ nothing }"]:
-        body = await _query(client, query, {})
-        assert body["errors"], query
+@pytest.mark.parametrize("query", ["{ run(", "{ run(runID: 1) { nope } }", "{ nothing }"])
+async def test_documents_that_do_not_validate_answer_422_with_errors(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    response = await client.post("/v0/gql", json={"query": query})
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["message"]
 
 
 @pytest.mark.parametrize(
@@ -461,3 +465,257 @@ async def test_requests_without_an_operation_are_400(
 
     assert response.status_code == 400
     assert response.json()["errors"][0]["message"]
+
+
+# --- the trace as the inngest-js suite's helpers read it (runHasTimeline, createState) ---
+
+TIMELINE_QUERY = """
+query GetRunTimeline($runId: String!) {
+  run(runID: $runId) {
+    trace(preview: true) {
+      name stepType stepOp attempts outputID status
+      childrenSpans {
+        name stepType stepOp attempts outputID status childrenSpans { name status outputID }
+      }
+    }
+  }
+}
+"""
+CAUSE_QUERY = """
+query GetOutput($outputId: String!) {
+  runTraceSpanOutputByID(outputID: $outputId) { data error { name message stack cause } }
+}
+"""
+
+
+async def _entries(stores: SqliteStores, *entries: dict[str, Any]) -> None:
+    for n, fields in enumerate(entries):
+        await stores.append_history(
+            HistoryEntry(
+                entry_id=f"01JENT{n:020d}", run_id=RUN_ID, ts_ms=1_700_000_001_000 + n, **fields
+            )
+        )
+
+
+async def _timeline(client: httpx.AsyncClient) -> dict[str, Any]:
+    body = await _query(client, TIMELINE_QUERY, {"runId": RUN_ID})
+    assert "errors" not in body
+    trace: dict[str, Any] = body["data"]["run"]["trace"]
+    return trace
+
+
+async def _read_output(client: httpx.AsyncClient, output_id: str) -> dict[str, Any]:
+    body = await _query(client, CAUSE_QUERY, {"outputId": output_id})
+    assert "errors" not in body
+    output: dict[str, Any] = body["data"]["runTraceSpanOutputByID"]
+    return output
+
+
+async def test_spans_carry_their_operation_and_wait_steps_are_typed_by_their_wait(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await _put_run(stores, status="running")
+    await _entries(
+        stores,
+        {"kind": "step.completed", "step_name": "fetch", "step_hash": "h1", "output": {"data": 1}},
+        {"kind": "step.sleeping", "step_name": "nap", "step_hash": "h2", "output": {"until": 9}},
+        {"kind": "step.invoking", "step_name": "child", "step_hash": "h3", "output": {}},
+        {"kind": "step.completed", "step_name": "nap", "step_hash": "h2"},
+        {"kind": "step.waiting", "step_name": "approval", "step_hash": "h4", "output": {}},
+        {"kind": "step.completed", "step_name": "child", "step_hash": "h3", "output": {"data": 2}},
+    )
+
+    spans = (await _timeline(client))["childrenSpans"]
+
+    assert [(s["name"], s["stepOp"], s["stepType"], s["status"]) for s in spans] == [
+        ("fetch", "RUN", "RUN", "COMPLETED"),
+        ("nap", "SLEEP", "SLEEP", "COMPLETED"),
+        ("child", "INVOKE", "INVOKE", "COMPLETED"),
+        ("approval", "WAIT_FOR_EVENT", "WAIT_FOR_EVENT", "WAITING"),
+    ]
+
+
+async def test_a_step_that_took_two_attempts_lists_them_and_reads_its_last_error_with_cause(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    cause = {"name": "Error", "message": "This is the cause", "stack": "at b"}
+    error = {"name": "Error", "message": "Oh no!", "stack": "at a", "cause": cause}
+    await _put_run(stores, status="running")
+    await _entries(
+        stores,
+        {"kind": "step.errored", "step_name": "a", "step_hash": "h", "attempt": 0, "error": error},
+        {
+            "kind": "step.failed",
+            "step_name": "a",
+            "step_hash": "h",
+            "attempt": 1,
+            "output": {"error": error},
+        },
+        {"kind": "step.completed", "step_name": "b", "step_hash": "hb", "output": {"data": "ok"}},
+    )
+
+    failed, completed = (await _timeline(client))["childrenSpans"]
+
+    assert (failed["name"], failed["status"], failed["attempts"]) == ("a", "FAILED", 1)
+    assert [(c["name"], c["status"]) for c in failed["childrenSpans"]] == [
+        ("Attempt 0", "FAILED"),
+        ("Attempt 1", "FAILED"),
+    ]
+    assert await _read_output(client, failed["outputID"]) == {"data": None, "error": error}
+    first_attempt = failed["childrenSpans"][0]
+    # A failed attempt's own error is readable too.
+    assert (await _read_output(client, first_attempt["outputID"]))["error"]["cause"] == cause
+    # One attempt: no attempt spans, and no cause is null.
+    assert (completed["attempts"], completed["childrenSpans"]) == (0, [])
+    assert await _read_output(client, completed["outputID"]) == {"data": '"ok"', "error": None}
+
+
+async def test_an_ended_run_has_a_finalization_span_and_its_root_reads_the_result(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await _put_run(stores, status="completed", output="Hello", ended_ms=1_700_000_002_000)
+    await _entries(
+        stores,
+        {"kind": "step.completed", "step_name": "s", "step_hash": "h", "output": {"data": 1}},
+        {"kind": "run.completed", "output": "Hello"},
+    )
+
+    root = await _timeline(client)
+
+    assert (root["status"], root["stepType"], root["stepOp"]) == ("COMPLETED", "", None)
+    assert await _read_output(client, root["outputID"]) == {"data": '"Hello"', "error": None}
+    final = root["childrenSpans"][-1]
+    assert (final["name"], final["stepType"], final["stepOp"], final["status"]) == (
+        "Finalization",
+        "FINALIZATION",
+        None,
+        "COMPLETED",
+    )
+    assert final["outputID"] == root["outputID"]
+
+
+async def test_a_failed_run_reads_its_error_and_its_function_attempts_are_listed(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    error = {"name": "EventValidationError", "message": "nested.msg: Expected string"}
+    await _put_run(stores, status="failed", output=error, ended_ms=1_700_000_002_000)
+    await _entries(
+        stores,
+        {"kind": "run.errored", "attempt": 0, "error": error},
+        {"kind": "run.failed", "attempt": 1, "error": error},
+    )
+
+    root = await _timeline(client)
+
+    assert root["status"] == "FAILED"
+    output = await _read_output(client, root["outputID"])
+    assert output["data"] is None
+    assert output["error"] == {**error, "stack": None, "cause": None}
+    [final] = root["childrenSpans"]
+    assert (final["stepType"], final["status"], final["attempts"]) == ("FINALIZATION", "FAILED", 1)
+    assert [c["name"] for c in final["childrenSpans"]] == ["Attempt 0", "Attempt 1"]
+
+
+async def test_a_running_run_has_no_output_to_read(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await _put_run(stores, status="running")
+    await _entries(stores, {"kind": "run.errored", "attempt": 0, "error": {"message": "m"}})
+
+    root = await _timeline(client)
+
+    assert (root["status"], root["outputID"], root["childrenSpans"]) == ("RUNNING", None, [])
+
+
+# --- events and the event stream, as the inngest-js suite's helpers read them ---
+
+STREAM_QUERY = """
+query GetEventStream {
+  stream(query: {limit: 999, includeInternalEvents: false}) {
+    id trigger type runs { id function { name } }
+  }
+}
+"""
+EVENTS_QUERY = """
+query Events($query: EventsQuery!) { events(query: $query) { id name payload } }
+"""
+
+
+async def _put_event(stores: SqliteStores, internal_id: str, name: str, **payload: Any) -> None:
+    await stores.put_event(
+        Event(
+            internal_id=internal_id,
+            account_id="default",
+            name=name,
+            payload={"name": name, **payload},
+            received_ms=int(internal_id[-1], 16),
+        )
+    )
+
+
+async def test_stream_lists_events_newest_first_with_the_runs_they_started(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await stores.put_function(
+        FunctionRecord(fn_id="app-fn", account_id="default", app_id="app", name="fn", config={})
+    )
+    await _put_event(stores, "01JEVT0000000000000000000A", "app/a")
+    await _put_event(stores, "01JEVT0000000000000000000B", "inngest/function.finished")
+    await _put_event(stores, "01JEVT0000000000000000000C", "app/c")
+    await _put_run(stores)
+    await stores.link_run("01JEVT0000000000000000000A", RUN_ID)
+
+    body = await _query(client, STREAM_QUERY, {})
+
+    assert body["data"]["stream"] == [
+        {"id": "01JEVT0000000000000000000C", "trigger": "app/c", "type": "EVENT", "runs": []},
+        {
+            "id": "01JEVT0000000000000000000A",
+            "trigger": "app/a",
+            "type": "EVENT",
+            "runs": [{"id": RUN_ID, "function": {"name": "fn"}}],
+        },
+    ]
+    internal = await _query(
+        client, "{ stream(query: {limit: 1, includeInternalEvents: true}) { trigger } }", {}
+    )
+    assert internal["data"]["stream"] == [{"trigger": "app/c"}]
+
+
+async def test_a_cron_tick_shows_its_schedule_in_the_stream(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    cron = "inngest/scheduled.timer"
+    await _put_event(stores, "01JEVT0000000000000000000A", cron, data={"cron": "0 * * * *"})
+
+    body = await _query(
+        client, "{ stream(query: {includeInternalEvents: true}) { trigger type } }", {}
+    )
+
+    assert body["data"]["stream"] == [{"trigger": "0 * * * *", "type": "CRON"}]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1001])
+async def test_a_stream_limit_out_of_range_is_an_error(
+    client: httpx.AsyncClient, limit: int
+) -> None:
+    body = await _query(client, f"{{ stream(query: {{limit: {limit}}}) {{ id }} }}", {})
+
+    assert body["data"] is None
+    assert "limit must be 1 to 1000" in body["errors"][0]["message"]
+
+
+async def test_events_lists_the_newest_with_their_data_as_payload(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    for n in range(53):
+        await _put_event(stores, f"01JEVT00000000000000000{n:03X}", "app/x", data={"n": n})
+    await _put_event(stores, "01JEVT00000000000000000FFF", "inngest/function.finished")
+
+    body = await _query(client, EVENTS_QUERY, {"query": {}})
+
+    events = body["data"]["events"]
+    assert len(events) == 51
+    assert events[0]["id"] == "01JEVT00000000000000000034"
+    assert json.loads(events[0]["payload"]) == {"n": 52}
+    assert {e["name"] for e in events} == {"app/x"}

@@ -28,6 +28,11 @@ class Pause(msgspec.Struct, frozen=True, kw_only=True):
     expires_ms: int
 
 
+# Event names Inngest reserves for the events the engine itself emits (function finished,
+# invoked, cron ticks); clients list events with or without them.
+INTERNAL_PREFIX = "inngest/"
+
+
 class Event(msgspec.Struct, kw_only=True):
     """An accepted event: the user's payload plus what headrace assigned to it."""
 

@@ -1,8 +1,9 @@
 """Accepted events, the account's event stream, and the runs each event started.
 
 The stream is bounded by time: events land in hourly buckets (by `received_ms`) of a feed, ''
-for every name and 'name:<name>' per name, and `event_buckets` lists each feed's non-empty
-buckets, newest first. A listing reads that short index (at most retention / one hour rows,
+for every name, 'name:<name>' per name, and 'external' for the names not reserved for the
+engine's own events (`inngest/...`); `event_buckets` lists each feed's non-empty buckets, newest
+first. A listing reads that short index (at most retention / one hour rows,
 since everything carries the retention TTL) and then the newest buckets until it has enough:
 one partition per bucket, never a scan. An hour of one account's events is the largest
 partition; a busier account would want a finer bucket.
@@ -15,17 +16,26 @@ import asyncio
 import msgspec
 
 from headrace.adapters.cassandra.session import Cql
-from headrace.messages.model import Event
+from headrace.messages.model import INTERNAL_PREFIX, Event
 
 BUCKET_MS = 3_600_000
 _ALL = ""
+_EXTERNAL = "external"
 
 _enc = msgspec.msgpack.Encoder()
 _event = msgspec.msgpack.Decoder(Event)
 
 
-def _feed(name: str | None) -> str:
-    return _ALL if name is None else "name:" + name
+def _feed(name: str | None, internal: bool = True) -> str:
+    if name is not None:
+        return "name:" + name
+    return _ALL if internal else _EXTERNAL
+
+
+def _feeds(name: str) -> list[str]:
+    """The feeds an event of this name is listed in."""
+    feeds = [_ALL, _feed(name)]
+    return feeds if name.startswith(INTERNAL_PREFIX) else [*feeds, _EXTERNAL]
 
 
 class EventTables:
@@ -65,7 +75,7 @@ class EventTables:
         bucket = event.received_ms // BUCKET_MS
         account, ttl = event.account_id, self._event_ttl_s
         writes = [self._cql.write(self._put_event, (event.internal_id, receipt, body, ttl))]
-        for feed in (_ALL, _feed(event.name)):
+        for feed in _feeds(event.name):
             writes.append(
                 self._cql.write(self._put_feed, (account, feed, bucket, receipt, body, ttl))
             )
@@ -79,9 +89,11 @@ class EventTables:
         return _event.decode(rows[0][0]) if rows else None
 
     async def list_events(
-        self, account_id: str, *, name: str | None = None, limit: int = 50
+        self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
     ) -> list[Event]:
-        feed = _feed(name)
+        if name is not None and not internal and name.startswith(INTERNAL_PREFIX):
+            return []
+        feed = _feed(name, internal)
         events: list[Event] = []
         for (bucket,) in await self._cql.rows(self._buckets, (account_id, feed)):
             if len(events) >= limit:

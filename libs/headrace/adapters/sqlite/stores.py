@@ -8,7 +8,7 @@ import msgspec
 
 from headrace.adapters.sqlite.database import Database
 from headrace.core.errors import Conflict
-from headrace.messages.model import Batch, Event, Pause
+from headrace.messages.model import INTERNAL_PREFIX, Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
 _SCHEMA = """
@@ -214,20 +214,18 @@ class SqliteStores:
         return _dec(Event, rows[0][0]) if rows else None
 
     async def list_events(
-        self, account_id: str, *, name: str | None = None, limit: int = 50
+        self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
     ) -> list[Event]:
-        if name is None:
-            rows = await self._db.execute(
-                "SELECT body FROM event_receipts WHERE account_id = ? "
-                "ORDER BY receipt_id DESC LIMIT ?",
-                (account_id, limit),
-            )
-        else:
-            rows = await self._db.execute(
-                "SELECT body FROM event_receipts WHERE account_id = ? AND name = ? "
-                "ORDER BY receipt_id DESC LIMIT ?",
-                (account_id, name, limit),
-            )
+        where, params = "account_id = ?", [account_id]
+        if name is not None:
+            where, params = where + " AND name = ?", [*params, name]
+        if not internal:
+            prefix = [len(INTERNAL_PREFIX), INTERNAL_PREFIX]
+            where, params = where + " AND substr(name, 1, ?) != ?", [*params, *prefix]
+        rows = await self._db.execute(
+            f"SELECT body FROM event_receipts WHERE {where} ORDER BY receipt_id DESC LIMIT ?",
+            (*params, limit),
+        )
         return [_dec(Event, r[0]) for r in rows]
 
     async def link_run(self, event_id: str, run_id: str) -> None:

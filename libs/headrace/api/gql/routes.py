@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from graphql import graphql
+from graphql import ExecutionResult, GraphQLError, execute, parse, validate
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -60,15 +60,32 @@ async def _endpoint(ctx: ApiContext, request: Request) -> Response:
         operation = await _read(request)
     except _BadRequest as err:
         return JSONResponse({"errors": [{"message": str(err)}]}, status_code=400)
-    result = await graphql(
+    try:
+        document = parse(operation.query)
+    except GraphQLError as err:
+        return _unprocessable([err])
+    problems = validate(SCHEMA, document)
+    if problems:
+        return _unprocessable(problems)
+    result = execute(
         SCHEMA,
-        operation.query,
+        document,
         context_value=ctx,
         variable_values=operation.variables,
         operation_name=operation.operation_name,
     )
-    # Errors in the document or in a resolver still answer 200, as GraphQL over HTTP does.
+    if not isinstance(result, ExecutionResult):
+        result = await result
+    # An error in a resolver (an unknown run, say) still answers 200, with null data where it
+    # happened and the error beside it, as GraphQL over HTTP does.
     return JSONResponse(result.formatted)
+
+
+def _unprocessable(errors: list[GraphQLError]) -> Response:
+    """A document that does not parse or does not validate against the schema (an unknown field,
+    a wrong argument) answers 422 at once, as Inngest's server (gqlgen) does, so that a client
+    that polls does not poll on a query that can never succeed."""
+    return JSONResponse({"errors": [e.formatted for e in errors]}, status_code=422)
 
 
 def gql_routes(ctx: ApiContext) -> list[BaseRoute]:

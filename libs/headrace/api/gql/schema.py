@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from graphql import GraphQLObjectType, GraphQLSchema, build_schema
 
+from headrace.api.gql.events import EVENT_RESOLVERS
 from headrace.api.gql.mutations import MUTATIONS
 from headrace.api.gql.resolvers import RESOLVERS
 
@@ -24,6 +25,9 @@ scalar Bytes
 
 "A JSON object."
 scalar Map
+
+"Any JSON value."
+scalar Unknown
 
 type Mutation {
   "Cancel a run (a run that has ended stays as it is); returns the run as it was when asked."
@@ -78,11 +82,43 @@ type Query {
 
   "An event of the account and the runs it started."
   event(query: EventQuery!): Event
+
+  "The account's newest 51 events, newest first, without the engine's own (inngest/...)."
+  events(query: EventsQuery!): [Event!]
+
+  "The account's newest events, newest first, each with the runs it started."
+  stream(query: StreamQuery!): [StreamItem!]!
 }
 
 input EventQuery {
   workspaceId: ID! = "local"
   eventId: ID!
+}
+
+input EventsQuery {
+  workspaceId: ID! = "local"
+}
+
+input StreamQuery {
+  "How many events, 1 to 1000."
+  limit: Int! = 20
+  "Whether to list the events the engine emits itself (inngest/...); by default not."
+  includeInternalEvents: Boolean
+}
+
+enum StreamType {
+  EVENT
+  CRON
+}
+
+type StreamItem {
+  "The event's internal id, as the Event API returned it."
+  id: ID!
+  "The event's name, or the schedule of a cron tick."
+  trigger: String!
+  type: StreamType!
+  createdAt: Time!
+  runs: [FunctionRun]
 }
 
 enum FunctionRunStatus {
@@ -103,8 +139,8 @@ type FunctionRunV2 {
   triggerIDs: [ULID!]!
   "The return value, or the error object of a failed or cancelled run; null until the run ends."
   output: Bytes
-  "The run as a root span whose children are its settled steps, in the order they settled."
-  trace: RunTraceSpan
+  "The run as a root span: its steps as they settled, then its Finalization. Same for any preview."
+  trace(preview: Boolean): RunTraceSpan
 }
 
 enum RunTraceSpanStatus {
@@ -116,21 +152,35 @@ enum RunTraceSpanStatus {
   CANCELLED
 }
 
+"What a step span does."
+enum StepOp {
+  RUN
+  SLEEP
+  WAIT_FOR_EVENT
+  INVOKE
+}
+
 type RunTraceSpan {
   spanID: String!
-  "The function id for the root span; the user-facing step id for a step."
+  "The function id on the root; a step's own id; Attempt N; Finalization (the function's return)."
   name: String!
   status: RunTraceSpanStatus!
   isRoot: Boolean!
   "The step's memo key (hashed id)."
   stepID: String
+  "The step's operation; null on the root and Finalization spans."
+  stepOp: StepOp
+  "The step's operation; FINALIZATION for the function's return; empty on the root span."
+  stepType: String!
+  "The attempt (from 0) that settled the step, or that ended the run for Finalization."
   attempts: Int
   startedAt: Time
   endedAt: Time
   "Milliseconds."
   duration: Int
-  "For runTraceSpanOutputByID; null on the root span."
+  "For runTraceSpanOutputByID: a step's value or error; on the root span, the run's once ended."
   outputID: String
+  "A step's attempts, when it took more than one."
   childrenSpans: [RunTraceSpan!]!
 }
 
@@ -144,6 +194,8 @@ type StepError {
   message: String!
   name: String
   stack: String
+  "The error's cause as the SDK serialized it (an error object of its own), if any."
+  cause: Unknown
 }
 
 type RunTraceTrigger {
@@ -162,6 +214,8 @@ type Event {
   name: String
   "When headrace received the event."
   createdAt: Time
+  "The event's data, as JSON text."
+  payload: String
   "The event as it was sent."
   raw: String
   functionRuns: [FunctionRun!]
@@ -170,17 +224,30 @@ type Event {
 type FunctionRun {
   id: ID!
   functionID: String!
+  "Null once the function is no longer synced."
+  function: Function
   status: FunctionRunStatus
   startedAt: Time
   finishedAt: Time
   output: String
+}
+
+type Function {
+  "The function's full id (its app's id, a dash, its own)."
+  id: String!
+  "The same as id: Inngest's functions have a UUID and a slug, headrace's only the slug."
+  slug: String!
+  name: String!
+  appID: String!
 }
 """
 
 
 def build() -> GraphQLSchema:
     schema = build_schema(SDL)
-    for type_name, fields in {**RESOLVERS, "Mutation": MUTATIONS}.items():
+    resolvers = {**RESOLVERS, **EVENT_RESOLVERS, "Mutation": MUTATIONS}
+    resolvers["Query"] = {**RESOLVERS["Query"], **EVENT_RESOLVERS["Query"]}
+    for type_name, fields in resolvers.items():
         object_type = schema.get_type(type_name)
         assert isinstance(object_type, GraphQLObjectType), type_name
         for field_name, resolve in fields.items():
