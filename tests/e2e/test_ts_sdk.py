@@ -7,6 +7,7 @@ apps of earlier tests, still registered on the cluster a session shares, never t
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -247,6 +248,72 @@ async def test_invoke_of_a_function_that_does_not_exist_fails_the_callers_step_a
     assert run.output == {"caught": missing}, run.output
     [settled] = [h for h in await dev.history(run.run_id) if h.step_name == "call-missing"][-1:]
     assert settled.kind == "step.failed"
+
+
+_TRACE = """
+query ($runId: String!) {
+  run(runID: $runId) {
+    trace(preview: true) {
+      status outputID
+      childrenSpans { name stepType attempts status outputID childrenSpans { name status } }
+    }
+  }
+}
+"""
+_OUTPUT = """
+query ($id: String!) { runTraceSpanOutputByID(outputID: $id) { data error { name message } } }
+"""
+_STREAM = """
+{ stream(query: {limit: 50, includeInternalEvents: false}) { id runs { id function { name } } } }
+"""
+
+
+async def _gql(dev: EngineHandle, query: str, **variables: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{dev.url}/v0/gql", json={"query": query, "variables": variables}
+        )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    data: dict[str, Any] = body["data"]
+    return data
+
+
+async def test_graphql_shows_the_run_as_the_inngest_js_suite_reads_it(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """What the inngest-js suite's helpers query (docs/inngest-js-suite.md): the event's run in
+    the stream, each step's span with its type and attempts, and the run's result."""
+    app = await _start(dev, serve, major, "ts-gql", ["memo"])
+    [event_id] = await dev.send(_event(app, "memo"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    assert run.status == "completed", app.log()
+
+    stream = (await _gql(dev, _STREAM))["stream"]
+    [item] = [i for i in stream if i["id"] == event_id]
+    assert item["runs"] == [{"id": run.run_id, "function": {"name": "memo"}}]
+
+    trace = (await _gql(dev, _TRACE, runId=run.run_id))["run"]["trace"]
+    spans = {s["name"]: s for s in trace["childrenSpans"]}
+    assert (spans["first"]["stepType"], spans["first"]["attempts"]) == ("RUN", 0)
+    # "flaky" threw twice, then returned: three attempts, the last one settled it.
+    flaky = spans["flaky"]
+    assert (flaky["stepType"], flaky["status"], flaky["attempts"]) == ("RUN", "COMPLETED", 2)
+    assert [(a["name"], a["status"]) for a in flaky["childrenSpans"]] == [
+        ("Attempt 0", "FAILED"),
+        ("Attempt 1", "FAILED"),
+        ("Attempt 2", "COMPLETED"),
+    ]
+    flaky_output = (await _gql(dev, _OUTPUT, id=flaky["outputID"]))["runTraceSpanOutputByID"]
+    assert flaky_output == {"data": "41", "error": None}
+    assert (spans["Finalization"]["stepType"], spans["Finalization"]["status"]) == (
+        "FINALIZATION",
+        "COMPLETED",
+    )
+    assert trace["status"] == "COMPLETED"
+    result = (await _gql(dev, _OUTPUT, id=trace["outputID"]))["runTraceSpanOutputByID"]
+    assert json.loads(result["data"]) == {"first": 1, "flaky": 41, "total": 42}
 
 
 async def test_dev_lists_each_function_with_its_triggers_and_steps(
