@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from headrace.api.checkpoint import checkpoint_routes
 from headrace.api.context import ApiContext, acting
 from headrace.api.gql.routes import gql_routes
 from headrace.api.sdk_data import sdk_data_routes
@@ -109,6 +110,7 @@ def build_app(
         *event_api_routes(ingest, ctx.keys),
         *register_routes(sync, ctx),
         *sdk_data_routes(ctx),
+        *checkpoint_routes(ctx),
         *gql_routes(ctx),
         *v1_routes(ctx),
         metrics_route(),

@@ -178,4 +178,27 @@ export const FUNCTIONS = {
       });
       return `${first}->${second}`;
     }),
+
+  // `event.data.steps` steps in a row (10 by default), each counted; returns their sum.
+  steps: ({ define, ev, count }) =>
+    define({ id: "steps" }, { event: ev("steps") }, async ({ event, step }) => {
+      let total = 0;
+      for (let i = 1; i <= (event.data.steps ?? 10); i++) {
+        total += await step.run(`step-${i}`, () => {
+          count(`step-${i}`);
+          return i;
+        });
+      }
+      return { total };
+    }),
+
+  // Two steps, then a sleep (a restart of the engine happens there), then a third step.
+  "steps-nap": ({ define, ev, count }) =>
+    define({ id: "steps-nap" }, { event: ev("steps-nap") }, async ({ event, step }) => {
+      const one = await step.run("one", () => count("one") && 1);
+      const two = await step.run("two", () => count("two") && 2);
+      await step.sleep("nap", event.data.nap || "3s");
+      const three = await step.run("three", () => count("three") && 3);
+      return { sum: one + two + three };
+    }),
 };
