@@ -201,4 +201,15 @@ export const FUNCTIONS = {
       const three = await step.run("three", () => count("three") && 3);
       return { sum: one + two + three };
     }),
+
+  // For benchmarks/ts_checkpointing.py: `event.data.steps` trivial steps, each returning when
+  // its body started (ms, sub-ms precision); the run's output is those times.
+  "timed-steps": ({ define, ev }) =>
+    define({ id: "timed-steps" }, { event: ev("timed-steps") }, async ({ event, step }) => {
+      const starts = [];
+      for (let i = 1; i <= (event.data.steps ?? 10); i++) {
+        starts.push(await step.run(`s${i}`, () => performance.timeOrigin + performance.now()));
+      }
+      return starts;
+    }),
 };

@@ -250,11 +250,16 @@ def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
     call = Call(account_id="acct", run_id="run", seq=0)
     machine = _machine(run)
     machine.apply_checkpoint(
-        call, [Op(op="StepPlanned", id="h2"), Op(op="StepRun", id="h1", data={"n": 5})]
+        call,
+        [
+            Op(op="StepPlanned", id="h2"),
+            Op(op="StepRun", id="h1", data={"n": 5}, timing={"a": 1, "b": 7_500_000}),
+        ],
     )
     assert machine.out.memos == {"h1": b'{"data":{"n":5}}'}
     assert run.stack == ["h1"]
-    assert [(h.kind, h.step_hash) for h in machine.out.history] == [("step.completed", "h1")]
+    history = [(h.kind, h.step_hash, h.duration_ms) for h in machine.out.history]
+    assert history == [("step.completed", "h1", 7)]
     # No call is queued: the running call goes on, and stays current.
     assert _calls(machine) == []
     assert machine.is_current_call(call)

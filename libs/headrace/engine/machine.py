@@ -151,7 +151,13 @@ class RunMachine:
         for op in ops:
             if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
                 memo = _step_memo(op)
-                self._history("step.completed", op=op, attempt=call.attempt, output=memo)
+                self._history(
+                    "step.completed",
+                    op=op,
+                    attempt=call.attempt,
+                    output=memo,
+                    duration_ms=op.duration_ms,
+                )
                 self._settle(op.id, memo, op.display)
 
     def _learn_request_version(self, outcome: Outcome) -> None:
