@@ -425,7 +425,7 @@ class Executor:
             target=item.target,
             disable_immediate=run.disable_immediate,
             version=run.req_version,
-            queue_item=queue_item_id(item),
+            queue_item=queue_item_id(item, h.partition, h.epoch),
         )
         self._in_flight.add(key)
         self._unsent[run.run_id] += 1

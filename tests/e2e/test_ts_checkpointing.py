@@ -118,3 +118,39 @@ async def test_checkpointed_steps_survive_a_restart_of_the_engine(
     assert run.status == "completed", app.log()
     assert run.output == {"sum": 6}
     assert app.counts() == {"one": 1, "two": 1, "three": 1}
+
+
+async def test_a_call_cut_off_by_a_restart_stops_at_its_next_checkpoint(
+    dev: EngineHandle, serve: list[TsApp]
+) -> None:
+    """The engine restarts while the app is inside step "two" of a call that checkpointed "one".
+    The engine makes the call again: the repeat has "one" as done, runs "two" and reaches "three".
+    The first call, let go on, must not run "three" too: its checkpoint of "two" is refused
+    (409) as the call of a former owner, and the SDK stops it."""
+    app = await _start(dev, serve, "on", "ckpt-cut", "steps-gated")
+    [event_id] = await dev.send(_event(app, "steps-gated"))
+    run_id = await dev.run_of_event(event_id)
+
+    async def counted(**expected: int) -> bool:
+        counts = app.counts()
+        return all(counts.get(k) == n for k, n in expected.items())
+
+    await eventually(lambda: counted(one=1, two=1), what="the first call to be inside two")
+    assert len(await dev.stores.get_memos(run_id)) == 1  # "one", checkpointed
+    await dev.restart()
+    await eventually(lambda: counted(two=2, three=1), timeout=120, what="the repeat in three")
+
+    app.open_gate("two")
+
+    async def first_call_ended() -> bool:
+        return app.calls()[0]["ended"] == "True"
+
+    await eventually(first_call_ended, what="the first call to end")
+    assert app.counts() == {"one": 1, "two": 2, "three": 1}
+    app.open_gate("three")
+    run = await dev.finished(run_id, timeout=60)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"sum": 6}
+    # "two" was in flight at the fault and ran twice; nothing after it did.
+    assert app.counts() == {"one": 1, "two": 2, "three": 1}

@@ -43,18 +43,30 @@ const count = (key) => {
   return counts[key];
 };
 
+// `await gate(name)` holds a step body until the test opens the gate (POST /open/<name>).
+const opened = new Set();
+const waiting = {};
+const gate = (name) =>
+  opened.has(name) ? Promise.resolve() : new Promise((resolve) => (waiting[name] ??= []).push(resolve));
+const open = (name) => {
+  opened.add(name);
+  (waiting[name] ?? []).forEach((resolve) => resolve());
+  delete waiting[name];
+};
+
 const functions = names.map((name) => {
   const make = FUNCTIONS[name];
   if (!make) {
     console.error(`app.mjs: unknown function ${name}`);
     process.exit(2);
   }
-  return make({ define, ev, count, sdk, major, port });
+  return make({ define, ev, count, gate, sdk, major, port });
 }).flat();
 
 // serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.
 const handler = serve({ client, functions, serveHost: origin, serveOrigin: origin });
-// The headers of each call the engine made, in order, for tests of what headrace sends.
+// The headers of each call the engine made, in order, for tests of what headrace sends, and
+// whether the SDK has finished handling it (`ended`, even when the engine has gone away).
 const calls = [];
 const json = (res, value) => {
   res.setHeader("content-type", "application/json");
@@ -63,11 +75,18 @@ const json = (res, value) => {
 const server = http.createServer((req, res) => {
   if (req.url === "/counts") return json(res, counts);
   if (req.url === "/calls") return json(res, calls);
+  if (req.url.startsWith("/open/")) {
+    open(req.url.slice("/open/".length));
+    return json(res, {});
+  }
   if (req.method === "POST") {
-    calls.push({
+    const call = {
       req_version: req.headers["x-inngest-req-version"] ?? null,
       step_id: req.headers["x-inngest-step-id"] ?? null,
-    });
+      ended: false,
+    };
+    calls.push(call);
+    return Promise.resolve(handler(req, res)).finally(() => (call.ended = true));
   }
   return handler(req, res);
 });

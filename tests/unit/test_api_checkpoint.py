@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from headrace.services.executor.ownership import Ownership
 from starlette.applications import Starlette
 
 from headrace.adapters.sqlite.database import Database
@@ -60,11 +61,11 @@ async def _put_run(stores: SqliteStores, **fields: Any) -> None:
     await stores.create_run(RunState(**values), {"h0": b'{"data":0}'})
 
 
-def _checkpoint(call: Call = DISCOVERY, **fields: Any) -> dict[str, Any]:
+def _checkpoint(call: Call = DISCOVERY, epoch: int = 4, **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "run_id": RUN_ID,
         "fn_id": "app-fn",
-        "qi_id": queue_item_id(call),
+        "qi_id": queue_item_id(call, 0, epoch),
         "request_id": "req",
         "request_started_at": 1,
         "steps": [{"op": "StepRun", "id": "h1", "name": "one", "displayName": "one", "data": 1}],
@@ -156,3 +157,44 @@ async def test_a_checkpoint_of_an_unknown_or_ended_run_stores_nothing(
     await _put_run(stores, status="cancelled", discover_pending=False)
     assert (await _post(client, _checkpoint())).status_code == 409
     await _nothing_stored(stores)
+
+
+async def _take_partition(stores: SqliteStores, times: int) -> None:
+    """Executors taking partition 0 `times` times: its epoch counter is then at `times`."""
+    ownership = Ownership(stores, FakeClock())
+    for _ in range(times):
+        await ownership.on_assigned({0})
+
+
+async def test_a_call_made_by_a_former_owner_is_refused_once_a_newer_one_stamped_the_run(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    """The engine restarted while the app ran a call (epoch 4); the new owner (epoch 5) made the
+    call again. Its first checkpoint stamps the run, even with no new step; from then on the
+    first call's checkpoints get 409, and the SDK stops it."""
+    await _put_run(stores)
+    await _take_partition(stores, 5)
+    assert (await _post(client, _checkpoint(epoch=4))).status_code == 200
+
+    again = _checkpoint(epoch=5)
+    assert (await _post(client, again)).status_code == 200
+    run = await stores.get_run(RUN_ID)
+    assert run is not None and (run.owner_epoch, run.version) == (5, 3)
+
+    late = _checkpoint(epoch=4, steps=[{"op": "StepRun", "id": "h2", "data": 2}])
+    response = await _post(client, late)
+    assert response.status_code == 409, response.text
+    assert set(await stores.get_memos(RUN_ID)) == {"h0", "h1"}
+
+
+async def test_an_older_epoch_is_not_refused_while_the_counter_is_behind_it(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    """A counter that expired or was lost starts again at 1: the run's stamp alone must not
+    refuse the rightful owner (as the executor decides, ownership.py)."""
+    await _put_run(stores)
+    await _take_partition(stores, 1)
+    response = await _post(client, _checkpoint(epoch=1))
+    assert response.status_code == 200, response.text
+    run = await stores.get_run(RUN_ID)
+    assert run is not None and (run.owner_epoch, run.stack) == (4, ["h0", "h1"])

@@ -7,14 +7,14 @@ import pytest
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import canonical
 from headrace.messages.records import Call
-from headrace.protocol.checkpoint import queue_item_id, read_checkpoint
+from headrace.protocol.checkpoint import Dispatch, queue_item_id, read_checkpoint
 
 
 def _body(**fields: object) -> bytes:
     body: dict[str, object] = {
         "run_id": "r1",
         "fn_id": "app-fn",
-        "qi_id": "3:0:",
+        "qi_id": "1:7:3:0:",
         "steps": [{"op": "StepRun", "id": "h1", "data": 1}],
         "ts": 1,
     }
@@ -22,13 +22,13 @@ def _body(**fields: object) -> bytes:
     return canonical(body)
 
 
-def test_the_qi_id_names_the_call_it_was_given_in() -> None:
+def test_the_qi_id_names_the_call_it_was_given_in_and_who_made_it() -> None:
     for call in (
         Call(account_id="", run_id="r1", seq=3),
         Call(account_id="", run_id="r1", target="ab12", attempt=2),
     ):
-        _, named = read_checkpoint("r1", _body(qi_id=queue_item_id(call)))
-        assert named == call
+        _, named = read_checkpoint("r1", _body(qi_id=queue_item_id(call, 1, 7)))
+        assert named == Dispatch(call, partition=1, epoch=7)
 
 
 @pytest.mark.parametrize(
@@ -39,6 +39,7 @@ def test_the_qi_id_names_the_call_it_was_given_in() -> None:
         (_body(steps=[{"id": "h1"}]), "not a checkpoint"),
         (_body(run_id="r2"), "not the URL's"),
         (_body(qi_id="garbage"), "does not name a call"),
+        (_body(qi_id="3:0:"), "does not name a call"),
         (_body(qi_id=""), "does not name a call"),
         (_body(steps=[{"op": "Sleep", "id": "h1"}]), "cannot checkpoint"),
         (_body(steps=[{"op": "StepRun", "data": 1}]), "needs its id"),

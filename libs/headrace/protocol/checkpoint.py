@@ -2,10 +2,14 @@
 and, after each, POSTs it to `/v1/checkpoint/{run_id}/async` instead of answering the call, so a
 run of ten steps takes one call instead of eleven. The SDK turns it on only when the call's
 `ctx.qi_id` names the call (4.24.0 `components/execution/engine.js` `checkpoint`); headrace
-gives the call's identity there, and a checkpoint is applied only while that call is current.
+gives there the call's identity and the partition and owner epoch of the executor that made it
+(services/executor/ownership.py), and a checkpoint is applied only while that call is current
+and no newer owner has taken the run over from that executor.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import msgspec
 
@@ -36,12 +40,21 @@ class AsyncCheckpoint(msgspec.Struct, kw_only=True):
     ts: int | None = None
 
 
-def queue_item_id(call: Call) -> str:
-    """`ctx.qi_id` for a call: what makes it current (see RunMachine.is_current_call)."""
-    return f"{call.seq}:{call.attempt}:{call.target or ''}"
+@dataclass(frozen=True)
+class Dispatch:
+    """A call as made: by the executor owning `partition` of `work` at `epoch`."""
+
+    call: Call
+    partition: int
+    epoch: int
 
 
-def read_checkpoint(run_id: str, body: bytes) -> tuple[AsyncCheckpoint, Call]:
+def queue_item_id(call: Call, partition: int, epoch: int) -> str:
+    """`ctx.qi_id` for a call made by the owner of `partition` at `epoch`."""
+    return f"{partition}:{epoch}:{call.seq}:{call.attempt}:{call.target or ''}"
+
+
+def read_checkpoint(run_id: str, body: bytes) -> tuple[AsyncCheckpoint, Dispatch]:
     """The checkpoint and the call it was taken in; InputError (400) for anything else."""
     try:
         checkpoint = msgspec.json.decode(body, type=AsyncCheckpoint)
@@ -54,18 +67,15 @@ def read_checkpoint(run_id: str, body: bytes) -> tuple[AsyncCheckpoint, Call]:
         raise InputError(f"cannot checkpoint opcodes {unknown}: only finished step.run steps")
     if any(not op.id for op in checkpoint.steps):
         raise InputError("every checkpointed step needs its id")
-    return checkpoint, _call_of(run_id, checkpoint.qi_id)
+    return checkpoint, _dispatch_of(run_id, checkpoint.qi_id)
 
 
-def _call_of(run_id: str, qi_id: str) -> Call:
-    seq, attempt, target = [*qi_id.split(":", 2), "", ""][:3]
+def _dispatch_of(run_id: str, qi_id: str) -> Dispatch:
+    partition, epoch, seq, attempt, target = [*qi_id.split(":", 4), "", "", "", "", ""][:5]
     try:
-        return Call(
-            account_id="",
-            run_id=run_id,
-            seq=int(seq),
-            attempt=int(attempt),
-            target=target or None,
+        call = Call(
+            account_id="", run_id=run_id, seq=int(seq), attempt=int(attempt), target=target or None
         )
+        return Dispatch(call, int(partition), int(epoch))
     except ValueError:
         raise InputError(f"qi_id {qi_id!r} does not name a call headrace made") from None
