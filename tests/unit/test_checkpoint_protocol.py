@@ -49,3 +49,11 @@ def test_a_body_that_is_not_a_checkpoint_is_refused(body: bytes, why: str) -> No
     with pytest.raises(InputError, match=why) as err:
         read_checkpoint("r1", body)
     assert err.value.status == 400
+
+
+def test_a_steps_duration_comes_from_its_timing_whatever_its_shape() -> None:
+    for timing, ms in ({"a": 1, "b": 7_500_000}, 7), ("soon", 0), ({"b": -1}, 0), (None, 0):
+        checkpoint, _ = read_checkpoint(
+            "r1", _body(steps=[{"op": "StepRun", "id": "h1", "data": 1, "timing": timing}])
+        )
+        assert checkpoint.steps[0].duration_ms == ms

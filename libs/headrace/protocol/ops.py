@@ -32,7 +32,8 @@ class Op(msgspec.Struct, kw_only=True):
     error: Any = None
     userland: dict[str, Any] | None = None
     # When the step ran, as the JS SDK reports it: {"a": start, "b": duration}, in nanoseconds.
-    timing: dict[str, Any] | None = None
+    # Free-form, read only for the history: an odd value must not make the op unreadable.
+    timing: Any = None
 
     @property
     def display(self) -> str:
@@ -43,7 +44,7 @@ class Op(msgspec.Struct, kw_only=True):
 
     @property
     def duration_ms(self) -> int:
-        took = (self.timing or {}).get("b")
+        took = self.timing.get("b") if isinstance(self.timing, dict) else None
         return int(took // 1_000_000) if isinstance(took, int | float) and took > 0 else 0
 
 
