@@ -33,6 +33,7 @@ from headrace.obs.metrics import run_started
 from headrace.obs.tracing import run_span
 from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
+from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.driver import AppDriver
 from headrace.protocol.ops import AI_GATEWAY, Outcome
 from headrace.protocol.registration import retries_of, step_url
@@ -424,6 +425,7 @@ class Executor:
             target=item.target,
             disable_immediate=run.disable_immediate,
             version=run.req_version,
+            queue_item=queue_item_id(item, h.partition, h.epoch),
         )
         self._in_flight.add(key)
         self._unsent[run.run_id] += 1

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from headrace.api.checkpoint import checkpoint_routes
 from headrace.api.context import ApiContext, acting
 from headrace.api.dev_info import dev_info_routes
 from headrace.api.gql.routes import gql_routes
@@ -95,6 +96,7 @@ def build_app(
         *event_api_routes(ingest, ctx.keys),
         *register_routes(sync, ctx),
         *sdk_data_routes(ctx),
+        *checkpoint_routes(ctx),
         *gql_routes(ctx),
         *v1_routes(ctx),
         metrics_route(),

@@ -22,7 +22,9 @@ const sdk = await import(`inngest${major}`);
 const { serve } = await import(`inngest${major}/node`);
 const origin = `http://127.0.0.1:${port}`;
 // baseUrl comes from INNGEST_BASE_URL, set by the test helper; dev mode means no signing.
-const client = new sdk.Inngest({ id: appId, isDev: true });
+// HEADRACE_TS_CHECKPOINTING=off turns off 4.x's checkpointing (on by default); 3.x has it off.
+const checkpointing = process.env.HEADRACE_TS_CHECKPOINTING === "off" ? { checkpointing: false } : {};
+const client = new sdk.Inngest({ id: appId, isDev: true, ...checkpointing });
 
 // The two majors take a function's trigger differently: 3.x as a second argument, 4.x inside
 // the options (`triggers`). The test functions are written once against this shim.
@@ -41,18 +43,30 @@ const count = (key) => {
   return counts[key];
 };
 
+// `await gate(name)` holds a step body until the test opens the gate (POST /open/<name>).
+const opened = new Set();
+const waiting = {};
+const gate = (name) =>
+  opened.has(name) ? Promise.resolve() : new Promise((resolve) => (waiting[name] ??= []).push(resolve));
+const open = (name) => {
+  opened.add(name);
+  (waiting[name] ?? []).forEach((resolve) => resolve());
+  delete waiting[name];
+};
+
 const functions = names.map((name) => {
   const make = FUNCTIONS[name];
   if (!make) {
     console.error(`app.mjs: unknown function ${name}`);
     process.exit(2);
   }
-  return make({ define, ev, count, sdk, major, port });
+  return make({ define, ev, count, gate, sdk, major, port });
 }).flat();
 
 // serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.
 const handler = serve({ client, functions, serveHost: origin, serveOrigin: origin });
-// The headers of each call the engine made, in order, for tests of what headrace sends.
+// The headers of each call the engine made, in order, for tests of what headrace sends, and
+// whether the SDK has finished handling it (`ended`, even when the engine has gone away).
 const calls = [];
 const json = (res, value) => {
   res.setHeader("content-type", "application/json");
@@ -61,11 +75,18 @@ const json = (res, value) => {
 const server = http.createServer((req, res) => {
   if (req.url === "/counts") return json(res, counts);
   if (req.url === "/calls") return json(res, calls);
+  if (req.url.startsWith("/open/")) {
+    open(req.url.slice("/open/".length));
+    return json(res, {});
+  }
   if (req.method === "POST") {
-    calls.push({
+    const call = {
       req_version: req.headers["x-inngest-req-version"] ?? null,
       step_id: req.headers["x-inngest-step-id"] ?? null,
-    });
+      ended: false,
+    };
+    calls.push(call);
+    return Promise.resolve(handler(req, res)).finally(() => (call.ended = true));
   }
   return handler(req, res);
 });

@@ -1,7 +1,8 @@
 // The test functions, written once for both majors of the SDK. Each entry takes
-// { define, ev, count, sdk, major, port } (see app.mjs) and returns the function(s) it adds to
-// the app. `ev("memo")` is the event name `<app id>/memo`.
-// `count(key)` records a side effect: a step body that really ran.
+// { define, ev, count, gate, sdk, major, port } (see app.mjs) and returns the function(s) it
+// adds to the app. `ev("memo")` is the event name `<app id>/memo`.
+// `count(key)` records a side effect: a step body that really ran; `await gate(name)` waits
+// until the test opens the gate.
 
 export const FUNCTIONS = {
   // The first step must run once even though the second throws twice and is retried.
@@ -191,5 +192,55 @@ export const FUNCTIONS = {
         return `ts@${port}`;
       });
       return `${first}->${second}`;
+    }),
+
+  // `event.data.steps` steps in a row (10 by default), each counted; returns their sum.
+  steps: ({ define, ev, count }) =>
+    define({ id: "steps" }, { event: ev("steps") }, async ({ event, step }) => {
+      let total = 0;
+      for (let i = 1; i <= (event.data.steps ?? 10); i++) {
+        total += await step.run(`step-${i}`, () => {
+          count(`step-${i}`);
+          return i;
+        });
+      }
+      return { total };
+    }),
+
+  // Two steps, then a sleep (a restart of the engine happens there), then a third step.
+  "steps-nap": ({ define, ev, count }) =>
+    define({ id: "steps-nap" }, { event: ev("steps-nap") }, async ({ event, step }) => {
+      const one = await step.run("one", () => count("one") && 1);
+      const two = await step.run("two", () => count("two") && 2);
+      await step.sleep("nap", event.data.nap || "3s");
+      const three = await step.run("three", () => count("three") && 3);
+      return { sum: one + two + three };
+    }),
+
+  // For benchmarks/ts_checkpointing.py: `event.data.steps` trivial steps, each returning when
+  // its body started (ms, sub-ms precision); the run's output is those times.
+  "timed-steps": ({ define, ev }) =>
+    define({ id: "timed-steps" }, { event: ev("timed-steps") }, async ({ event, step }) => {
+      const starts = [];
+      for (let i = 1; i <= (event.data.steps ?? 10); i++) {
+        starts.push(await step.run(`s${i}`, () => performance.timeOrigin + performance.now()));
+      }
+      return starts;
+    }),
+
+  // Three steps; the first run of "two" and of "three" each wait for the test to open their
+  // gate, so a test can restart the engine while a call is inside a step.
+  "steps-gated": ({ define, ev, count, gate }) =>
+    define({ id: "steps-gated" }, { event: ev("steps-gated") }, async ({ step }) => {
+      const one = await step.run("one", () => count("one") && 1);
+      const two = await step.run("two", async () => {
+        if (count("two") === 1) await gate("two");
+        return 2;
+      });
+      const three = await step.run("three", async () => {
+        if (count("three") === 1) await gate("three");
+        return 3;
+      });
+      return { sum: one + two + three };
     }),
 };

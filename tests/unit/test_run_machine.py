@@ -243,3 +243,34 @@ def test_the_legacy_step_op_is_stored_as_it_came() -> None:
     ops = [Op(op="Step", id="old", data={"data": 5}), Op(op="StepRun", id="new", data=5)]
     machine.apply_call(call, Outcome(ops=ops), stack_len_at_call=0)
     assert machine.out.memos == {"old": b'{"data":5}', "new": b'{"data":5}'}
+
+
+def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
+    run = _started()
+    call = Call(account_id="acct", run_id="run", seq=0)
+    machine = _machine(run)
+    machine.apply_checkpoint(
+        call,
+        [
+            Op(op="StepPlanned", id="h2"),
+            Op(op="StepRun", id="h1", data={"n": 5}, timing={"a": 1, "b": 7_500_000}),
+        ],
+    )
+    assert machine.out.memos == {"h1": b'{"data":{"n":5}}'}
+    assert run.stack == ["h1"]
+    history = [(h.kind, h.step_hash, h.duration_ms) for h in machine.out.history]
+    assert history == [("step.completed", "h1", 7)]
+    # No call is queued: the running call goes on, and stays current.
+    assert _calls(machine) == []
+    assert machine.is_current_call(call)
+
+    # A step checkpointed twice (the SDK retried its POST) is stored once.
+    again = _machine(run, {"h1"})
+    again.apply_checkpoint(call, [Op(op="StepRun", id="h1", data={"n": 6})])
+    assert again.out.memos == {} and run.stack == ["h1"]
+
+    # The call's answer, RunComplete in a 206, ends the run with its output.
+    answered = _machine(run, {"h1"})
+    complete = Op(op="RunComplete", id="c", data={"total": 5})
+    answered.apply_call(call, Outcome(ops=[complete]), stack_len_at_call=0)
+    assert (run.status, run.output, run.stack) == ("completed", {"total": 5}, ["h1"])

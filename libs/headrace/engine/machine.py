@@ -144,6 +144,22 @@ class RunMachine:
         if grew and self._ready_to_discover():
             self._request_discovery()
 
+    def apply_checkpoint(self, call: Call, ops: list[Op]) -> None:
+        """Steps the SDK reports finished while `call` goes on (async checkpointing): each is
+        memoized now, as if the call had answered with it, so it is never run again; the call's
+        own answer comes later and is applied then (it may end the run, with RunComplete)."""
+        for op in ops:
+            if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
+                memo = _step_memo(op)
+                self._history(
+                    "step.completed",
+                    op=op,
+                    attempt=call.attempt,
+                    output=memo,
+                    duration_ms=op.duration_ms,
+                )
+                self._settle(op.id, memo, op.display)
+
     def _learn_request_version(self, outcome: Outcome) -> None:
         """Keep the execution version the SDK chose at the run's first generator response, and
         send it on every later call (header and body). Until then the run's version is -1, which

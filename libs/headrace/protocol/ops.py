@@ -31,6 +31,9 @@ class Op(msgspec.Struct, kw_only=True):
     data: Any = None
     error: Any = None
     userland: dict[str, Any] | None = None
+    # When the step ran, as the JS SDK reports it: {"a": start, "b": duration}, in nanoseconds.
+    # Free-form, read only for the history: an odd value must not make the op unreadable.
+    timing: Any = None
 
     @property
     def display(self) -> str:
@@ -38,6 +41,11 @@ class Op(msgspec.Struct, kw_only=True):
         if self.userland and isinstance(self.userland.get("id"), str):
             return str(self.userland["id"])
         return self.displayName or self.name or self.id
+
+    @property
+    def duration_ms(self) -> int:
+        took = self.timing.get("b") if isinstance(self.timing, dict) else None
+        return int(took // 1_000_000) if isinstance(took, int | float) and took > 0 else 0
 
 
 class Outcome(msgspec.Struct, kw_only=True):

@@ -34,9 +34,12 @@ def build_body(
     target: str | None,
     disable_immediate: bool,
     version: int,
+    queue_item: str | None = None,
     env: str = "dev",
 ) -> bytes:
-    """Canonical JSON of the request; falls back to `use_api` when it would pass 4 MB."""
+    """Canonical JSON of the request; falls back to `use_api` when it would pass 4 MB.
+    `queue_item` is `ctx.qi_id`, which turns on the 4.x SDK's checkpointing (see
+    protocol/checkpoint.py)."""
 
     def body(use_api: bool) -> bytes:
         return canonical(
@@ -54,6 +57,7 @@ def build_body(
                     "stack": {"stack": stack, "current": len(stack)},
                     "disable_immediate_execution": disable_immediate,
                     "use_api": use_api,
+                    **({"qi_id": queue_item} if queue_item is not None else {}),
                 },
                 "version": version,
                 "use_api": use_api,

@@ -226,8 +226,13 @@ class TsApp(NodeApp):
         data: Any = response.json()
         return {str(k): int(v) for k, v in data.items()}
 
+    def open_gate(self, name: str) -> None:
+        """Let the step bodies waiting at `await gate(name)` go on (tests/ts/app.mjs)."""
+        httpx.post(f"http://127.0.0.1:{self.port}/open/{name}", timeout=5).raise_for_status()
+
     def calls(self) -> list[dict[str, str | None]]:
-        """The request version and step id headers of each call the app got, in order."""
+        """The request version and step id headers of each call the app got, in order, and
+        whether the SDK has finished handling it (`ended`: "True" or "False")."""
         response = httpx.get(f"http://127.0.0.1:{self.port}/calls", timeout=5)
         response.raise_for_status()
         data: Any = response.json()
