@@ -37,7 +37,10 @@ def main():
     )
     auth = {"authorization": f"Bearer {signing}"} if signing else {}
     marker = f"{time.time_ns()}"
-    sent = call(f"{base}/e/{key}", {"name": "headrace/helm.test", "data": {"marker": marker}})
+    try:
+        sent = call(f"{base}/e/{key}", {"name": "headrace/helm.test", "data": {"marker": marker}})
+    except urllib.error.HTTPError as error:
+        sys.exit(f"sending an event to {base}: HTTP {error.code} {error.read()!r}")
     event_id = sent["ids"][0]
     print(f"sent event {event_id} to {base}")
     deadline = time.monotonic() + float(os.environ.get("TIMEOUT_SECONDS", "60"))

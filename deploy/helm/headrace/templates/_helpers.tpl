@@ -75,7 +75,7 @@ pre-install hook it runs before the ConfigMap exists.
 {{- define "headrace.config" -}}
 {{- $k := .Values.kafka }}
 {{- $c := .Values.cassandra }}
-HEADRACE_KAFKA_BOOTSTRAP: {{ required "kafka.bootstrapServers is required" $k.bootstrapServers | quote }}
+HEADRACE_KAFKA_BOOTSTRAP: {{ $k.bootstrapServers | quote }}
 HEADRACE_TOPIC_PREFIX: {{ $k.topicPrefix | quote }}
 HEADRACE_GROUP_PREFIX: {{ $k.groupPrefix | quote }}
 HEADRACE_PARTITIONS: {{ $k.partitions | quote }}
@@ -93,7 +93,7 @@ HEADRACE_KAFKA_SSL_CERTFILE: {{ printf "%s/%s" (include "headrace.kafkaTlsDir" .
 HEADRACE_KAFKA_SSL_KEYFILE: {{ printf "%s/%s" (include "headrace.kafkaTlsDir" .) $k.tls.keyKey | quote }}
 {{- end }}
 {{- end }}
-HEADRACE_CASSANDRA_HOSTS: {{ join "," (required "cassandra.hosts is required" $c.hosts) | quote }}
+HEADRACE_CASSANDRA_HOSTS: {{ join "," $c.hosts | quote }}
 HEADRACE_CASSANDRA_PORT: {{ $c.port | quote }}
 HEADRACE_KEYSPACE: {{ $c.keyspace | quote }}
 {{- if $c.auth.username }}
