@@ -90,7 +90,7 @@ class ControlPlane:
 
     tools: KubeTools
     state: Path
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def kubeconfig(self) -> Path:
@@ -178,9 +178,10 @@ class ControlPlane:
         )
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        started = list(reversed(self.processes.values()))
+        for process in started:
             process.terminate()
-        for process in reversed(self.processes):
+        for process in started:
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
@@ -196,14 +197,12 @@ class ControlPlane:
 
     def _spawn(self, tool: str, *args: str) -> None:
         log = (self.state / f"{tool}.log").open("ab")
-        self.processes.append(
-            subprocess.Popen(
-                [self.tools.bin / tool, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
+        self.processes[tool] = subprocess.Popen(
+            [self.tools.bin / tool, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -216,9 +215,9 @@ class ControlPlane:
                     return
             except httpx.TransportError:
                 pass
-            exited = [p.args[0] for p in self.processes if p.poll() is not None]
+            exited = [tool for tool, p in self.processes.items() if p.poll() is not None]
             if exited or time.monotonic() > deadline:
-                logs = "\n".join(_tail(self.state / f"{Path(str(a)).name}.log") for a in exited)
+                logs = "\n".join(_tail(self.state / f"{tool}.log") for tool in exited)
                 raise KubeError(f"the API server did not get ready ({exited} exited)\n{logs}")
             time.sleep(0.2)
 
