@@ -7,10 +7,14 @@ apps of earlier tests, still registered on the cluster a session shares, never t
 from __future__ import annotations
 
 import datetime
+import http.server
+import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import inngest
 import pytest
 
@@ -360,3 +364,207 @@ async def test_a_sleeping_run_moves_from_a_python_app_to_a_typescript_one(
     assert run.output == f"py->ts@{ts_app.port}"
     assert ran == ["before@py"]
     assert ts_app.counts() == {f"after@{ts_app.port}": 1}
+
+
+# --- step.waitForSignal and the signal API ---------------------------------------------------
+
+
+def _signal_name(app: TsApp, label: str) -> str:
+    """Signals are unique per account: a name no other test (or earlier session) uses."""
+    return f"{app.app_id}-{label}-{time.time_ns()}"
+
+
+async def _wait_for_signal(dev: EngineHandle, app: TsApp, signal: str, **data: Any) -> str:
+    [event_id] = await dev.send(_event(app, "signal-wait", signal=signal, **data))
+    run_id = await dev.run_of_event(event_id)
+    await eventually(lambda: _reached(dev, run_id, "step.waiting"), what="the run to wait")
+    return run_id
+
+
+async def _send_signal_with_the_sdk(dev: EngineHandle, app: TsApp, signal: str, data: Any) -> Any:
+    """The app's own step.sendSignal (the SDK's POST /v1/signals); what the SDK made of the
+    answer."""
+    [event_id] = await dev.send(_event(app, "signal-send", signal=signal, data=data))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    assert run.status == "completed", app.log()
+    return run.output
+
+
+async def test_a_run_waiting_for_a_signal_resumes_with_the_signals_data(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "order")
+    run_id = await _wait_for_signal(dev, app, signal)
+
+    sent = await _send_signal_with_the_sdk(dev, app, signal, {"approved": True, "by": "ann"})
+    run = await dev.finished(run_id, timeout=30)
+
+    assert sent == {"run_id": run_id}
+    assert run.status == "completed", app.log()
+    assert run.output == {"got": {"signal": signal, "data": {"approved": True, "by": "ann"}}}
+    # The wait is gone with the run's step: the same signal again finds no run.
+    assert await _send_signal_with_the_sdk(dev, app, signal, 2) == {"run_id": None}
+
+
+async def test_a_signal_no_run_waits_for_is_answered_404(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-none", ["signal-send"])
+    signal = _signal_name(app, "nobody")
+    # The SDK reads Inngest's 404 as "no run": sendSignal returns no run id, and does not throw.
+    assert await _send_signal_with_the_sdk(dev, app, signal, {"x": 1}) == {"run_id": None}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{dev.url}/v1/signals", json={"signal": signal})
+    assert response.status_code == 404
+    assert response.json() == {"error": "No signal found", "status": 404}
+
+
+async def test_a_wait_for_a_signal_times_out_to_null(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-timeout", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "late")
+    run_id = await _wait_for_signal(dev, app, signal, timeout="1s")
+    run = await dev.finished(run_id, timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"got": None}
+    assert run.ended_ms - run.started_ms >= 1000
+    # Too late: the signal finds no run.
+    assert await _send_signal_with_the_sdk(dev, app, signal, 1) == {"run_id": None}
+
+
+async def test_a_second_wait_for_a_held_signal_fails_or_takes_it_over(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """As in Inngest: a signal is held by one wait; a second wait with onConflict "fail" fails
+    its run at once, one with "replace" takes the signal, and the first waits on until its
+    timeout."""
+    app = await _start(dev, serve, major, "ts-signal-conflict", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "shared")
+    first = await _wait_for_signal(dev, app, signal, timeout="3s")
+    [event_id] = await dev.send(_event(app, "signal-wait", signal=signal, conflict="fail"))
+    failed = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert failed.status == "failed", app.log()
+    assert failed.output == {
+        "name": "Error",
+        "message": "Signal conflict; signal wait already exists for another run",
+    }
+
+    replacing = await _wait_for_signal(dev, app, signal, conflict="replace")
+    assert await _send_signal_with_the_sdk(dev, app, signal, "to the newest") == {
+        "run_id": replacing
+    }
+    run = await dev.finished(replacing, timeout=30)
+    assert run.output == {"got": {"signal": signal, "data": "to the newest"}}
+    # The first wait was not resumed: it ends at its timeout.
+    assert (await dev.finished(first, timeout=30)).output == {"got": None}
+
+
+async def test_bad_signal_requests_get_a_clear_4xx_and_resume_nothing(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-bad", ["signal-wait"])
+    signal = _signal_name(app, "guarded")
+    run_id = await _wait_for_signal(dev, app, signal)
+    bad: list[tuple[bytes, int, str]] = [
+        (b'{"signal": "' + signal.encode() + b'"', 400, "invalid signal data"),
+        (b'["' + signal.encode() + b'"]', 400, "must be a JSON object"),
+        (b'{"data": {"x": 1}}', 400, "signal is required"),
+        (b'{"signal": 7}', 400, "signal is required"),
+        (b'{"signal": ""}', 400, "signal is required"),
+        (
+            b'{"signal": "' + signal.encode() + b'", "data": "' + b"x" * (4 << 20) + b'"}',
+            413,
+            "larger than",
+        ),
+    ]
+    async with httpx.AsyncClient() as http:
+        for body, status, message in bad:
+            response = await http.post(
+                f"{dev.url}/v1/signals", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == status, (body[:60], response.text)
+            assert message in response.json()["error"]
+        still = await dev.stores.get_run(run_id)
+        assert still is not None and still.status == "running"
+        assert not any(h.kind == "step.completed" for h in await dev.history(run_id))
+        ok = await http.post(f"{dev.url}/v1/signals", json={"signal": signal, "data": 1})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["data"] == {"run_id": run_id}
+    assert (await dev.finished(run_id, timeout=30)).output == {"got": {"signal": signal, "data": 1}}
+
+
+# --- step.fetch: the engine makes the request -------------------------------------------------
+
+
+class _FetchTarget:
+    """A local HTTP server step.fetch calls: it records each request and answers 201 with the
+    JSON body it got."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        target = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                target.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
+                answer = json.dumps({"got": json.loads(body)}).encode()
+                self.send_response(201)
+                self.send_header("content-type", "application/json")
+                self.send_header("x-served-by", "fetch-target")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def fetch_target() -> Iterator[_FetchTarget]:
+    target = _FetchTarget()
+    yield target
+    target.close()
+
+
+async def test_step_fetch_is_made_by_the_engine_once_and_memoized(
+    dev: EngineHandle, serve: list[TsApp], major: str, fetch_target: _FetchTarget
+) -> None:
+    app = await _start(dev, serve, major, "ts-fetch", ["fetch"])
+    [event_id] = await dev.send(_event(app, "fetch", url=f"{fetch_target.url}/orders?q=1", n=5))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"status": 201, "body": {"got": {"n": 5}}, "served_by": "fetch-target"}
+    # The step after the fetch failed once and the run was called again: the response came
+    # from the memo, the request was made once.
+    assert app.counts() == {"after": 2}
+    [request] = fetch_target.requests
+    assert (request["method"], request["path"]) == ("POST", "/orders?q=1")
+    assert request["headers"]["x-token"] == "secret-token"
+    assert json.loads(request["body"]) == {"n": 5}
+    [completed] = [
+        h
+        for h in await dev.history(run.run_id)
+        if h.kind == "step.completed" and h.step_name == "step.fetch: 127.0.0.1"
+    ]
+    assert completed.output["data"]["status_code"] == 201

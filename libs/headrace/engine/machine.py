@@ -17,7 +17,7 @@ from typing import Any, Literal
 from headrace.core.backoff import backoff_ms
 from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
 from headrace.core.jsonutil import canonical, loads
-from headrace.engine import system_events
+from headrace.engine import signals, system_events
 from headrace.engine.transition import Transition
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
 from headrace.messages.flow import finish_timer_id
@@ -40,6 +40,8 @@ MAX_SLEEP_MS = 366 * 86_400_000
 DEFAULT_INVOKE_TIMEOUT_MS = 365 * 86_400_000
 DISCOVERY = ""
 EndStatus = Literal["completed", "failed", "cancelled"]
+# The kinds of waiting step that have a pause, deleted when the step settles or the run ends.
+_PAUSED = frozenset({"wait", "invoke", "signal"})
 INVOKE_TIMEOUT = {
     "error": {
         "name": "InngestInvokeTimeoutError",
@@ -69,6 +71,7 @@ class RunMachine:
         self.new_id = new_id
         self.rng = rng
         self.backoff_scale = backoff_scale
+        self._signal_conflicts: frozenset[str] = frozenset()
         self.out = Transition()
 
     # --- what is current ---------------------------------------------------------------------
@@ -126,7 +129,16 @@ class RunMachine:
 
     # --- applying a call's outcome -------------------------------------------------------------
 
-    def apply_call(self, call: Call, outcome: Outcome, stack_len_at_call: int) -> None:
+    def apply_call(
+        self,
+        call: Call,
+        outcome: Outcome,
+        stack_len_at_call: int,
+        signal_conflicts: frozenset[str] = frozenset(),
+    ) -> None:
+        """`signal_conflicts`: the WaitForSignal ops (by id) whose signal the executor found
+        held by another run's wait; their run fails, as in Inngest."""
+        self._signal_conflicts = signal_conflicts
         self._learn_request_version(outcome)
         if outcome.error is not None:
             self._call_failed(call, outcome)
@@ -196,6 +208,8 @@ class RunMachine:
         if len(ops) > 1:
             self.run.disable_immediate = True
         for op in ops:
+            if self.run.status in ENDED:
+                return  # a signal conflict failed the run
             if op.id in self.memo_keys:
                 continue
             if op.op in opcodes.STEP_RUN:
@@ -218,6 +232,8 @@ class RunMachine:
                 self._sleep(op)
             elif op.op == opcodes.WAIT_FOR_EVENT:
                 self._wait_for_event(op, call)
+            elif op.op == opcodes.WAIT_FOR_SIGNAL:
+                self._wait_for_signal(op, call)
             elif op.op == opcodes.INVOKE:
                 self._invoke(op, call)
             elif op.op == opcodes.RUN_COMPLETE:
@@ -332,6 +348,23 @@ class RunMachine:
         self._begin_wait(op, "wait", "step.waiting", detail, expires, None, "timeout")
         self._add_pause(self._pause(op, "wait", event_name, expression, expires))
 
+    def _wait_for_signal(self, op: Op, call: Call) -> None:
+        if op.id in self.run.planned:
+            return
+        wait = signals.read_wait(op.opts, self.now_ms)
+        if isinstance(wait, str):
+            self._step_failed(op, call.attempt, {"name": "InvalidWait", "message": wait}, 0)
+            return
+        if op.id in self._signal_conflicts:
+            # Inngest fails the run at once, without retries (executor.go: ErrSignalConflict
+            # is among the errors that "fail early").
+            self.run.failure = signals.CONFLICT_ERROR["message"]
+            self._finish("failed", dict(signals.CONFLICT_ERROR))
+            return
+        detail = {"signal": wait.signal, "timeout_ms": wait.expires_ms - self.now_ms}
+        self._begin_wait(op, "signal", "step.waiting", detail, wait.expires_ms, None, "timeout")
+        self._add_pause(self._pause(op, "signal", wait.signal, None, wait.expires_ms))
+
     def _invoke(self, op: Op, call: Call) -> None:
         if op.id in self.run.planned:
             return
@@ -386,7 +419,7 @@ class RunMachine:
 
     def apply_resume(self, resume: Resume) -> None:
         kind = self.run.planned.get(resume.step_hash)
-        if kind in ("wait", "invoke"):
+        if kind in _PAUSED:
             pause_id = f"{self.run.run_id}:{resume.step_hash}"
             self.out.pauses_deleted.append(pause_id)
             self.out.events.append(PauseDeleted(account_id=self.run.account_id, pause_id=pause_id))
@@ -505,7 +538,7 @@ class RunMachine:
         self.run.ended_ms = self.now_ms
         self.run.discover_pending = False
         for step_hash, kind in self.run.planned.items():
-            if kind in ("wait", "invoke"):
+            if kind in _PAUSED:
                 pause_id = f"{self.run.run_id}:{step_hash}"
                 self.out.pauses_deleted.append(pause_id)
                 self.out.events.append(

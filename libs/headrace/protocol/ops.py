@@ -13,11 +13,13 @@ STEP_FAILED = "StepFailed"
 STEP_PLANNED = "StepPlanned"
 SLEEP = "Sleep"
 WAIT_FOR_EVENT = "WaitForEvent"
+WAIT_FOR_SIGNAL = "WaitForSignal"
 INVOKE = "InvokeFunction"
 RUN_COMPLETE = "RunComplete"
 NONE = "None"
 DISCOVERY = "DiscoveryRequest"
 AI_GATEWAY = "AIGateway"
+GATEWAY = "Gateway"  # step.fetch: headrace makes the request (protocol/gateway.py)
 
 
 class Op(msgspec.Struct, kw_only=True):
