@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ import inngest
 import pytest
 
 from headrace.messages.state import ENDED, HistoryEntry, RunState
-from headrace.testing.dev import EngineHandle, eventually
-from headrace.testing.sdk_app import ServedApp, make_client
+from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
+from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.sdk_app import ServedApp, free_port, make_client
 from headrace.testing.ts_app import MAJORS, TsApp
 
 
@@ -568,3 +570,81 @@ async def test_step_fetch_is_made_by_the_engine_once_and_memoized(
         if h.kind == "step.completed" and h.step_name == "step.fetch: 127.0.0.1"
     ]
     assert completed.output["data"]["status_code"] == 201
+
+
+# --- sync: in band and out of band ----------------------------------------------------------
+
+# An address nothing listens on: an app pointed there cannot register itself.
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+async def _registered(engine: EngineHandle, app: TsApp, fn: str) -> None:
+    async def found() -> bool:
+        return await engine.stores.get_function(engine.account, f"{app.app_id}-{fn}") is not None
+
+    await eventually(found, what=f"{app.app_id}-{fn} registered", timeout=20)
+
+
+async def _runs(engine: EngineHandle, app: TsApp, name: str, output: Any) -> None:
+    [event_id] = await engine.send(_event(app, name))
+    run = await engine.finished(await engine.run_of_event(event_id), timeout=30)
+    assert run.status == "completed", app.log()
+    assert run.output == output
+
+
+async def test_headrace_dev_u_syncs_an_app_in_band(tmp_path: Path, major: str) -> None:
+    """The app cannot reach headrace: it is registered from its answer to the sync (in band),
+    and its runs work, since they need only headrace to reach the app."""
+    with TsApp(UNREACHABLE, f"ts-in-band-v{major}", ["parallel"], major=major) as app:
+        engine = await start_dev(tmp_path / "state", sdk_urls=[app.url])
+        try:
+            await _registered(engine, app, "parallel")
+            [synced] = await engine.stores.list_apps(engine.account)
+            assert synced.url.startswith(app.url)
+            assert synced.sdk.startswith("js:v")
+            await _runs(engine, app, "parallel", {"parts": [10, 20, 30], "sum": 60})
+        finally:
+            await engine.stop()
+
+
+async def test_headrace_dev_u_syncs_an_app_that_refuses_in_band_out_of_band(
+    tmp_path: Path, major: str
+) -> None:
+    """`INNGEST_ALLOW_IN_BAND_SYNC=0`: the SDK registers itself at /fn/register and answers
+    `out_of_band`."""
+    port = free_port()
+    app = TsApp(
+        f"http://127.0.0.1:{port}",
+        f"ts-out-of-band-v{major}",
+        ["parallel"],
+        major=major,
+        env={"INNGEST_ALLOW_IN_BAND_SYNC": "0"},
+    )
+    with app:
+        engine = await start_dev(tmp_path / "state", port=port, sdk_urls=[app.url])
+        try:
+            await _registered(engine, app, "parallel")
+            await _runs(engine, app, "parallel", {"parts": [10, 20, 30], "sum": 60})
+        finally:
+            await engine.stop()
+
+
+async def test_the_dashboards_re_sync_registers_the_app_in_band(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """First synced out of band (the app registers itself), then served again on its URL with
+    one more function and no way to reach headrace: the dashboard's re-sync registers it in
+    band."""
+    first = await _start(dev, serve, major, "ts-re-sync", ["memo"])
+    first.stop()
+    again = TsApp(UNREACHABLE, first.app_id, ["memo", "parallel"], major=major, port=first.port)
+    serve.append(again.start())
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{dev.url}/dashboard/apps/{first.app_id}/sync",
+            headers={"authorization": f"Bearer {TEST_DASHBOARD_TOKEN}"},
+        )
+    assert response.status_code == 303
+    assert "synced" in response.headers["location"], response.headers["location"]
+    await _registered(dev, again, "parallel")
+    await _runs(dev, again, "parallel", {"parts": [10, 20, 30], "sum": 60})
