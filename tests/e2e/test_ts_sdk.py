@@ -572,6 +572,21 @@ async def test_step_fetch_is_made_by_the_engine_once_and_memoized(
     assert completed.output["data"]["status_code"] == 201
 
 
+async def test_a_step_fetch_that_gets_no_answer_is_retried_then_throws_a_gateway_error(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-fetch-fails", ["fetch-fails"])
+    [event_id] = await dev.send(_event(app, "fetch-fails"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output["caught"].startswith("Error making gateway request: ConnectError"), run.output
+    kinds = _kinds(await dev.history(run.run_id))
+    fetch = "step.fetch: 127.0.0.1"
+    assert ("step.errored", fetch, 0) in kinds
+    assert ("step.failed", fetch, 1) in kinds
+
+
 # --- sync: in band and out of band ----------------------------------------------------------
 
 # An address nothing listens on: an app pointed there cannot register itself.

@@ -217,4 +217,16 @@ export const FUNCTIONS = {
       });
       return { status: res.status, body: JSON.parse(text), served_by: res.headers.get("x-served-by") };
     }),
+
+  // step.fetch to an address nothing listens on: the error reaches the function once the
+  // engine's attempts (retries: 1, two in all) are spent.
+  "fetch-fails": ({ define, ev }) =>
+    define({ id: "fetch-fails", retries: 1 }, { event: ev("fetch-fails") }, async ({ step }) => {
+      try {
+        await step.fetch("http://127.0.0.1:9/nothing");
+        return "fetched";
+      } catch (err) {
+        return { caught: err.message, name: err.name };
+      }
+    }),
 };

@@ -154,8 +154,32 @@ def test_a_response_becomes_a_step_result_the_sdk_reads_as_a_response() -> None:
         "status_code": 404,
     }
     failed = gateway.failed_op(op, "ConnectError: refused")
-    assert failed.op == "StepError"
+    assert failed.op == "headrace:RequestFailed"
     assert failed.error == {
         "name": "GatewayError",
         "message": "Error making gateway request: ConnectError: refused",
     }
+
+
+def test_a_failed_request_is_retried_by_calling_the_run_again_then_fails_the_step() -> None:
+    """The SDK cannot run a fetch step when called for it: the retry is a discovery call after
+    a backoff, which reports the op again; the last attempt's error is the step's memo."""
+    run = _started()
+    failed = gateway.failed_op(Op(op="Gateway", id="h3", userland={"id": "f"}), "timeout")
+    for attempt in range(3):
+        machine = _machine(run)
+        call = Call(account_id="acct", run_id="run", seq=attempt)
+        assert machine.is_current_call(call)
+        machine.apply_call(call, Outcome(ops=[failed]), 0)
+        if attempt < 2:
+            [retry] = [e for e in machine.out.schedule if isinstance(e.item, Call)]
+            assert (retry.item.target, retry.item.seq) == (None, attempt + 1)
+            assert retry.at_ms > NOW
+            [errored] = [h for h in machine.out.history if h.kind == "step.errored"]
+            assert (errored.step_name, errored.attempt) == ("f", attempt)
+            assert machine.out.memos == {}
+    assert machine.out.memos["h3"] == (
+        b'{"error":{"message":"Error making gateway request: timeout","name":"GatewayError"}}'
+    )
+    [failed_entry] = [h for h in machine.out.history if h.kind == "step.failed"]
+    assert failed_entry.attempt == 2

@@ -226,6 +226,8 @@ class RunMachine:
                 self._step_error(op, call, outcome)
             elif op.op == opcodes.STEP_FAILED:
                 self._step_failed(op, call.attempt, op.error, outcome.duration_ms)
+            elif op.op == opcodes.REQUEST_FAILED:
+                self._request_failed(op, outcome)
             elif op.op == opcodes.STEP_PLANNED:
                 self._plan_step(op)
             elif op.op == opcodes.SLEEP:
@@ -278,6 +280,26 @@ class RunMachine:
             )
         else:
             self._step_failed(op, call.attempt, error, outcome.duration_ms)
+
+    def _request_failed(self, op: Op, outcome: Outcome) -> None:
+        """The request headrace made for a step (step.fetch) got no usable answer. The SDK
+        cannot run such a step when called for it, so it is retried as Inngest retries it (by
+        requeueing the call that reported it): the run is called again after a backoff, the
+        SDK reports the op again, and headrace makes the request again; when the attempts are
+        spent, the error is the step's memo and the SDK throws it."""
+        attempt = self.run.attempts.get(op.id, 0)
+        error = _error_object(op.error)
+        if attempt + 1 >= self.max_attempts:
+            self._step_failed(op, attempt, error, outcome.duration_ms)
+            return
+        self.run.attempts[op.id] = attempt + 1
+        self.run.step_names[op.id] = op.display
+        self._history(
+            "step.errored", op=op, attempt=attempt, error=error, duration_ms=outcome.duration_ms
+        )
+        self._request_discovery(
+            at_ms=self.now_ms + backoff_ms(attempt, self.rng, self.backoff_scale)
+        )
 
     def _step_failed(self, op: Op, attempt: int, error: Any, duration_ms: int) -> None:
         memo = {"error": _error_object(error)}
@@ -516,7 +538,7 @@ class RunMachine:
             return False
         return self.run.race or not self.run.planned
 
-    def _request_discovery(self) -> None:
+    def _request_discovery(self, at_ms: int = 0) -> None:
         if self.run.discover_pending:
             return
         # Parallelism has ended (or, in race mode, one branch settled): let the SDK run the next
@@ -528,7 +550,7 @@ class RunMachine:
         self.run.attempts[DISCOVERY] = 0
         self._enqueue(
             Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=self.run.discover_seq),
-            at_ms=0,
+            at_ms=at_ms,
             timer_id=f"{self.run.run_id}:discover:{self.run.discover_seq}",
         )
 

@@ -6,7 +6,9 @@ What the SDK sends (inngest-js `components/InngestStepTools.ts`, `gatewaySymbol`
 it reads back (`components/Fetch.ts`): step data `{status_code, headers, body}`, made into a
 `Response`. As Inngest (pkg/execution/executor `handleGeneratorGateway`, pkg/util/gateway): any
 HTTP status is a result, headers are joined with ","; a request that gets no answer is a
-`GatewayError`, retried as a step error. Limits: the driver's timeout and `MAX_RESPONSE_BYTES`.
+`GatewayError`, retried as Inngest does: the run is called again (the SDK reports the op again)
+until the function's attempts are spent, and then the SDK's fetch throws it. Limits: the
+driver's timeout and `MAX_RESPONSE_BYTES`.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ def fetched_op(op: Op, url: str, status: int, headers: list[tuple[str, str]], bo
 
 
 def failed_op(op: Op, reason: str) -> Op:
-    """The op standing for a request that got no usable answer: a step error."""
+    """The op standing for a request that got no usable answer: an error of the step, retried
+    by calling the run again (the machine's `_request_failed`)."""
     error = {"name": "GatewayError", "message": f"Error making gateway request: {reason}"}
-    return Op(op=opcodes.STEP_ERROR, error=error, **_common(op))
+    return Op(op=opcodes.REQUEST_FAILED, error=error, **_common(op))
 
 
 def _common(op: Op) -> dict[str, Any]:
