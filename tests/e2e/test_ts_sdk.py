@@ -587,6 +587,25 @@ async def test_a_step_fetch_that_gets_no_answer_is_retried_then_throws_a_gateway
     assert ("step.failed", fetch, 1) in kinds
 
 
+async def test_an_app_that_streams_its_answers_runs_as_one_that_does_not(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """Streaming on (3.x `INNGEST_STREAMING=force`, 4.x `=true`): the SDK answers each call
+    201 and streams the real status, headers and body after keep-alive bytes."""
+    streaming = {"3": "force", "4": "true"}[major]
+    app = TsApp(
+        dev.url, f"ts-stream-v{major}", ["memo"], major=major, env={"INNGEST_STREAMING": streaming}
+    )
+    serve.append(app.start())
+    await dev.sync(app.url, app.app_id)
+    [event_id] = await dev.send(_event(app, "memo"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"first": 1, "flaky": 41, "total": 42}
+    assert app.counts() == {"first": 1, "flaky": 3}
+
+
 # --- sync: in band and out of band ----------------------------------------------------------
 
 # An address nothing listens on: an app pointed there cannot register itself.
