@@ -587,6 +587,20 @@ async def test_a_step_fetch_that_gets_no_answer_is_retried_then_throws_a_gateway
     assert ("step.failed", fetch, 1) in kinds
 
 
+async def test_a_step_ai_infer_whose_model_call_fails_is_retried_then_throws(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-ai-fails", ["ai-fails"])
+    [event_id] = await dev.send(_event(app, "ai-fails"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output["caught"].startswith("Error making AI request: ConnectError"), run.output
+    kinds = _kinds(await dev.history(run.run_id))
+    assert ("step.errored", "ask", 0) in kinds
+    assert ("step.failed", "ask", 1) in kinds
+
+
 async def test_an_app_that_streams_its_answers_runs_as_one_that_does_not(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:

@@ -229,4 +229,23 @@ export const FUNCTIONS = {
         return { caught: err.message, name: err.name };
       }
     }),
+
+  // step.ai.infer with a model nothing serves: the error reaches the function once the
+  // engine's attempts (retries: 1) are spent.
+  "ai-fails": ({ define, ev }) =>
+    define({ id: "ai-fails", retries: 1 }, { event: ev("ai-fails") }, async ({ step }) => {
+      try {
+        await step.ai.infer("ask", {
+          model: step.ai.models.openai({
+            model: "gpt-4o",
+            baseUrl: "http://127.0.0.1:9/v1/",
+            apiKey: "not-a-key",
+          }),
+          body: { messages: [{ role: "user", content: "hi" }] },
+        });
+        return "answered";
+      } catch (err) {
+        return { caught: err.message };
+      }
+    }),
 };

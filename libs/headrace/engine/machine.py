@@ -282,11 +282,11 @@ class RunMachine:
             self._step_failed(op, call.attempt, error, outcome.duration_ms)
 
     def _request_failed(self, op: Op, outcome: Outcome) -> None:
-        """The request headrace made for a step (step.fetch) got no usable answer. The SDK
-        cannot run such a step when called for it, so it is retried as Inngest retries it (by
-        requeueing the call that reported it): the run is called again after a backoff, the
-        SDK reports the op again, and headrace makes the request again; when the attempts are
-        spent, the error is the step's memo and the SDK throws it."""
+        """The request headrace made for a step (step.fetch, step.ai.infer) got no usable
+        answer. The SDK cannot run such a step when called for it, so it is retried as Inngest
+        retries it (by requeueing the call that reported it): the run is called again after a
+        backoff, the SDK reports the op again, and headrace makes the request again; when the
+        attempts are spent, the error is the step's memo and the SDK throws it."""
         attempt = self.run.attempts.get(op.id, 0)
         error = _error_object(op.error)
         if attempt + 1 >= self.max_attempts:
