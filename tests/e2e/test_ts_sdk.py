@@ -465,6 +465,21 @@ async def test_a_second_wait_for_a_held_signal_fails_or_takes_it_over(
     assert (await dev.finished(first, timeout=30)).output == {"got": None}
 
 
+async def test_a_wait_for_a_signal_survives_a_restart_of_the_engine(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-restart", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "durable")
+    run_id = await _wait_for_signal(dev, app, signal)
+
+    await dev.restart()
+    sent = await _send_signal_with_the_sdk(dev, app, signal, "after the restart")
+    run = await dev.finished(run_id, timeout=120)  # as the other restart tests
+
+    assert sent == {"run_id": run_id}
+    assert run.output == {"got": {"signal": signal, "data": "after the restart"}}
+
+
 async def test_bad_signal_requests_get_a_clear_4xx_and_resume_nothing(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
