@@ -18,6 +18,7 @@ from headrace.services.executor.observe import (
 )
 from headrace.services.executor.outbox import Outbox
 from headrace.services.executor.ownership import Ownership
+from headrace.services.executor.signals import claim_signals
 
 from headrace.core.clock import Clock
 from headrace.core.errors import Conflict, Fenced
@@ -35,7 +36,7 @@ from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
 from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.driver import AppDriver
-from headrace.protocol.ops import AI_GATEWAY, Outcome
+from headrace.protocol.ops import AI_GATEWAY, GATEWAY, Op, Outcome
 from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
 
@@ -346,15 +347,14 @@ class Executor:
                     if self._unsent[run.run_id] <= 0:
                         del self._unsent[run.run_id]
                         self._written.pop(run.run_id, None)
+                conflicts: frozenset[str] = frozenset()
                 if outcome.ops:
-                    # step.ai.infer: headrace makes the model call; the op then reads as a
-                    # step.run.
                     outcome.ops = [
-                        await self._driver.gateway(op.opts, op)
-                        if op.op == AI_GATEWAY and op.id not in prepared.memo_keys
-                        else op
-                        for op in outcome.ops
+                        await self._make_request(op, prepared.memo_keys) for op in outcome.ops
                     ]
+                    conflicts = await claim_signals(
+                        self._stores, run, prepared.memo_keys, outcome.ops, self._clock.now_ms()
+                    )
                 if outcome.error is not None:
                     # The error's name and message only: its other fields can carry user data.
                     log.warning(
@@ -367,7 +367,9 @@ class Executor:
                     log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
                 applied = await self._transact(
                     item.run_id,
-                    lambda: self._apply_call(item, h, fn, outcome, prepared.stack_len, lease),
+                    lambda: self._apply_call(
+                        item, h, fn, outcome, prepared.stack_len, lease, conflicts
+                    ),
                 )
             finally:
                 self._in_flight.discard(key)
@@ -377,6 +379,17 @@ class Executor:
                 log.info("run ended", status=applied.run.status)
             observe_run_end(applied.run)
         return True
+
+    async def _make_request(self, op: Op, memo_keys: set[str]) -> Op:
+        """step.ai.infer and step.fetch: headrace makes the request; the op then reads as a
+        step.run that returned its response (or a step error)."""
+        if op.id in memo_keys:
+            return op
+        if op.op == AI_GATEWAY:
+            return await self._driver.gateway(op.opts, op)
+        if op.op == GATEWAY:
+            return await self._driver.fetch(op)
+        return op
 
     def _check_unchanged(self, prepared: PreparedCall) -> None:
         """As the call's first byte is about to leave: refuse to send a body built from a state
@@ -440,6 +453,7 @@ class Executor:
         outcome: Outcome,
         stack_len: int,
         lease: str | None,
+        signal_conflicts: frozenset[str],
     ) -> RunMachine | None:
         """Apply the call's outcome to the run as it is now; None when the call is stale."""
         found = await self._read(item.run_id, h)
@@ -451,7 +465,7 @@ class Executor:
         if not machine.is_current_call(item):
             await self._release(item, lease)
             return None
-        machine.apply_call(item, outcome, stack_len)
+        machine.apply_call(item, outcome, stack_len, signal_conflicts)
         await self._commit(fresh, machine.out, h, release=lease)
         return machine
 

@@ -15,6 +15,7 @@ from starlette.routing import Mount
 from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
 from headrace.dashboard import DashboardAuth, dashboard_routes
+from headrace.dev.syncer import AppSyncer
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.main import run_service
@@ -34,9 +35,8 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     ctx = ApiContext(stores=stores, clock=proc.clock, keys=settings.accounts(), controls=controls)
     sync = AppSync(log_port, proc.topics, stores, proc.clock)
     # Distributed mode never takes unknown keys: no keys configured means no events accepted.
-    dashboard = dashboard_routes(
-        ctx, DashboardAuth.with_token(settings.dashboard_token), ctx.keys.server_kind
-    )
+    syncer = AppSyncer([], 0, ctx.keys, proc.clock, sync.register)
+    dashboard = dashboard_routes(ctx, DashboardAuth.with_token(settings.dashboard_token), syncer)
     api = build_app(ctx, ingest, sync, extra_routes=dashboard)
     proc.add_routes([Mount("/", app=api)])
     intake = Intake(ingest, ctx.keys, proc.clock)

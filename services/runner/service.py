@@ -87,6 +87,8 @@ class Runner:
         self._functions.clear()
 
     def _remember(self, pause: Pause, partition: int) -> None:
+        if pause.kind == "signal":
+            return  # resumed by the signal API, never by an event
         try:
             self._index.add(pause.pause_id, pause.event_name, pause.expression)
         except ExpressionError:

@@ -143,6 +143,14 @@ async def test_keys_are_claimed_by_the_first_caller_until_they_expire(stores: St
     assert await stores.claim("k", "third", ttl_ms=1000, now_ms=1500) is None
 
 
+async def test_a_keys_holder_is_read_until_it_expires(stores: Stores) -> None:
+    assert await stores.holder("h", now_ms=0) is None
+    assert await stores.claim("h", "pause-1", ttl_ms=1000, now_ms=0) is None
+    assert await stores.holder("h", now_ms=999) == "pause-1"
+    assert await stores.holder("h", now_ms=1000) is None
+    assert await stores.holder("other", now_ms=0) is None
+
+
 async def test_a_key_is_swapped_only_from_the_value_it_holds(stores: Stores) -> None:
     assert await stores.claim("s", "run-1", ttl_ms=1000, now_ms=0) is None
     assert not await stores.swap("s", "run-0", "run-2", ttl_ms=1000, now_ms=10)

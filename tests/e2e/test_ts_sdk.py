@@ -7,9 +7,12 @@ apps of earlier tests, still registered on the cluster a session shares, never t
 from __future__ import annotations
 
 import datetime
+import http.server
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,8 +20,9 @@ import inngest
 import pytest
 
 from headrace.messages.state import ENDED, HistoryEntry, RunState
-from headrace.testing.dev import EngineHandle, eventually
-from headrace.testing.sdk_app import ServedApp, make_client
+from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
+from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.sdk_app import ServedApp, free_port, make_client
 from headrace.testing.ts_app import MAJORS, TsApp
 
 
@@ -461,3 +465,348 @@ async def test_a_sleeping_run_moves_from_a_python_app_to_a_typescript_one(
     assert run.output == f"py->ts@{ts_app.port}"
     assert ran == ["before@py"]
     assert ts_app.counts() == {f"after@{ts_app.port}": 1}
+
+
+# --- step.waitForSignal and the signal API ---------------------------------------------------
+
+
+def _signal_name(app: TsApp, label: str) -> str:
+    """Signals are unique per account: a name no other test (or earlier session) uses."""
+    return f"{app.app_id}-{label}-{time.time_ns()}"
+
+
+async def _wait_for_signal(dev: EngineHandle, app: TsApp, signal: str, **data: Any) -> str:
+    [event_id] = await dev.send(_event(app, "signal-wait", signal=signal, **data))
+    run_id = await dev.run_of_event(event_id)
+    await eventually(lambda: _reached(dev, run_id, "step.waiting"), what="the run to wait")
+    return run_id
+
+
+async def _send_signal_with_the_sdk(dev: EngineHandle, app: TsApp, signal: str, data: Any) -> Any:
+    """The app's own step.sendSignal (the SDK's POST /v1/signals); what the SDK made of the
+    answer."""
+    [event_id] = await dev.send(_event(app, "signal-send", signal=signal, data=data))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    assert run.status == "completed", app.log()
+    return run.output
+
+
+async def test_a_run_waiting_for_a_signal_resumes_with_the_signals_data(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "order")
+    run_id = await _wait_for_signal(dev, app, signal)
+
+    sent = await _send_signal_with_the_sdk(dev, app, signal, {"approved": True, "by": "ann"})
+    run = await dev.finished(run_id, timeout=30)
+
+    assert sent == {"run_id": run_id}
+    assert run.status == "completed", app.log()
+    assert run.output == {"got": {"signal": signal, "data": {"approved": True, "by": "ann"}}}
+    # The wait is gone with the run's step: the same signal again finds no run.
+    assert await _send_signal_with_the_sdk(dev, app, signal, 2) == {"run_id": None}
+
+
+async def test_a_signal_no_run_waits_for_is_answered_404(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-none", ["signal-send"])
+    signal = _signal_name(app, "nobody")
+    # The SDK reads Inngest's 404 as "no run": sendSignal returns no run id, and does not throw.
+    assert await _send_signal_with_the_sdk(dev, app, signal, {"x": 1}) == {"run_id": None}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(f"{dev.url}/v1/signals", json={"signal": signal})
+    assert response.status_code == 404
+    assert response.json() == {"error": "No signal found", "status": 404}
+
+
+async def test_a_wait_for_a_signal_times_out_to_null(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-timeout", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "late")
+    run_id = await _wait_for_signal(dev, app, signal, timeout="1s")
+    run = await dev.finished(run_id, timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"got": None}
+    assert run.ended_ms - run.started_ms >= 1000
+    # Too late: the signal finds no run.
+    assert await _send_signal_with_the_sdk(dev, app, signal, 1) == {"run_id": None}
+
+
+async def test_a_second_wait_for_a_held_signal_fails_or_takes_it_over(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """As in Inngest: a signal is held by one wait; a second wait with onConflict "fail" fails
+    its run at once, one with "replace" takes the signal, and the first waits on until its
+    timeout."""
+    app = await _start(dev, serve, major, "ts-signal-conflict", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "shared")
+    first = await _wait_for_signal(dev, app, signal, timeout="3s")
+    [event_id] = await dev.send(_event(app, "signal-wait", signal=signal, conflict="fail"))
+    failed = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert failed.status == "failed", app.log()
+    assert failed.output == {
+        "name": "Error",
+        "message": "Signal conflict; signal wait already exists for another run",
+    }
+
+    replacing = await _wait_for_signal(dev, app, signal, conflict="replace")
+    assert await _send_signal_with_the_sdk(dev, app, signal, "to the newest") == {
+        "run_id": replacing
+    }
+    run = await dev.finished(replacing, timeout=30)
+    assert run.output == {"got": {"signal": signal, "data": "to the newest"}}
+    # The first wait was not resumed: it ends at its timeout.
+    assert (await dev.finished(first, timeout=30)).output == {"got": None}
+
+
+async def test_a_wait_for_a_signal_survives_a_restart_of_the_engine(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-restart", ["signal-wait", "signal-send"])
+    signal = _signal_name(app, "durable")
+    run_id = await _wait_for_signal(dev, app, signal)
+
+    await dev.restart()
+    sent = await _send_signal_with_the_sdk(dev, app, signal, "after the restart")
+    run = await dev.finished(run_id, timeout=120)  # as the other restart tests
+
+    assert sent == {"run_id": run_id}
+    assert run.output == {"got": {"signal": signal, "data": "after the restart"}}
+
+
+async def test_bad_signal_requests_get_a_clear_4xx_and_resume_nothing(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-signal-bad", ["signal-wait"])
+    signal = _signal_name(app, "guarded")
+    run_id = await _wait_for_signal(dev, app, signal)
+    bad: list[tuple[bytes, int, str]] = [
+        (b'{"signal": "' + signal.encode() + b'"', 400, "invalid signal data"),
+        (b'["' + signal.encode() + b'"]', 400, "must be a JSON object"),
+        (b'{"data": {"x": 1}}', 400, "signal is required"),
+        (b'{"signal": 7}', 400, "signal is required"),
+        (b'{"signal": ""}', 400, "signal is required"),
+        (
+            b'{"signal": "' + signal.encode() + b'", "data": "' + b"x" * (4 << 20) + b'"}',
+            413,
+            "larger than",
+        ),
+    ]
+    async with httpx.AsyncClient() as http:
+        for body, status, message in bad:
+            response = await http.post(
+                f"{dev.url}/v1/signals", content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == status, (body[:60], response.text)
+            assert message in response.json()["error"]
+        still = await dev.stores.get_run(run_id)
+        assert still is not None and still.status == "running"
+        assert not any(h.kind == "step.completed" for h in await dev.history(run_id))
+        ok = await http.post(f"{dev.url}/v1/signals", json={"signal": signal, "data": 1})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["data"] == {"run_id": run_id}
+    assert (await dev.finished(run_id, timeout=30)).output == {"got": {"signal": signal, "data": 1}}
+
+
+# --- step.fetch: the engine makes the request -------------------------------------------------
+
+
+class _FetchTarget:
+    """A local HTTP server step.fetch calls: it records each request and answers 201 with the
+    JSON body it got."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        target = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                target.requests.append(
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "body": body,
+                    }
+                )
+                answer = json.dumps({"got": json.loads(body)}).encode()
+                self.send_response(201)
+                self.send_header("content-type", "application/json")
+                self.send_header("x-served-by", "fetch-target")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def fetch_target() -> Iterator[_FetchTarget]:
+    target = _FetchTarget()
+    yield target
+    target.close()
+
+
+async def test_step_fetch_is_made_by_the_engine_once_and_memoized(
+    dev: EngineHandle, serve: list[TsApp], major: str, fetch_target: _FetchTarget
+) -> None:
+    app = await _start(dev, serve, major, "ts-fetch", ["fetch"])
+    [event_id] = await dev.send(_event(app, "fetch", url=f"{fetch_target.url}/orders?q=1", n=5))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"status": 201, "body": {"got": {"n": 5}}, "served_by": "fetch-target"}
+    # The step after the fetch failed once and the run was called again: the response came
+    # from the memo, the request was made once.
+    assert app.counts() == {"after": 2}
+    [request] = fetch_target.requests
+    assert (request["method"], request["path"]) == ("POST", "/orders?q=1")
+    assert request["headers"]["x-token"] == "secret-token"
+    assert json.loads(request["body"]) == {"n": 5}
+    [completed] = [
+        h
+        for h in await dev.history(run.run_id)
+        if h.kind == "step.completed" and h.step_name == "step.fetch: 127.0.0.1"
+    ]
+    assert completed.output["data"]["status_code"] == 201
+
+
+async def test_a_step_fetch_that_gets_no_answer_is_retried_then_throws_a_gateway_error(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-fetch-fails", ["fetch-fails"])
+    [event_id] = await dev.send(_event(app, "fetch-fails"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output["caught"].startswith("Error making gateway request: ConnectError"), run.output
+    kinds = _kinds(await dev.history(run.run_id))
+    fetch = "step.fetch: 127.0.0.1"
+    assert ("step.errored", fetch, 0) in kinds
+    assert ("step.failed", fetch, 1) in kinds
+
+
+async def test_a_step_ai_infer_whose_model_call_fails_is_retried_then_throws(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    app = await _start(dev, serve, major, "ts-ai-fails", ["ai-fails"])
+    [event_id] = await dev.send(_event(app, "ai-fails"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output["caught"].startswith("Error making AI request: ConnectError"), run.output
+    kinds = _kinds(await dev.history(run.run_id))
+    assert ("step.errored", "ask", 0) in kinds
+    assert ("step.failed", "ask", 1) in kinds
+
+
+async def test_an_app_that_streams_its_answers_runs_as_one_that_does_not(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """Streaming on (3.x `INNGEST_STREAMING=force`, 4.x `=true`): the SDK answers each call
+    201 and streams the real status, headers and body after keep-alive bytes."""
+    streaming = {"3": "force", "4": "true"}[major]
+    app = TsApp(
+        dev.url, f"ts-stream-v{major}", ["memo"], major=major, env={"INNGEST_STREAMING": streaming}
+    )
+    serve.append(app.start())
+    await dev.sync(app.url, app.app_id)
+    [event_id] = await dev.send(_event(app, "memo"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"first": 1, "flaky": 41, "total": 42}
+    assert app.counts() == {"first": 1, "flaky": 3}
+
+
+# --- sync: in band and out of band ----------------------------------------------------------
+
+# An address nothing listens on: an app pointed there cannot register itself.
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+async def _registered(engine: EngineHandle, app: TsApp, fn: str) -> None:
+    async def found() -> bool:
+        return await engine.stores.get_function(engine.account, f"{app.app_id}-{fn}") is not None
+
+    await eventually(found, what=f"{app.app_id}-{fn} registered", timeout=20)
+
+
+async def _runs(engine: EngineHandle, app: TsApp, name: str, output: Any) -> None:
+    [event_id] = await engine.send(_event(app, name))
+    run = await engine.finished(await engine.run_of_event(event_id), timeout=30)
+    assert run.status == "completed", app.log()
+    assert run.output == output
+
+
+async def test_headrace_dev_u_syncs_an_app_in_band(tmp_path: Path, major: str) -> None:
+    """The app cannot reach headrace: it is registered from its answer to the sync (in band),
+    and its runs work, since they need only headrace to reach the app."""
+    with TsApp(UNREACHABLE, f"ts-in-band-v{major}", ["parallel"], major=major) as app:
+        engine = await start_dev(tmp_path / "state", sdk_urls=[app.url])
+        try:
+            await _registered(engine, app, "parallel")
+            [synced] = await engine.stores.list_apps(engine.account)
+            assert synced.url.startswith(app.url)
+            assert synced.sdk.startswith("js:v")
+            await _runs(engine, app, "parallel", {"parts": [10, 20, 30], "sum": 60})
+        finally:
+            await engine.stop()
+
+
+async def test_headrace_dev_u_syncs_an_app_that_refuses_in_band_out_of_band(
+    tmp_path: Path, major: str
+) -> None:
+    """`INNGEST_ALLOW_IN_BAND_SYNC=0`: the SDK registers itself at /fn/register and answers
+    `out_of_band`."""
+    port = free_port()
+    app = TsApp(
+        f"http://127.0.0.1:{port}",
+        f"ts-out-of-band-v{major}",
+        ["parallel"],
+        major=major,
+        env={"INNGEST_ALLOW_IN_BAND_SYNC": "0"},
+    )
+    with app:
+        engine = await start_dev(tmp_path / "state", port=port, sdk_urls=[app.url])
+        try:
+            await _registered(engine, app, "parallel")
+            await _runs(engine, app, "parallel", {"parts": [10, 20, 30], "sum": 60})
+        finally:
+            await engine.stop()
+
+
+async def test_the_dashboards_re_sync_registers_the_app_in_band(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """First synced out of band (the app registers itself), then served again on its URL with
+    one more function and no way to reach headrace: the dashboard's re-sync registers it in
+    band."""
+    first = await _start(dev, serve, major, "ts-re-sync", ["memo"])
+    first.stop()
+    again = TsApp(UNREACHABLE, first.app_id, ["memo", "parallel"], major=major, port=first.port)
+    serve.append(again.start())
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{dev.url}/dashboard/apps/{first.app_id}/sync",
+            headers={"authorization": f"Bearer {TEST_DASHBOARD_TOKEN}"},
+        )
+    assert response.status_code == 303
+    assert "synced" in response.headers["location"], response.headers["location"]
+    await _registered(dev, again, "parallel")
+    await _runs(dev, again, "parallel", {"parts": [10, 20, 30], "sum": 60})

@@ -243,4 +243,74 @@ export const FUNCTIONS = {
       });
       return { sum: one + two + three };
     }),
+
+  // Waits for the signal the event names; returns what the wait gave (null on timeout).
+  "signal-wait": ({ define, ev }) =>
+    define({ id: "signal-wait" }, { event: ev("signal-wait") }, async ({ event, step }) => {
+      const got = await step.waitForSignal("for-signal", {
+        signal: event.data.signal,
+        timeout: event.data.timeout || "60s",
+        onConflict: event.data.conflict || "fail",
+      });
+      return { got };
+    }),
+
+  // Sends a signal with the SDK's step.sendSignal (POST /v1/signals); returns its answer.
+  "signal-send": ({ define, ev }) =>
+    define({ id: "signal-send" }, { event: ev("signal-send") }, async ({ event, step }) => {
+      const sent = await step.sendSignal("send", {
+        signal: event.data.signal,
+        data: event.data.data,
+      });
+      return { run_id: sent.runId ?? null };
+    }),
+
+  // step.fetch through the engine; the step after it fails once, so the run is called again
+  // and must get the response from its memo, not from a second request.
+  fetch: ({ define, ev, count }) =>
+    define({ id: "fetch" }, { event: ev("fetch") }, async ({ event, step }) => {
+      const res = await step.fetch(event.data.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-token": "secret-token" },
+        body: JSON.stringify({ n: event.data.n }),
+      });
+      const text = await res.text();
+      await step.run("after", () => {
+        const attempt = count("after");
+        if (attempt < 2) throw new Error(`after attempt ${attempt}`);
+        return attempt;
+      });
+      return { status: res.status, body: JSON.parse(text), served_by: res.headers.get("x-served-by") };
+    }),
+
+  // step.fetch to an address nothing listens on: the error reaches the function once the
+  // engine's attempts (retries: 1, two in all) are spent.
+  "fetch-fails": ({ define, ev }) =>
+    define({ id: "fetch-fails", retries: 1 }, { event: ev("fetch-fails") }, async ({ step }) => {
+      try {
+        await step.fetch("http://127.0.0.1:9/nothing");
+        return "fetched";
+      } catch (err) {
+        return { caught: err.message, name: err.name };
+      }
+    }),
+
+  // step.ai.infer with a model nothing serves: the error reaches the function once the
+  // engine's attempts (retries: 1) are spent.
+  "ai-fails": ({ define, ev }) =>
+    define({ id: "ai-fails", retries: 1 }, { event: ev("ai-fails") }, async ({ step }) => {
+      try {
+        await step.ai.infer("ask", {
+          model: step.ai.models.openai({
+            model: "gpt-4o",
+            baseUrl: "http://127.0.0.1:9/v1/",
+            apiKey: "not-a-key",
+          }),
+          body: { messages: [{ role: "user", content: "hi" }] },
+        });
+        return "answered";
+      } catch (err) {
+        return { caught: err.message };
+      }
+    }),
 };

@@ -32,10 +32,10 @@ def test_other_formats_use_a_bearer_token_and_gemini_a_query_key() -> None:
     assert build_request({}) == "the AIGateway op has no url"
 
 
-def test_the_answer_becomes_the_steps_data_or_a_retryable_step_error() -> None:
+def test_the_answer_becomes_the_steps_data_or_a_failed_request_retried_by_calling_again() -> None:
     op = Op(op="AIGateway", id="h", name="infer")
     ok = settled_op(op, 200, b'{"content": "hi"}')
     assert (ok.op, ok.id, ok.data) == ("StepRun", "h", {"content": "hi"})
     failed = settled_op(op, 529, b"overloaded")
-    assert failed.op == "StepError"
+    assert failed.op == "headrace:RequestFailed"
     assert failed.error["message"] == "Error making AI request: unsuccessful status code: 529"

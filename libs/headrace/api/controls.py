@@ -1,4 +1,4 @@
-"""Run controls: cancel, bulk cancel, rerun and replay, invoke.
+"""Run controls: cancel, bulk cancel, rerun and replay, invoke, signal.
 
 Nothing here writes a run. Each control checks what it can from the stores, then publishes a
 record keyed by the account to `schedule` (due now), which the scheduler hands to the executor:
@@ -14,10 +14,17 @@ from typing import Any
 from headrace.core.clock import Clock
 from headrace.core.errors import InputError
 from headrace.core.ids import new_ulid
-from headrace.engine import system_events
+from headrace.engine import signals, system_events
 from headrace.engine.replay import resolve_step
 from headrace.expressions import ExpressionError, compile_expression, evaluate_bool
-from headrace.messages.records import SCHEDULE_CODEC, CancelRun, Deliverable, Enqueue, StartRun
+from headrace.messages.records import (
+    SCHEDULE_CODEC,
+    CancelRun,
+    Deliverable,
+    Enqueue,
+    Resume,
+    StartRun,
+)
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
@@ -201,3 +208,29 @@ class RunControls:
             invoked["user"] = user
         (event_id,) = await self._send(account_id, [invoked])
         return event_id
+
+    # --- signal ---
+
+    async def signal(self, account_id: str, signal: str, data: Any) -> str | None:
+        """Resume the run whose step.waitForSignal holds `signal` with `data`; its id, or None
+        when no run waits for it (as Inngest's executor.ResumeSignal: an expired wait is not
+        resumed). The pause is deleted first, so of two signals (or a signal and the wait's
+        timeout) one alone resumes the step."""
+        now = self._clock.now_ms()
+        pause_id = await self._stores.holder(signals.signal_key(account_id, signal), now)
+        if pause_id is None:
+            return None
+        pause = await self._stores.get_pause(pause_id)
+        if pause is None or pause.kind != "signal" or pause.step_hash is None:
+            return None
+        if pause.expires_ms <= now or not await self._stores.delete_pause(pause_id):
+            return None
+        resume = Resume(
+            account_id=account_id,
+            run_id=pause.run_id,
+            step_hash=pause.step_hash,
+            memo=signals.signal_memo(signal, data),
+            reason="signal",
+        )
+        await self._schedule(resume, f"{pause.run_id}:signal:{pause.step_hash}")
+        return pause.run_id

@@ -70,7 +70,8 @@ def parse_limit(raw: str | None, default: int = _DEFAULT_LIMIT, maximum: int = _
     return min(max(int(raw), 1), maximum)
 
 
-def _data(ctx: ApiContext, value: Any) -> Response:
+def data_response(ctx: ApiContext, value: Any) -> Response:
+    """A `/v1` answer: `{"data": value, "metadata": {...}}`."""
     metadata = {"fetched_at": format_iso_ms(ctx.clock.now_ms()), "cached_until": None}
     return JSONResponse({"data": value, "metadata": metadata})
 
@@ -93,7 +94,7 @@ async def _list_events(ctx: ApiContext, request: Request) -> Response:
     events = await ctx.stores.list_events(
         ctx.account, name=request.query_params.get("name") or None, limit=limit
     )
-    return _data(ctx, [_event_json(event) for event in events])
+    return data_response(ctx, [_event_json(event) for event in events])
 
 
 async def _get_event(ctx: ApiContext, request: Request) -> Response:
@@ -101,7 +102,7 @@ async def _get_event(ctx: ApiContext, request: Request) -> Response:
     event = await _visible_event(ctx, event_id)
     if event is None:
         return _error(404, f"event not found: {event_id}")
-    return _data(ctx, _event_json(event))
+    return data_response(ctx, _event_json(event))
 
 
 async def _get_event_runs(ctx: ApiContext, request: Request) -> Response:
@@ -111,7 +112,7 @@ async def _get_event_runs(ctx: ApiContext, request: Request) -> Response:
     run_ids = await ctx.stores.runs_for_event(event_id)
     runs = [await ctx.stores.get_run(run_id) for run_id in run_ids]
     # A run linked to the event but not written yet is left out until it is.
-    return _data(ctx, [_run_json(run) for run in runs if run is not None])
+    return data_response(ctx, [_run_json(run) for run in runs if run is not None])
 
 
 async def _get_run(ctx: ApiContext, request: Request) -> Response:
@@ -119,7 +120,7 @@ async def _get_run(ctx: ApiContext, request: Request) -> Response:
     run = await _visible_run(ctx, run_id)
     if run is None:
         return _error(404, f"run not found: {run_id}")
-    return _data(ctx, _run_json(run))
+    return data_response(ctx, _run_json(run))
 
 
 def v1_routes(ctx: ApiContext) -> list[BaseRoute]:

@@ -1,5 +1,6 @@
 """`/v1` run controls, as Inngest's REST API has them: `DELETE /v1/runs/{id}` cancels a run,
-`POST /v1/cancellations` cancels runs in bulk."""
+`POST /v1/cancellations` cancels runs in bulk, `POST /v1/signals` resumes the run waiting for a
+signal (step.waitForSignal)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from headrace.api.context import ApiContext, acting
+from headrace.api.v1 import data_response
 from headrace.core.durations import DurationError, format_iso_ms, parse_iso_ms
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import loads
@@ -90,9 +92,44 @@ async def _create_cancellation(ctx: ApiContext, request: Request) -> Response:
     )
 
 
+# A signal's data is stored as the step's memo: no larger than an event.
+MAX_SIGNAL_BYTES = 3 * 1024 * 1024
+
+
+def _signal_request(raw: bytes) -> tuple[str, Any]:
+    if len(raw) > MAX_SIGNAL_BYTES:
+        raise InputError(f"the signal is larger than {MAX_SIGNAL_BYTES} bytes", status=413)
+    try:
+        body = loads(raw)
+    except ValueError as err:
+        raise InputError(f"invalid signal data: {err}") from None
+    if not isinstance(body, dict):
+        raise InputError("invalid signal data: the body must be a JSON object")
+    signal = body.get("signal")
+    if not isinstance(signal, str) or not signal:
+        raise InputError("signal is required: the name of the signal to send")
+    return signal, body.get("data")
+
+
+async def _send_signal(ctx: ApiContext, request: Request) -> Response:
+    """Answered as Inngest's apiv1 `receiveSignal`: the resumed run's id, or 404 "No signal
+    found" when no run waits for the signal (which the SDK's sendSignal reads as no run)."""
+    if ctx.controls is None:
+        return _error(501, "run controls are not available on this server")
+    try:
+        signal, data = _signal_request(await request.body())
+    except InputError as err:
+        return _error(err.status, str(err))
+    run_id = await ctx.controls.signal(ctx.account, signal, data)
+    if run_id is None:
+        return _error(404, "No signal found")
+    return data_response(ctx, {"run_id": run_id})
+
+
 def v1_control_routes(ctx: ApiContext) -> list[BaseRoute]:
     """Each request acts on the account of its signing key (any request, on a dev server)."""
     return [
         Route("/v1/runs/{run_id}", acting(ctx, _cancel_run), methods=["DELETE"]),
         Route("/v1/cancellations", acting(ctx, _create_cancellation), methods=["POST"]),
+        Route("/v1/signals", acting(ctx, _send_signal), methods=["POST"]),
     ]

@@ -65,7 +65,7 @@ def _json_object(text: str, what: str) -> dict[str, Any]:
     return value
 
 
-def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> list[BaseRoute]:
+def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, syncer: AppSyncer) -> list[BaseRoute]:
     """The dashboard's routes; in distributed mode without a token, a page saying why not."""
     if not auth.served:
         log.error(
@@ -83,7 +83,6 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
 
     env = _environment()
     stores = ctx.stores
-    syncer = AppSyncer([], 0, server_kind)
     accounts = ctx.keys.accounts
 
     def account_of(request: Request) -> str:
@@ -253,7 +252,7 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, server_kind: str) -> 
         if app is None:
             return go("/apps", problem="app not found")
         async with httpx.AsyncClient(timeout=30) as client:
-            ok = await syncer.sync_once(client, app.url)
+            ok = await syncer.sync_once(client, app.url, app.account_id)
         if ok:
             return go("/apps", notice=f"{app.app_id} synced")
         return go("/apps", problem=f"{app.app_id} did not answer the sync at {app.url}")

@@ -80,7 +80,9 @@ class DevServer:
             server_kind=server_kind,
             backoff_scale=settings.backoff_scale,
         )
-        self.syncer = AppSyncer(settings.sdk_urls, settings.poll_interval_s, server_kind)
+        self.syncer = AppSyncer(
+            settings.sdk_urls, settings.poll_interval_s, keys, self.clock, self.sync.register
+        )
         self.controls = RunControls(
             self.log, self.topics, self.stores, self.clock, self.ingest.send
         )
@@ -92,7 +94,7 @@ class DevServer:
             extra_routes=[
                 *dev_log_routes(ctx, self.embedded_log, self.topics, settings.intake_topics),
                 # The dev server's dashboard is open, like Inngest's.
-                *dashboard_routes(ctx, DashboardAuth.open(), server_kind),
+                *dashboard_routes(ctx, DashboardAuth.open(), self.syncer),
             ],
         )
         self.loops = Loops(self.log, self.topics.dead_letter)

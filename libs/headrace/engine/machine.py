@@ -17,7 +17,7 @@ from typing import Any, Literal
 from headrace.core.backoff import backoff_ms
 from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
 from headrace.core.jsonutil import canonical, loads
-from headrace.engine import system_events
+from headrace.engine import signals, system_events
 from headrace.engine.transition import Transition
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
 from headrace.messages.flow import finish_timer_id
@@ -40,6 +40,8 @@ MAX_SLEEP_MS = 366 * 86_400_000
 DEFAULT_INVOKE_TIMEOUT_MS = 365 * 86_400_000
 DISCOVERY = ""
 EndStatus = Literal["completed", "failed", "cancelled"]
+# The kinds of waiting step that have a pause, deleted when the step settles or the run ends.
+_PAUSED = frozenset({"wait", "invoke", "signal"})
 INVOKE_TIMEOUT = {
     "error": {
         "name": "InngestInvokeTimeoutError",
@@ -69,6 +71,7 @@ class RunMachine:
         self.new_id = new_id
         self.rng = rng
         self.backoff_scale = backoff_scale
+        self._signal_conflicts: frozenset[str] = frozenset()
         self.out = Transition()
 
     # --- what is current ---------------------------------------------------------------------
@@ -126,7 +129,16 @@ class RunMachine:
 
     # --- applying a call's outcome -------------------------------------------------------------
 
-    def apply_call(self, call: Call, outcome: Outcome, stack_len_at_call: int) -> None:
+    def apply_call(
+        self,
+        call: Call,
+        outcome: Outcome,
+        stack_len_at_call: int,
+        signal_conflicts: frozenset[str] = frozenset(),
+    ) -> None:
+        """`signal_conflicts`: the WaitForSignal ops (by id) whose signal the executor found
+        held by another run's wait; their run fails, as in Inngest."""
+        self._signal_conflicts = signal_conflicts
         self._learn_request_version(outcome)
         if outcome.error is not None:
             self._call_failed(call, outcome)
@@ -212,6 +224,8 @@ class RunMachine:
         if len(ops) > 1:
             self.run.disable_immediate = True
         for op in ops:
+            if self.run.status in ENDED:
+                return  # a signal conflict failed the run
             if op.id in self.memo_keys:
                 continue
             if op.op in opcodes.STEP_RUN:
@@ -228,12 +242,16 @@ class RunMachine:
                 self._step_error(op, call, outcome)
             elif op.op == opcodes.STEP_FAILED:
                 self._step_failed(op, call.attempt, op.error, outcome.duration_ms)
+            elif op.op == opcodes.REQUEST_FAILED:
+                self._request_failed(op, outcome)
             elif op.op == opcodes.STEP_PLANNED:
                 self._plan_step(op)
             elif op.op == opcodes.SLEEP:
                 self._sleep(op)
             elif op.op == opcodes.WAIT_FOR_EVENT:
                 self._wait_for_event(op, call)
+            elif op.op == opcodes.WAIT_FOR_SIGNAL:
+                self._wait_for_signal(op, call)
             elif op.op == opcodes.INVOKE:
                 self._invoke(op, call)
             elif op.op == opcodes.RUN_COMPLETE:
@@ -278,6 +296,26 @@ class RunMachine:
             )
         else:
             self._step_failed(op, call.attempt, error, outcome.duration_ms)
+
+    def _request_failed(self, op: Op, outcome: Outcome) -> None:
+        """The request headrace made for a step (step.fetch, step.ai.infer) got no usable
+        answer. The SDK cannot run such a step when called for it, so it is retried as Inngest
+        retries it (by requeueing the call that reported it): the run is called again after a
+        backoff, the SDK reports the op again, and headrace makes the request again; when the
+        attempts are spent, the error is the step's memo and the SDK throws it."""
+        attempt = self.run.attempts.get(op.id, 0)
+        error = _error_object(op.error)
+        if attempt + 1 >= self.max_attempts:
+            self._step_failed(op, attempt, error, outcome.duration_ms)
+            return
+        self.run.attempts[op.id] = attempt + 1
+        self.run.step_names[op.id] = op.display
+        self._history(
+            "step.errored", op=op, attempt=attempt, error=error, duration_ms=outcome.duration_ms
+        )
+        self._request_discovery(
+            at_ms=self.now_ms + backoff_ms(attempt, self.rng, self.backoff_scale)
+        )
 
     def _step_failed(self, op: Op, attempt: int, error: Any, duration_ms: int) -> None:
         memo = {"error": _error_object(error)}
@@ -348,6 +386,23 @@ class RunMachine:
         self._begin_wait(op, "wait", "step.waiting", detail, expires, None, "timeout")
         self._add_pause(self._pause(op, "wait", event_name, expression, expires))
 
+    def _wait_for_signal(self, op: Op, call: Call) -> None:
+        if op.id in self.run.planned:
+            return
+        wait = signals.read_wait(op.opts, self.now_ms)
+        if isinstance(wait, str):
+            self._step_failed(op, call.attempt, {"name": "InvalidWait", "message": wait}, 0)
+            return
+        if op.id in self._signal_conflicts:
+            # Inngest fails the run at once, without retries (executor.go: ErrSignalConflict
+            # is among the errors that "fail early").
+            self.run.failure = signals.CONFLICT_ERROR["message"]
+            self._finish("failed", dict(signals.CONFLICT_ERROR))
+            return
+        detail = {"signal": wait.signal, "timeout_ms": wait.expires_ms - self.now_ms}
+        self._begin_wait(op, "signal", "step.waiting", detail, wait.expires_ms, None, "timeout")
+        self._add_pause(self._pause(op, "signal", wait.signal, None, wait.expires_ms))
+
     def _invoke(self, op: Op, call: Call) -> None:
         if op.id in self.run.planned:
             return
@@ -402,7 +457,7 @@ class RunMachine:
 
     def apply_resume(self, resume: Resume) -> None:
         kind = self.run.planned.get(resume.step_hash)
-        if kind in ("wait", "invoke"):
+        if kind in _PAUSED:
             pause_id = f"{self.run.run_id}:{resume.step_hash}"
             self.out.pauses_deleted.append(pause_id)
             self.out.events.append(PauseDeleted(account_id=self.run.account_id, pause_id=pause_id))
@@ -499,7 +554,7 @@ class RunMachine:
             return False
         return self.run.race or not self.run.planned
 
-    def _request_discovery(self) -> None:
+    def _request_discovery(self, at_ms: int = 0) -> None:
         if self.run.discover_pending:
             return
         # Parallelism has ended (or, in race mode, one branch settled): let the SDK run the next
@@ -511,7 +566,7 @@ class RunMachine:
         self.run.attempts[DISCOVERY] = 0
         self._enqueue(
             Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=self.run.discover_seq),
-            at_ms=0,
+            at_ms=at_ms,
             timer_id=f"{self.run.run_id}:discover:{self.run.discover_seq}",
         )
 
@@ -521,7 +576,7 @@ class RunMachine:
         self.run.ended_ms = self.now_ms
         self.run.discover_pending = False
         for step_hash, kind in self.run.planned.items():
-            if kind in ("wait", "invoke"):
+            if kind in _PAUSED:
                 pause_id = f"{self.run.run_id}:{step_hash}"
                 self.out.pauses_deleted.append(pause_id)
                 self.out.events.append(

@@ -6,11 +6,13 @@ from typing import Any, Literal
 
 import msgspec
 
-PauseKind = Literal["wait", "invoke", "cancel"]
+PauseKind = Literal["wait", "invoke", "cancel", "signal"]
 
 
 class Pause(msgspec.Struct, frozen=True, kw_only=True):
-    """Something a run waits for: an event (waitForEvent), an invoked run's end, or a cancel event.
+    """Something a run waits for: an event (waitForEvent), an invoked run's end, a cancel event,
+    or a signal (waitForSignal: `event_name` is the signal; found by the signal API through its
+    key, engine/signals.py, never matched against events).
 
     The id is natural: `<run>:<step hash>` for waits and invokes, `<run>:cancel:<n>` for cancelOn,
     so creating it twice is harmless.

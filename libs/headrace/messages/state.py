@@ -11,7 +11,7 @@ from headrace.messages.model import Pause
 
 RunStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
 ENDED: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-StepKind = Literal["step", "sleep", "wait", "invoke"]
+StepKind = Literal["step", "sleep", "wait", "invoke", "signal"]
 
 
 class AppRecord(msgspec.Struct, kw_only=True):
@@ -98,8 +98,9 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     - step.errored: an attempt of a step failed and will be retried (`error`, `attempt`).
     - step.failed: a step failed for good; `output` is its memo {"error": ...}.
     - step.sleeping (`output` = {"until": ms}), step.waiting (`output` = {"event", "if",
-      "timeout_ms"}), step.invoking (`output` = {"function_id", "correlation_id"}): a step
-      began to wait; it ends with a step.completed entry.
+      "timeout_ms"}, or {"signal", "timeout_ms"} for a waitForSignal), step.invoking
+      (`output` = {"function_id", "correlation_id"}): a step began to wait; it ends with a
+      step.completed entry.
     - step.memoized: a replay started with this step's memo (`output`) from the run it replays.
     `step_name` is the user-facing step id; `step_hash` the memo key; `input` the arguments of a
     step.run as the SDK reports them (the JS SDK's `opts.input`; the Python SDK sends none).

@@ -94,6 +94,10 @@ class KeyStore(Protocol):
         """Set `key` to `value` if it holds `expected` (expired or not); True when it did."""
         ...
 
+    async def holder(self, key: str, now_ms: int) -> str | None:
+        """The value `key` holds, None when it is not set or has expired."""
+        ...
+
 
 class TimerStore(Protocol):
     async def put_timer(self, timer: Timer) -> None:

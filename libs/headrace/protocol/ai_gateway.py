@@ -52,7 +52,8 @@ def build_request(opts: dict[str, Any] | None) -> GatewayRequest | str:
 
 def settled_op(op: Op, status: int, body: bytes, transport_error: str | None = None) -> Op:
     """The op that stands for the gateway call's result: a StepRun with the response as data,
-    or a StepError that retries like any step error."""
+    or an error of the step, retried by calling the run again (the JS SDK cannot run an
+    AIGateway step when called for it), as a failed step.fetch is."""
     common = {"id": op.id, "name": op.name, "displayName": op.displayName, "userland": op.userland}
     if transport_error is None and 200 <= status < 300:
         try:
@@ -67,7 +68,7 @@ def settled_op(op: Op, status: int, body: bytes, transport_error: str | None = N
         "message": f"Error making AI request: {reason}",
         "stack": text,
     }
-    return Op(op=opcodes.STEP_ERROR, error=error, **common)
+    return Op(op=opcodes.REQUEST_FAILED, error=error, **common)
 
 
 def _canonical(name: str) -> str:

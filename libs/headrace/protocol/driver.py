@@ -17,6 +17,7 @@ from opentelemetry.trace import Span, SpanKind, StatusCode
 
 from headrace.core.clock import Clock
 from headrace.obs.tracing import tracer
+from headrace.protocol import gateway as fetch_gateway
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.ops import Op, Outcome
@@ -120,6 +121,46 @@ class AppDriver:
             span.set_attribute("http.response.status_code", response.status_code)
             return settled_op(op, response.status_code, response.content)
 
+    async def fetch(self, op: Op) -> Op:
+        """Make the request of a Gateway op (step.fetch); return the op standing for its
+        response. Its headers and body can hold the app's secrets: neither is logged, nor is
+        the URL's query."""
+        request = fetch_gateway.build_fetch(op.opts)
+        if isinstance(request, str):
+            return fetch_gateway.failed_op(op, request)
+        target = httpx.URL(request.url)
+        with _client_span(target.copy_with(query=None), method=request.method) as span:
+            try:
+                async with (
+                    asyncio.timeout(self._timeout_s),
+                    self._client.stream(
+                        request.method,
+                        target,
+                        content=request.body,
+                        headers=request.headers,
+                        follow_redirects=True,  # as fetch() and Go's client do
+                    ) as response,
+                ):
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > fetch_gateway.MAX_RESPONSE_BYTES:
+                            span.set_status(StatusCode.ERROR, "response too large")
+                            limit = fetch_gateway.MAX_RESPONSE_BYTES
+                            return fetch_gateway.failed_op(
+                                op, f"the response is larger than {limit} bytes"
+                            )
+            except TimeoutError:
+                span.set_status(StatusCode.ERROR, "timeout")
+                return fetch_gateway.failed_op(op, f"no answer within {self._timeout_s:g} s")
+            except httpx.HTTPError as err:
+                span.set_status(StatusCode.ERROR, type(err).__name__)
+                return fetch_gateway.failed_op(op, f"{type(err).__name__}: {err}")
+            span.set_attribute("http.response.status_code", response.status_code)
+            return fetch_gateway.fetched_op(
+                op, request.url, response.status_code, response.headers.multi_items(), bytes(body)
+            )
+
     async def close(self) -> None:
         await self._client.aclose()
 
@@ -135,15 +176,16 @@ def _on_first_byte(check: Callable[[], None]) -> Callable[[str, Any], Awaitable[
 
 
 @contextlib.contextmanager
-def _client_span(target: httpx.URL, *, ai: bool = False) -> Iterator[Span]:
-    """The CLIENT span of one POST: to an app, or (`ai`) to a model provider for step.ai.infer."""
+def _client_span(target: httpx.URL, *, ai: bool = False, method: str = "POST") -> Iterator[Span]:
+    """The CLIENT span of one request: a POST to an app, to a model provider for step.ai.infer
+    (`ai`), or step.fetch's request."""
     attributes: dict[str, Any] = {
-        "http.request.method": "POST",
+        "http.request.method": method,
         "url.full": str(target),
         "server.address": target.host,
         "server.port": target.port or (443 if target.scheme == "https" else 80),
     }
     if ai:
         attributes["headrace.ai.gateway"] = True
-    with tracer.start_as_current_span("POST", kind=SpanKind.CLIENT, attributes=attributes) as span:
+    with tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
         yield span

@@ -13,11 +13,17 @@ STEP_FAILED = "StepFailed"
 STEP_PLANNED = "StepPlanned"
 SLEEP = "Sleep"
 WAIT_FOR_EVENT = "WaitForEvent"
+WAIT_FOR_SIGNAL = "WaitForSignal"
 INVOKE = "InvokeFunction"
 RUN_COMPLETE = "RunComplete"
 NONE = "None"
 DISCOVERY = "DiscoveryRequest"
 AI_GATEWAY = "AIGateway"
+GATEWAY = "Gateway"  # step.fetch: headrace makes the request (protocol/gateway.py)
+# Not an SDK opcode: what the executor puts in place of a Gateway or AIGateway op whose request
+# got no usable answer. The SDK cannot run such a step when asked to; it reports the op again
+# when the run is called again, so the machine retries it that way.
+REQUEST_FAILED = "headrace:RequestFailed"
 
 
 class Op(msgspec.Struct, kw_only=True):

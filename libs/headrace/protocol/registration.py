@@ -36,7 +36,8 @@ def parse_sync(body: bytes) -> SyncRequest:
     if not isinstance(raw, dict):
         raise InputError("the sync body must be a JSON object")
     fields = {str(k).lower(): v for k, v in raw.items()}
-    app_id = fields.get("appname")
+    # An in-band sync answer names the app `app_id` (inngest-js `inBandRegisterBody`).
+    app_id = fields.get("appname") or fields.get("app_id")
     url = fields.get("url")
     functions = fields.get("functions") or []
     if not isinstance(app_id, str) or not app_id:

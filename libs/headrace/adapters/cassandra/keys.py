@@ -36,6 +36,7 @@ class KeyTables:
             "UPDATE {ks}.claims USING TTL ? SET value = ?, expires_ms = ? WHERE claim_key = ? "
             "IF value = ? AND expires_ms = ?"
         )
+        self._holder = cql.prepare("SELECT value, expires_ms FROM {ks}.claims WHERE claim_key = ?")
         self._swap = cql.prepare(
             "UPDATE {ks}.claims USING TTL ? SET value = ?, expires_ms = ? WHERE claim_key = ? "
             "IF value = ?"
@@ -68,3 +69,9 @@ class KeyTables:
             self._swap, (ttl_seconds(ttl_ms), value, now_ms + ttl_ms, key, expected)
         )
         return applied
+
+    async def holder(self, key: str, now_ms: int) -> str | None:
+        rows = await self._cql.rows(self._holder, (key,))
+        if not rows or rows[0][1] <= now_ms:
+            return None
+        return str(rows[0][0])

@@ -263,6 +263,12 @@ class SqliteStores:
 
         return await self._db.run(apply)
 
+    async def holder(self, key: str, now_ms: int) -> str | None:
+        rows = await self._db.execute(
+            "SELECT value FROM keys WHERE key = ? AND expires_ms > ?", (key, now_ms)
+        )
+        return str(rows[0][0]) if rows else None
+
     # --- timers ---
 
     async def put_timer(self, timer: Timer) -> None:
