@@ -19,6 +19,7 @@ from headrace.core.clock import Clock
 from headrace.obs.tracing import tracer
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
+from headrace.protocol.http10 import app_transport
 from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
 from headrace.protocol.signing import sign
@@ -36,10 +37,10 @@ class AppDriver:
         self._clock = clock
         self._keys = keys or AccountKeys()
         self._timeout_s = timeout_s
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self._client = httpx.AsyncClient(
-            transport=transport,
+            transport=transport or app_transport(limits),
             timeout=httpx.Timeout(timeout_s, connect=10.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         )
 
     async def call(
