@@ -27,18 +27,27 @@ _BEFORE_1_1 = re.compile(rb"HTTP/(?:0\.[0-9]|1\.0) ")
 _FIELD = re.compile(rb"transfer-encoding:", re.IGNORECASE)
 
 
-def app_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, on a network backend that reads HTTP/1.0 heads as Go does."""
-    transport = httpx.AsyncHTTPTransport(limits=limits)
-    # httpx takes no network backend, so its pool is replaced by the same pool with one.
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=_Backend(httpcore.AnyIOBackend()),
-    )
-    return transport
+def app_client(
+    timeout: httpx.Timeout, limits: httpx.Limits, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An httpx client whose direct connections read HTTP/1.0 heads as Go does. Proxies from the
+    environment (HTTP_PROXY, NO_PROXY, ...) apply as httpx applies them; a given `transport`
+    (tests: an app called in-process) is used as it is."""
+    client = httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits)
+    if transport is None:
+        # httpx gives no way to set the network backend of its transport for direct connections
+        # (NO_PROXY hosts use it too), so that transport's pool is rebuilt with one. httpx is
+        # pinned to 0.28, whose attributes these are.
+        direct = httpx.AsyncHTTPTransport(limits=limits)
+        direct._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(httpcore.AnyIOBackend()),
+        )
+        client._transport = direct
+    return client
 
 
 def drop_transfer_encoding(head: bytes) -> bytes:
