@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
 
 import httpx
 import inngest
 
 from headrace.testing.dev import DevHandle
-from headrace.testing.sdk_app import ServedApp, make_client
+from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
 async def test_event_ids_are_stable_across_sdk_retries_and_start_one_run(dev: DevHandle) -> None:
@@ -102,6 +106,73 @@ async def test_streamed_responses_are_read(dev: DevHandle) -> None:
 
     assert run.status == "completed"
     assert run.output == "streamed!"
+
+
+@contextlib.contextmanager
+def http10_relay(port: int, target_port: int) -> Iterator[list[str]]:
+    """An HTTP/1.0 proxy on `port` in front of an app, as in the inngest-py suite
+    (test_core/http_proxy.py): it reads the app's whole answer, then sends it on with the app's
+    headers, Transfer-Encoding included, over the de-chunked body. Yields the status and
+    Transfer-Encoding of each answer it relayed, as "201 chunked"."""
+    relayed: list[str] = []
+
+    class Relay(http.server.BaseHTTPRequestHandler):
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            answer = httpx.request(
+                self.command,
+                f"http://127.0.0.1:{target_port}{self.path}",
+                content=body,
+                headers=dict(self.headers.items()),
+                timeout=60,
+            )
+            relayed.append(f"{answer.status_code} {answer.headers.get('transfer-encoding')}")
+            self.send_response(answer.status_code)
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_PUT = do_POST = _relay
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Relay)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield relayed
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+async def test_a_streamed_answer_relayed_by_an_http10_proxy_is_read(dev: DevHandle) -> None:
+    """An HTTP/1.0 answer may not be chunked; Inngest's server ignores the header there and
+    reads the body to the connection's close, and so does headrace."""
+    client = make_client(dev.url, "relayed-app")
+
+    @client.create_function(fn_id="relayed", trigger=inngest.TriggerEvent(event="test/relayed"))
+    async def relayed(ctx: inngest.Context) -> str:
+        async def step() -> str:
+            return "relayed"
+
+        return await ctx.step.run("s", step) + "!"
+
+    relay_port = free_port()
+    origin = f"http://127.0.0.1:{relay_port}"
+    with (
+        ServedApp(client, [relayed], streaming=True, serve_origin=origin) as app,
+        http10_relay(relay_port, app.port) as answers,
+    ):
+        await dev.sync(f"{origin}/api/inngest", "relayed-app")
+        [event_id] = await dev.send({"name": "test/relayed"})
+        run = await dev.finished(await dev.run_of_event(event_id))
+
+    assert answers.count("201 chunked") >= 2  # the step's call and the last one, streamed
+    assert run.status == "completed"
+    assert run.output == "relayed!"
 
 
 async def test_several_triggers_and_trigger_expressions(dev: DevHandle) -> None:

@@ -20,6 +20,7 @@ from headrace.obs.tracing import tracer
 from headrace.protocol import gateway as fetch_gateway
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
+from headrace.protocol.http10 import app_client
 from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
 from headrace.protocol.signing import sign
@@ -37,10 +38,10 @@ class AppDriver:
         self._clock = clock
         self._keys = keys or AccountKeys()
         self._timeout_s = timeout_s
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(timeout_s, connect=10.0),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        self._client = app_client(
+            httpx.Timeout(timeout_s, connect=10.0),
+            httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            transport,
         )
 
     async def call(

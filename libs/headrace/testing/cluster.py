@@ -19,6 +19,7 @@ from headrace.ports.stores import Stores
 from headrace.runtime.connect import connect_cluster
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.dev import EngineHandle
+from headrace.testing.patient_stores import patient
 from headrace.testing.sdk_app import free_port
 
 PR_SET_PDEATHSIG = 1
@@ -180,13 +181,15 @@ async def start_cluster(
         await cluster.stop()
         await connection.close()
 
+    stores = patient(connection.stores)
+
     async def restart() -> Stores:
         await cluster.restart_all()
-        return connection.stores  # the test's own connection outlives the services
+        return stores  # the test's own connection outlives the services
 
     handle = EngineHandle(
         cluster.url,
-        connection.stores,
+        stores,
         stop,
         mode="distributed",
         partitions=settings.partitions,

@@ -49,9 +49,11 @@ class ServedApp:
         *,
         port: int | None = None,
         streaming: bool = False,
+        serve_origin: str | None = None,
         on_request: Callable[[dict[str, str], bytes], None] | None = None,
     ) -> None:
-        """`on_request(headers, body)` sees every request as it arrives, in the app's thread."""
+        """`on_request(headers, body)` sees every request as it arrives, in the app's thread;
+        `serve_origin` is where the app says it is reached, by default its own port."""
         self.port = port or free_port()
         # The headers of every request the app got, in order (what headrace sent it).
         self.request_headers: list[dict[str, str]] = []
@@ -73,7 +75,7 @@ class ServedApp:
             app,
             client,
             functions,
-            serve_origin=f"http://127.0.0.1:{self.port}",
+            serve_origin=serve_origin or f"http://127.0.0.1:{self.port}",
             streaming=inngest.Streaming.FORCE if streaming else None,
         )
         config = uvicorn.Config(
