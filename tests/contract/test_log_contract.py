@@ -21,7 +21,7 @@ from headrace.adapters.inproc.log import InProcLog
 from headrace.adapters.kafka.log import KafkaLog
 from headrace.adapters.sqlite.database import Database
 from headrace.messages.topics import partition_for
-from headrace.ports.log import Consumer, Log, LogRecord, Outgoing, PartitionsCallback
+from headrace.ports.log import Consumer, Log, LogRecord, Outgoing, PartitionsCallback, Tail
 
 LogFactory = Callable[[], Log]
 
@@ -385,3 +385,37 @@ async def test_the_durable_inproc_log_reads_records_stored_before_they_had_a_tim
     assert (old.value, old.timestamp_ms) == (b"old", 0)
     assert new.value == b"new" and new.timestamp_ms > 0
     db.close()
+
+
+async def _drain_tail(tail: Tail, want: int) -> list[LogRecord]:
+    out: list[LogRecord] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(out) < want and time.monotonic() < deadline:
+        out += await tail.poll(100, timeout_ms=100)
+    return out
+
+
+async def test_every_tail_gets_each_record_appended_after_its_start_and_none_before(
+    make_log: LogFactory,
+) -> None:
+    log = make_log()
+    await log.publish("t", "acct-0", b"before")
+    first, second = log.tail("t"), log.tail("t")
+    await first.start()
+    await second.start()
+    keys = [f"acct-{i}" for i in range(8)]  # spread over the partitions
+    await log.publish_many("t", [Outgoing(key, key.encode()) for key in keys])
+    for tail in (first, second):
+        records = await _drain_tail(tail, len(keys))
+        assert sorted(r.value for r in records) == sorted(k.encode() for k in keys)
+        # Nothing more: not "before", and no record twice.
+        assert await tail.poll(100, timeout_ms=300) == []
+    # A group reading the topic meanwhile takes nothing from the tails, nor they from it.
+    group = log.consumer("t", "g")
+    await group.start()
+    assert len(await _drain(group, len(keys) + 1)) == len(keys) + 1
+    await log.publish("t", "acct-1", b"after")
+    assert [r.value for r in await _drain_tail(first, 1)] == [b"after"]
+    await group.stop()
+    await first.stop()
+    await second.stop()

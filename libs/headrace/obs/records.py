@@ -24,6 +24,7 @@ from headrace.ports.log import (
     LogRecord,
     Outgoing,
     PartitionsCallback,
+    Tail,
 )
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,9 @@ class ObservedLog:
         on_revoked: PartitionsCallback | None = None,
     ) -> Consumer:
         return self.inner.consumer(topic, group, on_assigned=on_assigned, on_revoked=on_revoked)
+
+    def tail(self, topic: str) -> Tail:
+        return self.inner.tail(topic)
 
     async def close(self) -> None:
         await self.inner.close()

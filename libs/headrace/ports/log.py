@@ -11,6 +11,10 @@ Guarantees every adapter gives:
   start when nothing was committed), so records not committed are delivered again: delivery is
   at least once, and consumers make their effects idempotent.
 - `commit` stores, per partition, the offset of the next record to read.
+- A `tail` belongs to no group and commits nothing: it reads every partition of its topic from
+  the end as of `start`, so it gets each record appended after `start` returned, once, and none
+  from before; every tail of a topic gets them all (fan-out). A stopped tail is forgotten: what
+  it missed is not delivered again (at most once).
 """
 
 from __future__ import annotations
@@ -75,6 +79,18 @@ class Consumer(Protocol):
         ...
 
 
+class Tail(Protocol):
+    async def start(self) -> None:
+        """Take every partition at its end offset; records appended from now on are read."""
+        ...
+
+    async def poll(self, max_records: int, timeout_ms: int) -> list[LogRecord]:
+        """Records appended since `start`, in offset order per partition."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
 class Log(Protocol):
     @property
     def partitions(self) -> int:
@@ -100,5 +116,9 @@ class Log(Protocol):
         on_assigned: PartitionsCallback | None = None,
         on_revoked: PartitionsCallback | None = None,
     ) -> Consumer: ...
+
+    def tail(self, topic: str) -> Tail:
+        """A reader of every partition of `topic` from its end, outside any group."""
+        ...
 
     async def close(self) -> None: ...

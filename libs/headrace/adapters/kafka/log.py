@@ -9,7 +9,8 @@ It keeps the guarantees of headrace.ports.log:
 - `publish` returns once every in-sync replica has the record (`acks="all"`); the producer is
   idempotent, so its internal retries never duplicate or reorder a key's records.
 - Consumers commit only through `commit` and start from the beginning of a partition the group
-  never committed; see `headrace.adapters.kafka.consumer`.
+  never committed; see `headrace.adapters.kafka.consumer`. Tails use no group at all; see
+  `headrace.adapters.kafka.tail`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES, ensure_topics
 from headrace.adapters.kafka.consumer import GroupSettings, KafkaConsumer
+from headrace.adapters.kafka.tail import KafkaTail
 from headrace.core.errors import TransientError
 from headrace.messages.topics import partition_for
 from headrace.ports.log import Outgoing, PartitionsCallback
@@ -126,6 +128,7 @@ class KafkaLog:
         self._topics_lock = asyncio.Lock()
         self._ready_topics: set[str] = set()
         self._consumers: set[KafkaConsumer] = set()
+        self._tails: set[KafkaTail] = set()
         self._closed = False
 
     @property
@@ -241,12 +244,20 @@ class KafkaLog:
         self._consumers.add(consumer)
         return consumer
 
+    def tail(self, topic: str) -> KafkaTail:
+        self._check_open()
+        tail = KafkaTail(self, topic, self._bootstrap, self._client_id)
+        self._tails.add(tail)
+        return tail
+
     async def close(self) -> None:
         """Stop the producer, and any consumer still running (each leaves its group cleanly)."""
         self._closed = True
         try:
             for consumer in list(self._consumers):
                 await consumer.stop()
+            for tail in list(self._tails):
+                await tail.stop()
         finally:
             async with self._producer_lock:
                 if self._producer is not None:
@@ -257,6 +268,9 @@ class KafkaLog:
 
     def _forget(self, consumer: KafkaConsumer) -> None:
         self._consumers.discard(consumer)
+
+    def _forget_tail(self, tail: KafkaTail) -> None:
+        self._tails.discard(tail)
 
     def _check_open(self) -> None:
         if self._closed:
