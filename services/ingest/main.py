@@ -14,13 +14,18 @@ from starlette.routing import Mount
 
 from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
+from headrace.api.realtime import realtime_routes
 from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.dev.syncer import AppSyncer
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.realtime.bus import LogBus
+from headrace.realtime.hub import Hub
+from headrace.realtime.tokens import TokenIssuer
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
+from headrace.runtime.supervise import spawn
 
 # Intake records carry no order headrace relies on: batches of them, several at once (a batch's
 # events go out as one produce request per partition; see benchmarks/intake_throughput.md).
@@ -37,7 +42,17 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     # Distributed mode never takes unknown keys: no keys configured means no events accepted.
     syncer = AppSyncer([], 0, ctx.keys, proc.clock, sync.register)
     dashboard = dashboard_routes(ctx, DashboardAuth.with_token(settings.dashboard_token), syncer)
-    api = build_app(ctx, ingest, sync, extra_routes=dashboard)
+    # Realtime messages cross replicas through the log; each ingest tails it from its end.
+    realtime = LogBus(Hub(), log_port, proc.topics.realtime)
+    await realtime.start()
+    proc.tasks.append(spawn("realtime", realtime.run))
+    proc.on_stop(realtime.stop)
+    api = build_app(
+        ctx,
+        ingest,
+        sync,
+        extra_routes=[*dashboard, *realtime_routes(ctx, realtime, TokenIssuer(ctx.keys))],
+    )
     proc.add_routes([Mount("/", app=api)])
     intake = Intake(ingest, ctx.keys, proc.clock)
     for name in settings.intake_topics:

@@ -265,6 +265,25 @@ export const FUNCTIONS = {
       return { run_id: sent.runId ?? null };
     }),
 
+  // Publishes from steps with step.realtime.publish to the channel and topic the event names,
+  // then to a topic nobody subscribes to; returns what each publish returned. 3.x takes
+  // { channel, topic, data }, 4.x a topic of a channel (`realtime.channel`) and the data.
+  realtime: ({ define, ev, sdk, major }) =>
+    define({ id: "realtime" }, { event: ev("realtime") }, async ({ event, step }) => {
+      const { channel, topic, data } = event.data;
+      const publish = (id, name, payload) =>
+        major === "3"
+          ? step.realtime.publish(id, { channel, topic: name, data: payload })
+          : step.realtime.publish(
+              id,
+              sdk.realtime.channel({ name: channel, topics: { [name]: {} } })[name],
+              payload,
+            );
+      const sent = await publish("publish", topic, data);
+      const unheard = await publish("unheard", "nobody-listens", { n: 1 });
+      return { sent, unheard };
+    }),
+
   // step.fetch through the engine; the step after it fails once, so the run is called again
   // and must get the response from its memo, not from a second request.
   fetch: ({ define, ev, count }) =>

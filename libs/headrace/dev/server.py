@@ -13,6 +13,7 @@ from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
+from headrace.api.realtime import realtime_routes
 from headrace.core.clock import Clock, SystemClock
 from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.dev.log_routes import dev_log_routes
@@ -23,6 +24,9 @@ from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.driver import AppDriver
+from headrace.realtime.bus import LocalBus
+from headrace.realtime.hub import Hub
+from headrace.realtime.tokens import TokenIssuer
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.supervise import spawn
@@ -93,6 +97,8 @@ class DevServer:
             self.sync,
             extra_routes=[
                 *dev_log_routes(ctx, self.embedded_log, self.topics, settings.intake_topics),
+                # One process: a published message goes straight to the subscribers.
+                *realtime_routes(ctx, LocalBus(Hub()), TokenIssuer(keys)),
                 # The dev server's dashboard is open, like Inngest's.
                 *dashboard_routes(ctx, DashboardAuth.open(), self.syncer),
             ],

@@ -34,8 +34,13 @@ class Topics(msgspec.Struct, frozen=True):
         return f"{self.prefix}dead-letter"
 
     @property
+    def realtime(self) -> str:
+        """Realtime messages on their way to every ingest's subscribers (realtime/bus.py)."""
+        return f"{self.prefix}realtime"
+
+    @property
     def all(self) -> tuple[str, ...]:
-        return (self.events, self.schedule, self.work, self.dead_letter)
+        return (self.events, self.schedule, self.work, self.dead_letter, self.realtime)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -1,0 +1,58 @@
+"""The subscribers connected to this process, and handing each message to those of its
+account, channel and topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from headrace.realtime.messages import Published, to_wire
+
+# Frames waiting for one subscriber's socket. A subscriber this far behind is cut off (its
+# WebSocket closed) rather than let one slow reader hold the process's memory.
+QUEUE_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class Subscription:
+    account: str
+    topics: frozenset[tuple[str, str]]
+    frames: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
+    # Set when a frame did not fit: the socket is closed, the subscriber reconnects.
+    overflowed: bool = False
+
+
+class Hub:
+    def __init__(self) -> None:
+        self._by_topic: dict[tuple[str, str, str], set[Subscription]] = {}
+
+    def subscribe(self, account: str, topics: Iterable[tuple[str, str]]) -> Subscription:
+        sub = Subscription(account, frozenset(topics))
+        for channel, topic in sub.topics:
+            self._by_topic.setdefault((account, channel, topic), set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        for channel, topic in sub.topics:
+            key = (sub.account, channel, topic)
+            subs = self._by_topic.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_topic[key]
+
+    def deliver(self, message: Published) -> int:
+        """Queue `message` for its subscribers here; how many got it."""
+        subs = self._by_topic.get((message.account, message.channel, message.topic))
+        if not subs:
+            return 0
+        frame = to_wire(message)
+        delivered = 0
+        for sub in subs:
+            try:
+                sub.frames.put_nowait(frame)
+                delivered += 1
+            except asyncio.QueueFull:
+                sub.overflowed = True
+        return delivered

@@ -1,0 +1,229 @@
+"""Inngest Realtime with the official TypeScript SDK, in both modes: a function publishes from
+a step (`step.realtime.publish`, both majors) and a subscriber using the SDK's own
+`subscribe()` (tests/ts/subscribe.mjs, 4.x: 3.x has no subscribe of its own) gets the message
+over the engine's WebSocket. In distributed mode a second ingest replica joins, so a publish
+that reaches one replica must reach a subscriber connected to the other."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from headrace.protocol.signing import hashed_signing_key
+from headrace.runtime.settings import ClusterSettings
+from headrace.testing.cluster import Cluster, start_cluster
+from headrace.testing.dev import EngineHandle, eventually
+from headrace.testing.ts_app import MAJORS, TsApp, TsSubscriber
+
+ACME_KEY = "signkey-prod-" + "d4" * 32
+GLOBEX_KEY = "signkey-prod-" + "e5" * 32
+
+
+@pytest.fixture(params=MAJORS, ids=[f"ts{m}" for m in MAJORS])
+def major(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def nodes() -> Iterator[list[Any]]:
+    """The Node processes a test starts; stopped, and their output printed, at the end."""
+    started: list[Any] = []
+    yield started
+    for node in started:
+        print(f"--- {node.script}:\n{node.log()}")
+        node.stop()
+
+
+async def _subscribe(nodes: list[Any], subscriber: TsSubscriber) -> TsSubscriber:
+    # Started off the event loop: in dev mode the engine answering its token request runs on it.
+    nodes.append(subscriber)
+    await asyncio.to_thread(subscriber.start)
+    return subscriber
+
+
+async def _received(subscriber: TsSubscriber, count: int) -> list[dict[str, Any]]:
+    async def probe() -> list[dict[str, Any]] | None:
+        messages = subscriber.messages()
+        return messages if len(messages) >= count else None
+
+    return await eventually(probe, timeout=20, what=f"{count} realtime message(s)")
+
+
+async def test_a_message_published_from_a_step_reaches_the_sdk_subscriber(
+    dev: EngineHandle, nodes: list[Any], major: str
+) -> None:
+    channel = f"rt-{uuid.uuid4().hex[:8]}"
+    subscriber = await _subscribe(nodes, TsSubscriber(dev.url, channel, ["progress"]))
+    app = TsApp(dev.url, f"ts-realtime-{channel}-v{major}", ["realtime"], major=major)
+    nodes.append(app.start())
+    await dev.sync(app.url, app.app_id)
+
+    data = {"step": "resize", "done": 3, "of": 4, "note": "ünïcode ✓"}
+    [event_id] = await dev.send(
+        {
+            "name": f"{app.app_id}/realtime",
+            "data": {"channel": channel, "topic": "progress", "data": data},
+        }
+    )
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    # Both publishes succeeded, the one nobody listens to as well. 4.x's step returns the data;
+    # 3.x's returns the SDK's own API result (InngestStepTools.js: `inngestApi.publish(...)`).
+    assert run.status == "completed", app.log()
+    if major == "4":
+        assert run.output == {"sent": data, "unheard": {"n": 1}}
+    else:
+        assert run.output == {"sent": {"ok": True}, "unheard": {"ok": True}}
+    [message] = await _received(subscriber, 1)
+    assert message == {
+        "kind": "data",
+        "channel": channel,
+        "topic": "progress",
+        "data": data,
+        "runId": run.run_id,
+    }
+    # Nothing of the topic the subscriber did not ask for.
+    await asyncio.sleep(0.5)
+    assert len(subscriber.messages()) == 1
+
+
+async def test_a_token_the_engine_did_not_issue_is_refused(
+    dev: EngineHandle, nodes: list[Any]
+) -> None:
+    forged = (
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJpc3MiOiJydC5pbm5nZXN0LmNvbSIsInN1YiI6ImRlZmF1bHQifQ."
+        "c2lnbmVkIHdpdGggc29tZXRoaW5nIGVsc2U"
+    )
+    for token in (forged, "not-a-jwt"):
+        subscriber = TsSubscriber(dev.url, "rt-forged", ["progress"], token=token)
+        refusal = await asyncio.to_thread(subscriber.refusal)
+        assert refusal.startswith("refused"), refusal
+
+
+async def test_bad_realtime_requests_get_a_clear_4xx(dev: EngineHandle) -> None:
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        no_channel = await http.post("/v1/realtime/publish?topic=t", json={"a": 1})
+        no_topic = await http.post("/v1/realtime/publish?channel=c", json={"a": 1})
+        long_channel = await http.post(f"/v1/realtime/publish?channel={'c' * 300}&topic=t")
+        too_big = await http.post(
+            "/v1/realtime/publish?channel=c&topic=t", content=b"x" * (512 * 1024 + 1)
+        )
+        not_utf8 = await http.post("/v1/realtime/publish?channel=c&topic=t", content=b"\xff\xfe")
+        streamed = await http.post(
+            "/v1/realtime/publish?channel=c&topic=t",
+            content=b"chunk",
+            headers={"content-type": "text/stream"},
+        )
+        text = await http.post("/v1/realtime/publish?channel=c&topic=t", content=b"plain text")
+        token_not_list = await http.post("/v1/realtime/token", json={"channel": "c"})
+        token_empty = await http.post("/v1/realtime/token", json=[])
+        token_no_name = await http.post("/v1/realtime/token", json=[{"channel": "c"}])
+        token_blank = await http.post("/v1/realtime/token", json=[{"channel": "", "name": "t"}])
+        token_bad_json = await http.post("/v1/realtime/token", content=b"[{")
+        token_ok = await http.post("/v1/realtime/token", json=[{"channel": "c", "name": "t"}])
+    for response, status, says in [
+        (no_channel, 400, "channel is required"),
+        (no_topic, 400, "topic is required"),
+        (long_channel, 400, "channel is longer"),
+        (too_big, 413, "at most"),
+        (not_utf8, 400, "UTF-8"),
+        (streamed, 415, "text/stream"),
+        (token_not_list, 400, "list of topics"),
+        (token_empty, 400, "1 to 100 topics"),
+        (token_no_name, 400, "list of topics"),
+        (token_blank, 400, "channel is required"),
+        (token_bad_json, 400, "list of topics"),
+    ]:
+        assert response.status_code == status, (response.request.url, response.text)
+        assert says in response.json()["error"], response.text
+    # Text that is not JSON is published as a JSON string, as Inngest does.
+    assert text.status_code == 200
+    assert token_ok.status_code == 201 and token_ok.json()["jwt"].count(".") == 2
+
+
+@pytest.fixture
+async def two_accounts_two_ingests(
+    kafka_bootstrap: str,
+    cassandra_contact: tuple[str, int],
+    drop_keyspace: Callable[[str], None],
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
+    name = f"realtime_{uuid.uuid4().hex[:8]}"
+    settings = ClusterSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        cassandra_hosts=(cassandra_contact[0],),
+        cassandra_port=cassandra_contact[1],
+        keyspace=name,
+        topic_prefix=f"{name}.",
+        partitions=2,
+    )
+    env = {"HEADRACE_SIGNING_KEYS": f"acme={ACME_KEY},globex={GLOBEX_KEY}"}
+    counts = {"ingest": 2}
+    cluster, engine = await start_cluster(settings, tmp_path / "logs", counts=counts, env=env)
+    try:
+        yield cluster, engine
+    finally:
+        await engine.stop()
+        drop_keyspace(name)
+
+
+@pytest.mark.kafka
+@pytest.mark.cassandra
+async def test_subscribers_get_their_accounts_messages_from_any_ingest_and_no_others(
+    two_accounts_two_ingests: tuple[Cluster, EngineHandle], nodes: list[Any]
+) -> None:
+    cluster, _ = two_accounts_two_ingests
+    first, second = (f"http://127.0.0.1:{p.port}" for p in cluster.of("ingest"))
+    # Both accounts use the same channel and topic names.
+    acme = await _subscribe(nodes, TsSubscriber(second, "orders", ["status"], signing_key=ACME_KEY))
+    globex = await _subscribe(
+        nodes, TsSubscriber(first, "orders", ["status"], signing_key=GLOBEX_KEY)
+    )
+
+    async def publish(url: str, key: str, data: dict[str, Any]) -> httpx.Response:
+        async with httpx.AsyncClient() as http:
+            return await http.post(
+                f"{url}/v1/realtime/publish?channel=orders&topic=status",
+                json=data,
+                headers={"Authorization": f"Bearer {hashed_signing_key(key)}"},
+            )
+
+    # Each account publishes on the replica its subscriber is not connected to.
+    assert (await publish(first, ACME_KEY, {"order": "A-1"})).status_code == 200
+    assert (await publish(second, GLOBEX_KEY, {"order": "G-1"})).status_code == 200
+    [for_acme] = await _received(acme, 1)
+    [for_globex] = await _received(globex, 1)
+    assert for_acme["data"] == {"order": "A-1"}
+    assert for_globex["data"] == {"order": "G-1"}
+
+    # No key, or a key no account has: refused, to publish and to get a token.
+    async with httpx.AsyncClient(base_url=first) as http:
+        anonymous = await http.post("/v1/realtime/publish?channel=orders&topic=status", json={})
+        stranger = await http.post(
+            "/v1/realtime/token",
+            json=[{"channel": "orders", "name": "status"}],
+            headers={"Authorization": "Bearer signkey-prod-" + "f6" * 32},
+        )
+        acme_token = await http.post(
+            "/v1/realtime/token",
+            json=[{"channel": "orders", "name": "status"}],
+            headers={"Authorization": f"Bearer {hashed_signing_key(ACME_KEY)}"},
+        )
+    assert anonymous.status_code == 401 and stranger.status_code == 401
+    # A token is no signing key: it cannot publish.
+    async with httpx.AsyncClient(base_url=second) as http:
+        with_token = await http.post(
+            "/v1/realtime/publish?channel=orders&topic=status",
+            json={"order": "X"},
+            headers={"Authorization": f"Bearer {acme_token.json()['jwt']}"},
+        )
+    assert with_token.status_code == 401
+    await asyncio.sleep(1.0)
+    assert len(acme.messages()) == 1 and len(globex.messages()) == 1
