@@ -1,8 +1,9 @@
 """Inngest Realtime with the official TypeScript SDK, in both modes: a function publishes from
-a step (`step.realtime.publish`, both majors) and a subscriber using the SDK's own
-`subscribe()` (tests/ts/subscribe.mjs, 4.x: 3.x has no subscribe of its own) gets the message
-over the engine's WebSocket. In distributed mode a second ingest replica joins, so a publish
-that reaches one replica must reach a subscriber connected to the other."""
+steps (`step.realtime.publish`, both majors, and `inngest.realtime.publish`), and a subscriber
+using the SDK's own `subscribe()` (tests/ts/subscribe.mjs, 4.x: 3.x has no subscribe of its own)
+gets the messages over the engine's WebSocket. A cluster of two accounts and two ingest
+replicas checks that a publish reaching one replica reaches subscribers on the other, of its
+own account only."""
 
 from __future__ import annotations
 
@@ -76,21 +77,16 @@ async def test_a_message_published_from_a_step_reaches_the_sdk_subscriber(
     # Both publishes succeeded, the one nobody listens to as well. 4.x's step returns the data;
     # 3.x's returns the SDK's own API result (InngestStepTools.js: `inngestApi.publish(...)`).
     assert run.status == "completed", app.log()
-    if major == "4":
-        assert run.output == {"sent": data, "unheard": {"n": 1}}
-    else:
-        assert run.output == {"sent": {"ok": True}, "unheard": {"ok": True}}
-    [message] = await _received(subscriber, 1)
-    assert message == {
-        "kind": "data",
-        "channel": channel,
-        "topic": "progress",
-        "data": data,
-        "runId": run.run_id,
-    }
+    sent, unheard = (data, {"n": 1}) if major == "4" else ({"ok": True}, {"ok": True})
+    assert run.output == {"sent": sent, "unheard": unheard, "fromClient": "published"}
+    # The step's publish, then the client's (inngest.realtime.publish, in a step.run).
+    from_step, from_client = await _received(subscriber, 2)
+    expected = {"kind": "data", "channel": channel, "topic": "progress", "runId": run.run_id}
+    assert from_step == {**expected, "data": data}
+    assert from_client == {**expected, "data": {"from": "client"}}
     # Nothing of the topic the subscriber did not ask for.
     await asyncio.sleep(0.5)
-    assert len(subscriber.messages()) == 1
+    assert len(subscriber.messages()) == 2
 
 
 async def test_a_token_the_engine_did_not_issue_is_refused(

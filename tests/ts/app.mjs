@@ -60,7 +60,7 @@ const functions = names.map((name) => {
     console.error(`app.mjs: unknown function ${name}`);
     process.exit(2);
   }
-  return make({ define, ev, count, gate, sdk, major, port });
+  return make({ define, ev, count, gate, sdk, major, port, client });
 }).flat();
 
 // serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.

@@ -1,5 +1,5 @@
 // The test functions, written once for both majors of the SDK. Each entry takes
-// { define, ev, count, gate, sdk, major, port } (see app.mjs) and returns the function(s) it
+// { define, ev, count, gate, sdk, major, port, client } (see app.mjs) and returns the function(s) it
 // adds to the app. `ev("memo")` is the event name `<app id>/memo`.
 // `count(key)` records a side effect: a step body that really ran; `await gate(name)` waits
 // until the test opens the gate.
@@ -266,22 +266,26 @@ export const FUNCTIONS = {
     }),
 
   // Publishes from steps with step.realtime.publish to the channel and topic the event names,
-  // then to a topic nobody subscribes to; returns what each publish returned. 3.x takes
-  // { channel, topic, data }, 4.x a topic of a channel (`realtime.channel`) and the data.
-  realtime: ({ define, ev, sdk, major }) =>
+  // then to a topic nobody subscribes to, then with the client's realtime.publish inside a
+  // step.run; returns what each publish returned. 3.x takes { channel, topic, data }, 4.x a
+  // topic of a channel (`realtime.channel`) and the data.
+  realtime: ({ define, ev, sdk, major, client }) =>
     define({ id: "realtime" }, { event: ev("realtime") }, async ({ event, step }) => {
       const { channel, topic, data } = event.data;
+      const topicOf = (name) => sdk.realtime.channel({ name: channel, topics: { [name]: {} } })[name];
       const publish = (id, name, payload) =>
         major === "3"
           ? step.realtime.publish(id, { channel, topic: name, data: payload })
-          : step.realtime.publish(
-              id,
-              sdk.realtime.channel({ name: channel, topics: { [name]: {} } })[name],
-              payload,
-            );
+          : step.realtime.publish(id, topicOf(name), payload);
       const sent = await publish("publish", topic, data);
       const unheard = await publish("unheard", "nobody-listens", { n: 1 });
-      return { sent, unheard };
+      const fromClient = await step.run("client-publish", async () => {
+        const payload = { from: "client" };
+        if (major === "3") await client.realtime.publish({ channel, topic, data: payload });
+        else await client.realtime.publish(topicOf(topic), payload);
+        return "published";
+      });
+      return { sent, unheard, fromClient };
     }),
 
   // step.fetch through the engine; the step after it fails once, so the run is called again
