@@ -8,7 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka.conn import collect_hosts, create_conn
-from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.helpers import create_ssl_context
 
 from headrace.core.errors import AuthenticationFailed
@@ -71,6 +77,7 @@ class KafkaAuthenticationFailed(AuthenticationFailed):
 
 
 DIAGNOSE_TIMEOUT_MS = 5_000
+_REFUSALS = (SaslAuthenticationFailed, AuthenticationFailedError, UnsupportedSaslMechanismError)
 
 
 async def raise_refusal(bootstrap: str, security: KafkaSecurity) -> None:
@@ -84,7 +91,7 @@ async def raise_refusal(bootstrap: str, security: KafkaSecurity) -> None:
     for host, port, _ in collect_hosts(bootstrap, randomize=False):
         try:
             conn = await create_conn(host, port, request_timeout_ms=DIAGNOSE_TIMEOUT_MS, **options)
-        except SaslAuthenticationError as err:
+        except _REFUSALS as err:
             who = f"{security.sasl_mechanism} as {security.sasl_username!r}"
             raise KafkaAuthenticationFailed(
                 f"kafka broker {host}:{port}: authentication failed ({who}): {err}"
