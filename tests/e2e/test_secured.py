@@ -10,10 +10,12 @@ import datetime
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import inngest
 import pytest
 
@@ -189,3 +191,45 @@ def test_a_service_with_a_wrong_password_exits_at_once_and_logs_why(
     assert "cannot connect; not retrying" in output
     assert says.format(kafka=settings.kafka_bootstrap, cassandra=cassandra) in output
     assert WRONG_PASSWORD not in output
+
+
+def test_a_service_that_cannot_reach_kafka_yet_says_why_on_ready(
+    settings: ClusterSettings, tmp_path: Path
+) -> None:
+    assert _headrace(settings, "migrate").returncode == 0
+    port, nowhere = free_port(), f"127.0.0.1:{free_port()}"
+    env = _env(settings, HEADRACE_PORT=str(port), HEADRACE_KAFKA_BOOTSTRAP=nowhere)
+    with (tmp_path / "runner.log").open("wb") as log:
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "headrace", "runner"], env=env, stdout=log, stderr=log
+        )
+    try:
+        answer = _not_ready_answer(port)
+    finally:
+        runner.terminate()
+        runner.wait(timeout=30)
+
+    host, kafka_port = nowhere.split(":")
+    assert answer == {
+        "ready": False,
+        "service": "runner",
+        "error": "KafkaConnectionError: Unable to bootstrap from "
+        f"[('{host}', {kafka_port}, <AddressFamily.AF_INET: 2>)]",
+    }
+    assert runner.returncode == 0  # it kept retrying until told to stop
+    assert "cannot connect yet; retrying" in (tmp_path / "runner.log").read_text()
+
+
+def _not_ready_answer(port: int) -> object:
+    """The first `/ready` answer that carries a connection error."""
+    deadline = time.monotonic() + FAIL_FAST_S
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            try:
+                response = client.get(f"http://127.0.0.1:{port}/ready")
+                if response.status_code == 503 and "error" in response.json():
+                    return response.json()
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    return None
