@@ -21,6 +21,7 @@ import pytest
 
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.infra.secured import SecuredEndpoints
+from headrace.infra.tls import server_tls
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import security_env, start_cluster
 from headrace.testing.dev import DevHandle, eventually
@@ -128,14 +129,24 @@ async def _smoke(engine: DevHandle) -> None:
 
 
 @pytest.mark.parametrize(
-    ("mechanism", "tls"),
-    [("PLAIN", False), ("SCRAM-SHA-256", True), ("SCRAM-SHA-512", False)],
+    "how",
+    [
+        "PLAIN over SASL_PLAINTEXT",
+        "SCRAM-SHA-256 over SASL_SSL",
+        "SCRAM-SHA-512 over SASL_PLAINTEXT",
+        "a client certificate over SSL",
+    ],
 )
-def test_migrate_creates_the_topics_and_schema_with_each_sasl_mechanism(
-    settings: ClusterSettings, secured_infra: SecuredEndpoints, mechanism: str, tls: bool
+def test_migrate_creates_the_topics_and_schema_over_each_kind_of_listener(
+    settings: ClusterSettings, secured_infra: SecuredEndpoints, how: str
 ) -> None:
-    security = secured_infra.kafka_security(mechanism, tls=tls)
-    bootstrap = secured_infra.kafka_sasl_ssl if tls else secured_infra.kafka_sasl_plaintext
+    mechanism, _, protocol = how.partition(" over ")
+    if protocol == "SSL":
+        bootstrap, security = secured_infra.kafka_ssl, secured_infra.kafka_client_certificate()
+    else:
+        tls = protocol == "SASL_SSL"
+        security = secured_infra.kafka_security(mechanism, tls=tls)
+        bootstrap = secured_infra.kafka_sasl_ssl if tls else secured_infra.kafka_sasl_plaintext
     settings = dataclasses.replace(settings, kafka_bootstrap=bootstrap, kafka_security=security)
 
     done = _headrace(settings, "migrate")
@@ -143,6 +154,18 @@ def test_migrate_creates_the_topics_and_schema_with_each_sasl_mechanism(
     assert done.returncode == 0, done.stderr
     assert f"cassandra keyspace {settings.keyspace}: migrations applied [1" in done.stdout
     assert f"kafka topics {settings.topic_prefix}events" in done.stdout
+
+
+def test_migrate_fails_at_once_when_the_broker_certificate_is_not_from_the_given_ca(
+    settings: ClusterSettings, tmp_path: Path
+) -> None:
+    other_ca = str(server_tls(tmp_path, "127.0.0.1").ca)
+
+    done = _headrace(settings, "migrate", HEADRACE_KAFKA_SSL_CAFILE=other_ca)
+
+    assert done.returncode == 1
+    assert f"Error: kafka broker {settings.kafka_bootstrap}: TLS handshake failed:" in done.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in done.stderr
 
 
 def test_migrate_with_a_wrong_kafka_password_fails_at_once_naming_the_broker(

@@ -1,8 +1,9 @@
 """The secured test profile: a second Kafka and a second Cassandra that demand credentials and
 TLS, on their own ports and state directories, sharing the plain ones' jars.
 
-Kafka listens three ways: SASL_SSL (the production shape), SASL_PLAINTEXT, and a plaintext
-listener for its own inter-broker traffic and the readiness probe. Its users (PLAIN and
+Kafka listens four ways: SASL_SSL (the production shape), SASL_PLAINTEXT, SSL that requires a
+client certificate, and a plaintext listener for its own inter-broker traffic and the readiness
+probe. Its users (PLAIN and
 SCRAM-SHA-256/512, one name and password) exist from storage format on. Cassandra runs
 PasswordAuthenticator with its default superuser and accepts TLS clients only.
 """
@@ -43,11 +44,18 @@ class SecuredKafka(Kafka):
         self.port = base  # the plaintext listener: inter-broker traffic and the probe
         self.sasl_ssl_port = base + 2
         self.sasl_plaintext_port = base + 3
+        self.ssl_port = base + 4
         self.controller_port = config.kafka_controller_port + PORT_OFFSET
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return (self.port, self.controller_port, self.sasl_ssl_port, self.sasl_plaintext_port)
+        return (
+            self.port,
+            self.controller_port,
+            self.sasl_ssl_port,
+            self.sasl_plaintext_port,
+            self.ssl_port,
+        )
 
     @property
     def sasl_ssl_bootstrap(self) -> str:
@@ -64,7 +72,7 @@ class SecuredKafka(Kafka):
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         listeners = (
             f"PLAINTEXT://{host}:{self.port},SASL_SSL://{host}:{self.sasl_ssl_port},"
-            f"SASL_PLAINTEXT://{host}:{self.sasl_plaintext_port}"
+            f"SASL_PLAINTEXT://{host}:{self.sasl_plaintext_port},SSL://{host}:{self.ssl_port}"
         )
         per_listener = "".join(
             f"listener.name.{name}.plain.sasl.jaas.config={plain}\n"
@@ -83,7 +91,7 @@ class SecuredKafka(Kafka):
         base = base.replace(
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
-            "SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "SASL_SSL:SASL_SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL",
         )
         return (
             base
@@ -93,6 +101,7 @@ class SecuredKafka(Kafka):
             + f"ssl.keystore.location={tls.keystore}\n"
             + "ssl.truststore.type=PEM\n"
             + f"ssl.truststore.location={tls.ca}\n"
+            + "listener.name.ssl.ssl.client.auth=required\n"
         )
 
     def format_args(self) -> list[str]:
@@ -157,8 +166,11 @@ class SecuredEndpoints:
 
     kafka_sasl_ssl: str
     kafka_sasl_plaintext: str
+    kafka_ssl: str  # requires a client certificate
     cassandra_contact: tuple[str, int]
     ca_file: str
+    client_cert: str
+    client_key: str
 
     def kafka_security(
         self, mechanism: str = "SCRAM-SHA-512", password: str = KAFKA_PASSWORD, *, tls: bool = True
@@ -171,6 +183,15 @@ class SecuredEndpoints:
             ssl_cafile=self.ca_file if tls else None,
         )
 
+    def kafka_client_certificate(self) -> KafkaSecurity:
+        """TLS with the client certificate, for the listener that requires one."""
+        return KafkaSecurity(
+            protocol="SSL",
+            ssl_cafile=self.ca_file,
+            ssl_certfile=self.client_cert,
+            ssl_keyfile=self.client_key,
+        )
+
     def cassandra_security(self, password: str = CASSANDRA_PASSWORD) -> CassandraSecurity:
         return CassandraSecurity(CASSANDRA_USER, password, self.ca_file)
 
@@ -180,6 +201,9 @@ def secured_endpoints(config: InfraConfig) -> SecuredEndpoints:
     return SecuredEndpoints(
         kafka_sasl_ssl=kafka.sasl_ssl_bootstrap,
         kafka_sasl_plaintext=kafka.sasl_plaintext_bootstrap,
+        kafka_ssl=f"{kafka.host}:{kafka.ssl_port}",
         cassandra_contact=(cassandra.host, cassandra.port),
         ca_file=str(tls_files(config).ca),
+        client_cert=str(tls_files(config).client_cert),
+        client_key=str(tls_files(config).client_key),
     )

@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from cassandra.cluster import Session
 
 from headrace.infra import (
+    COMPONENTS,
     SECURED,
     InfraConfig,
     InfraError,
@@ -89,8 +90,10 @@ class InfraSession:
             self.lease = None
 
     def _stop_unpinned(self) -> None:
-        used = [name for name, result in self.results.items() if isinstance(result, Started)]
-        unpinned = [state.name for state in status(self.config, used) if not state.pinned]
+        # The last session out: what any session started, even one this session did not use
+        # (the secured profile runs for its tests only), is no longer needed.
+        states = status(self.config, [*COMPONENTS, *SECURED])
+        unpinned = [state.name for state in states if state.running and not state.pinned]
         if unpinned:
             down(self.config, unpinned)
             self.stopped = unpinned
