@@ -3,22 +3,21 @@ TLS, on their own ports and state directories, sharing the plain ones' jars.
 
 Kafka listens four ways: SASL_SSL (the production shape), SASL_PLAINTEXT, SSL that requires a
 client certificate, and a plaintext listener for its own inter-broker traffic and the readiness
-probe. Its users (PLAIN and
-SCRAM-SHA-256/512, one name and password) exist from storage format on. Cassandra runs
+probe. Its users (PLAIN and SCRAM-SHA-256/512, one name and password) exist from storage format
+on. Cassandra runs
 PasswordAuthenticator with its default superuser and accepts TLS clients only.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from headrace.adapters.cassandra.security import CassandraSecurity
 from headrace.adapters.kafka.security import KafkaSecurity
-from headrace.infra.cassandra import Cassandra, local_cluster
+from headrace.infra.cassandra import Cassandra
 from headrace.infra.config import InfraConfig
-from headrace.infra.errors import InfraError
-from headrace.infra.kafka import Kafka, _describe_cluster
+from headrace.infra.kafka import Kafka
 from headrace.infra.tls import TlsFiles, server_tls
 
 KAFKA_USER = "headrace"
@@ -110,11 +109,6 @@ class SecuredKafka(Kafka):
             for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
         ]
 
-    def probe(self) -> None:
-        cluster = asyncio.run(_describe_cluster(self.bootstrap))
-        if not cluster.get("brokers"):
-            raise InfraError(f"kafka at {self.bootstrap} lists no broker yet: {cluster}")
-
 
 class SecuredCassandra(Cassandra):
     name = "cassandra-secured"
@@ -141,23 +135,11 @@ client_encryption_options:
 """
         )
 
-    def probe(self) -> None:
+    def client_options(self) -> dict[str, Any]:
         security = CassandraSecurity(
             CASSANDRA_USER, CASSANDRA_PASSWORD, str(tls_files(self.config).ca)
         )
-        cluster = local_cluster(
-            self.host,
-            self.port,
-            connect_timeout=5,
-            control_connection_timeout=5,
-            **security.cluster_options(),
-        )
-        try:
-            row = cluster.connect().execute("SELECT release_version FROM system.local").one()
-        finally:
-            cluster.shutdown()
-        if row is None:
-            raise InfraError(f"cassandra at {self.host}:{self.port} returned no system.local row")
+        return security.cluster_options()
 
 
 @dataclass(frozen=True)
