@@ -31,3 +31,8 @@ class Conflict(TransientError):
 class Fenced(HeadraceError):
     """This instance no longer owns the partition it is acting for: a newer owner has written
     the state. Drop the work; the owner handles it."""
+
+
+class AuthenticationFailed(HeadraceError):
+    """A broker or database refused the configured credentials (or TLS identity): permanent
+    until the configuration changes, so the process reports it and stops instead of retrying."""

@@ -16,10 +16,11 @@ Jars are cached in `~/.cache/headrace/infra`, state (config, data, logs, pids) l
 from headrace.infra.config import InfraConfig
 from headrace.infra.errors import InfraError
 from headrace.infra.lifecycle import Started, Status
-from headrace.infra.stack import COMPONENTS, Endpoints, down, start_each, status, up
+from headrace.infra.stack import COMPONENTS, SECURED, Endpoints, down, start_each, status, up
 
 __all__ = [
     "COMPONENTS",
+    "SECURED",
     "Endpoints",
     "InfraConfig",
     "InfraError",

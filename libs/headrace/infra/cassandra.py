@@ -209,10 +209,18 @@ commit_failure_policy: stop
             "org.apache.cassandra.service.CassandraDaemon",
         ]
 
+    def client_options(self) -> dict[str, Any]:
+        """What a driver needs beyond the address (credentials, TLS): nothing here."""
+        return {}
+
     def probe(self) -> None:
         """A CQL query: the native transport is up and the node serves reads."""
         cluster = local_cluster(
-            self.host, self.port, connect_timeout=5, control_connection_timeout=5
+            self.host,
+            self.port,
+            connect_timeout=5,
+            control_connection_timeout=5,
+            **self.client_options(),
         )
         try:
             row = cluster.connect().execute("SELECT release_version FROM system.local").one()

@@ -16,8 +16,12 @@ from headrace.infra.config import InfraConfig
 from headrace.infra.errors import InfraError
 from headrace.infra.lifecycle import Started
 
+# Without names: kafka and cassandra. The secured test profile is started by naming it.
 component_argument = click.argument(
-    "names", metavar="[kafka|cassandra]...", nargs=-1, type=click.Choice(stack.COMPONENTS)
+    "names",
+    metavar="[kafka|cassandra|kafka-secured|cassandra-secured]...",
+    nargs=-1,
+    type=click.Choice([*stack.COMPONENTS, *stack.SECURED]),
 )
 
 

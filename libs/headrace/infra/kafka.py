@@ -136,6 +136,7 @@ log.segment.bytes=16777216
             f"--cluster-id={_cluster_id()}",
             "--config",
             str(properties),
+            *self.format_args(),
         )
         with self.layout.log.open("a") as out:
             result = subprocess.run(
@@ -150,6 +151,10 @@ log.segment.bytes=16777216
             raise InfraError(
                 f"kafka storage format exited with {result.returncode}", self.layout.log
             )
+
+    def format_args(self) -> list[str]:
+        """More arguments to the storage format (users to create, in the secured profile)."""
+        return []
 
     def prepare(self, lib_dir: Path) -> list[str]:
         root = self.layout.root

@@ -17,8 +17,11 @@ from headrace.infra.config import InfraConfig
 from headrace.infra.errors import InfraError
 from headrace.infra.kafka import Kafka
 from headrace.infra.lifecycle import Started, Status
+from headrace.infra.secured import SecuredCassandra, SecuredKafka
 
 COMPONENTS = ("kafka", "cassandra")
+# The secured test profile (`headrace.infra.secured`): started only by name.
+SECURED = ("kafka-secured", "cassandra-secured")
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,19 @@ class Endpoints:
 def components(config: InfraConfig, names: Iterable[str] = COMPONENTS) -> list[Component]:
     """The components called `names`, in a stable order."""
     wanted = set(names)
-    unknown = wanted - set(COMPONENTS)
+    unknown = wanted - {*COMPONENTS, *SECURED}
     if unknown:
-        raise InfraError(f"unknown component(s) {sorted(unknown)}; known: {list(COMPONENTS)}")
+        known = [*COMPONENTS, *SECURED]
+        raise InfraError(f"unknown component(s) {sorted(unknown)}; known: {known}")
     built: list[Component] = []
     if "kafka" in wanted:
         built.append(Kafka(config))
     if "cassandra" in wanted:
         built.append(Cassandra(config))
+    if "kafka-secured" in wanted:
+        built.append(SecuredKafka(config))
+    if "cassandra-secured" in wanted:
+        built.append(SecuredCassandra(config))
     return built
 
 

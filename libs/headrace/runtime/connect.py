@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
 from headrace.adapters.cassandra.schema import migrate as migrate_schema
+from headrace.adapters.cassandra.security import translated
 from headrace.adapters.cassandra.stores import CassandraStores
 from headrace.adapters.kafka.log import KafkaLog
+from headrace.core.errors import AuthenticationFailed
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
@@ -39,7 +41,20 @@ def cassandra_cluster(settings: ClusterSettings) -> Cluster:
         port=settings.cassandra_port,
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        **settings.cassandra_security.cluster_options(),
     )
+
+
+def cassandra_session(cluster: Cluster) -> Session:
+    """`cluster.connect()`, with every node refusing the login or TLS raised as
+    `CassandraAuthenticationFailed`."""
+    try:
+        return cluster.connect()
+    except Exception as err:
+        refused = translated(err)
+        if refused is err:
+            raise
+        raise refused from err
 
 
 def kafka_log(settings: ClusterSettings) -> KafkaLog:
@@ -48,6 +63,7 @@ def kafka_log(settings: ClusterSettings) -> KafkaLog:
         group_prefix=settings.group_prefix,
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
+        security=settings.kafka_security,
     )
 
 
@@ -62,7 +78,7 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
     """Raise (to be retried) until both answer; the keyspace must have been migrated."""
     cluster = cassandra_cluster(settings)
     try:
-        session = await asyncio.to_thread(cluster.connect)
+        session = await asyncio.to_thread(cassandra_session, cluster)
         stores = await asyncio.to_thread(CassandraStores, session, settings.keyspace)
     except BaseException:
         await asyncio.to_thread(cluster.shutdown)
@@ -91,9 +107,16 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
 def migrate(**options: Any) -> None:
     """Create the topics and apply the Cassandra schema (idempotent; run before the services)."""
     settings = settings_from(options)
+    try:
+        _migrate(settings)
+    except AuthenticationFailed as err:
+        raise click.ClickException(str(err)) from err
+
+
+def _migrate(settings: ClusterSettings) -> None:
     cluster = cassandra_cluster(settings)
     try:
-        session = cluster.connect()
+        session = cassandra_session(cluster)
         replication = {"class": "SimpleStrategy", "replication_factor": settings.replication_factor}
         applied = migrate_schema(session, settings.keyspace, replication)
     finally:

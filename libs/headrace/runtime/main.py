@@ -7,6 +7,7 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from headrace.core.errors import AuthenticationFailed
 from headrace.obs.setup import setup_observability
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
@@ -26,7 +27,12 @@ def run_service(name: str, options: dict[str, Any], wire: Wire) -> None:
             *(key for key, _ in settings.event_keys),
             settings.signing_key,
             *(key for _, key in settings.signing_keys),
+            settings.kafka_security.sasl_password,
+            settings.cassandra_security.password,
         ],
     )
     process = ServiceProcess(name, settings)
-    asyncio.run(process.run(connect_cluster, wire))
+    try:
+        asyncio.run(process.run(connect_cluster, wire))
+    except AuthenticationFailed:
+        raise SystemExit(1) from None  # the process logged why

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from headrace.core.clock import Clock, SystemClock
+from headrace.core.errors import AuthenticationFailed
 from headrace.messages.topics import Topics
 from headrace.obs.metrics import metrics_route
 from headrace.obs.records import ObservedLog
@@ -49,6 +50,8 @@ class ServiceProcess:
         self.topics = Topics(settings.topic_prefix)
         self.wired = False
         self.reachable = True
+        # Why the process is not connected (yet), for `/ready` and the operator.
+        self.connect_error: str | None = None
         self.app = Starlette(routes=[Route("/health", self._health), Route("/ready", self._ready)])
         self.app.router.routes.append(metrics_route())
         self.tasks: list[asyncio.Task[Any]] = []
@@ -64,9 +67,10 @@ class ServiceProcess:
         return self.wired and self.reachable
 
     async def _ready(self, _: Request) -> Response:
-        return JSONResponse(
-            {"ready": self.ready, "service": self.name}, status_code=200 if self.ready else 503
-        )
+        body: dict[str, Any] = {"ready": self.ready, "service": self.name}
+        if self.connect_error is not None:
+            body["error"] = self.connect_error
+        return JSONResponse(body, status_code=200 if self.ready else 503)
 
     def add_routes(self, routes: list[BaseRoute]) -> None:
         self.app.router.routes.extend(routes)
@@ -88,7 +92,12 @@ class ServiceProcess:
             loop.add_signal_handler(sig, self._stopping.set)
         http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         http_task = await http.start()
-        connected = await self._connect(connect)
+        try:
+            connected = await self._connect(connect)
+        except AuthenticationFailed:
+            http.should_exit = True
+            await http_task
+            raise
         if connected is None:
             http.should_exit = True
             await http_task
@@ -140,8 +149,16 @@ class ServiceProcess:
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                return await connect(self.settings)
+                connection = await connect(self.settings)
+                self.connect_error = None
+                return connection
+            except AuthenticationFailed as err:
+                # Credentials and certificates do not fix themselves: stop, loudly.
+                self.connect_error = str(err)
+                log.error("cannot connect; not retrying", service=self.name, error=str(err))
+                raise
             except Exception as err:
+                self.connect_error = str(err)
                 log.warning(
                     "cannot connect yet; retrying",
                     service=self.name,

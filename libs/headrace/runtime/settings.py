@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import click
 
+from headrace.adapters.cassandra.security import CassandraSecurity
+from headrace.adapters.kafka.security import PROTOCOLS, SASL_MECHANISMS, KafkaSecurity
 from headrace.protocol.accounts import AccountKeys
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +42,8 @@ class ClusterSettings:
     dashboard_token: str | None = None
     # Topics (under the prefix) that producers publish events to, read by the ingest.
     intake_topics: tuple[str, ...] = ("intake",)
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    cassandra_security: CassandraSecurity = field(default_factory=CassandraSecurity)
 
     def accounts(self) -> AccountKeys:
         return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
@@ -69,6 +73,68 @@ intake_topics_option = click.option(
 def parse_topics(value: str) -> tuple[str, ...]:
     """`--intake-topics`: comma-separated names, blanks dropped."""
     return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
+_FILE = click.Path(exists=True, dir_okay=False)
+
+# Credentials and TLS for Kafka and Cassandra. Passwords are best given by environment (from a
+# mounted Secret): a flag's value shows in the process list.
+_security_options = [
+    click.option(
+        "--kafka-security-protocol",
+        envvar="HEADRACE_KAFKA_SECURITY_PROTOCOL",
+        type=click.Choice(PROTOCOLS, case_sensitive=False),
+        default="PLAINTEXT",
+        show_default=True,
+        callback=lambda _ctx, _param, value: value.upper(),
+    ),
+    click.option(
+        "--kafka-sasl-mechanism",
+        envvar="HEADRACE_KAFKA_SASL_MECHANISM",
+        type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
+        default="PLAIN",
+        show_default=True,
+        callback=lambda _ctx, _param, value: value.upper(),
+    ),
+    click.option("--kafka-sasl-username", envvar="HEADRACE_KAFKA_SASL_USERNAME", default=None),
+    click.option(
+        "--kafka-sasl-password",
+        envvar="HEADRACE_KAFKA_SASL_PASSWORD",
+        default=None,
+        help="Prefer the environment variable.",
+    ),
+    click.option(
+        "--kafka-ssl-cafile",
+        envvar="HEADRACE_KAFKA_SSL_CAFILE",
+        type=_FILE,
+        default=None,
+        help="CA bundle (PEM) the brokers' certificates are verified with; default: the system's.",
+    ),
+    click.option(
+        "--kafka-ssl-certfile",
+        envvar="HEADRACE_KAFKA_SSL_CERTFILE",
+        type=_FILE,
+        default=None,
+        help="Client certificate (PEM), for brokers that require one.",
+    ),
+    click.option(
+        "--kafka-ssl-keyfile", envvar="HEADRACE_KAFKA_SSL_KEYFILE", type=_FILE, default=None
+    ),
+    click.option("--cassandra-username", envvar="HEADRACE_CASSANDRA_USERNAME", default=None),
+    click.option(
+        "--cassandra-password",
+        envvar="HEADRACE_CASSANDRA_PASSWORD",
+        default=None,
+        help="Prefer the environment variable.",
+    ),
+    click.option(
+        "--cassandra-ssl-cafile",
+        envvar="HEADRACE_CASSANDRA_SSL_CAFILE",
+        type=_FILE,
+        default=None,
+        help="CA (PEM) to verify the nodes with; set it to connect over TLS.",
+    ),
+]
 
 
 def cluster_options(default_port: int) -> Callable[[F], F]:
@@ -178,6 +244,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             default=None,
             help="The token the dashboard asks for (ingest); without it the dashboard is off.",
         ),
+        *_security_options,
     ]
 
     def decorate(fn: F) -> F:
@@ -188,7 +255,29 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
     return decorate
 
 
+def _security_from(options: dict[str, Any]) -> tuple[KafkaSecurity, CassandraSecurity]:
+    try:
+        kafka = KafkaSecurity(
+            protocol=options.get("kafka_security_protocol") or "PLAINTEXT",
+            sasl_mechanism=options.get("kafka_sasl_mechanism") or "PLAIN",
+            sasl_username=options.get("kafka_sasl_username") or None,
+            sasl_password=options.get("kafka_sasl_password") or None,
+            ssl_cafile=options.get("kafka_ssl_cafile") or None,
+            ssl_certfile=options.get("kafka_ssl_certfile") or None,
+            ssl_keyfile=options.get("kafka_ssl_keyfile") or None,
+        )
+        cassandra = CassandraSecurity(
+            username=options.get("cassandra_username") or None,
+            password=options.get("cassandra_password") or None,
+            ssl_cafile=options.get("cassandra_ssl_cafile") or None,
+        )
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    return kafka, cassandra
+
+
 def settings_from(options: dict[str, Any]) -> ClusterSettings:
+    kafka_security, cassandra_security = _security_from(options)
     return ClusterSettings(
         kafka_bootstrap=options["kafka_bootstrap"],
         cassandra_hosts=tuple(h.strip() for h in options["cassandra_hosts"].split(",") if h),
@@ -207,4 +296,6 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         call_timeout_s=options["call_timeout"],
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
+        kafka_security=kafka_security,
+        cassandra_security=cassandra_security,
     )

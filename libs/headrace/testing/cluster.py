@@ -38,6 +38,24 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def security_env(settings: ClusterSettings) -> dict[str, str]:
+    """The `HEADRACE_*` variables that give a service `settings`' credentials and TLS files."""
+    kafka, cassandra = settings.kafka_security, settings.cassandra_security
+    values = {
+        "HEADRACE_KAFKA_SECURITY_PROTOCOL": kafka.protocol,
+        "HEADRACE_KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
+        "HEADRACE_KAFKA_SASL_USERNAME": kafka.sasl_username,
+        "HEADRACE_KAFKA_SASL_PASSWORD": kafka.sasl_password,
+        "HEADRACE_KAFKA_SSL_CAFILE": kafka.ssl_cafile,
+        "HEADRACE_KAFKA_SSL_CERTFILE": kafka.ssl_certfile,
+        "HEADRACE_KAFKA_SSL_KEYFILE": kafka.ssl_keyfile,
+        "HEADRACE_CASSANDRA_USERNAME": cassandra.username,
+        "HEADRACE_CASSANDRA_PASSWORD": cassandra.password,
+        "HEADRACE_CASSANDRA_SSL_CAFILE": cassandra.ssl_cafile,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
 @dataclass
 class ServiceProc:
     name: str
@@ -73,6 +91,7 @@ class Cluster:
             "HEADRACE_PORT": str(port),
             "HEADRACE_LOG_LEVEL": "info",
             "HEADRACE_DASHBOARD_TOKEN": TEST_DASHBOARD_TOKEN,
+            **security_env(s),
             **self.env,
         }
 

@@ -34,6 +34,7 @@ from cassandra.cluster import Session
 
 from headrace.infra import (
     COMPONENTS,
+    SECURED,
     InfraConfig,
     InfraError,
     Started,
@@ -44,10 +45,14 @@ from headrace.infra import (
 )
 from headrace.infra.cassandra import drop_keyspace as drop_keyspace_in
 from headrace.infra.cassandra import local_cluster
+from headrace.infra.secured import SecuredEndpoints, secured_endpoints
 
 KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_topic_prefix", "new_topic"})
 CASSANDRA_FIXTURES = frozenset({"cassandra_contact", "cassandra_keyspace"})
-NEEDS = {"kafka": KAFKA_FIXTURES, "cassandra": CASSANDRA_FIXTURES}
+SECURED_FIXTURES = frozenset({"secured_infra"})
+# Marker -> the fixtures that imply it; and the components each marker starts.
+NEEDS = {"kafka": KAFKA_FIXTURES, "cassandra": CASSANDRA_FIXTURES, "secured": SECURED_FIXTURES}
+STARTS = {"kafka": ("kafka",), "cassandra": ("cassandra",), "secured": SECURED}
 
 NewTopicFactory = Callable[..., Awaitable[str]]
 
@@ -85,8 +90,10 @@ class InfraSession:
             self.lease = None
 
     def _stop_unpinned(self) -> None:
-        used = [name for name, result in self.results.items() if isinstance(result, Started)]
-        unpinned = [state.name for state in status(self.config, used) if not state.pinned]
+        # The last session out: what any session started, even one this session did not use
+        # (the secured profile runs for its tests only), is no longer needed.
+        states = status(self.config, [*COMPONENTS, *SECURED])
+        unpinned = [state.name for state in states if state.running and not state.pinned]
         if unpinned:
             down(self.config, unpinned)
             self.stopped = unpinned
@@ -148,7 +155,7 @@ def headrace_infra(request: pytest.FixtureRequest) -> Iterator[InfraSession]:
     needed: set[str] = set()
     for item in request.session.items:
         needed |= needed_components(item)
-    session.ensure(needed & set(COMPONENTS))
+    session.ensure({component for marker in needed for component in STARTS[marker]})
     yield session
     session.finish()
 
@@ -156,15 +163,24 @@ def headrace_infra(request: pytest.FixtureRequest) -> Iterator[InfraSession]:
 @pytest.fixture(autouse=True)
 def _headrace_infra_for_marked(request: pytest.FixtureRequest) -> None:
     """A test marked `kafka` or `cassandra` gets its server even if it uses no fixture."""
-    for name in NEEDS:
-        if request.node.get_closest_marker(name) is not None:
-            request.getfixturevalue("headrace_infra").require(name)
+    for marker, components in STARTS.items():
+        if request.node.get_closest_marker(marker) is not None:
+            for name in components:
+                request.getfixturevalue("headrace_infra").require(name)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(headrace_infra: InfraSession) -> str:
     """`host:port` of the Kafka broker, e.g. "127.0.0.1:29092"."""
     return headrace_infra.require("kafka").address
+
+
+@pytest.fixture(scope="session")
+def secured_infra(headrace_infra: InfraSession) -> SecuredEndpoints:
+    """The secured profile (`headrace.infra.secured`): SASL/TLS Kafka, password/TLS Cassandra."""
+    for name in SECURED:
+        headrace_infra.require(name)
+    return secured_endpoints(headrace_infra.config)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
+from headrace.adapters.kafka.security import PLAINTEXT, KafkaSecurity, start_client
+
 READY_TIMEOUT_S = 30.0
 
 
@@ -45,6 +47,7 @@ async def ensure_topics(
     partitions: int,
     replication_factor: int,
     client_id: str,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create the topics of `names` that are missing; check the count of those that exist.
 
@@ -52,9 +55,11 @@ async def ensure_topics(
     partition, so producers and consumers started next find it. Safe to run concurrently from
     several processes: a topic another process created first is checked like any other.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id=client_id)
-    await admin.start()
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id=client_id, **security.client_options()
+    )
     try:
+        await start_client(admin, bootstrap_servers, security)
         missing = []
         for name, parts in (await _describe(admin, names)).items():
             if parts:

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
+from headrace.adapters.kafka.security import KafkaSecurity, start_client
 from headrace.ports.log import LogRecord, PartitionsCallback
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class GroupSettings:
     # How long the group waits for its members to hand over in a rebalance: to reach `poll`
     # and run `on_revoked` (drain in-flight records and commit).
     rebalance_timeout_ms: int
+    security: KafkaSecurity
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -121,9 +123,10 @@ class KafkaConsumer:
             rebalance_timeout_ms=self._settings.rebalance_timeout_ms,
             # A JoinGroup request waits at the broker for up to the rebalance timeout.
             request_timeout_ms=max(40_000, self._settings.rebalance_timeout_ms + 5_000),
+            **self._settings.security.client_options(),
         )
         try:
-            await consumer.start()
+            await start_client(consumer, self._settings.bootstrap_servers, self._settings.security)
         except BaseException:
             await consumer.stop()
             raise

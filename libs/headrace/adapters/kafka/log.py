@@ -31,6 +31,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES, ensure_topics
 from headrace.adapters.kafka.consumer import GroupSettings, KafkaConsumer
+from headrace.adapters.kafka.security import PLAINTEXT, KafkaSecurity, start_client
 from headrace.adapters.kafka.tail import KafkaTail
 from headrace.core.errors import TransientError
 from headrace.messages.topics import partition_for
@@ -108,8 +109,10 @@ class KafkaLog:
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
         rebalance_timeout_ms: int = 30_000,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = security
         self._partitions = partitions
         self._replication_factor = replication_factor
         self._client_id = client_id
@@ -121,6 +124,7 @@ class KafkaLog:
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
             rebalance_timeout_ms=rebalance_timeout_ms,
+            security=security,
         )
         self._producer: AIOKafkaProducer | None = None
         self._sending = asyncio.Semaphore(MAX_SENDS_IN_FLIGHT)
@@ -157,6 +161,7 @@ class KafkaLog:
                     partitions=self._partitions,
                     replication_factor=self._replication_factor,
                     client_id=self._client_id,
+                    security=self._security,
                 )
                 self._ready_topics |= wanted
 
@@ -246,7 +251,7 @@ class KafkaLog:
 
     def tail(self, topic: str) -> KafkaTail:
         self._check_open()
-        tail = KafkaTail(self, topic, self._bootstrap, self._client_id)
+        tail = KafkaTail(self, topic, self._bootstrap, self._client_id, self._security)
         self._tails.add(tail)
         return tail
 
@@ -298,9 +303,10 @@ class KafkaLog:
                     bootstrap_servers=self._bootstrap,
                     client_id=self._client_id,
                     **PRODUCER_SETTINGS,
+                    **self._security.client_options(),
                 )
                 try:
-                    await producer.start()
+                    await start_client(producer, self._bootstrap, self._security)
                 except BaseException:
                     await producer.stop()  # releases the connections a failed start opened
                     raise

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
+from headrace.adapters.kafka.security import KafkaSecurity, start_client
 from headrace.ports.log import LogRecord
 
 if TYPE_CHECKING:
@@ -16,8 +17,16 @@ if TYPE_CHECKING:
 
 
 class KafkaTail:
-    def __init__(self, log: KafkaLog, topic: str, bootstrap_servers: str, client_id: str) -> None:
+    def __init__(
+        self,
+        log: KafkaLog,
+        topic: str,
+        bootstrap_servers: str,
+        client_id: str,
+        security: KafkaSecurity,
+    ) -> None:
         self._log = log
+        self._security = security
         self._topic = topic
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
@@ -32,9 +41,10 @@ class KafkaTail:
             enable_auto_commit=False,
             isolation_level="read_committed",
             max_partition_fetch_bytes=MAX_RECORD_BYTES,
+            **self._security.client_options(),
         )
         try:
-            await consumer.start()
+            await start_client(consumer, self._bootstrap, self._security)
             name = self._log.topic_name(self._topic)
             tps = [TopicPartition(name, p) for p in range(self._log.partitions)]
             consumer.assign(tps)
