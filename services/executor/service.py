@@ -433,7 +433,7 @@ class Executor:
             events=run.events,
             memos=memos,
             stack=_stack_naming_every_memo(run, memos),
-            attempt=item.attempt,
+            attempt=machine.sdk_attempt(item),
             max_attempts=machine.max_attempts,
             target=item.target,
             disable_immediate=run.disable_immediate,

@@ -22,8 +22,11 @@ const sdk = await import(`inngest${major}`);
 const { serve } = await import(`inngest${major}/node`);
 const origin = `http://127.0.0.1:${port}`;
 // baseUrl comes from INNGEST_BASE_URL, set by the test helper; dev mode means no signing.
-// HEADRACE_TS_CHECKPOINTING=off turns off 4.x's checkpointing (on by default); 3.x has it off.
-const checkpointing = process.env.HEADRACE_TS_CHECKPOINTING === "off" ? { checkpointing: false } : {};
+// HEADRACE_TS_CHECKPOINTING=off turns off 4.x's checkpointing (on by default), =on turns it on
+// (3.x has it off by default).
+const checkpointing = { on: { checkpointing: true }, off: { checkpointing: false } }[
+  process.env.HEADRACE_TS_CHECKPOINTING
+] ?? {};
 const client = new sdk.Inngest({ id: appId, isDev: true, ...checkpointing });
 
 // The two majors take a function's trigger differently: 3.x as a second argument, 4.x inside

@@ -159,9 +159,14 @@ class RunMachine:
     def apply_checkpoint(self, call: Call, ops: list[Op]) -> None:
         """Steps the SDK reports finished while `call` goes on (async checkpointing): each is
         memoized now, as if the call had answered with it, so it is never run again; the call's
-        own answer comes later and is applied then (it may end the run, with RunComplete)."""
+        own answer comes later and is applied then (it may end the run, with RunComplete).
+        A checkpointed step restarts the call's retry budget, as Inngest resets the queue
+        item's attempts (checkpoint.go `checkpointAsyncSteps`): an error after it gets all the
+        attempts configured."""
         for op in ops:
             if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
+                if call.target is None:
+                    self.run.budget_from = call.attempt
                 memo = _step_memo(op)
                 self._history(
                     "step.completed",
@@ -183,15 +188,21 @@ class RunMachine:
             if version is not None and version >= 0:
                 self.run.req_version = version
 
+    def sdk_attempt(self, call: Call) -> int:
+        """The attempt the SDK is told (`ctx.attempt`): counted from the last checkpoint, as in
+        Inngest, since the SDK takes `max_attempts - 1` for its last attempt."""
+        return call.attempt - self.run.budget_from if call.target is None else call.attempt
+
     def _call_failed(self, call: Call, outcome: Outcome) -> None:
         """A call that got no opcodes back: retry the same call, or fail the run."""
         error = outcome.error or {}
         target = call.target or DISCOVERY
-        if outcome.retryable and call.attempt + 1 < self.max_attempts:
+        spent = self.sdk_attempt(call)
+        if outcome.retryable and spent + 1 < self.max_attempts:
             self.run.attempts[target] = call.attempt + 1
             delay = outcome.retry_after_ms
             if delay is None:
-                delay = backoff_ms(call.attempt, self.rng, self.backoff_scale)
+                delay = backoff_ms(spent, self.rng, self.backoff_scale)
             self._history(
                 "run.errored" if call.target is None else "step.errored",
                 step_hash=call.target,
@@ -564,6 +575,7 @@ class RunMachine:
             self.run.disable_immediate = False
         self.run.discover_pending = True
         self.run.attempts[DISCOVERY] = 0
+        self.run.budget_from = 0
         self._enqueue(
             Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=self.run.discover_seq),
             at_ms=at_ms,

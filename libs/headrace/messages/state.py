@@ -58,6 +58,9 @@ class RunState(msgspec.Struct, kw_only=True):
     step_names: dict[str, str] = {}
     # Attempt counter per call target; "" is discovery.
     attempts: dict[str, int] = {}
+    # The discovery attempt the retry budget counts from: the attempt of the call whose steps
+    # were last checkpointed, as Inngest resets a call's attempts on each checkpoint.
+    budget_from: int = 0
     discover_seq: int = 0
     discover_pending: bool = False
     race: bool = False
