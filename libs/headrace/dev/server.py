@@ -26,6 +26,7 @@ from headrace.protocol.driver import AppDriver
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.supervise import spawn
+from headrace.services.executor.outbox import Outbox
 from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
@@ -86,7 +87,14 @@ class DevServer:
         self.controls = RunControls(
             self.log, self.topics, self.stores, self.clock, self.ingest.send
         )
-        ctx = ApiContext(stores=self.stores, clock=self.clock, keys=keys, controls=self.controls)
+        ctx = ApiContext(
+            stores=self.stores,
+            clock=self.clock,
+            keys=keys,
+            controls=self.controls,
+            outbox=Outbox(self.log, self.topics, self.stores),
+            backoff_scale=settings.backoff_scale,
+        )
         self.app = build_app(
             ctx,
             self.ingest,

@@ -117,6 +117,14 @@ class RunMachine:
             )
         self._request_discovery()
 
+    def start_endpoint(self) -> None:
+        """A Durable Endpoint's run, created by its first checkpoint: the endpoint's own request
+        is the run's first call (discovery 0, attempt 0, never enqueued), running in the app;
+        its checkpoints are that call's (`apply_endpoint_checkpoint`)."""
+        self._history("run.started")
+        self.run.discover_pending = True
+        self.run.attempts[DISCOVERY] = 0
+
     def seed(self, stack: list[str], memos: dict[str, bytes], names: dict[str, str]) -> None:
         """Give a replay, as it starts, the memos it keeps (engine.replay): the SDK reads them
         as steps already done and skips them."""
@@ -176,6 +184,17 @@ class RunMachine:
                     duration_ms=op.duration_ms,
                 )
                 self._settle(op.id, memo, op.display)
+
+    def apply_endpoint_checkpoint(self, call: Call, ops: list[Op]) -> None:
+        """Finished steps are memoized while the endpoint's request goes on; any other op (the
+        return as RunComplete, a step error, a sleep, a wait) is that request's answer, applied
+        as a call's 206 is: a step to retry, a timer or a discovery is then the engine's to
+        make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`)."""
+        finished = [op for op in ops if op.op in opcodes.STEP_RUN]
+        answer = [op for op in ops if op.op not in opcodes.STEP_RUN]
+        self.apply_checkpoint(call, finished)
+        if answer:
+            self.apply_call(call, Outcome(ops=answer), len(self.run.stack))
 
     def _learn_request_version(self, outcome: Outcome) -> None:
         """Keep the execution version the SDK chose at the run's first generator response, and

@@ -87,6 +87,8 @@ class RunState(msgspec.Struct, kw_only=True):
     # "event", or "rerun" / "replay" (then `original_run_id` names the run it repeats).
     started_by: str = "event"
     original_run_id: str = ""
+    # A Durable Endpoint's run: the token its redirect shows to read the output with.
+    output_token: str = ""
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):
