@@ -304,3 +304,36 @@ def test_a_checkpoint_restarts_the_retry_budget_of_its_call() -> None:
     last = _machine(run, memos)
     last.apply_call(Call(account_id="acct", run_id="run", attempt=3), error, 1)
     assert run.status == "failed" and _calls(last) == []
+
+
+def test_an_endpoint_s_request_is_its_run_s_first_call_until_it_hands_the_run_over() -> None:
+    """A Durable Endpoint: finished steps are memoized while the request goes on; a sleep ends
+    the request's part, and the engine goes on from the sleep's end."""
+    run = _run()
+    machine = _machine(run)
+    machine.start_endpoint()
+    request = Call(account_id="acct", run_id="run", seq=0)
+    machine.apply_endpoint_checkpoint(request, [Op(op="StepRun", id="h1", data=1)])
+    assert machine.out.memos == {"h1": b'{"data":1}'}
+    assert _calls(machine) == [] and machine.is_current_call(request)
+    assert [h.kind for h in machine.out.history] == ["run.started", "step.completed"]
+
+    handed = _machine(run, {"h1"})
+    handed.apply_endpoint_checkpoint(
+        request,
+        [Op(op="StepRun", id="h2", data=2), Op(op="Sleep", id="s", name="1s", opts={})],
+    )
+    assert handed.out.memos == {"h2": b'{"data":2}'}
+    assert run.planned == {"s": "sleep"}
+    assert not handed.is_current_call(request)
+    assert _calls(handed) == []  # the wake-up is a Resume; the discovery follows it
+
+
+def test_an_endpoint_s_return_ends_its_run() -> None:
+    run = _run()
+    machine = _machine(run)
+    machine.start_endpoint()
+    request = Call(account_id="acct", run_id="run", seq=0)
+    response = {"status": 200, "headers": {}, "body": "{}"}
+    machine.apply_endpoint_checkpoint(request, [Op(op="RunComplete", id="c", data=response)])
+    assert (run.status, run.output) == ("completed", response)
