@@ -24,7 +24,7 @@ from headrace.testing.ts_app import TsApp
 @pytest.fixture
 def app(dev: EngineHandle) -> Iterator[TsApp]:
     served = TsApp(
-        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky"}
+        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap"}
     )
     served.start()
     yield served
@@ -113,6 +113,25 @@ async def test_a_step_that_fails_hands_the_run_to_the_engine_which_finishes_it(
         ("step.completed", "two"),
         ("step.completed", "three"),
     ]
+
+
+async def test_a_sleep_hands_the_run_to_the_engine_which_calls_the_endpoint_after_it(
+    dev: EngineHandle, app: TsApp
+) -> None:
+    async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
+        response = await http.get(_endpoint(app, "nap"))
+    assert response.history and response.history[0].status_code == 302, app.log()
+    assert (response.status_code, response.json()) == (200, {"sum": 3})
+    assert app.counts() == {"one": 1, "two": 1}
+    run = await dev.finished((await _only_run(dev, app, "GET /endpoint/nap")).run_id)
+    history = await dev.history(run.run_id)
+    kinds = [(h.kind, h.step_name) for h in history if h.kind.startswith("step.")]
+    assert kinds == [
+        ("step.completed", "one"),
+        ("step.sleeping", "nap"),
+        ("step.completed", "nap"),
+        ("step.completed", "two"),
+    ], kinds
 
 
 def _new_run(run_id: str, **overrides: object) -> dict[str, object]:

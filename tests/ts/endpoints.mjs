@@ -23,4 +23,12 @@ export const ENDPOINTS = {
     const three = await step.run("three", () => count("three") && 3);
     return { sum: one + two + three };
   },
+
+  // A sleep hands the run to the engine, which calls the endpoint again once it has passed.
+  nap: ({ step, count }) => async () => {
+    const one = await step.run("one", () => count("one") && 1);
+    await step.sleep("nap", "1s");
+    const two = await step.run("two", () => count("two") && 2);
+    return { sum: one + two };
+  },
 };
