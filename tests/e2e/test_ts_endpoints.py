@@ -17,6 +17,7 @@ from headrace.core.ids import new_ulid
 from headrace.core.jsonutil import loads
 from headrace.messages.state import RunState
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
+from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
 from headrace.testing.dev import EngineHandle
 from headrace.testing.ts_app import TsApp
 
@@ -81,8 +82,14 @@ async def test_a_request_completes_and_its_run_is_visible_with_its_steps_and_out
     assert event["data"]["query_params"] == "n=3"
     async with httpx.AsyncClient(base_url=dev.url) as http:
         api = await http.get(f"/v1/runs/{run.run_id}")
+        page = await http.get(
+            f"/dashboard/runs/{run.run_id}",
+            headers={"authorization": f"Bearer {TEST_DASHBOARD_TOKEN}"},
+        )
     assert api.status_code == 200
     assert api.json()["data"]["status"] == "Completed"
+    assert page.status_code == 200
+    assert "GET /endpoint/steps" in page.text and "step-3" in page.text
     # The request went through the app once: the engine never called it.
     assert [c.get("run_id") for c in app.calls()] == [None]
 
