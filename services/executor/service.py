@@ -36,6 +36,7 @@ from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
 from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.driver import AppDriver
+from headrace.protocol.endpoint import endpoint_request
 from headrace.protocol.ops import AI_GATEWAY, GATEWAY, Op, Outcome
 from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
@@ -324,20 +325,37 @@ class Executor:
             # current, and send it again from that state (issue 13: the step ran twice, the
             # repeat reaching the app after the next call had handed it the stored output).
             try:
+                headers = {
+                    "x-run-id": run.run_id,
+                    "x-inngest-server-kind": self._server_kind,
+                    # -1 until the SDK has chosen; JS reads this header before the
+                    # body's `version` (InngestCommHandler), so it must match it.
+                    "x-inngest-req-version": str(run.req_version),
+                    "x-inngest-step-id": item.target or "step",
+                }
+                url, body, method = (
+                    call_url(step_url(fn.config) or "", run.fn_id, item.target),
+                    prepared.body,
+                    "POST",
+                )
+                endpoint = endpoint_request(fn.config, run.events)
+                if endpoint is not None:
+                    # A Durable Endpoint: its first request again, which the SDK takes for a
+                    # call by its X-Run-ID and signature (empty unless signed), reading the
+                    # run through the API (protocol/endpoint.py).
+                    url, body, method = endpoint.url, endpoint.body, endpoint.method
+                    headers["content-type"] = endpoint.content_type
+                    headers["x-inngest-signature"] = ""
+                    if run.disable_immediate:
+                        headers["x-inngest-force-step-plan"] = "true"
                 try:
                     outcome = await self._driver.call(
-                        call_url(step_url(fn.config) or "", run.fn_id, item.target),
-                        prepared.body,
-                        {
-                            "x-run-id": run.run_id,
-                            "x-inngest-server-kind": self._server_kind,
-                            # -1 until the SDK has chosen; JS reads this header before the
-                            # body's `version` (InngestCommHandler), so it must match it.
-                            "x-inngest-req-version": str(run.req_version),
-                            "x-inngest-step-id": item.target or "step",
-                        },
+                        url,
+                        body,
+                        headers,
                         account_id=run.account_id,
                         before_send=lambda: self._check_unchanged(prepared),
+                        method=method,
                     )
                 except StaleCall:
                     span.set_attribute("headrace.call.stale", True)
@@ -433,7 +451,7 @@ class Executor:
             events=run.events,
             memos=memos,
             stack=_stack_naming_every_memo(run, memos),
-            attempt=item.attempt,
+            attempt=machine.sdk_attempt(item),
             max_attempts=machine.max_attempts,
             target=item.target,
             disable_immediate=run.disable_immediate,

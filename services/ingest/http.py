@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from headrace.api.checkpoint import checkpoint_routes
 from headrace.api.context import ApiContext, acting
 from headrace.api.dev_info import dev_info_routes
+from headrace.api.endpoint import endpoint_routes
 from headrace.api.gql.routes import gql_routes
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
@@ -97,6 +98,7 @@ def build_app(
         *register_routes(sync, ctx),
         *sdk_data_routes(ctx),
         *checkpoint_routes(ctx),
+        *endpoint_routes(ctx),
         *gql_routes(ctx),
         *v1_routes(ctx),
         metrics_route(),

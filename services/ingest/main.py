@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from headrace.services.executor.outbox import Outbox
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
 from headrace.services.ingest.intake import Intake
@@ -37,7 +38,14 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     settings = proc.settings
     ingest = EventIngest(log_port, proc.topics, proc.clock)
     controls = RunControls(log_port, proc.topics, stores, proc.clock, ingest.send)
-    ctx = ApiContext(stores=stores, clock=proc.clock, keys=settings.accounts(), controls=controls)
+    ctx = ApiContext(
+        stores=stores,
+        clock=proc.clock,
+        keys=settings.accounts(),
+        controls=controls,
+        outbox=Outbox(log_port, proc.topics, stores),
+        backoff_scale=settings.backoff_scale,
+    )
     sync = AppSync(log_port, proc.topics, stores, proc.clock)
     # Distributed mode never takes unknown keys: no keys configured means no events accepted.
     syncer = AppSyncer([], 0, ctx.keys, proc.clock, sync.register)

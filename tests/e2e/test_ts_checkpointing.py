@@ -31,13 +31,18 @@ def serve() -> Iterator[list[TsApp]]:
 
 
 async def _start(
-    dev: EngineHandle, apps: list[TsApp], checkpointing: str, app_id: str, function: str
+    dev: EngineHandle,
+    apps: list[TsApp],
+    checkpointing: str,
+    app_id: str,
+    function: str,
+    major: str = "4",
 ) -> TsApp:
     app = TsApp(
         dev.url,
         f"{app_id}-{checkpointing}",
         [function],
-        major="4",
+        major=major,
         env={"HEADRACE_TS_CHECKPOINTING": checkpointing},
     )
     apps.append(app.start())
@@ -154,3 +159,22 @@ async def test_a_call_cut_off_by_a_restart_stops_at_its_next_checkpoint(
     assert run.output == {"sum": 6}
     # "two" was in flight at the fault and ran twice; nothing after it did.
     assert app.counts() == {"one": 1, "two": 2, "three": 1}
+
+
+@pytest.mark.parametrize("major", ["3", "4"])
+async def test_an_error_after_a_checkpoint_gets_every_attempt_configured(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """Inngest resets a call's attempts on each checkpoint. 3.x, checkpointing on, checkpoints
+    "b" in the retry of the call that ran "a"; the code after "b" then throws in that call and
+    the next: with `retries: 2` the third attempt after the checkpoint still runs, and
+    succeeds. (4.x answers a step run on a retry with a 206 instead, and the next call starts
+    its own count.)"""
+    app = await _start(dev, serve, "on", f"ckpt-budget{major}", "budget", major=major)
+    [event_id] = await dev.send(_event(app, "budget"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=60)
+
+    assert run.status == "completed", app.log()
+    assert run.output == {"sum": 3, "attempt": 3}
+    calls = 4 if major == "3" else 5  # 4.x: the call that answered "b" too
+    assert app.counts() == {"a": 1, "before-b": calls, "b": 1, "after-b": 3}

@@ -22,8 +22,11 @@ const sdk = await import(`inngest${major}`);
 const { serve } = await import(`inngest${major}/node`);
 const origin = `http://127.0.0.1:${port}`;
 // baseUrl comes from INNGEST_BASE_URL, set by the test helper; dev mode means no signing.
-// HEADRACE_TS_CHECKPOINTING=off turns off 4.x's checkpointing (on by default); 3.x has it off.
-const checkpointing = process.env.HEADRACE_TS_CHECKPOINTING === "off" ? { checkpointing: false } : {};
+// HEADRACE_TS_CHECKPOINTING=off turns off 4.x's checkpointing (on by default), =on turns it on
+// (3.x has it off by default).
+const checkpointing = { on: { checkpointing: true }, off: { checkpointing: false } }[
+  process.env.HEADRACE_TS_CHECKPOINTING
+] ?? {};
 const client = new sdk.Inngest({ id: appId, isDev: true, ...checkpointing });
 
 // The two majors take a function's trigger differently: 3.x as a second argument, 4.x inside
@@ -65,6 +68,20 @@ const functions = names.map((name) => {
 
 // serveHost is 3.x's name for the URL the app syncs with, serveOrigin 4.x's.
 const handler = serve({ client, functions, serveHost: origin, serveOrigin: origin });
+
+// Durable Endpoints (4.x), on a client of their own, as `inngest.endpoint` needs its adapter.
+const endpoints = {};
+const endpointNames = (process.env.HEADRACE_TS_ENDPOINTS || "").split(",").filter(Boolean);
+if (endpointNames.length) {
+  const { endpointAdapter, serveEndpoint } = await import(`inngest${major}/node`);
+  const { ENDPOINTS } = await import("./endpoints.mjs");
+  const endpointClient = new sdk.Inngest({ id: `${appId}-endpoints`, isDev: true, endpointAdapter });
+  for (const name of endpointNames) {
+    endpoints[`/endpoint/${name}`] = serveEndpoint(
+      endpointClient.endpoint(ENDPOINTS[name]({ step: sdk.step, count })),
+    );
+  }
+}
 // The headers of each call the engine made, in order, for tests of what headrace sends, and
 // whether the SDK has finished handling it (`ended`, even when the engine has gone away).
 const calls = [];
@@ -78,6 +95,11 @@ const server = http.createServer((req, res) => {
   if (req.url.startsWith("/open/")) {
     open(req.url.slice("/open/".length));
     return json(res, {});
+  }
+  const endpoint = endpoints[req.url.split("?")[0]];
+  if (endpoint) {
+    calls.push({ endpoint: req.url, run_id: req.headers["x-run-id"] ?? null });
+    return endpoint(req, res);
   }
   if (req.method === "POST") {
     const call = {

@@ -207,6 +207,19 @@ export const FUNCTIONS = {
       return { total };
     }),
 
+  // `retries: 2`: three attempts after the last checkpoint. The first call runs "a", then
+  // throws; the second runs "b" (3.x checkpoints it: 4.x answers it, on a retry), then the code
+  // after it throws in that call and the next one, and succeeds in the third.
+  budget: ({ define, ev, count }) =>
+    define({ id: "budget", retries: 2 }, { event: ev("budget") }, async ({ step }) => {
+      const a = await step.run("a", () => count("a") && 1);
+      if (count("before-b") === 1) throw new Error("before b");
+      const b = await step.run("b", () => count("b") && 2);
+      const attempt = count("after-b");
+      if (attempt < 3) throw new Error(`after b, attempt ${attempt}`);
+      return { sum: a + b, attempt };
+    }),
+
   // Two steps, then a sleep (a restart of the engine happens there), then a third step.
   "steps-nap": ({ define, ev, count }) =>
     define({ id: "steps-nap" }, { event: ev("steps-nap") }, async ({ event, step }) => {

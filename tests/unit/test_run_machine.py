@@ -274,3 +274,66 @@ def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
     complete = Op(op="RunComplete", id="c", data={"total": 5})
     answered.apply_call(call, Outcome(ops=[complete]), stack_len_at_call=0)
     assert (run.status, run.output, run.stack) == ("completed", {"total": 5}, ["h1"])
+
+
+def test_a_checkpoint_restarts_the_retry_budget_of_its_call() -> None:
+    """As Inngest resets a queue item's attempts on each checkpoint: the SDK (3.x checkpoints
+    on retries too) checkpoints a step in attempt 1, then throws; the function still gets all
+    three attempts after it, each told to the SDK as counted from the checkpoint."""
+    run = _started()
+    error = Outcome(error={"name": "E", "message": "later"}, retryable=True)
+    first = _machine(run)
+    first.apply_call(Call(account_id="acct", run_id="run"), error, 0)
+    retry = Call(account_id="acct", run_id="run", attempt=1)
+    checkpointed = _machine(run)
+    assert checkpointed.sdk_attempt(retry) == 1
+    checkpointed.apply_checkpoint(retry, [Op(op="StepRun", id="h1", data=1)])
+    assert checkpointed.sdk_attempt(retry) == 0
+    memos = set(checkpointed.out.memos)
+    for attempt in (1, 2):
+        machine = _machine(run, memos)
+        call = Call(account_id="acct", run_id="run", attempt=attempt)
+        assert machine.is_current_call(call)
+        machine.apply_call(call, error, 1)
+        assert run.status == "running"
+        [(target, next_attempt, _seq, _at)] = _calls(machine)
+        assert (target, next_attempt) == (None, attempt + 1)
+        assert machine.sdk_attempt(Call(account_id="acct", run_id="run", attempt=attempt + 1)) == (
+            attempt
+        )
+    last = _machine(run, memos)
+    last.apply_call(Call(account_id="acct", run_id="run", attempt=3), error, 1)
+    assert run.status == "failed" and _calls(last) == []
+
+
+def test_an_endpoint_s_request_is_its_run_s_first_call_until_it_hands_the_run_over() -> None:
+    """A Durable Endpoint: finished steps are memoized while the request goes on; a sleep ends
+    the request's part, and the engine goes on from the sleep's end."""
+    run = _run()
+    machine = _machine(run)
+    machine.start_endpoint()
+    request = Call(account_id="acct", run_id="run", seq=0)
+    machine.apply_endpoint_checkpoint(request, [Op(op="StepRun", id="h1", data=1)])
+    assert machine.out.memos == {"h1": b'{"data":1}'}
+    assert _calls(machine) == [] and machine.is_current_call(request)
+    assert [h.kind for h in machine.out.history] == ["run.started", "step.completed"]
+
+    handed = _machine(run, {"h1"})
+    handed.apply_endpoint_checkpoint(
+        request,
+        [Op(op="StepRun", id="h2", data=2), Op(op="Sleep", id="s", name="1s", opts={})],
+    )
+    assert handed.out.memos == {"h2": b'{"data":2}'}
+    assert run.planned == {"s": "sleep"}
+    assert not handed.is_current_call(request)
+    assert _calls(handed) == []  # the wake-up is a Resume; the discovery follows it
+
+
+def test_an_endpoint_s_return_ends_its_run() -> None:
+    run = _run()
+    machine = _machine(run)
+    machine.start_endpoint()
+    request = Call(account_id="acct", run_id="run", seq=0)
+    response = {"status": 200, "headers": {}, "body": "{}"}
+    machine.apply_endpoint_checkpoint(request, [Op(op="RunComplete", id="c", data=response)])
+    assert (run.status, run.output) == ("completed", response)

@@ -14,6 +14,7 @@ from headrace.api.controls import RunControls
 from headrace.core.clock import Clock
 from headrace.ports.stores import Stores
 from headrace.protocol.accounts import DEFAULT_ACCOUNT, AccountKeys
+from headrace.services.executor.outbox import Outbox
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ class ApiContext:
     account: str = DEFAULT_ACCOUNT
     # Cancel, rerun, replay, invoke: absent where a process serves reads only.
     controls: RunControls | None = None
+    # Writes a run with the effects of its transition: what a Durable Endpoint's checkpoints
+    # need (api/endpoint.py); absent where a process serves reads only.
+    outbox: Outbox | None = None
+    # Shrinks retry delays decided here (an endpoint's step error), as the executor's.
+    backoff_scale: float = 1.0
 
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]

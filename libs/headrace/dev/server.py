@@ -30,6 +30,7 @@ from headrace.realtime.tokens import TokenIssuer
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.supervise import spawn
+from headrace.services.executor.outbox import Outbox
 from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
@@ -90,7 +91,14 @@ class DevServer:
         self.controls = RunControls(
             self.log, self.topics, self.stores, self.clock, self.ingest.send
         )
-        ctx = ApiContext(stores=self.stores, clock=self.clock, keys=keys, controls=self.controls)
+        ctx = ApiContext(
+            stores=self.stores,
+            clock=self.clock,
+            keys=keys,
+            controls=self.controls,
+            outbox=Outbox(self.log, self.topics, self.stores),
+            backoff_scale=settings.backoff_scale,
+        )
         self.app = build_app(
             ctx,
             self.ingest,

@@ -117,6 +117,14 @@ class RunMachine:
             )
         self._request_discovery()
 
+    def start_endpoint(self) -> None:
+        """A Durable Endpoint's run, created by its first checkpoint: the endpoint's own request
+        is the run's first call (discovery 0, attempt 0, never enqueued), running in the app;
+        its checkpoints are that call's (`apply_endpoint_checkpoint`)."""
+        self._history("run.started")
+        self.run.discover_pending = True
+        self.run.attempts[DISCOVERY] = 0
+
     def seed(self, stack: list[str], memos: dict[str, bytes], names: dict[str, str]) -> None:
         """Give a replay, as it starts, the memos it keeps (engine.replay): the SDK reads them
         as steps already done and skips them."""
@@ -159,9 +167,14 @@ class RunMachine:
     def apply_checkpoint(self, call: Call, ops: list[Op]) -> None:
         """Steps the SDK reports finished while `call` goes on (async checkpointing): each is
         memoized now, as if the call had answered with it, so it is never run again; the call's
-        own answer comes later and is applied then (it may end the run, with RunComplete)."""
+        own answer comes later and is applied then (it may end the run, with RunComplete).
+        A checkpointed step restarts the call's retry budget, as Inngest resets the queue
+        item's attempts (checkpoint.go `checkpointAsyncSteps`): an error after it gets all the
+        attempts configured."""
         for op in ops:
             if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
+                if call.target is None:
+                    self.run.budget_from = call.attempt
                 memo = _step_memo(op)
                 self._history(
                     "step.completed",
@@ -171,6 +184,17 @@ class RunMachine:
                     duration_ms=op.duration_ms,
                 )
                 self._settle(op.id, memo, op.display)
+
+    def apply_endpoint_checkpoint(self, call: Call, ops: list[Op]) -> None:
+        """Finished steps are memoized while the endpoint's request goes on; any other op (the
+        return as RunComplete, a step error, a sleep, a wait) is that request's answer, applied
+        as a call's 206 is: a step to retry, a timer or a discovery is then the engine's to
+        make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`)."""
+        finished = [op for op in ops if op.op in opcodes.STEP_RUN]
+        answer = [op for op in ops if op.op not in opcodes.STEP_RUN]
+        self.apply_checkpoint(call, finished)
+        if answer:
+            self.apply_call(call, Outcome(ops=answer), len(self.run.stack))
 
     def _learn_request_version(self, outcome: Outcome) -> None:
         """Keep the execution version the SDK chose at the run's first generator response, and
@@ -183,15 +207,21 @@ class RunMachine:
             if version is not None and version >= 0:
                 self.run.req_version = version
 
+    def sdk_attempt(self, call: Call) -> int:
+        """The attempt the SDK is told (`ctx.attempt`): counted from the last checkpoint, as in
+        Inngest, since the SDK takes `max_attempts - 1` for its last attempt."""
+        return call.attempt - self.run.budget_from if call.target is None else call.attempt
+
     def _call_failed(self, call: Call, outcome: Outcome) -> None:
         """A call that got no opcodes back: retry the same call, or fail the run."""
         error = outcome.error or {}
         target = call.target or DISCOVERY
-        if outcome.retryable and call.attempt + 1 < self.max_attempts:
+        spent = self.sdk_attempt(call)
+        if outcome.retryable and spent + 1 < self.max_attempts:
             self.run.attempts[target] = call.attempt + 1
             delay = outcome.retry_after_ms
             if delay is None:
-                delay = backoff_ms(call.attempt, self.rng, self.backoff_scale)
+                delay = backoff_ms(spent, self.rng, self.backoff_scale)
             self._history(
                 "run.errored" if call.target is None else "step.errored",
                 step_hash=call.target,
@@ -564,6 +594,7 @@ class RunMachine:
             self.run.disable_immediate = False
         self.run.discover_pending = True
         self.run.attempts[DISCOVERY] = 0
+        self.run.budget_from = 0
         self._enqueue(
             Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=self.run.discover_seq),
             at_ms=at_ms,

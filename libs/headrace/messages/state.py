@@ -58,6 +58,9 @@ class RunState(msgspec.Struct, kw_only=True):
     step_names: dict[str, str] = {}
     # Attempt counter per call target; "" is discovery.
     attempts: dict[str, int] = {}
+    # The discovery attempt the retry budget counts from: the attempt of the call whose steps
+    # were last checkpointed, as Inngest resets a call's attempts on each checkpoint.
+    budget_from: int = 0
     discover_seq: int = 0
     discover_pending: bool = False
     race: bool = False
@@ -84,6 +87,8 @@ class RunState(msgspec.Struct, kw_only=True):
     # "event", or "rerun" / "replay" (then `original_run_id` names the run it repeats).
     started_by: str = "event"
     original_run_id: str = ""
+    # A Durable Endpoint's run: the token its redirect shows to read the output with.
+    output_token: str = ""
 
 
 class HistoryEntry(msgspec.Struct, kw_only=True):

@@ -52,9 +52,10 @@ class AppDriver:
         *,
         account_id: str,
         before_send: Callable[[], None] | None = None,
+        method: str = "POST",
     ) -> Outcome:
-        """POST `body` to `url`, signed with the account's signing key; any failure becomes an
-        Outcome with a clear error.
+        """POST `body` to `url` (a Durable Endpoint: its own method), signed with the account's
+        signing key; any failure becomes an Outcome with a clear error.
 
         `before_send` runs when the request's first byte is about to be written (after any wait
         for a connection): an exception it raises abandons the request unsent and propagates.
@@ -67,7 +68,7 @@ class AppDriver:
                 all_headers["x-inngest-signature"] = sign(
                     body, signing_key, self._clock.now_ms() // 1000
                 )
-            outcome = await self._post(url, body, all_headers, before_send)
+            outcome = await self._post(url, body, all_headers, before_send, method)
             span.set_attribute("http.response.status_code", outcome.status)
             if outcome.error is not None:
                 span.set_status(StatusCode.ERROR, str(outcome.error.get("name") or "error"))
@@ -79,13 +80,14 @@ class AppDriver:
         body: bytes,
         all_headers: dict[str, str],
         before_send: Callable[[], None] | None,
+        method: str,
     ) -> Outcome:
         started = time.monotonic()
         extensions = {"trace": _on_first_byte(before_send)} if before_send is not None else None
         try:
             async with asyncio.timeout(self._timeout_s):
-                response = await self._client.post(
-                    url, content=body, headers=all_headers, extensions=extensions
+                response = await self._client.request(
+                    method, url, content=body, headers=all_headers, extensions=extensions
                 )
         except TimeoutError:
             outcome = transport_error(f"the app did not answer within {self._timeout_s:g} s")
