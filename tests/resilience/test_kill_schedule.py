@@ -43,6 +43,7 @@ KILLING_S = 60.0
 GAP_S = (4.0, 8.0)
 RESTART_AFTER_S = (1.0, 3.0)
 ACCOUNT_PARTITION = partition_for("default", PARTITIONS)
+OWNER_WAIT_S = 60.0
 LOG_LEVEL = os.environ.get("HEADRACE_KILL_LOG_LEVEL", "info")
 
 pytestmark = [
@@ -114,7 +115,7 @@ class Nemesis:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            if entry.get("group") != "executor":
+            if entry.get("group") != self.cluster.group("executor"):
                 continue
             if entry.get("event") == "partitions assigned":
                 held |= set(entry["partitions"])
@@ -133,11 +134,7 @@ class Nemesis:
         for strike in strikes:
             await asyncio.sleep(strike.after_s)
             if strike.victim is None:
-                victim = None
-                while victim is None:  # between owners (a rebalance): wait for the next one
-                    victim = self.owner()
-                    if victim is None:
-                        await asyncio.sleep(0.1)
+                victim = await self._next_owner()
             else:
                 victim = self.cluster.procs[strike.victim]
             # One still restarting is let come up first: killing it then is the strike.
@@ -158,6 +155,20 @@ class Nemesis:
             self.restarts[victim.port] = asyncio.create_task(
                 self._restart(victim, strike.restart_after_s)
             )
+
+    async def _next_owner(self) -> ServiceProc:
+        """The executor holding the account's partition; between owners (a rebalance), the
+        next one. A minute without one is a failure of the test's own reading (the logs say who
+        holds what), never something to wait out."""
+        deadline = time.monotonic() + OWNER_WAIT_S
+        while (owner := self.owner()) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no executor logged holding partition {ACCOUNT_PARTITION} for "
+                    f"{OWNER_WAIT_S:.0f} s (logs in {self.cluster.log_dir})"
+                )
+            await asyncio.sleep(0.1)
+        return owner
 
     async def _restart(self, proc: ServiceProc, after_s: float) -> None:
         await asyncio.sleep(after_s)
@@ -184,7 +195,10 @@ class Nemesis:
                 at = datetime.datetime.fromisoformat(entry["timestamp"]).timestamp() - wall0
                 if entry["event"] == "service ready":
                     changes.append((round(at, 3), _label(proc), "ready", []))
-                elif entry.get("group") == "executor" and ACCOUNT_PARTITION in entry["partitions"]:
+                elif (
+                    entry.get("group") == self.cluster.group("executor")
+                    and ACCOUNT_PARTITION in entry["partitions"]
+                ):
                     held = entry["partitions"]
                     changes.append((round(at, 3), _label(proc), entry["event"], held))
         return sorted(changes)

@@ -82,8 +82,7 @@ class Cluster:
             "HEADRACE_CASSANDRA_PORT": str(s.cassandra_port),
             "HEADRACE_KEYSPACE": s.keyspace,
             "HEADRACE_TOPIC_PREFIX": s.topic_prefix,
-            # Tests share one broker: their own groups, so one test's members never join another's.
-            "HEADRACE_GROUP_PREFIX": s.topic_prefix,
+            "HEADRACE_GROUP_PREFIX": self.group(""),
             "HEADRACE_PARTITIONS": str(s.partitions),
             "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
             "HEADRACE_RETRY_SCALE": str(s.backoff_scale),
@@ -94,6 +93,12 @@ class Cluster:
             **security_env(s),
             **self.env,
         }
+
+    def group(self, service: str) -> str:
+        """The consumer group id of `service` in this cluster. Tests share one broker, so each
+        cluster prefixes its groups as it does its topics: one test's members never join
+        another's groups."""
+        return self.settings.topic_prefix + service
 
     @property
     def url(self) -> str:
