@@ -175,15 +175,14 @@ class RunMachine:
             if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
                 if call.target is None:
                     self.run.budget_from = call.attempt
-                memo = _step_memo(op)
-                self._history(
-                    "step.completed",
-                    op=op,
-                    attempt=call.attempt,
-                    output=memo,
-                    duration_ms=op.duration_ms,
-                )
-                self._settle(op.id, memo, op.display)
+                self._step_completed(op, call.attempt, op.duration_ms)
+
+    def _step_completed(self, op: Op, attempt: int, duration_ms: int) -> None:
+        memo = _step_memo(op)
+        self._history(
+            "step.completed", op=op, attempt=attempt, output=memo, duration_ms=duration_ms
+        )
+        self._settle(op.id, memo, op.display)
 
     def apply_endpoint_checkpoint(self, call: Call, ops: list[Op]) -> None:
         """Finished steps are memoized while the endpoint's request goes on; any other op (the
@@ -259,15 +258,7 @@ class RunMachine:
             if op.id in self.memo_keys:
                 continue
             if op.op in opcodes.STEP_RUN:
-                memo = _step_memo(op)
-                self._history(
-                    "step.completed",
-                    op=op,
-                    attempt=call.attempt,
-                    output=memo,
-                    duration_ms=outcome.duration_ms,
-                )
-                self._settle(op.id, memo, op.display)
+                self._step_completed(op, call.attempt, outcome.duration_ms)
             elif op.op == opcodes.STEP_ERROR:
                 self._step_error(op, call, outcome)
             elif op.op == opcodes.STEP_FAILED:

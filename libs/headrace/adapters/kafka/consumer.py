@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
@@ -364,17 +364,19 @@ class KafkaConsumer:
                 with contextlib.suppress(IllegalStateError):
                     consumer.seek(tp, batch[0].offset)
                 continue
-            out.extend(
-                LogRecord(
-                    self._topic,
-                    record.partition,
-                    record.offset,
-                    # Keys are headrace's account ids, or whatever an intake's producer chose.
-                    record.key.decode(errors="replace") if record.key is not None else "",
-                    record.value if record.value is not None else b"",
-                    tuple((name, value or b"") for name, value in record.headers),
-                    record.timestamp,
-                )
-                for record in batch
-            )
+            out.extend(log_record(self._topic, record) for record in batch)
         return out
+
+
+def log_record(topic: str, record: ConsumerRecord[bytes, bytes]) -> LogRecord:
+    """A Kafka record as the log port's, under headrace's own topic name."""
+    return LogRecord(
+        topic,
+        record.partition,
+        record.offset,
+        # Keys are headrace's account ids, or whatever an intake's producer chose.
+        record.key.decode(errors="replace") if record.key is not None else "",
+        record.value if record.value is not None else b"",
+        tuple((name, value or b"") for name, value in record.headers),
+        record.timestamp,
+    )

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
 
 from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
+from headrace.adapters.kafka.consumer import log_record
 from headrace.adapters.kafka.security import KafkaSecurity, start_client
 from headrace.ports.log import LogRecord
 
@@ -64,19 +65,7 @@ class KafkaTail:
             batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         except ConsumerStoppedError:
             return []
-        return [
-            LogRecord(
-                self._topic,
-                record.partition,
-                record.offset,
-                record.key.decode(errors="replace") if record.key is not None else "",
-                record.value if record.value is not None else b"",
-                tuple((name, value or b"") for name, value in record.headers),
-                record.timestamp,
-            )
-            for batch in batches.values()
-            for record in batch
-        ]
+        return [log_record(self._topic, r) for batch in batches.values() for r in batch]
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
