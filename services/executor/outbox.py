@@ -2,9 +2,10 @@
 
 Order: the run, with its memos and every effect of the transition (history entries, pauses to
 put and delete, records to publish), in one write conditional on the version it was read at;
-then the effects. A transition that loses the race for the run writes nothing and raises
-`Conflict`. A record repeated after a crash finds its own id as the run's last record and makes
-the effects again; every effect is idempotent (history and pauses by id, records downstream).
+then the effects, in the order `publish` gives. A transition that loses the race for the run
+writes nothing and raises `Conflict`. A record repeated after a crash finds its own id as the
+run's last record and makes the effects again; every effect is idempotent (history and pauses
+by id, records downstream).
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ class Outbox:
                 out.events.append(PauseDeleted(account_id=run.account_id, pause_id=pause.pause_id))
 
     async def publish(self, run: RunState) -> None:
-        """Make the effects of the run's last transition: history, pauses, then records (a
-        pause exists before the record announcing it)."""
-        for entry in run.outbox_history:
-            await self._stores.append_history(entry)
+        """Make the effects of the run's last transition: pauses, the records announcing them,
+        history, then the rest. A client that reads "step.waiting" in the history and sends the
+        event at once must find the pause announced ahead of its event on the account's
+        partition of the events topic, or the runner would not match it."""
         partition = partition_for(run.account_id, self._log.partitions)
         for pause in run.outbox_pauses:
             await self._stores.put_pause(pause, partition)
@@ -98,8 +99,14 @@ class Outbox:
             await self._stores.delete_pause(pause_id)
         if run.status in ENDED:
             await self._stores.retain_run(run)
-        for topic, value in run.outbox:
+        announcements = [(t, v) for t, v in run.outbox if t == self._topics.events]
+        for topic, value in announcements:
             await self._log.publish(topic, run.account_id, value)
+        for entry in run.outbox_history:
+            await self._stores.append_history(entry)
+        for topic, value in run.outbox:
+            if topic != self._topics.events:
+                await self._log.publish(topic, run.account_id, value)
 
     async def release(self, account_id: str, lease_id: str) -> None:
         """Free a lease outside a transition: its call was stale (its outcome already stored)."""

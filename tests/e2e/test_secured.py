@@ -86,13 +86,6 @@ def _headrace(
     )
 
 
-# An open bug, not a passing case: the executor's outbox appends a transition's history before
-# it publishes the record that announces a new pause to the runner (services/executor/outbox.py,
-# `publish`), so a client that sees "step.waiting" and sends the event at once can beat the
-# pause into the runner's index; the wait then times out (seen once in two whole-suite runs on
-# 2026-12-05: `by` None after the 60 s timeout). Kept running, not strict, until the outbox
-# announces pauses before it writes the history that shows them (issue 14's note).
-@pytest.mark.xfail(reason="open bug: history shows a wait before its pause is announced")
 async def test_a_run_of_steps_a_sleep_and_a_wait_completes_on_secured_kafka_and_cassandra(
     settings: ClusterSettings, tmp_path: Path
 ) -> None:

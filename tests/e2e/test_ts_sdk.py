@@ -373,17 +373,8 @@ async def test_a_sleep_survives_a_restart_of_the_engine(
 
 
 async def test_a_wait_survives_a_restart_of_the_engine(
-    dev: EngineHandle, serve: list[TsApp], major: str, request: pytest.FixtureRequest
+    dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
-    if dev.mode == "distributed":
-        # An open bug, not a passing case: in two of three whole-suite runs on 2026-12-05 the
-        # run completed in distributed mode with the wait's timeout result (null) within 15 s
-        # of a 30 s timeout; run alone or after the other wait tests it passed 8 times in 8.
-        # Kept running (xfail, not strict) so that each suite run still reports it, until the
-        # cause is found (issue 14's note).
-        request.applymarker(
-            pytest.mark.xfail(reason="open bug: a wait across a restart resumed with null")
-        )
     app = await _start(dev, serve, major, "ts-restart-wait", ["wait"])
     [event_id] = await dev.send(_event(app, "wait", order=3))
     run_id = await dev.run_of_event(event_id)
