@@ -52,6 +52,8 @@ log = structlog.get_logger(__name__)
 
 DEDUPE_TTL_MS = 24 * 3_600_000
 DEFAULT_CANCEL_TIMEOUT_MS = 365 * 86_400_000
+# How many of the newest events of a wait's name its look-back considers.
+LOOKBACK_EVENTS = 100
 
 
 class Runner:
@@ -113,6 +115,8 @@ class Runner:
                 await self._on_event(event, record.partition)
             case PauseCreated(pause=pause):
                 self._remember(pause, record.partition)
+                if pause.since_ms and pause.pause_id in self._pauses:
+                    await self._look_back(pause)
             case PauseDeleted(pause_id=pause_id):
                 self._forget(pause_id)
             case FunctionsChanged(account_id=account_id):
@@ -310,22 +314,40 @@ class Runner:
                     f"{pause.run_id}:cancel",
                 )
                 continue
-            # Forget first so a later event in this partition cannot take the same pause;
-            # publish before deleting so a crash in between repeats the resume, never loses it.
-            self._forget(pause_id)
-            assert pause.step_hash is not None
-            await self._schedule_matched(
-                pause,
-                Resume(
-                    account_id=pause.account_id,
-                    run_id=pause.run_id,
-                    step_hash=pause.step_hash,
-                    memo=_memo_for(pause, event.payload),
-                    reason="event",
-                ),
-                f"{pause.run_id}:event:{pause.step_hash}",
-            )
-            await self._stores.delete_pause(pause_id)
+            await self._resume(pause, event)
+
+    async def _look_back(self, pause: Pause) -> None:
+        """A wait began when the call declaring it was sent, before its pause was announced:
+        the oldest event of its name this partition handled since then that matches resumes
+        it, so a client that sends the event as soon as it sees the run start is not missed.
+        Bounded to the newest LOOKBACK_EVENTS of the name (docs/waits.md)."""
+        recent = await self._stores.list_events(
+            pause.account_id, name=pause.event_name, limit=LOOKBACK_EVENTS
+        )
+        since = [e for e in recent if e.received_ms >= pause.since_ms]
+        for event in sorted(since, key=lambda e: (e.received_ms, e.internal_id)):
+            if pause.pause_id in self._index.match(event.payload):
+                await self._resume(pause, event)
+                return
+
+    async def _resume(self, pause: Pause, event: Event) -> None:
+        """`event` settles the wait or invoke of `pause`."""
+        # Forget first so a later event in this partition cannot take the same pause;
+        # publish before deleting so a crash in between repeats the resume, never loses it.
+        self._forget(pause.pause_id)
+        assert pause.step_hash is not None
+        await self._schedule_matched(
+            pause,
+            Resume(
+                account_id=pause.account_id,
+                run_id=pause.run_id,
+                step_hash=pause.step_hash,
+                memo=_memo_for(pause, event.payload),
+                reason="event",
+            ),
+            f"{pause.run_id}:event:{pause.step_hash}",
+        )
+        await self._stores.delete_pause(pause.pause_id)
 
     async def _schedule_matched(self, pause: Pause, item: Deliverable, timer_id: str) -> None:
         """An event matched a pause of a run: a span of that run, around scheduling its effect."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime
+import threading
 
 import inngest
 
@@ -37,6 +39,44 @@ async def test_wait_for_event_is_fulfilled_by_a_matching_event_only(dev: DevHand
 
     assert run.status == "completed"
     assert run.output == {"order": "o-1", "who": "ann"}
+
+
+async def test_an_event_sent_while_the_call_declaring_the_wait_runs_fulfils_it(
+    dev: DevHandle,
+) -> None:
+    """The wait began when the call that reaches it was sent: an event the engine handles
+    before the app has even answered with the wait still matches it (docs/waits.md). The app
+    holds that call until the event is stored, so the event always comes first."""
+    client = make_client(dev.url, "early-app")
+    in_call, event_stored = threading.Event(), threading.Event()
+
+    @client.create_function(fn_id="early", trigger=inngest.TriggerEvent(event="test/early"))
+    async def early(ctx: inngest.Context) -> object:
+        in_call.set()
+        await asyncio.to_thread(event_stored.wait, 30)
+        got = await ctx.step.wait_for_event(
+            "approved",
+            event="test/early.approved",
+            if_exp="async.data.order == event.data.order",
+            timeout=datetime.timedelta(seconds=30),
+        )
+        return None if got is None else got.data
+
+    with ServedApp(client, [early]) as app:
+        await dev.sync(app.url, "early-app")
+        # An approval from before the run began is never taken.
+        await dev.send({"name": "test/early.approved", "data": {"order": "o-3"}})
+        [event_id] = await dev.send({"name": "test/early", "data": {"order": "o-3"}})
+        await asyncio.to_thread(in_call.wait, 30)
+        [approval] = await dev.send(
+            {"name": "test/early.approved", "data": {"order": "o-3", "who": "ann"}}
+        )
+        await eventually(lambda: dev.stores.get_event(approval), what="the approval stored")
+        event_stored.set()
+        run = await dev.finished(await dev.run_of_event(event_id))
+
+    assert run.status == "completed"
+    assert run.output == {"order": "o-3", "who": "ann"}
 
 
 async def test_wait_for_event_times_out_with_none(dev: DevHandle) -> None:

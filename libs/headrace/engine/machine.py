@@ -72,6 +72,8 @@ class RunMachine:
         self.rng = rng
         self.backoff_scale = backoff_scale
         self._signal_conflicts: frozenset[str] = frozenset()
+        # When the call being applied was sent: the moment the waits it declares began.
+        self._call_sent_ms = now_ms
         self.out = Transition()
 
     # --- what is current ---------------------------------------------------------------------
@@ -147,6 +149,7 @@ class RunMachine:
         """`signal_conflicts`: the WaitForSignal ops (by id) whose signal the executor found
         held by another run's wait; their run fails, as in Inngest."""
         self._signal_conflicts = signal_conflicts
+        self._call_sent_ms = self.now_ms - outcome.duration_ms
         self._learn_request_version(outcome)
         if outcome.error is not None:
             self._call_failed(call, outcome)
@@ -564,6 +567,7 @@ class RunMachine:
             step_hash=op.id,
             correlation_id=correlation_id,
             expires_ms=expires_ms,
+            since_ms=self._call_sent_ms if kind == "wait" else 0,
         )
 
     def _add_pause(self, pause: Pause) -> None:

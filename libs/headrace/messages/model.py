@@ -28,6 +28,9 @@ class Pause(msgspec.Struct, frozen=True, kw_only=True):
     step_hash: str | None = None
     correlation_id: str | None = None
     expires_ms: int
+    # A wait began when the call that declared it was sent: the runner matches the events it
+    # handled between then and the pause's announcement when the announcement comes (0: none).
+    since_ms: int = 0
 
 
 # Event names Inngest reserves for the events the engine itself emits (function finished,
