@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from headrace.services.executor.ownership import Ownership
 from starlette.applications import Starlette
 
 from headrace.adapters.sqlite.database import Database
@@ -20,6 +19,7 @@ from headrace.messages.state import RunState
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.signing import hashed_signing_key
+from headrace.runtime.ownership import Ownership
 
 RUN_ID = "01JRUN0000000000000000000A"
 KEY = "signkey-prod-123abc"

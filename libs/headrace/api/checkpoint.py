@@ -31,7 +31,7 @@ from headrace.core.errors import Conflict, InputError
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.protocol.checkpoint import Dispatch, read_checkpoint
-from headrace.services.executor.ownership import Ownership
+from headrace.runtime.ownership import Ownership
 
 # Another writer of the run (the executor applying a resume or a cancel) can win the write;
 # the checkpoint is decided again from the run as it then is, this many times.

@@ -69,7 +69,7 @@ class RunState(msgspec.Struct, kw_only=True):
     # The stored state this one was read from: 0 before the run is created, then 1, 2, ... A
     # write succeeds only while the store still holds this version (see RunStore.save_run).
     version: int = 0
-    # The ownership epoch of the executor that last wrote the run (see executor/ownership.py):
+    # The ownership epoch of the executor that last wrote the run (see runtime/ownership.py):
     # an executor holding an older epoch of the run's partition has lost it, and must not act.
     owner_epoch: int = 0
     # The id of the last work record applied, and the effects of that transition outside the

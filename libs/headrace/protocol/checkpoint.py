@@ -3,7 +3,7 @@ and, after each, POSTs it to `/v1/checkpoint/{run_id}/async` instead of answerin
 run of ten steps takes one call instead of eleven. The SDK turns it on only when the call's
 `ctx.qi_id` names the call (4.24.0 `components/execution/engine.js` `checkpoint`); headrace
 gives there the call's identity and the partition and owner epoch of the executor that made it
-(services/executor/ownership.py), and a checkpoint is applied only while that call is current
+(runtime/ownership.py), and a checkpoint is applied only while that call is current
 and no newer owner has taken the run over from that executor.
 """
 
