@@ -60,7 +60,7 @@ def cassandra_session(cluster: Cluster) -> Session:
 def kafka_log(settings: ClusterSettings) -> KafkaLog:
     return KafkaLog(
         settings.kafka_bootstrap,
-        group_prefix=settings.group_prefix,
+        group_prefix=settings.consumer_group_prefix,
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
         security=settings.kafka_security,

@@ -22,10 +22,10 @@ class ClusterSettings:
     cassandra_port: int = 29042
     keyspace: str = "headrace"
     topic_prefix: str = "headrace."
-    # Prepended to the consumer group ids (ingest, runner, scheduler, executor). Empty by
-    # default so that existing deployments keep their groups and committed offsets; set it when
-    # several deployments share one Kafka cluster, or their members join each other's groups.
-    group_prefix: str = ""
+    # Prepended to the consumer group ids (ingest, runner, scheduler, executor); None: the
+    # topic prefix, so that deployments sharing a Kafka cluster under different topic prefixes
+    # never join each other's groups (a kill in one would stall the other).
+    group_prefix: str | None = None
     partitions: int = 12
     replication_factor: int = 1
     host: str = "127.0.0.1"
@@ -47,6 +47,10 @@ class ClusterSettings:
 
     def accounts(self) -> AccountKeys:
         return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
+
+    @property
+    def consumer_group_prefix(self) -> str:
+        return self.topic_prefix if self.group_prefix is None else self.group_prefix
 
 
 def _pairs(value: str, shape: str) -> tuple[tuple[str, str], ...]:
@@ -175,9 +179,8 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
         click.option(
             "--group-prefix",
             envvar="HEADRACE_GROUP_PREFIX",
-            default=ClusterSettings.group_prefix,
-            show_default=True,
-            help="Prepended to consumer group ids; set it when deployments share a Kafka cluster.",
+            default=None,
+            help="Prepended to consumer group ids.  [default: the topic prefix]",
         ),
         click.option(
             "--partitions",
@@ -284,7 +287,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         cassandra_port=options["cassandra_port"],
         keyspace=options["keyspace"],
         topic_prefix=options["topic_prefix"],
-        group_prefix=options.get("group_prefix", ""),
+        group_prefix=options.get("group_prefix"),
         partitions=options["partitions"],
         replication_factor=options["replication_factor"],
         host=options["host"],
