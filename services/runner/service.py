@@ -115,7 +115,7 @@ class Runner:
                 await self._on_event(event, record.partition)
             case PauseCreated(pause=pause):
                 self._remember(pause, record.partition)
-                if pause.since_ms and pause.pause_id in self._pauses:
+                if pause.kind == "wait" and pause.since_ms and pause.pause_id in self._pauses:
                     await self._look_back(pause)
             case PauseDeleted(pause_id=pause_id):
                 self._forget(pause_id)
@@ -286,7 +286,7 @@ class Runner:
             return
         now = self._clock.now_ms()
         for i, cancel in enumerate(fn.config.get("cancel") or []):
-            pause = _cancel_pause(fn, run_id, i, cancel, events[0].payload, now)
+            pause = _cancel_pause(fn, run_id, i, cancel, events, now)
             if pause is not None:
                 await self._stores.put_pause(pause, partition)
                 self._remember(pause, partition)
@@ -305,7 +305,7 @@ class Runner:
         now = self._clock.now_ms()
         for pause_id in self._index.match(event.payload):
             pause, _ = self._pauses[pause_id]
-            if pause.expires_ms < now:
+            if pause.expires_ms < now or event.received_ms < pause.since_ms:
                 continue
             if pause.kind == "cancel":
                 await self._schedule_matched(
@@ -426,13 +426,13 @@ def _cancel_pause(
     run_id: str,
     index: int,
     cancel: dict[str, Any],
-    trigger: dict[str, Any],
+    events: list[Event],
     now: int,
 ) -> Pause | None:
     expression = cancel.get("if") or None
     try:
         if expression is not None:
-            expression = substitute_event(str(expression), trigger)
+            expression = substitute_event(str(expression), events[0].payload)
         timeout = cancel.get("timeout")
         timeout_ms = parse_duration_ms(str(timeout)) if timeout else DEFAULT_CANCEL_TIMEOUT_MS
     except (ExpressionError, DurationError) as err:
@@ -449,4 +449,5 @@ def _cancel_pause(
         event_name=str(cancel.get("event")),
         expression=expression,
         expires_ms=now + timeout_ms,
+        since_ms=max(event.received_ms for event in events),
     )

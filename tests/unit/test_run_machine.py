@@ -184,6 +184,21 @@ def test_a_wait_substitutes_the_trigger_event_into_its_expression() -> None:
     assert timeout.at_ms == NOW + 60_000
 
 
+def test_a_wait_begins_when_the_call_that_declared_it_was_sent() -> None:
+    run = _started()
+    machine = _machine(run)
+    machine.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(
+            ops=[Op(op="WaitForEvent", id="w", name="approved", opts={"timeout": "1m"})],
+            duration_ms=250,
+        ),
+        0,
+    )
+    [created] = [r for r in machine.out.events if isinstance(r, PauseCreated)]
+    assert created.pause.since_ms == NOW - 250
+
+
 def test_cancel_ends_the_run_and_forgets_its_waits() -> None:
     run = _started()
     machine = _machine(run)

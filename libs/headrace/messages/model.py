@@ -28,8 +28,11 @@ class Pause(msgspec.Struct, frozen=True, kw_only=True):
     step_hash: str | None = None
     correlation_id: str | None = None
     expires_ms: int
-    # A wait began when the call that declared it was sent: the runner matches the events it
-    # handled between then and the pause's announcement when the announcement comes (0: none).
+    # When it began: no event received before matches it (a restarted runner re-reads events
+    # older than the pauses it loads). A wait began when the call that declared it was sent,
+    # and the runner also matches the events it handled between then and the pause's
+    # announcement when the announcement comes (docs/waits.md); a cancelOn when the run's
+    # trigger was received. 0: always (an invoke's, which only its callee's end can match).
     since_ms: int = 0
 
 
