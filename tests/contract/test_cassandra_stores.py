@@ -13,12 +13,13 @@ from typing import Any
 
 import msgspec
 import pytest
-from cassandra import InvalidRequest, OperationTimedOut, Unavailable
-from cassandra.cluster import Session
+from cassandra import ConsistencyLevel, InvalidRequest, OperationTimedOut, Unavailable
+from cassandra.cluster import ResponseFuture, Session
 from keyspaces import SINGLE_NODE, empty_keyspace
 
 from headrace.adapters.cassandra import CassandraStores, CassandraUnavailable, migrate
 from headrace.adapters.cassandra.apps import AppTables
+from headrace.adapters.cassandra.consistency import CassandraConsistency
 from headrace.adapters.cassandra.events import BUCKET_MS, EventTables
 from headrace.adapters.cassandra.keys import KeyTables
 from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
@@ -322,6 +323,45 @@ async def test_migrate_applies_each_migration_once(
     assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1, 3]
     stores = await asyncio.to_thread(CassandraStores, s, ks)
     assert await stores.create_run(_run())
+
+
+@pytest.mark.parametrize(
+    ("level", "serial"), [("LOCAL_QUORUM", "LOCAL_SERIAL"), ("QUORUM", "SERIAL"), ("ALL", "SERIAL")]
+)
+async def test_every_statement_is_sent_at_the_configured_levels(
+    cassandra_session: Session, ks: str, level: str, serial: str
+) -> None:
+    sent: list[tuple[str, str | None, str | None]] = []
+
+    def record(future: ResponseFuture) -> None:
+        message: Any = future.message
+        sent.append(
+            (
+                type(message).__name__,
+                ConsistencyLevel.value_to_name.get(message.consistency_level),
+                ConsistencyLevel.value_to_name.get(message.serial_consistency_level),
+            )
+        )
+
+    consistency = CassandraConsistency(level=level, serial=serial)
+    stores = await asyncio.to_thread(
+        CassandraStores, cassandra_session, ks, consistency=consistency
+    )
+    cassandra_session.add_request_init_listener(record)
+    try:
+        run = _run()
+        assert await stores.create_run(run)  # a conditional batch
+        await stores.append_history(HistoryEntry(entry_id="01", run_id="r1", ts_ms=1, kind="x"))
+        assert await stores.claim("k", "v", ttl_ms=60_000, now_ms=1) is None  # a transaction
+        run.status = "completed"
+        await stores.save_run(run, {"h1": b"1"})
+        await stores.retain_run(run)  # reads, then plain batches
+        assert (await stores.get_run("r1")) == run
+    finally:
+        cassandra_session.remove_request_init_listener(record)
+
+    assert {kind for kind, _, _ in sent} == {"ExecuteMessage", "BatchMessage"}
+    assert {(lvl, ser) for _, lvl, ser in sent} == {(level, serial)}
 
 
 def test_bad_keyspace_names_and_replication_options_are_refused() -> None:

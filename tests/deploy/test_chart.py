@@ -81,6 +81,10 @@ def test_template_logic(kube_tools: KubeTools) -> None:
         ("kafka.sasl.mechanism=SCRAM", "at '/kafka/sasl/mechanism': value must be one of"),
         ("cassandra.hosts=null", "at '/cassandra': missing property 'hosts'"),
         ("cassandra.keyspace=my-keyspace", "at '/cassandra/keyspace': 'my-keyspace' does not"),
+        (
+            "cassandra.consistency=ONE",
+            "at '/cassandra/consistency': value must be one of 'LOCAL_QUORUM', 'QUORUM', 'ALL'",
+        ),
         ("components.executor.replicas=-1", "at '/components/executor/replicas': minimum"),
         ("defaults.autoscaling.maxReplicas=0", "at '/defaults/autoscaling/maxReplicas': minimum"),
         ("logging.format=xml", "at '/logging/format': value must be one of 'json', 'console'"),

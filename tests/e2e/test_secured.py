@@ -19,6 +19,7 @@ import httpx
 import inngest
 import pytest
 
+from headrace.adapters.kafka.security import KafkaSecurity
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.infra.secured import SecuredEndpoints
 from headrace.infra.tls import server_tls
@@ -166,6 +167,27 @@ def test_migrate_fails_at_once_when_the_broker_certificate_is_not_from_the_given
     assert done.returncode == 1
     assert f"Error: kafka broker {settings.kafka_bootstrap}: TLS handshake failed:" in done.stderr
     assert "CERTIFICATE_VERIFY_FAILED" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["migrate", "runner"])
+def test_without_a_client_certificate_the_listener_requiring_one_refuses_at_once(
+    settings: ClusterSettings, secured_infra: SecuredEndpoints, command: str
+) -> None:
+    assert _headrace(settings, "migrate").returncode == 0  # over SASL_SSL: the runner's schema
+    no_certificate = KafkaSecurity(protocol="SSL", ssl_cafile=secured_infra.ca_file)
+    settings = dataclasses.replace(
+        settings, kafka_bootstrap=secured_infra.kafka_ssl, kafka_security=no_certificate
+    )
+
+    done = _headrace(settings, command, HEADRACE_PORT=str(free_port()))
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert (
+        f"kafka broker {secured_infra.kafka_ssl}: TLS handshake refused (this client sent no "
+        "certificate): [SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate"
+    ) in output
+    assert "Traceback" not in output
 
 
 def test_migrate_with_a_wrong_kafka_password_fails_at_once_naming_the_broker(

@@ -1,6 +1,7 @@
 """The OCI image from `scripts/build-image`: built once per source hash (the script skips an
-up-to-date archive), then each service and `migrate` run from it with buildah (chroot
-isolation shares the host's network) against the local Kafka and Cassandra."""
+up-to-date archive), then each service and `migrate` run from it against the local Kafka and
+Cassandra, both with `buildah run` (chroot isolation shares the host's network) and as the chart
+runs them: the root filesystem read-only, a writable directory at /tmp only."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 ARCHIVE = ROOT / "dist" / f"headrace-{VERSION}.oci.tar"
 SERVICES = ("ingest", "runner", "scheduler", "executor")
 READY_TIMEOUT_S = 90.0
+HOOK = ROOT / "deploy" / "helm" / "headrace" / "files" / "event-roundtrip.py"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,70 @@ def _run(container: str, env: dict[str, str], *command: str) -> list[str]:
     return ["buildah", "run", "--isolation", "chroot", *flags, container, "--", *command]
 
 
+# `buildah run` cannot make the root read-only, so this does what a runtime does for the chart's
+# `readOnlyRootFilesystem: true` and its /tmp emptyDir, in a mount namespace of its own: the
+# container's rootfs bound read-only, a host directory (an emptyDir is one) at /tmp unless the
+# /tmp argument is empty, then chroot as the image's user. Arguments: rootfs, mount point, /tmp
+# directory, user, workdir, env..., command.
+_READ_ONLY = """
+mount --bind "$1" "$2"
+[ -z "$3" ] || mount --bind "$3" "$2/tmp"
+mount -t proc proc "$2/proc"
+mount --rbind /dev "$2/dev"
+mount -o remount,bind,ro "$2"
+root=$2 user=$4 workdir=$5
+shift 5
+exec chroot --userspec="$user" "$root" /usr/bin/env -i -C "$workdir" "$@"
+"""
+
+
+class ReadOnlyRoot:
+    """Commands from the image with its root filesystem read-only, each with its own /tmp."""
+
+    def __init__(self, container: str, scratch: Path) -> None:
+        self._rootfs = subprocess.run(
+            ["buildah", "mount", container], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        inspected = subprocess.run(
+            ["buildah", "inspect", "--type", "container", container],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        self._config = json.loads(inspected.stdout)["OCIv1"]["config"]
+        self._scratch = scratch
+        self.tmp_dirs: list[Path] = []
+        self._made = 0
+
+    def __call__(self, env: dict[str, str], *command: str, tmp: bool = True) -> list[str]:
+        self._made += 1
+        mount_point = self._scratch / f"root-{self._made}"
+        mount_point.mkdir()
+        tmp_dir = ""
+        if tmp:
+            self.tmp_dirs.append(self._scratch / f"tmp-{self._made}")
+            self.tmp_dirs[-1].mkdir(mode=0o777)
+            self.tmp_dirs[-1].chmod(0o777)  # as the kubelet makes an emptyDir, whatever the umask
+            tmp_dir = str(self.tmp_dirs[-1])
+        variables = [*self._config["Env"], *(f"{name}={value}" for name, value in env.items())]
+        return [
+            "unshare",
+            "--mount",
+            "--fork",
+            "sh",
+            "-euc",
+            _READ_ONLY,
+            "read-only",
+            self._rootfs,
+            str(mount_point),
+            tmp_dir,
+            self._config["User"],
+            self._config["WorkingDir"],
+            *variables,
+            *command,
+        ]
+
+
 def test_the_image_runs_as_a_non_root_user_with_labels_and_headrace_as_entrypoint(
     container: str,
 ) -> None:
@@ -102,11 +168,44 @@ def test_the_image_runs_as_a_non_root_user_with_labels_and_headrace_as_entrypoin
     assert who.stdout.split() == ["10001", "10001"]
 
 
+def test_the_root_filesystem_is_read_only_under_the_chart_s_settings(
+    container: str, tmp_path: Path
+) -> None:
+    """The check that the read-only runs below can fail: writing outside /tmp is refused."""
+    read_only = ReadOnlyRoot(container, tmp_path)
+    script = "open('/tmp/ok', 'w'); open('/opt/headrace/no', 'w')"
+
+    done = subprocess.run(
+        read_only({}, "python3", "-c", script), capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 1
+    assert "OSError: [Errno 30] Read-only file system: '/opt/headrace/no'" in done.stderr
+    assert [p.name for p in read_only.tmp_dirs[0].iterdir()] == ["ok"]
+
+    # Without the emptyDir (the `helm test` pod), /tmp is the image's, read-only too.
+    done = subprocess.run(
+        read_only({}, "python3", "-c", script, tmp=False), capture_output=True, text=True
+    )
+    assert "OSError: [Errno 30] Read-only file system: '/tmp/ok'" in done.stderr
+
+
+@pytest.fixture(params=["buildah run", "read-only root"])
+def launch(
+    request: pytest.FixtureRequest, container: str, tmp_path: Path
+) -> Callable[..., list[str]]:
+    """How a command from the image is started."""
+    if request.param == "buildah run":
+        # The container's own /tmp is writable there, asked for or not.
+        return lambda env, *command, tmp=True: _run(container, env, *command)
+    return ReadOnlyRoot(container, tmp_path)
+
+
 def test_migrate_and_each_service_from_the_image_answer_ready(
-    container: str, env: dict[str, str], tmp_path: Path
+    launch: Callable[..., list[str]], env: dict[str, str], tmp_path: Path
 ) -> None:
     migrated = subprocess.run(
-        _run(container, env, "headrace", "migrate"), capture_output=True, text=True, timeout=120
+        launch(env, "headrace", "migrate"), capture_output=True, text=True, timeout=120
     )
     assert migrated.returncode == 0, migrated.stderr
     assert f"cassandra keyspace {env['HEADRACE_KEYSPACE']}: migrations applied" in migrated.stdout
@@ -117,21 +216,35 @@ def test_migrate_and_each_service_from_the_image_answer_ready(
             port = free_port()
             with (tmp_path / f"{service}.log").open("wb") as log:
                 process = subprocess.Popen(
-                    _run(container, {**env, "HEADRACE_PORT": str(port)}, "headrace", service),
+                    launch({**env, "HEADRACE_PORT": str(port)}, "headrace", service),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # buildah and the service stop together
                 )
             services[service] = (port, process)
         answers = _ready(services)
+        assert answers == {s: {"ready": True, "service": s} for s in SERVICES}, (
+            f"see the logs in {tmp_path}"
+        )
+        # The chart's `helm test` pod: the same image, with no writable /tmp of its own.
+        hook_env = {
+            "INGEST_URL": f"http://127.0.0.1:{services['ingest'][0]}",
+            "HEADRACE_EVENT_KEYS": env["HEADRACE_EVENT_KEYS"],
+            "TIMEOUT_SECONDS": "60",
+        }
+        hook = subprocess.run(
+            launch(hook_env, "python3", "-c", HOOK.read_text(), tmp=False),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert hook.returncode == 0, hook.stderr
+        assert "read event" in hook.stdout
     finally:
         for _, process in services.values():
             os.killpg(process.pid, signal.SIGTERM)
         for _, process in services.values():
             process.wait(timeout=60)
-    assert answers == {service: {"ready": True, "service": service} for service in SERVICES}, (
-        f"see the logs in {tmp_path}"
-    )
 
 
 def _ready(services: dict[str, tuple[int, subprocess.Popen[bytes]]]) -> dict[str, object]:

@@ -3,6 +3,8 @@ refused with a clear usage error when incomplete, and never shown by `repr`."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from cassandra.cluster import NoHostAvailable
 from click.testing import CliRunner
 
 from headrace.adapters.cassandra.security import CassandraAuthenticationFailed, translated
+from headrace.adapters.kafka.security import KafkaSecurity, raise_refusal
 from headrace.infra.tls import server_tls
 from headrace.runtime.settings import ClusterSettings, cluster_options, settings_from
 
@@ -116,3 +119,24 @@ def test_a_node_that_is_only_down_stays_a_retryable_outage() -> None:
     )
 
     assert translated(error) is error
+
+
+async def test_a_broker_that_hangs_up_without_a_tls_alert_is_an_outage_not_a_refusal(
+    tmp_path: Path,
+) -> None:
+    tls = server_tls(tmp_path, "127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+
+    async def hang_up(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.transport.abort()  # after the handshake, as a broker going down would
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        # Returns: the caller's "Unable to bootstrap" stands, and a service keeps retrying.
+        security = KafkaSecurity(protocol="SSL", ssl_cafile=str(tls.ca))
+        await raise_refusal(f"127.0.0.1:{port}", security)
+    finally:
+        server.close()
+        await server.wait_closed()

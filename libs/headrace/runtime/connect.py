@@ -35,7 +35,12 @@ class Connection:
 
 
 def cassandra_cluster(settings: ClusterSettings) -> Cluster:
-    profile = ExecutionProfile(load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()))
+    # The configured levels are the default profile's, so that `migrate`'s reads of its ledger
+    # see what an earlier run applied, as the stores' reads do.
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        **settings.cassandra_consistency.driver_options(),
+    )
     return Cluster(
         list(settings.cassandra_hosts),
         port=settings.cassandra_port,
@@ -79,7 +84,12 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
     cluster = cassandra_cluster(settings)
     try:
         session = await asyncio.to_thread(cassandra_session, cluster)
-        stores = await asyncio.to_thread(CassandraStores, session, settings.keyspace)
+        stores = await asyncio.to_thread(
+            CassandraStores,
+            session,
+            settings.keyspace,
+            consistency=settings.cassandra_consistency,
+        )
     except BaseException:
         await asyncio.to_thread(cluster.shutdown)
         raise

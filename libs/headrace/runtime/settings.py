@@ -8,6 +8,11 @@ from typing import Any, TypeVar
 
 import click
 
+from headrace.adapters.cassandra.consistency import (
+    CassandraConsistency,
+    check_level,
+    check_serial,
+)
 from headrace.adapters.cassandra.security import CassandraSecurity
 from headrace.adapters.kafka.security import PROTOCOLS, SASL_MECHANISMS, KafkaSecurity
 from headrace.protocol.accounts import AccountKeys
@@ -44,6 +49,7 @@ class ClusterSettings:
     intake_topics: tuple[str, ...] = ("intake",)
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     cassandra_security: CassandraSecurity = field(default_factory=CassandraSecurity)
+    cassandra_consistency: CassandraConsistency = field(default_factory=CassandraConsistency)
 
     def accounts(self) -> AccountKeys:
         return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
@@ -137,6 +143,39 @@ _security_options = [
         type=_FILE,
         default=None,
         help="CA (PEM) to verify the nodes with; set it to connect over TLS.",
+    ),
+]
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[Any, Any, str], str]:
+    """An option callback: the value upper-cased, or a usage error saying why it is refused."""
+
+    def callback(_ctx: Any, _param: Any, value: str) -> str:
+        try:
+            return check(value.upper())
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+
+    return callback
+
+
+_consistency_options = [
+    click.option(
+        "--cassandra-consistency",
+        envvar="HEADRACE_CASSANDRA_CONSISTENCY",
+        default=CassandraConsistency.level,
+        show_default=True,
+        callback=_checked(check_level),
+        help="Of every read and write: LOCAL_QUORUM, QUORUM (services in several data centres) "
+        "or ALL; weaker levels are refused.",
+    ),
+    click.option(
+        "--cassandra-serial-consistency",
+        envvar="HEADRACE_CASSANDRA_SERIAL_CONSISTENCY",
+        default=CassandraConsistency.serial,
+        show_default=True,
+        callback=_checked(check_serial),
+        help="Of lightweight transactions: LOCAL_SERIAL or SERIAL.",
     ),
 ]
 
@@ -248,6 +287,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="The token the dashboard asks for (ingest); without it the dashboard is off.",
         ),
         *_security_options,
+        *_consistency_options,
     ]
 
     def decorate(fn: F) -> F:
@@ -301,4 +341,8 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
         kafka_security=kafka_security,
         cassandra_security=cassandra_security,
+        cassandra_consistency=CassandraConsistency(
+            level=options.get("cassandra_consistency") or CassandraConsistency.level,
+            serial=options.get("cassandra_serial_consistency") or CassandraConsistency.serial,
+        ),
     )

@@ -96,6 +96,8 @@ HEADRACE_KAFKA_SSL_KEYFILE: {{ printf "%s/%s" (include "headrace.kafkaTlsDir" .)
 HEADRACE_CASSANDRA_HOSTS: {{ join "," $c.hosts | quote }}
 HEADRACE_CASSANDRA_PORT: {{ $c.port | quote }}
 HEADRACE_KEYSPACE: {{ $c.keyspace | quote }}
+HEADRACE_CASSANDRA_CONSISTENCY: {{ $c.consistency | quote }}
+HEADRACE_CASSANDRA_SERIAL_CONSISTENCY: {{ $c.serialConsistency | quote }}
 {{- if $c.auth.username }}
 HEADRACE_CASSANDRA_USERNAME: {{ $c.auth.username | quote }}
 {{- end }}

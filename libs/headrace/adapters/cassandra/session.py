@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from cassandra import ConsistencyLevel, OperationTimedOut, Timeout, Unavailable
+from cassandra import OperationTimedOut, Timeout, Unavailable
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile, NoHostAvailable, Session
 from cassandra.query import (
     BatchStatement,
@@ -22,6 +22,7 @@ from cassandra.query import (
     tuple_factory,
 )
 
+from headrace.adapters.cassandra.consistency import DEFAULT_CONSISTENCY, CassandraConsistency
 from headrace.core.errors import TransientError
 
 Params = Sequence[Any]
@@ -56,9 +57,10 @@ class Cql:
     """One driver session bound to a keyspace, with async execution and prepared statements.
 
     The session must be configured with execution profiles (as `local_cluster` builds it): the
-    default profile's load balancing, retry policy and timeout are kept, with QUORUM-level
-    consistency so that a read sees every acknowledged write, and with rows as tuples (or dicts
-    for the results of lightweight transactions, whose columns vary).
+    default profile's load balancing, retry policy and timeout are kept, with the given
+    quorum-class consistency so that a read sees every acknowledged write (see
+    headrace.adapters.cassandra.consistency), and with rows as tuples (or dicts for the results
+    of lightweight transactions, whose columns vary).
     """
 
     def __init__(
@@ -66,19 +68,17 @@ class Cql:
         session: Session,
         keyspace: str,
         *,
-        consistency: int = ConsistencyLevel.LOCAL_QUORUM,
-        serial_consistency: int = ConsistencyLevel.LOCAL_SERIAL,
+        consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
     ) -> None:
         self.session = session
         self.keyspace = check_identifier(keyspace)
-        self._consistency = consistency
-        self._serial = serial_consistency
-        options = {"consistency_level": consistency, "serial_consistency_level": serial_consistency}
+        # Statements and batches carry no level of their own: they run at their profile's.
+        levels = consistency.driver_options()
         self._tuples = session.execution_profile_clone_update(
-            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory, **options
+            EXEC_PROFILE_DEFAULT, row_factory=tuple_factory, **levels
         )
         self._dicts = session.execution_profile_clone_update(
-            EXEC_PROFILE_DEFAULT, row_factory=dict_factory, **options
+            EXEC_PROFILE_DEFAULT, row_factory=dict_factory, **levels
         )
 
     def prepare(self, cql: str) -> PreparedStatement:
@@ -128,11 +128,7 @@ class Cql:
         return bool(rows[0]["[applied]"]), rows[0]
 
     def _batch(self, statements: Sequence[Bound], *, logged: bool) -> BatchStatement:
-        batch = BatchStatement(
-            batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED,
-            consistency_level=self._consistency,
-            serial_consistency_level=self._serial,
-        )
+        batch = BatchStatement(batch_type=BatchType.LOGGED if logged else BatchType.UNLOGGED)
         for statement, params in statements:
             batch.add(statement, params)
         return batch

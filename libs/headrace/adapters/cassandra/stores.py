@@ -3,10 +3,10 @@ module here for how its queries stay within a partition)."""
 
 from __future__ import annotations
 
-from cassandra import ConsistencyLevel
 from cassandra.cluster import Session
 
 from headrace.adapters.cassandra.apps import AppTables
+from headrace.adapters.cassandra.consistency import DEFAULT_CONSISTENCY, CassandraConsistency
 from headrace.adapters.cassandra.events import EventTables
 from headrace.adapters.cassandra.flow import FlowTables
 from headrace.adapters.cassandra.keys import KeyTables
@@ -40,7 +40,7 @@ class CassandraStores(
         keyspace: str,
         *,
         retention_s: int = DEFAULT_RETENTION_S,
-        consistency: int = ConsistencyLevel.LOCAL_QUORUM,
+        consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
     ) -> None:
         cql = Cql(session, keyspace, consistency=consistency)
         self._cql = cql

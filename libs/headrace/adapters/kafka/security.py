@@ -100,10 +100,32 @@ async def raise_refusal(bootstrap: str, security: KafkaSecurity) -> None:
             raise KafkaAuthenticationFailed(
                 f"kafka broker {host}:{port}: TLS handshake failed: {err}"
             ) from err
-        except (OSError, KafkaError, TimeoutError):
-            continue  # unreachable: an outage, which the caller's error already says
+        except (OSError, KafkaError, TimeoutError) as err:
+            alert = _alert(err)
+            if alert is None:
+                continue  # unreachable: an outage, which the caller's error already says
+            sent = "" if security.ssl_certfile else " (this client sent no certificate)"
+            raise KafkaAuthenticationFailed(
+                f"kafka broker {host}:{port}: TLS handshake refused{sent}: {alert}"
+            ) from err
         else:
             conn.close()
+
+
+def _alert(error: BaseException) -> ssl.SSLError | None:
+    """The TLS alert a broker refused the handshake with, behind aiokafka's "Connection closed".
+
+    Under TLS 1.3 the client's side of the handshake is done before the broker checks the
+    client's certificate, so a refusal (e.g. a missing certificate where one is required)
+    arrives as an alert on the first read. Only an alert counts: a connection cut mid-handshake
+    is an outage.
+    """
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError) and "ALERT" in (cause.reason or ""):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 async def start_client(client: Any, bootstrap: str, security: KafkaSecurity) -> None:
