@@ -25,6 +25,7 @@ from headrace.messages.model import Event, Pause, PauseKind
 from headrace.messages.records import (
     Call,
     CancelRun,
+    EndpointTimeout,
     EventAccepted,
     PauseCreated,
     PauseDeleted,
@@ -34,6 +35,7 @@ from headrace.messages.records import (
 from headrace.messages.records import Enqueue as EnqueueRecord
 from headrace.messages.state import ENDED, HistoryEntry, RunState, StepKind
 from headrace.protocol import ops as opcodes
+from headrace.protocol.endpoint import endpoint_timer_id
 from headrace.protocol.ops import Op, Outcome
 
 MAX_SLEEP_MS = 366 * 86_400_000
@@ -119,13 +121,45 @@ class RunMachine:
             )
         self._request_discovery()
 
-    def start_endpoint(self) -> None:
+    def start_endpoint(self, timeout_ms: int) -> None:
         """A Durable Endpoint's run, created by its first checkpoint: the endpoint's own request
         is the run's first call (discovery 0, attempt 0, never enqueued), running in the app;
-        its checkpoints are that call's (`apply_endpoint_checkpoint`)."""
+        its checkpoints are that call's (`apply_endpoint_checkpoint`). Its request's event is
+        published as any event is, so it is stored and listed as the run's trigger (Inngest
+        publishes it too: `checkpoint.go` `CheckpointNewRun`); the endpoint's function has no
+        triggers, so it starts nothing."""
         self._history("run.started")
+        self.run.event_ids = [self._emit_event(self.run.events[0])]
         self.run.discover_pending = True
         self.run.attempts[DISCOVERY] = 0
+        timeout = EndpointTimeout(
+            account_id=self.run.account_id, run_id=self.run.run_id, after_ms=timeout_ms
+        )
+        self._enqueue(
+            timeout,
+            at_ms=self.now_ms + timeout_ms,
+            timer_id=endpoint_timer_id(self.run.run_id),
+        )
+
+    def request_call(self) -> Call:
+        """A Durable Endpoint's own request, as its run's first call."""
+        return Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=0, attempt=0)
+
+    def request_holds_run(self) -> bool:
+        """The endpoint's request has neither ended its run nor handed it to the engine."""
+        return self.is_current_call(self.request_call())
+
+    def time_out_request(self, after_ms: int) -> None:
+        """The endpoint's request has had its time (EndpointTimeout): the run fails if the
+        request still holds it; once handed over, the engine drives it and this is no-op."""
+        if not self.request_holds_run():
+            return
+        message = (
+            f"the endpoint's request neither finished its run nor handed it over within "
+            f"{after_ms // 1000} s"
+        )
+        self.run.failure = message
+        self._finish("failed", {"name": "Error", "message": message})
 
     def seed(self, stack: list[str], memos: dict[str, bytes], names: dict[str, str]) -> None:
         """Give a replay, as it starts, the memos it keeps (engine.replay): the SDK reads them
@@ -617,11 +651,13 @@ class RunMachine:
         for event in system_events.end_events(self.run, self.now_ms):
             self._emit_event(event)
 
-    def _emit_event(self, payload: dict[str, Any]) -> None:
+    def _emit_event(self, payload: dict[str, Any]) -> str:
+        """Publish an event the run makes; its internal id."""
+        internal_id = self.new_id()
         self.out.events.append(
             EventAccepted(
                 event=Event(
-                    internal_id=self.new_id(),
+                    internal_id=internal_id,
                     account_id=self.run.account_id,
                     name=payload["name"],
                     payload=payload,
@@ -629,6 +665,7 @@ class RunMachine:
                 )
             )
         )
+        return internal_id
 
     def _enqueue(self, item: WorkRecord, *, at_ms: int, timer_id: str) -> None:
         self.out.schedule.append(EnqueueRecord(timer_id=timer_id, item=item, at_ms=at_ms))
