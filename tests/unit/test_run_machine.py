@@ -267,7 +267,9 @@ def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
     assert machine.out.memos == {"h1": b'{"data":{"n":5}}'}
     assert run.stack == ["h1"]
     history = [(h.kind, h.step_hash, h.duration_ms) for h in machine.out.history]
-    assert history == [("step.completed", "h1", 7)]
+    # The planned step is in the history (the trace shows it running), and nothing else.
+    assert history == [("step.planned", "h2", 0), ("step.completed", "h1", 7)]
+    assert run.planned == {}
     # No call is queued: the running call goes on, and stays current.
     assert _calls(machine) == []
     assert machine.is_current_call(call)

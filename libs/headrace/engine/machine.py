@@ -207,12 +207,18 @@ class RunMachine:
         own answer comes later and is applied then (it may end the run, with RunComplete).
         A checkpointed step restarts the call's retry budget, as Inngest resets the queue
         item's attempts (checkpoint.go `checkpointAsyncSteps`): an error after it gets all the
-        attempts configured."""
+        attempts configured. A StepPlanned says a step is about to run in the call: its
+        history shows it running until it settles (Inngest opens its span then:
+        `checkpoint.go` `checkpointAsyncSteps`)."""
         for op in ops:
-            if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
+            if op.id in self.memo_keys:
+                continue
+            if op.op in opcodes.STEP_RUN:
                 if call.target is None:
                     self.run.budget_from = call.attempt
                 self._step_completed(op, call.attempt, op.duration_ms)
+            elif op.op == opcodes.STEP_PLANNED:
+                self._history("step.planned", op=op, attempt=call.attempt)
 
     def _step_completed(self, op: Op, attempt: int, duration_ms: int) -> None:
         memo = _step_memo(op)
