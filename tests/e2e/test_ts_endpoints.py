@@ -7,6 +7,7 @@ client follows a redirect to the run's output. Step bodies are counted in the ap
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,7 +27,7 @@ from headrace.testing.ts_app import TsApp
 @pytest.fixture
 def app(dev: EngineHandle) -> Iterator[TsApp]:
     served = TsApp(
-        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap"}
+        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap,signal"}
     )
     served.start()
     yield served
@@ -170,6 +171,33 @@ async def test_a_sleep_hands_the_run_to_the_engine_which_calls_the_endpoint_afte
         ("step.completed", "nap"),
         ("step.completed", "two"),
     ], kinds
+
+
+async def test_a_wait_for_a_signal_in_the_request_is_resumed_by_the_signal(
+    dev: EngineHandle, app: TsApp
+) -> None:
+    signal = f"endpoint-{new_ulid(int(time.time() * 1000))}"
+    async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
+        request = asyncio.create_task(http.get(_endpoint(app, "signal"), params={"signal": signal}))
+
+        async def waiting() -> RunState | None:
+            runs = await dev.stores.list_runs(DEFAULT_ACCOUNT, limit=1000)
+            mine = [r for r in runs if r.events and r.events[0]["data"].get("query_params")]
+            mine = [r for r in mine if r.events[0]["data"]["query_params"] == f"signal={signal}"]
+            if not mine:
+                return None
+            history = await dev.history(mine[0].run_id)
+            return mine[0] if any(h.kind == "step.waiting" for h in history) else None
+
+        run = await eventually(waiting, what="the endpoint's run to wait for its signal")
+        sent = await http.post(
+            f"{dev.url}/v1/signals", json={"signal": signal, "data": {"ok": True}}
+        )
+        response = await request
+    assert (sent.status_code, sent.json()["data"]["run_id"]) == (200, run.run_id), sent.text
+    assert response.history and response.history[0].status_code == 302, app.log()
+    assert response.json() == {"one": 1, "got": {"signal": signal, "data": {"ok": True}}}
+    assert app.counts() == {"one": 1}
 
 
 def _new_run(run_id: str, **overrides: object) -> dict[str, object]:

@@ -28,6 +28,7 @@ from headrace.engine.machine import RunMachine
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.protocol.endpoint import endpoint_records, read_new_run, read_sync_steps
 from headrace.protocol.registration import retries_of
+from headrace.services.executor.signals import claim_signals
 
 _CONFLICT_ROUNDS = 5
 # How long the output route waits for the run to end, and how often it looks (Inngest: 5 min,
@@ -85,7 +86,8 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
     )
     machine = _machine(ctx, run, set(), fn)
     machine.start_endpoint(ctx.endpoint_timeout_ms)
-    machine.apply_endpoint_checkpoint(machine.request_call(), new.steps)
+    conflicts = await claim_signals(ctx.stores, run, set(), new.steps, now)
+    machine.apply_endpoint_checkpoint(machine.request_call(), new.steps, conflicts)
     if not await ctx.outbox.commit(run, machine.out, f"endpoint:{new_ulid(now)}", 0, create=True):
         return _error(409, f"run {new.run_id} exists already")
     for event_id in run.event_ids:
@@ -126,7 +128,10 @@ async def _steps(ctx: ApiContext, request: Request) -> Response:
         if not machine.request_holds_run():
             # The request handed the run over (or it ended): the engine goes on with it now.
             return _error(409, f"run {run_id} is no longer its request's")
-        machine.apply_endpoint_checkpoint(machine.request_call(), checkpoint.steps)
+        conflicts = await claim_signals(
+            ctx.stores, run, set(memos), checkpoint.steps, ctx.clock.now_ms()
+        )
+        machine.apply_endpoint_checkpoint(machine.request_call(), checkpoint.steps, conflicts)
         if not machine.out.history and not machine.out.schedule:
             return JSONResponse({})
         try:

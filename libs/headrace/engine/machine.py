@@ -227,16 +227,20 @@ class RunMachine:
         )
         self._settle(op.id, memo, op.display)
 
-    def apply_endpoint_checkpoint(self, call: Call, ops: list[Op]) -> None:
+    def apply_endpoint_checkpoint(
+        self, call: Call, ops: list[Op], signal_conflicts: frozenset[str] = frozenset()
+    ) -> None:
         """Finished steps are memoized while the endpoint's request goes on; any other op (the
         return as RunComplete, a step error, a sleep, a wait) is that request's answer, applied
         as a call's 206 is: a step to retry, a timer or a discovery is then the engine's to
-        make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`)."""
+        make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`).
+        `signal_conflicts` as for `apply_call`: the request's waits for signals are claimed as
+        a call's are."""
         finished = [op for op in ops if op.op in opcodes.STEP_RUN]
         answer = [op for op in ops if op.op not in opcodes.STEP_RUN]
         self.apply_checkpoint(call, finished)
         if answer:
-            self.apply_call(call, Outcome(ops=answer), len(self.run.stack))
+            self.apply_call(call, Outcome(ops=answer), len(self.run.stack), signal_conflicts)
 
     def _learn_request_version(self, outcome: Outcome) -> None:
         """Keep the execution version the SDK chose at the run's first generator response, and
