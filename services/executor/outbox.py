@@ -25,6 +25,7 @@ from headrace.messages.state import ENDED, RunState
 from headrace.messages.topics import Topics, partition_for
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.protocol.endpoint import endpoint_timer_id
 
 
 class Outbox:
@@ -66,6 +67,11 @@ class Outbox:
             ):
                 if wanted:
                     schedule.append(CancelTimer(account_id=run.account_id, timer_id=timer_id))
+        if run.status in ENDED and run.output_token:
+            # A Durable Endpoint's run (the only kind with an output token): its request's
+            # timeout would fire into nothing too.
+            timer_id = endpoint_timer_id(run.run_id)
+            schedule.append(CancelTimer(account_id=run.account_id, timer_id=timer_id))
         run.outbox = [(self._topics.schedule, SCHEDULE_CODEC.encode(r)) for r in schedule] + [
             (self._topics.events, EVENTS_CODEC.encode(r)) for r in out.events
         ]

@@ -26,7 +26,15 @@ from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
 from headrace.engine.transition import Transition
 from headrace.messages.flow import lease_id
-from headrace.messages.records import WORK_CODEC, Call, CancelRun, Resume, StartRun, WorkRecord
+from headrace.messages.records import (
+    WORK_CODEC,
+    Call,
+    CancelRun,
+    EndpointTimeout,
+    Resume,
+    StartRun,
+    WorkRecord,
+)
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.messages.topics import Topics
 from headrace.obs.metrics import run_started
@@ -141,6 +149,13 @@ class Executor:
                 await self._resume(item, h)
             case CancelRun():
                 await self._settle(item.run_id, h, lambda m: True, lambda m: m.cancel(item.reason))
+            case EndpointTimeout():
+                await self._settle(
+                    item.run_id,
+                    h,
+                    lambda m: m.request_holds_run(),
+                    lambda m: m.time_out_request(item.after_ms),
+                )
 
     async def _commit(
         self,

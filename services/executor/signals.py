@@ -2,9 +2,10 @@
 machine applies the ops: a signal held by another run's live wait is a conflict, which fails the
 run unless the op says `replace`.
 
-The key is claimed before the run and its pause are written. A claim whose pause was never
-written (the call's outcome was not applied) or is gone (resumed, timed out, its run ended) is
-stale, and the next wait takes it over; the signal API answers "no run waits" for it.
+The key is claimed before the run and its pause are written: a claim whose pause is not
+written yet still holds while its run may write it (engine/signals.py `wait_holds`), so the
+first of two waits racing for a signal keeps it. One whose pause is gone (taken by a signal,
+expired) or whose run ended or settled the step is stale, and the next wait takes it over.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ async def claim_signals(
         if isinstance(wait, str):
             continue  # the machine fails the step
         key = signals.signal_key(run.account_id, wait.signal)
-        pause_id = f"{run.run_id}:{op.id}"
+        pause_id = signals.pause_id(run.run_id, op.id)
         ttl_ms = max(wait.expires_ms - now_ms, 0) + _GRACE_MS
         if not await _claim(stores, key, pause_id, ttl_ms, wait.replace, now_ms):
             conflicts.add(op.id)
@@ -48,9 +49,11 @@ async def _claim(
         holder = await stores.claim(key, pause_id, ttl_ms, now_ms)
         if holder is None or holder == pause_id:
             return True
-        held = await stores.get_pause(holder)
-        if held is not None and held.expires_ms > now_ms and not replace:
-            return False
+        if not replace:
+            pause = await stores.get_pause(holder)
+            run = None if pause is not None else await stores.get_run(holder.partition(":")[0])
+            if signals.wait_holds(holder, pause, run, now_ms):
+                return False
         if await stores.swap(key, holder, pause_id, ttl_ms, now_ms):
             return True
     raise TransientError(f"claiming {key!r}: it kept changing hands")

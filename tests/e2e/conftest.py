@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, start_dev
 
 MODES = ["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mark.cassandra])]
 
@@ -29,6 +29,7 @@ def distributed_settings(
         topic_prefix=f"e2e.{suffix}.",
         partitions=4,
         backoff_scale=0.005,
+        endpoint_timeout_s=TEST_ENDPOINT_TIMEOUT_S,
     )
     drop_keyspace(f"e2e_{suffix}")
 

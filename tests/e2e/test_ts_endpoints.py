@@ -7,8 +7,10 @@ client follows a redirect to the run's output. Step bodies are counted in the ap
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,14 +20,14 @@ from headrace.core.jsonutil import loads
 from headrace.messages.state import RunState
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
-from headrace.testing.dev import EngineHandle
+from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, eventually
 from headrace.testing.ts_app import TsApp
 
 
 @pytest.fixture
 def app(dev: EngineHandle) -> Iterator[TsApp]:
     served = TsApp(
-        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap"}
+        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap,signal"}
     )
     served.start()
     yield served
@@ -94,6 +96,36 @@ async def test_a_request_completes_and_its_run_is_visible_with_its_steps_and_out
     assert [c.get("run_id") for c in app.calls()] == [None]
 
 
+async def test_the_request_s_event_is_stored_and_shown_as_the_run_s_trigger(
+    dev: EngineHandle, app: TsApp
+) -> None:
+    async with httpx.AsyncClient(timeout=60) as http:
+        response = await http.get(_endpoint(app, "steps"), params={"n": 1})
+    assert response.status_code == 200, (response.text, app.log())
+    run = await dev.finished((await _only_run(dev, app, "GET /endpoint/steps")).run_id)
+    [event_id] = run.event_ids
+
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+
+        async def listed() -> dict[str, Any] | None:
+            found = await http.get("/v1/events", params={"name": "inngest/http.request"})
+            mine = [e for e in found.json()["data"] if e["internal_id"] == event_id]
+            return mine[0] if mine else None
+
+        event = await eventually(listed, what="the request's event to be listed")
+        runs = await http.get(f"/v1/events/{event_id}/runs")
+        api_run = await http.get(f"/v1/runs/{run.run_id}")
+        query = "query($id: String!) { runTrigger(runID: $id) { eventName IDs } }"
+        trigger = await http.post("/v0/gql", json={"query": query, "variables": {"id": run.run_id}})
+    assert (event["data"]["path"], event["data"]["query_params"]) == ("/endpoint/steps", "n=1")
+    assert [r["run_id"] for r in runs.json()["data"]] == [run.run_id]
+    assert api_run.json()["data"]["event_id"] == event_id
+    assert trigger.json()["data"]["runTrigger"] == {
+        "eventName": "inngest/http.request",
+        "IDs": [event_id],
+    }
+
+
 async def test_a_step_that_fails_hands_the_run_to_the_engine_which_finishes_it(
     dev: EngineHandle, app: TsApp
 ) -> None:
@@ -139,6 +171,33 @@ async def test_a_sleep_hands_the_run_to_the_engine_which_calls_the_endpoint_afte
         ("step.completed", "nap"),
         ("step.completed", "two"),
     ], kinds
+
+
+async def test_a_wait_for_a_signal_in_the_request_is_resumed_by_the_signal(
+    dev: EngineHandle, app: TsApp
+) -> None:
+    signal = f"endpoint-{new_ulid(int(time.time() * 1000))}"
+    async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
+        request = asyncio.create_task(http.get(_endpoint(app, "signal"), params={"signal": signal}))
+
+        async def waiting() -> RunState | None:
+            runs = await dev.stores.list_runs(DEFAULT_ACCOUNT, limit=1000)
+            mine = [r for r in runs if r.events and r.events[0]["data"].get("query_params")]
+            mine = [r for r in mine if r.events[0]["data"]["query_params"] == f"signal={signal}"]
+            if not mine:
+                return None
+            history = await dev.history(mine[0].run_id)
+            return mine[0] if any(h.kind == "step.waiting" for h in history) else None
+
+        run = await eventually(waiting, what="the endpoint's run to wait for its signal")
+        sent = await http.post(
+            f"{dev.url}/v1/signals", json={"signal": signal, "data": {"ok": True}}
+        )
+        response = await request
+    assert (sent.status_code, sent.json()["data"]["run_id"]) == (200, run.run_id), sent.text
+    assert response.history and response.history[0].status_code == 302, app.log()
+    assert response.json() == {"one": 1, "got": {"signal": signal, "data": {"ok": True}}}
+    assert app.counts() == {"one": 1}
 
 
 def _new_run(run_id: str, **overrides: object) -> dict[str, object]:
@@ -216,3 +275,36 @@ async def test_bad_checkpoints_get_a_4xx_and_store_nothing(dev: EngineHandle) ->
         assert (output.status_code, output.text) == (200, "1")
     run = await dev.finished(run_id)
     assert run.status == "completed" and run.output == {"status": 200, "body": "1"}
+
+
+async def test_a_run_whose_request_died_fails_at_the_endpoint_timeout(dev: EngineHandle) -> None:
+    """The SDK's checkpoints as 4.24.0 posts them: one request finishes its run, the other
+    checkpoints a step and dies (nothing ends its run or hands it over). The dead one's run
+    fails at the endpoint timeout (TEST_ENDPOINT_TIMEOUT_S here, 1 h by default); the finished
+    one's timer is taken off the wheel."""
+    now = int(time.time() * 1000)
+    finished_id, dead_id = new_ulid(now), new_ulid(now)
+    complete = {"op": "RunComplete", "id": "c", "data": {"status": 200, "body": "1"}}
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        created = await http.post("/v1/checkpoint", json=_new_run(finished_id, steps=[complete]))
+        assert created.status_code == 200, created.text
+        started = await http.post("/v1/checkpoint", json=_new_run(dead_id))
+        assert started.status_code == 200, started.text
+        run = await dev.finished(dead_id, timeout=TEST_ENDPOINT_TIMEOUT_S + 20)
+        data = started.json()["data"]
+        ids = {"run_id": dead_id, "fn_id": data["fn_id"], "app_id": data["app_id"]}
+        late = await http.post(f"/v1/checkpoint/{dead_id}/steps", json={**ids, "steps": [complete]})
+        output = await http.get(f"/v1/http/runs/{dead_id}/output", params={"token": data["token"]})
+    assert run.status == "failed", run
+    assert f"within {int(TEST_ENDPOINT_TIMEOUT_S)} s" in run.failure
+    assert run.ended_ms - run.started_ms >= TEST_ENDPOINT_TIMEOUT_S * 1000
+    assert set(await dev.stores.get_memos(dead_id)) == {"a1"}
+    assert late.status_code == 409
+    assert output.status_code == 200 and "neither finished" in output.json()["message"]
+    assert (await dev.finished(finished_id)).status == "completed"
+
+    async def cancelled() -> bool:
+        later = int(time.time() * 1000) + 3_600_000
+        return f"{finished_id}:timeout:endpoint" not in await dev.timer_ids(later)
+
+    await eventually(cancelled, what="the finished run's endpoint timer to be cancelled")

@@ -31,4 +31,12 @@ export const ENDPOINTS = {
     const two = await step.run("two", () => count("two") && 2);
     return { sum: one + two };
   },
+
+  // A wait for the signal named by `?signal=` hands the run to the engine; the signal resumes it.
+  signal: ({ step, count }) => async (req) => {
+    const signal = new URL(req.url).searchParams.get("signal");
+    const one = await step.run("one", () => count("one") && 1);
+    const got = await step.waitForSignal("approval", { signal, timeout: "1m" });
+    return { one, got };
+  },
 };

@@ -13,6 +13,7 @@ from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.checkpoint import checkpoint_routes
 from headrace.api.context import ApiContext
+from headrace.api.gql.trace import trace_spans
 from headrace.core.clock import FakeClock
 from headrace.messages.records import Call
 from headrace.messages.state import RunState
@@ -198,3 +199,23 @@ async def test_an_older_epoch_is_not_refused_while_the_counter_is_behind_it(
     assert response.status_code == 200, response.text
     run = await stores.get_run(RUN_ID)
     assert run is not None and (run.owner_epoch, run.stack) == (4, ["h0", "h1"])
+
+
+async def test_a_planned_step_shows_running_in_the_trace_until_its_checkpoint_settles_it(
+    client: httpx.AsyncClient, stores: SqliteStores
+) -> None:
+    await _put_run(stores)
+    planned = {"op": "StepPlanned", "id": "h1", "name": "one", "displayName": "one"}
+    assert (await _post(client, _checkpoint(steps=[planned]))).status_code == 200
+
+    async def spans() -> list[tuple[str, str, str | None]]:
+        run = await stores.get_run(RUN_ID)
+        assert run is not None
+        views = trace_spans(run, await stores.list_history(RUN_ID))
+        return [(s["name"], s["status"], s["endedAt"]) for s in views]
+
+    assert await spans() == [("one", "RUNNING", None)]
+    assert set(await stores.get_memos(RUN_ID)) == {"h0"}
+    assert (await _post(client, _checkpoint())).status_code == 200
+    [(name, status, ended)] = await spans()
+    assert (name, status) == ("one", "COMPLETED") and ended is not None

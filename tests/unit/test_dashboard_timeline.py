@@ -97,3 +97,17 @@ def test_json_is_escaped_and_coloured_and_durations_read_well() -> None:
         "2 m 5 s",
         "2 h 0 m",
     ]
+
+
+def test_a_planned_step_is_running_until_it_settles_or_the_run_ends() -> None:
+    run = RunState(run_id="r", account_id="a", fn_id="f", app_id="x", started_ms=1000)
+    planned = entry(1, "step.planned", 1100, step_hash="h1", step_name="charge")
+    [row] = build(run, [planned], now_ms=1500).rows
+    assert (row.name, row.status, row.start_ms, row.end_ms) == ("charge", "running", 1100, None)
+
+    done = entry(2, "step.completed", 1400, step_hash="h1", step_name="charge", duration_ms=250)
+    [row] = build(run, [planned, done], now_ms=1500).rows
+    assert (row.status, row.start_ms, row.end_ms) == ("completed", 1100, 1400)
+
+    run.status, run.ended_ms = "cancelled", 1450
+    assert build(run, [planned], now_ms=1500).rows == []

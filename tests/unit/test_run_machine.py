@@ -6,11 +6,19 @@ import itertools
 import random
 
 from headrace.engine.machine import RunMachine
-from headrace.messages.records import Call, EventAccepted, PauseCreated, Resume
+from headrace.messages.records import (
+    Call,
+    EndpointTimeout,
+    Enqueue,
+    EventAccepted,
+    PauseCreated,
+    Resume,
+)
 from headrace.messages.state import RunState
 from headrace.protocol.ops import Op, Outcome
 
 NOW = 1_700_000_000_000
+HOUR = 3_600_000
 
 
 def _machine(run: RunState, memos: set[str] | None = None, max_attempts: int = 3) -> RunMachine:
@@ -274,7 +282,9 @@ def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
     assert machine.out.memos == {"h1": b'{"data":{"n":5}}'}
     assert run.stack == ["h1"]
     history = [(h.kind, h.step_hash, h.duration_ms) for h in machine.out.history]
-    assert history == [("step.completed", "h1", 7)]
+    # The planned step is in the history (the trace shows it running), and nothing else.
+    assert history == [("step.planned", "h2", 0), ("step.completed", "h1", 7)]
+    assert run.planned == {}
     # No call is queued: the running call goes on, and stays current.
     assert _calls(machine) == []
     assert machine.is_current_call(call)
@@ -326,7 +336,7 @@ def test_an_endpoint_s_request_is_its_run_s_first_call_until_it_hands_the_run_ov
     the request's part, and the engine goes on from the sleep's end."""
     run = _run()
     machine = _machine(run)
-    machine.start_endpoint()
+    machine.start_endpoint(HOUR)
     request = Call(account_id="acct", run_id="run", seq=0)
     machine.apply_endpoint_checkpoint(request, [Op(op="StepRun", id="h1", data=1)])
     assert machine.out.memos == {"h1": b'{"data":1}'}
@@ -347,8 +357,43 @@ def test_an_endpoint_s_request_is_its_run_s_first_call_until_it_hands_the_run_ov
 def test_an_endpoint_s_return_ends_its_run() -> None:
     run = _run()
     machine = _machine(run)
-    machine.start_endpoint()
+    machine.start_endpoint(HOUR)
     request = Call(account_id="acct", run_id="run", seq=0)
     response = {"status": 200, "headers": {}, "body": "{}"}
     machine.apply_endpoint_checkpoint(request, [Op(op="RunComplete", id="c", data=response)])
     assert (run.status, run.output) == ("completed", response)
+
+
+def test_an_endpoint_s_run_stores_its_request_s_event_and_times_its_request_out() -> None:
+    """The request's event is published as the run's trigger; a timer fails the run at the
+    timeout if the request still holds it then (it died without a checkpoint to end it)."""
+    run = _run()
+    machine = _machine(run)
+    machine.start_endpoint(HOUR)
+    [accepted] = [e for e in machine.out.events if isinstance(e, EventAccepted)]
+    assert accepted.event.payload == run.events[0]
+    assert run.event_ids == [accepted.event.internal_id]
+    [timer] = [e for e in machine.out.schedule if isinstance(e, Enqueue)]
+    assert isinstance(timer.item, EndpointTimeout) and timer.at_ms == NOW + HOUR
+    assert timer.timer_id == "run:timeout:endpoint"
+
+    request = machine.request_call()
+    machine.apply_endpoint_checkpoint(request, [Op(op="StepRun", id="h1", data=1)])
+    late = _machine(run, {"h1"})
+    assert late.request_holds_run()
+    late.time_out_request(HOUR)
+    assert run.status == "failed" and "within 3600 s" in run.failure
+    assert [h.kind for h in late.out.history] == ["run.failed"]
+
+
+def test_an_endpoint_s_timeout_leaves_a_run_the_engine_has_taken_over() -> None:
+    run = _run()
+    machine = _machine(run)
+    machine.start_endpoint(HOUR)
+    machine.apply_endpoint_checkpoint(
+        machine.request_call(), [Op(op="Sleep", id="s", name="1s", opts={})]
+    )
+    late = _machine(run)
+    assert not late.request_holds_run()
+    late.time_out_request(HOUR)
+    assert run.status == "running" and late.out.history == []

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
+
 from headrace.engine import signals
 from headrace.engine.machine import RunMachine
+from headrace.messages.model import Pause
 from headrace.messages.records import Call, PauseCreated, PauseDeleted, Resume
 from headrace.messages.state import RunState
 from headrace.protocol import gateway
@@ -183,3 +186,30 @@ def test_a_failed_request_is_retried_by_calling_the_run_again_then_fails_the_ste
     )
     [failed_entry] = [h for h in machine.out.history if h.kind == "step.failed"]
     assert failed_entry.attempt == 2
+
+
+def test_a_claimed_wait_holds_its_signal_until_its_pause_or_its_run_says_it_is_over() -> None:
+    """The pure decision a second wait for a held signal makes (engine/signals.py)."""
+    holder = signals.pause_id("run", "h1")
+    pause = Pause(
+        pause_id=holder,
+        account_id="acct",
+        run_id="run",
+        fn_id="app-fn",
+        kind="signal",
+        event_name="s",
+        step_hash="h1",
+        expires_ms=NOW + 1000,
+    )
+    running = RunState(run_id="run", account_id="acct", fn_id="app-fn", app_id="app", events=[])
+    settled = msgspec.structs.replace(running, stack=["h1"])
+    ended = msgspec.structs.replace(running, status="failed")
+    # A pause written decides, until it expires.
+    assert signals.wait_holds(holder, pause, running, NOW)
+    assert not signals.wait_holds(holder, pause, running, NOW + 1000)
+    # No pause yet: its run is about to write it (claimed before the commit) ...
+    assert signals.wait_holds(holder, None, running, NOW)
+    # ... unless the run settled the step (resumed, timed out), ended, or is gone.
+    assert not signals.wait_holds(holder, None, settled, NOW)
+    assert not signals.wait_holds(holder, None, ended, NOW)
+    assert not signals.wait_holds(holder, None, None, NOW)

@@ -69,7 +69,7 @@ async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
             return _error(409, f"the call {checkpoint.qi_id!r} of run {run_id} is not current")
         machine.apply_checkpoint(call, checkpoint.steps)
         newer_owner = dispatch.epoch > run.owner_epoch
-        if not machine.out.memos and not newer_owner:
+        if not machine.out.history and not newer_owner:
             return JSONResponse({})
         run.owner_epoch = max(run.owner_epoch, dispatch.epoch)
         run.outbox_history = [*run.outbox_history, *machine.out.history]

@@ -14,6 +14,7 @@ from headrace.api.controls import RunControls
 from headrace.core.clock import Clock
 from headrace.ports.stores import Stores
 from headrace.protocol.accounts import DEFAULT_ACCOUNT, AccountKeys
+from headrace.protocol.endpoint import ENDPOINT_TIMEOUT_MS
 from headrace.services.executor.outbox import Outbox
 
 
@@ -31,6 +32,8 @@ class ApiContext:
     outbox: Outbox | None = None
     # Shrinks retry delays decided here (an endpoint's step error), as the executor's.
     backoff_scale: float = 1.0
+    # How long a Durable Endpoint's request may hold its run (protocol/endpoint.py).
+    endpoint_timeout_ms: int = ENDPOINT_TIMEOUT_MS
 
 
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]

@@ -217,7 +217,8 @@ class RunControls:
         resumed). The pause is deleted first, so of two signals (or a signal and the wait's
         timeout) one alone resumes the step."""
         now = self._clock.now_ms()
-        pause_id = await self._stores.holder(signals.signal_key(account_id, signal), now)
+        key = signals.signal_key(account_id, signal)
+        pause_id = await self._stores.holder(key, now)
         if pause_id is None:
             return None
         pause = await self._stores.get_pause(pause_id)
@@ -225,6 +226,9 @@ class RunControls:
             return None
         if pause.expires_ms <= now or not await self._stores.delete_pause(pause_id):
             return None
+        # The wait is over: free the key (it expires now), or a wait for the signal made before
+        # the resume reaches the run would read this one as not written yet, and conflict.
+        await self._stores.swap(key, pause_id, pause_id, 0, now)
         resume = Resume(
             account_id=account_id,
             run_id=pause.run_id,

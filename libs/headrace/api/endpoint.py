@@ -25,10 +25,10 @@ from headrace.core.errors import Conflict, InputError
 from headrace.core.ids import new_ulid, random_token
 from headrace.core.jsonutil import canonical
 from headrace.engine.machine import RunMachine
-from headrace.messages.records import Call
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.protocol.endpoint import endpoint_records, read_new_run, read_sync_steps
 from headrace.protocol.registration import retries_of
+from headrace.services.executor.signals import claim_signals
 
 _CONFLICT_ROUNDS = 5
 # How long the output route waits for the run to end, and how often it looks (Inngest: 5 min,
@@ -39,11 +39,6 @@ OUTPUT_POLL_S = 0.25
 
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"error": message, "status": status}, status_code=status)
-
-
-def _request_call(run: RunState) -> Call:
-    """The endpoint's own request, as the run's first call."""
-    return Call(account_id=run.account_id, run_id=run.run_id, seq=0, attempt=0)
 
 
 def _machine(ctx: ApiContext, run: RunState, memo_keys: set[str], fn: FunctionRecord) -> RunMachine:
@@ -90,10 +85,13 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
         output_token=random_token(24),
     )
     machine = _machine(ctx, run, set(), fn)
-    machine.start_endpoint()
-    machine.apply_endpoint_checkpoint(_request_call(run), new.steps)
+    machine.start_endpoint(ctx.endpoint_timeout_ms)
+    conflicts = await claim_signals(ctx.stores, run, set(), new.steps, now)
+    machine.apply_endpoint_checkpoint(machine.request_call(), new.steps, conflicts)
     if not await ctx.outbox.commit(run, machine.out, f"endpoint:{new_ulid(now)}", 0, create=True):
         return _error(409, f"run {new.run_id} exists already")
+    for event_id in run.event_ids:
+        await ctx.stores.link_run(event_id, run.run_id)
     return JSONResponse(
         {
             "data": {
@@ -127,11 +125,13 @@ async def _steps(ctx: ApiContext, request: Request) -> Response:
         if fn is None or not run.output_token:
             return _error(400, f"run {run_id} is not a Durable Endpoint's")
         machine = _machine(ctx, run, set(memos), fn)
-        call = _request_call(run)
-        if not machine.is_current_call(call):
+        if not machine.request_holds_run():
             # The request handed the run over (or it ended): the engine goes on with it now.
             return _error(409, f"run {run_id} is no longer its request's")
-        machine.apply_endpoint_checkpoint(call, checkpoint.steps)
+        conflicts = await claim_signals(
+            ctx.stores, run, set(memos), checkpoint.steps, ctx.clock.now_ms()
+        )
+        machine.apply_endpoint_checkpoint(machine.request_call(), checkpoint.steps, conflicts)
         if not machine.out.history and not machine.out.schedule:
             return JSONResponse({})
         try:

@@ -97,7 +97,9 @@ def build(run: RunState, history: list[HistoryEntry], now_ms: int) -> Timeline:
         return row
 
     for entry in history:
-        if entry.kind == "step.memoized":
+        if entry.kind == "step.planned":
+            step_row(entry)  # running from now until it settles (a checkpointed StepPlanned)
+        elif entry.kind == "step.memoized":
             row = step_row(entry, "memoized")
             row.status, row.end_ms, row.output = "memoized", entry.ts_ms, _value(entry.output)
         elif entry.kind in _WAITS:
@@ -121,6 +123,9 @@ def build(run: RunState, history: list[HistoryEntry], now_ms: int) -> Timeline:
                 row.error = _error(entry)
             else:
                 row.output = _value(entry.output)
+    if run.status in ENDED:
+        # A planned step the run's end cut short never ran to an end of its own.
+        rows = {key: row for key, row in rows.items() if row.status != "running"}
     end_ms = run.ended_ms if run.status in ENDED and run.ended_ms else now_ms
     start_ms = run.started_ms or min((r.start_ms for r in rows.values()), default=end_ms)
     end_ms = max([end_ms, *(r.end_ms or 0 for r in rows.values())])

@@ -51,6 +51,12 @@ from headrace.runtime.settings import intake_topics_option, parse_topics
     help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
 )
 @click.option("--call-timeout", default=300.0, show_default=True, help="Seconds per app call.")
+@click.option(
+    "--endpoint-timeout",
+    default=3600.0,
+    show_default=True,
+    help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
+)
 @intake_topics_option
 @click.option(
     "--log-format",
@@ -71,6 +77,7 @@ def dev(
     signing_key: str | None,
     retry_scale: float,
     call_timeout: float,
+    endpoint_timeout: float,
     intake_topics: str,
     log_format: str,
     log_level: str,
@@ -89,6 +96,7 @@ def dev(
         signing_key=signing_key,
         backoff_scale=retry_scale,
         call_timeout_s=call_timeout,
+        endpoint_timeout_s=endpoint_timeout,
         intake_topics=parse_topics(intake_topics),
     )
     asyncio.run(_serve(settings))

@@ -98,6 +98,7 @@ class DevServer:
             controls=self.controls,
             outbox=Outbox(self.log, self.topics, self.stores),
             backoff_scale=settings.backoff_scale,
+            endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )
         self.app = build_app(
             ctx,

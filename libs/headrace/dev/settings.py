@@ -20,6 +20,8 @@ class DevSettings:
     # Shrinks the retry backoff schedule; 1.0 is Inngest's (15 s, 30 s, 1 m, ...).
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
+    # How long a Durable Endpoint's request may hold its run before the run fails.
+    endpoint_timeout_s: float = 3600.0
     executor_concurrency: int = 200
     # Topics (under the prefix) of the embedded log whose records the intake reads as events.
     intake_topics: tuple[str, ...] = ("intake",)

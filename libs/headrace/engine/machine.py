@@ -25,6 +25,7 @@ from headrace.messages.model import Event, Pause, PauseKind
 from headrace.messages.records import (
     Call,
     CancelRun,
+    EndpointTimeout,
     EventAccepted,
     PauseCreated,
     PauseDeleted,
@@ -34,6 +35,7 @@ from headrace.messages.records import (
 from headrace.messages.records import Enqueue as EnqueueRecord
 from headrace.messages.state import ENDED, HistoryEntry, RunState, StepKind
 from headrace.protocol import ops as opcodes
+from headrace.protocol.endpoint import endpoint_timer_id
 from headrace.protocol.ops import Op, Outcome
 
 MAX_SLEEP_MS = 366 * 86_400_000
@@ -119,13 +121,45 @@ class RunMachine:
             )
         self._request_discovery()
 
-    def start_endpoint(self) -> None:
+    def start_endpoint(self, timeout_ms: int) -> None:
         """A Durable Endpoint's run, created by its first checkpoint: the endpoint's own request
         is the run's first call (discovery 0, attempt 0, never enqueued), running in the app;
-        its checkpoints are that call's (`apply_endpoint_checkpoint`)."""
+        its checkpoints are that call's (`apply_endpoint_checkpoint`). Its request's event is
+        published as any event is, so it is stored and listed as the run's trigger (Inngest
+        publishes it too: `checkpoint.go` `CheckpointNewRun`); the endpoint's function has no
+        triggers, so it starts nothing."""
         self._history("run.started")
+        self.run.event_ids = [self._emit_event(self.run.events[0])]
         self.run.discover_pending = True
         self.run.attempts[DISCOVERY] = 0
+        timeout = EndpointTimeout(
+            account_id=self.run.account_id, run_id=self.run.run_id, after_ms=timeout_ms
+        )
+        self._enqueue(
+            timeout,
+            at_ms=self.now_ms + timeout_ms,
+            timer_id=endpoint_timer_id(self.run.run_id),
+        )
+
+    def request_call(self) -> Call:
+        """A Durable Endpoint's own request, as its run's first call."""
+        return Call(account_id=self.run.account_id, run_id=self.run.run_id, seq=0, attempt=0)
+
+    def request_holds_run(self) -> bool:
+        """The endpoint's request has neither ended its run nor handed it to the engine."""
+        return self.is_current_call(self.request_call())
+
+    def time_out_request(self, after_ms: int) -> None:
+        """The endpoint's request has had its time (EndpointTimeout): the run fails if the
+        request still holds it; once handed over, the engine drives it and this is no-op."""
+        if not self.request_holds_run():
+            return
+        message = (
+            f"the endpoint's request neither finished its run nor handed it over within "
+            f"{after_ms // 1000} s"
+        )
+        self.run.failure = message
+        self._finish("failed", {"name": "Error", "message": message})
 
     def seed(self, stack: list[str], memos: dict[str, bytes], names: dict[str, str]) -> None:
         """Give a replay, as it starts, the memos it keeps (engine.replay): the SDK reads them
@@ -173,12 +207,18 @@ class RunMachine:
         own answer comes later and is applied then (it may end the run, with RunComplete).
         A checkpointed step restarts the call's retry budget, as Inngest resets the queue
         item's attempts (checkpoint.go `checkpointAsyncSteps`): an error after it gets all the
-        attempts configured."""
+        attempts configured. A StepPlanned says a step is about to run in the call: its
+        history shows it running until it settles (Inngest opens its span then:
+        `checkpoint.go` `checkpointAsyncSteps`)."""
         for op in ops:
-            if op.op in opcodes.STEP_RUN and op.id not in self.memo_keys:
+            if op.id in self.memo_keys:
+                continue
+            if op.op in opcodes.STEP_RUN:
                 if call.target is None:
                     self.run.budget_from = call.attempt
                 self._step_completed(op, call.attempt, op.duration_ms)
+            elif op.op == opcodes.STEP_PLANNED:
+                self._history("step.planned", op=op, attempt=call.attempt)
 
     def _step_completed(self, op: Op, attempt: int, duration_ms: int) -> None:
         memo = _step_memo(op)
@@ -187,16 +227,20 @@ class RunMachine:
         )
         self._settle(op.id, memo, op.display)
 
-    def apply_endpoint_checkpoint(self, call: Call, ops: list[Op]) -> None:
+    def apply_endpoint_checkpoint(
+        self, call: Call, ops: list[Op], signal_conflicts: frozenset[str] = frozenset()
+    ) -> None:
         """Finished steps are memoized while the endpoint's request goes on; any other op (the
         return as RunComplete, a step error, a sleep, a wait) is that request's answer, applied
         as a call's 206 is: a step to retry, a timer or a discovery is then the engine's to
-        make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`)."""
+        make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`).
+        `signal_conflicts` as for `apply_call`: the request's waits for signals are claimed as
+        a call's are."""
         finished = [op for op in ops if op.op in opcodes.STEP_RUN]
         answer = [op for op in ops if op.op not in opcodes.STEP_RUN]
         self.apply_checkpoint(call, finished)
         if answer:
-            self.apply_call(call, Outcome(ops=answer), len(self.run.stack))
+            self.apply_call(call, Outcome(ops=answer), len(self.run.stack), signal_conflicts)
 
     def _learn_request_version(self, outcome: Outcome) -> None:
         """Keep the execution version the SDK chose at the run's first generator response, and
@@ -617,11 +661,13 @@ class RunMachine:
         for event in system_events.end_events(self.run, self.now_ms):
             self._emit_event(event)
 
-    def _emit_event(self, payload: dict[str, Any]) -> None:
+    def _emit_event(self, payload: dict[str, Any]) -> str:
+        """Publish an event the run makes; its internal id."""
+        internal_id = self.new_id()
         self.out.events.append(
             EventAccepted(
                 event=Event(
-                    internal_id=self.new_id(),
+                    internal_id=internal_id,
                     account_id=self.run.account_id,
                     name=payload["name"],
                     payload=payload,
@@ -629,6 +675,7 @@ class RunMachine:
                 )
             )
         )
+        return internal_id
 
     def _enqueue(self, item: WorkRecord, *, at_ms: int, timer_id: str) -> None:
         self.out.schedule.append(EnqueueRecord(timer_id=timer_id, item=item, at_ms=at_ms))

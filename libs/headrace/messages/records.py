@@ -112,14 +112,23 @@ class CancelRun(msgspec.Struct, tag="cancel", kw_only=True):
     reason: str = "function cancelled"
 
 
-WorkRecord = StartRun | Call | Resume | CancelRun
+class EndpointTimeout(msgspec.Struct, tag="endpoint.timeout", kw_only=True):
+    """A Durable Endpoint's request has had `after_ms` to finish its run or hand it over to the
+    engine: a run its request still holds then fails (the request died)."""
+
+    account_id: str
+    run_id: str
+    after_ms: int
+
+
+WorkRecord = StartRun | Call | Resume | CancelRun | EndpointTimeout
 
 # --- schedule -------------------------------------------------------------------------------
 
 
 # What the scheduler delivers: work for the executor, or a due batch or cron tick back to the
 # runner.
-Deliverable = StartRun | Call | Resume | CancelRun | BatchDue | CronDue
+Deliverable = StartRun | Call | Resume | CancelRun | EndpointTimeout | BatchDue | CronDue
 
 # The deliverables that go back to the runner, on `events`.
 RUNNER_DUE = (BatchDue, CronDue)

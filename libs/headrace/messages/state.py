@@ -106,6 +106,8 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
       "timeout_ms"}, or {"signal", "timeout_ms"} for a waitForSignal), step.invoking
       (`output` = {"function_id", "correlation_id"}): a step began to wait; it ends with a
       step.completed entry.
+    - step.planned: a checkpoint said the step is about to run in its call (StepPlanned); it
+      ends with a step.completed or step.failed entry.
     - step.memoized: a replay started with this step's memo (`output`) from the run it replays.
     `step_name` is the user-facing step id; `step_hash` the memo key; `input` the arguments of a
     step.run as the SDK reports them (the JS SDK's `opts.input`; the Python SDK sends none).

@@ -19,8 +19,9 @@ from headrace.protocol import ops as opcodes
 from headrace.protocol.ops import Op
 
 # What a checkpoint may carry: finished steps, and the SDK's notice that a step is about to run
-# (Inngest opens a span for it; headrace has nothing to do). Inngest refuses any other opcode
-# (pkg/execution/checkpoint/checkpoint.go `checkpointAsyncSteps`: "cannot checkpoint opcode").
+# (Inngest opens a span for it; headrace's trace shows it running: api/gql/trace.py). Inngest
+# refuses any other opcode (pkg/execution/checkpoint/checkpoint.go `checkpointAsyncSteps`:
+# "cannot checkpoint opcode").
 _CHECKPOINTABLE = opcodes.STEP_RUN | {opcodes.STEP_PLANNED}
 
 

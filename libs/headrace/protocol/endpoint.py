@@ -37,6 +37,11 @@ from headrace.protocol.registration import DEFAULT_RETRIES, MAX_RETRIES
 
 HTTP_REQUEST_EVENT = "inngest/http.request"
 ENDPOINT_RUNTIME = "sync"
+# A run its endpoint's request still holds this long after it started fails: the request died
+# before it finished the run or handed it over. Inngest means to do this and names the time
+# (`pkg/api/apiv1/checkpoint.go` `CheckpointNewRun`: "SHOULD automatically have a timeout after
+# 60 minutes ... marked as FAILED if we do not get a call to finalize them").
+ENDPOINT_TIMEOUT_MS = 60 * 60_000
 _ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _METHOD = re.compile(r"^[A-Z]{1,16}$")
 _DOMAIN = re.compile(r"^https?://[^/?#\s]+$")
@@ -145,6 +150,10 @@ def endpoint_records(account_id: str, new: NewRun, now_ms: int) -> tuple[AppReco
     )
     fn = FunctionRecord(fn_id=fn_id, account_id=account_id, app_id=app_id, name=slug, config=config)
     return app, fn
+
+
+def endpoint_timer_id(run_id: str) -> str:
+    return f"{run_id}:timeout:endpoint"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,8 @@ class ClusterSettings:
     signing_keys: tuple[tuple[str, str], ...] = ()
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
+    # How long a Durable Endpoint's request may hold its run before the run fails.
+    endpoint_timeout_s: float = 3600.0
     executor_concurrency: int = 200
     # The ingest serves the dashboard only to requests that show this token.
     dashboard_token: str | None = None
@@ -279,6 +281,14 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             default=300.0,
             show_default=True,
         ),
+        click.option(
+            "--endpoint-timeout",
+            envvar="HEADRACE_ENDPOINT_TIMEOUT",
+            type=float,
+            default=3600.0,
+            show_default=True,
+            help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
+        ),
         intake_topics_option,
         click.option(
             "--dashboard-token",
@@ -337,6 +347,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         signing_keys=_pairs(options.get("signing_keys", ""), "ACCOUNT=SIGNING_KEY"),
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
+        endpoint_timeout_s=options["endpoint_timeout"],
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
         kafka_security=kafka_security,

@@ -87,6 +87,7 @@ class Cluster:
             "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
             "HEADRACE_RETRY_SCALE": str(s.backoff_scale),
             "HEADRACE_CALL_TIMEOUT": str(s.call_timeout_s),
+            "HEADRACE_ENDPOINT_TIMEOUT": str(s.endpoint_timeout_s),
             "HEADRACE_PORT": str(port),
             "HEADRACE_LOG_LEVEL": "info",
             "HEADRACE_DASHBOARD_TOKEN": TEST_DASHBOARD_TOKEN,

@@ -127,6 +127,9 @@ class EngineHandle:
 
 
 DevHandle = EngineHandle
+# A Durable Endpoint's request may hold its run this long in tests (1 h by default): long for
+# any request a test makes, short enough to watch a dead one's run fail.
+TEST_ENDPOINT_TIMEOUT_S = 8.0
 
 
 async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
@@ -135,6 +138,7 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
         state_dir=state_dir,
         backoff_scale=overrides.pop("backoff_scale", 0.005),
         poll_interval_s=overrides.pop("poll_interval_s", 3600),
+        endpoint_timeout_s=overrides.pop("endpoint_timeout_s", TEST_ENDPOINT_TIMEOUT_S),
         **overrides,
     )
     servers = [DevServer(settings)]

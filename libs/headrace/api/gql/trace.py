@@ -22,6 +22,8 @@ SETTLED = frozenset({"step.completed", "step.failed"})
 # A step that began to wait, by the operation it waits in; it settles later with a
 # step.completed or step.failed of the same memo key.
 _WAIT_OPS = {"step.sleeping": "SLEEP", "step.waiting": "WAIT_FOR_EVENT", "step.invoking": "INVOKE"}
+# A step the SDK said it was about to run (a checkpointed StepPlanned): running till it settles.
+_PLANNED = "step.planned"
 # The function's own return (or a failure of the run from outside it: its function is gone).
 _RETURNS = frozenset({"run.completed", "run.failed"})
 # Entries whose output id can be read: the settled steps, every failed attempt, the run's end.
@@ -135,11 +137,11 @@ def _with_attempts(span: View, run_id: str, attempts: list[HistoryEntry]) -> Vie
     return span
 
 
-def _pending_span(entry: HistoryEntry, op: str) -> View:
+def _pending_span(entry: HistoryEntry, op: str, status: str) -> View:
     return {
         "spanID": entry.entry_id,
         "name": entry.step_name or entry.step_hash or "",
-        "status": "WAITING",
+        "status": status,
         "isRoot": False,
         "stepID": entry.step_hash,
         "stepOp": op,
@@ -164,8 +166,9 @@ def _finalization(run_id: str, attempts: list[HistoryEntry], end: HistoryEntry) 
 def trace_spans(run: RunState, history: list[HistoryEntry]) -> list[View]:
     """The run's steps in the order they settled, then, while the run has not ended, each sleep,
     wait or invoke still pending as a WAITING span (so a client can tell that a run waits, say
-    before it sends the event a waitForEvent expects), and last the Finalization span once the
-    function has returned."""
+    before it sends the event a waitForEvent expects) and each step planned in a checkpoint but
+    not settled as a RUNNING one, and last the Finalization span once the function has
+    returned."""
     ops: dict[str, str] = {}  # memo key -> the operation it waited in
     failed_attempts: dict[str | None, list[HistoryEntry]] = {}  # memo key (None: the function)
     spans: list[View] = []
@@ -187,7 +190,13 @@ def trace_spans(run: RunState, history: list[HistoryEntry]) -> list[View]:
         return spans  # a wait cut short by the end of its run is not pending any more
     settled = {e.step_hash for e in history if e.kind in SETTLED}
     pending = [e for e in history if e.kind in _WAIT_OPS and e.step_hash not in settled]
-    return spans + [_pending_span(e, _WAIT_OPS[e.kind]) for e in pending]
+    # A step planned again (a retry of its call said so once more) is one span.
+    planned = {e.step_hash: e for e in history if e.kind == _PLANNED and e.step_hash not in settled}
+    return (
+        spans
+        + [_pending_span(e, _WAIT_OPS[e.kind], "WAITING") for e in pending]
+        + [_pending_span(e, "RUN", "RUNNING") for e in planned.values()]
+    )
 
 
 def root_span(run: RunState, history: list[HistoryEntry]) -> View:
