@@ -4,7 +4,9 @@ src/components/realtime/subscribe/TokenSubscription.ts) and Inngest serves it
 
 - `POST /v1/realtime/publish?channel=&topic=&run_id=`, signing key auth: the body (JSON, or
   text sent as a JSON string) goes to the subscribers of the key's account on that channel and
-  topic. 200 with no body, whether anyone listens or not.
+  topic. 200 with no body, whether anyone listens or not. A `text/stream` body (the SDK's
+  publish of a `ReadableStream`) is streamed: `datastream-start`, a `chunk` per piece as it
+  arrives, `datastream-end` (realtime/chunks.py).
 - `POST /v1/realtime/token`, signing key auth, body `[{"channel", "name", "kind"}]`: 201
   `{"jwt": ...}`, a token to read those topics of the key's account.
 - WebSocket `/v1/realtime/connect?token=<jwt>`: `data` messages of the token's topics, one JSON
@@ -16,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
+from typing import Protocol
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -26,8 +30,15 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from headrace.api.context import ApiContext, acting
 from headrace.core.durations import format_iso_ms
 from headrace.realtime.bus import Bus
+from headrace.realtime.chunks import MAX_STREAM_BYTES, ChunkSplitter
 from headrace.realtime.hub import Subscription
-from headrace.realtime.messages import Published
+from headrace.realtime.messages import (
+    KIND_CHUNK,
+    KIND_DATA,
+    KIND_STREAM_END,
+    KIND_STREAM_START,
+    Published,
+)
 from headrace.realtime.tokens import InvalidToken, TokenIssuer, TopicClaim
 
 # As Inngest's consts.MaxStreamingMessageSizeBytes; a larger body is refused (Inngest cuts it).
@@ -76,6 +87,12 @@ def _as_json(body: bytes) -> bytes | None:
         return json.dumps(text).encode()
 
 
+class _Compose(Protocol):
+    """A message on the request's account, channel and topic."""
+
+    def __call__(self, kind: str, data: bytes, stream_id: str = "") -> Published: ...
+
+
 def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[BaseRoute]:
     async def publish(ctx: ApiContext, request: Request) -> Response:
         params = request.query_params
@@ -86,25 +103,29 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         run_id = params.get("run_id") or ""
         if len(run_id) > MAX_NAME_CHARS:
             return _error(400, f"run_id is longer than {MAX_NAME_CHARS} characters")
-        if request.headers.get("content-type", "").startswith("text/stream"):
-            return _error(415, "streamed publishing (text/stream) is not supported")
-        body = await _bounded_body(request, MAX_MESSAGE_BYTES)
-        if body is None:
-            return _error(413, f"a realtime message is at most {MAX_MESSAGE_BYTES} bytes")
-        data = _as_json(body)
-        if data is None:
-            return _error(400, "the body must be UTF-8 text or JSON")
         assert channel is not None and topic is not None
-        await bus.publish(
-            Published(
+
+        def message(kind: str, data: bytes, stream_id: str = "") -> Published:
+            return Published(
                 account=ctx.account,
                 channel=channel,
                 topic=topic,
                 data=msgspec.Raw(data),
                 created_at=format_iso_ms(ctx.clock.now_ms()),
                 run_id=run_id,
+                kind=kind,
+                stream_id=stream_id,
             )
-        )
+
+        if request.headers.get("content-type", "").startswith("text/stream"):
+            return await _publish_stream(bus, request, message)
+        body = await _bounded_body(request, MAX_MESSAGE_BYTES)
+        if body is None:
+            return _error(413, f"a realtime message is at most {MAX_MESSAGE_BYTES} bytes")
+        data = _as_json(body)
+        if data is None:
+            return _error(400, "the body must be UTF-8 text or JSON")
+        await bus.publish(message(KIND_DATA, data))
         return Response(status_code=200)
 
     async def token(ctx: ApiContext, request: Request) -> Response:
@@ -143,6 +164,32 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         Route("/v1/realtime/token", acting(ctx, token), methods=["POST"]),
         WebSocketRoute("/v1/realtime/connect", connect),
     ]
+
+
+async def _publish_stream(bus: Bus, request: Request, message: _Compose) -> Response:
+    """Publish the body's pieces as they arrive, between a start and an end that carry the
+    stream's id. Subscribers have the pieces before a bad body is found (too long, not
+    UTF-8): the stream is ended there, and the publisher told."""
+    stream_id = secrets.token_hex(8)
+    id_json = msgspec.json.encode(stream_id)
+    await bus.publish(message(KIND_STREAM_START, id_json))
+    splitter = ChunkSplitter()
+    received = 0
+    try:
+        async for part in request.stream():
+            received += len(part)
+            if received > MAX_STREAM_BYTES:
+                return _error(413, f"a realtime stream is at most {MAX_STREAM_BYTES} bytes")
+            for piece in splitter.feed(part):
+                await bus.publish(message(KIND_CHUNK, msgspec.json.encode(piece), stream_id))
+        splitter.finish()
+    except UnicodeDecodeError:
+        return _error(400, "a realtime stream must be UTF-8 text")
+    except ClientDisconnect:
+        return _error(400, "the publisher went away before the stream ended")
+    finally:
+        await bus.publish(message(KIND_STREAM_END, id_json))
+    return Response(status_code=200)
 
 
 async def _stream(websocket: WebSocket, sub: Subscription) -> None:

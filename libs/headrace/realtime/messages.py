@@ -1,10 +1,19 @@
 """A published realtime message: as it crosses the log between ingest replicas, and as a
 subscriber's WebSocket receives it (the SDK's `Realtime.messageSchema`, inngest-js
-src/components/realtime/types.ts)."""
+src/components/realtime/types.ts).
+
+A message is `data`, or part of a streamed publish (pkg/execution/realtime/api.go
+`publishStream`): `datastream-start` and `datastream-end` carry the stream's id as their data,
+each `chunk` between them a piece of the body as a JSON string and the id in `stream_id`."""
 
 from __future__ import annotations
 
 import msgspec
+
+KIND_DATA = "data"
+KIND_STREAM_START = "datastream-start"
+KIND_STREAM_END = "datastream-end"
+KIND_CHUNK = "chunk"
 
 
 class Published(msgspec.Struct, frozen=True):
@@ -16,6 +25,8 @@ class Published(msgspec.Struct, frozen=True):
     data: msgspec.Raw
     created_at: str
     run_id: str = ""
+    kind: str = KIND_DATA
+    stream_id: str = ""
 
 
 class _Wire(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -25,18 +36,20 @@ class _Wire(msgspec.Struct, frozen=True, omit_defaults=True):
     data: msgspec.Raw
     created_at: str
     run_id: str = ""
+    stream_id: str = ""
 
 
 def to_wire(message: Published) -> bytes:
-    """The frame subscribers get: a `data` message. The account stays out of it."""
+    """The frame subscribers get. The account stays out of it."""
     return msgspec.json.encode(
         _Wire(
-            kind="data",
+            kind=message.kind,
             channel=message.channel,
             topic=message.topic,
             data=message.data,
             created_at=message.created_at,
             run_id=message.run_id,
+            stream_id=message.stream_id,
         )
     )
 

@@ -239,9 +239,10 @@ class TsApp(NodeApp):
 
 
 class TsSubscriber(NodeApp):
-    """tests/ts/subscribe.mjs: the SDK's realtime `subscribe()` (4.x) on `topics` of `channel`
-    at the headrace at `server_url`, for the account of `signing_key` (none: a dev server), with
-    a token it asks for or the `token` given."""
+    """tests/ts/subscribe.mjs: the SDK's realtime `subscribe()` on `topics` of `channel` at the
+    headrace at `server_url`, for the account of `signing_key` (none: a dev server), with a
+    token it asks for or the `token` given; `major` 4 is npm `inngest` 4.x's own, 3 the 3.x
+    line's separate `@inngest/realtime` package."""
 
     def __init__(
         self,
@@ -251,8 +252,12 @@ class TsSubscriber(NodeApp):
         *,
         signing_key: str | None = None,
         token: str | None = None,
+        major: str = "4",
     ) -> None:
+        if major not in MAJORS:
+            raise ValueError(f"major must be one of {MAJORS}, got {major!r}")
         env = {
+            "HEADRACE_RT_SDK": major,
             "INNGEST_BASE_URL": server_url,
             "HEADRACE_RT_CHANNEL": channel,
             "HEADRACE_RT_TOPICS": ",".join(topics),
