@@ -236,6 +236,13 @@ async def test_bad_realtime_requests_get_a_clear_4xx(dev: EngineHandle) -> None:
         token_blank = await http.post("/v1/realtime/token", json=[{"channel": "", "name": "t"}])
         token_bad_json = await http.post("/v1/realtime/token", content=b"[{")
         token_ok = await http.post("/v1/realtime/token", json=[{"channel": "c", "name": "t"}])
+        tee_no_channel = await http.post("/v1/realtime/publish/tee", content=b"event: x\n\n")
+        tee_not_utf8 = await http.post("/v1/realtime/publish/tee?channel=r", content=b"\xff")
+        tee_too_long = await http.post(
+            "/v1/realtime/publish/tee?channel=r", content=b"x" * (1000 * 1024 + 1)
+        )
+        sse_bad_token = await http.get("/v1/realtime/sse?token=not-a-jwt")
+        sse_no_token = await http.get("/v1/realtime/sse")
     for response, status, says in [
         (no_channel, 400, "channel is required"),
         (no_topic, 400, "topic is required"),
@@ -251,6 +258,11 @@ async def test_bad_realtime_requests_get_a_clear_4xx(dev: EngineHandle) -> None:
         (token_no_name, 400, "list of topics"),
         (token_blank, 400, "channel is required"),
         (token_bad_json, 400, "list of topics"),
+        (tee_no_channel, 400, "channel is required"),
+        (tee_not_utf8, 400, "UTF-8"),
+        (tee_too_long, 413, "at most"),
+        (sse_bad_token, 401, "invalid realtime token"),
+        (sse_no_token, 401, "invalid realtime token"),
     ]:
         assert response.status_code == status, (response.request.url, response.text)
         assert says in response.json()["error"], response.text
@@ -336,5 +348,32 @@ async def test_subscribers_get_their_accounts_messages_from_any_ingest_and_no_ot
             headers={"Authorization": f"Bearer {acme_token.json()['jwt']}"},
         )
     assert with_token.status_code == 401
+
+    # A Durable Endpoint's stream (teed text, read as server-sent events) keeps to its account
+    # too: globex tees to the channel acme reads first, on the other replica.
+    async with httpx.AsyncClient(base_url=second) as http:
+        stream_token = await http.post(
+            "/v1/realtime/token",
+            json=[{"channel": "run-1", "name": "$stream"}],
+            headers={"Authorization": f"Bearer {hashed_signing_key(ACME_KEY)}"},
+        )
+        async with http.stream(
+            "GET", f"/v1/realtime/sse?token={stream_token.json()['jwt']}"
+        ) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            for key, text in [
+                (GLOBEX_KEY, "event: x\ndata: globex\n\n"),
+                (ACME_KEY, "event: x\ndata: acme\n\n"),
+            ]:
+                async with httpx.AsyncClient(base_url=first) as publisher:
+                    teed = await publisher.post(
+                        "/v1/realtime/publish/tee?channel=run-1",
+                        content=text.encode(),
+                        headers={"Authorization": f"Bearer {hashed_signing_key(key)}"},
+                    )
+                assert teed.status_code == 200
+            first_text = await anext(events.aiter_text())
+    assert first_text == "event: x\ndata: acme\n\n"
+
     await asyncio.sleep(1.0)
     assert len(acme.messages()) == 1 and len(globex.messages()) == 1

@@ -81,10 +81,11 @@ const endpointNames = (process.env.HEADRACE_TS_ENDPOINTS || "").split(",").filte
 if (endpointNames.length) {
   const { endpointAdapter, serveEndpoint } = await import(`inngest${major}/node`);
   const { ENDPOINTS } = await import("./endpoints.mjs");
+  const { stream } = await import(`inngest${major}/experimental/durable-endpoints`);
   const endpointClient = new sdk.Inngest({ id: `${appId}-endpoints`, isDev: true, endpointAdapter });
   for (const name of endpointNames) {
     endpoints[`/endpoint/${name}`] = serveEndpoint(
-      endpointClient.endpoint(ENDPOINTS[name]({ step: sdk.step, count })),
+      endpointClient.endpoint(ENDPOINTS[name]({ step: sdk.step, count, stream })),
     );
   }
 }

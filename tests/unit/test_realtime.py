@@ -138,3 +138,10 @@ def test_a_stream_that_is_not_utf8_is_refused() -> None:
     assert cut.feed("✓".encode()[:2]) == []
     with pytest.raises(UnicodeDecodeError):
         cut.finish()
+
+
+def test_teed_text_goes_to_subscribers_as_it_came() -> None:
+    teed = msgspec.structs.replace(
+        _message(), kind="raw", data=msgspec.Raw(b'"event: x\\ndata: {}\\n\\n"')
+    )
+    assert to_wire(teed) == b"event: x\ndata: {}\n\n"

@@ -295,6 +295,25 @@ class TsSubscriber(NodeApp):
         return refused[0]
 
 
+def fetch_with_stream(url: str, timeout: float = 60.0) -> tuple[list[dict[str, Any]], str]:
+    """Call the Durable Endpoint at `url` with the SDK's `fetchWithStream`
+    (tests/ts/stream-client.mjs): the events it was told of, and its "response <status> <body>"
+    line (or "failed <reason>")."""
+    ensure_installed(PROJECT)
+    done = subprocess.run(
+        ["node", str(PROJECT / "stream-client.mjs")],
+        cwd=PROJECT,
+        env={**os.environ, "HEADRACE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = done.stdout.splitlines()
+    events = [json.loads(line[6:]) for line in lines if line.startswith("event ")]
+    ends = [line for line in lines if line.startswith(("response ", "failed "))]
+    return events, ends[-1] if ends else f"no answer:\n{done.stdout}{done.stderr}"
+
+
 def _node_major() -> int:
     version = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
     return int(version.stdout.strip().lstrip("v").split(".")[0])
