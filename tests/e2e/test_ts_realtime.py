@@ -96,9 +96,10 @@ async def test_a_message_published_from_a_step_reaches_the_sdk_subscriber(
 
 @contextlib.asynccontextmanager
 async def _frames(url: str, channel: str, topic: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """The frames of a WebSocket subscription to `topic`, as they arrive. For streams, which
-    the SDKs' own subscribers cannot read: both throw on `datastream-start` (their
-    TokenSubscription reads the stream it is constructing, a ReferenceError; Node exits)."""
+    """The frames of a WebSocket subscription to `topic`, as they arrive: the wire itself, for
+    streams, which the SDKs' own subscribers cannot read (both throw on `datastream-start`:
+    their TokenSubscription reads the stream it is constructing, a ReferenceError; Node
+    exits), and for requests no SDK makes."""
     async with httpx.AsyncClient(base_url=url) as http:
         token = await http.post("/v1/realtime/token", json=[{"channel": channel, "name": topic}])
     ws_url = url.replace("http://", "ws://") + f"/v1/realtime/connect?token={token.json()['jwt']}"
@@ -154,6 +155,21 @@ async def test_a_streamed_publish_reaches_subscribers_piece_by_piece(
     assert "".join(c["data"] for c in chunks) == "".join(pieces)
     # 2,015 bytes: two chunks at least, none over 1 KiB.
     assert len(chunks) >= 2 and all(len(c["data"].encode()) <= 1024 for c in chunks)
+
+
+async def test_a_publish_naming_two_topics_goes_to_the_first(dev: EngineHandle) -> None:
+    async with _frames(dev.url, "c", "first") as frames:
+        async with httpx.AsyncClient(base_url=dev.url) as http:
+            published = await http.post(
+                "/v1/realtime/publish?channel=c&topic=first&topic=second", json={"n": 1}
+            )
+        assert published.status_code == 200
+
+        async def one() -> list[dict[str, Any]] | None:
+            return list(frames) or None
+
+        [frame] = await eventually(one, timeout=20, what="the message")
+    assert (frame["topic"], frame["data"]) == ("first", {"n": 1})
 
 
 async def test_a_3x_app_publishes_with_the_realtime_middleware(

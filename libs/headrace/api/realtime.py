@@ -106,7 +106,9 @@ class _Compose(Protocol):
 def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[BaseRoute]:
     async def publish(ctx: ApiContext, request: Request) -> Response:
         params = request.query_params
-        channel, topic = params.get("channel"), params.get("topic")
+        # The SDK repeats `topic` per topic of a publish (api/api.js `publish`, always one);
+        # Inngest takes the first, as Go's Query().Get does.
+        channel, topic = params.get("channel"), next(iter(params.getlist("topic")), None)
         problem = _name_problem("channel", channel) or _name_problem("topic", topic)
         if problem is not None:
             return _error(400, problem)
