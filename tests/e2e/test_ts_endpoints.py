@@ -21,13 +21,17 @@ from headrace.messages.state import RunState
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
 from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, eventually
-from headrace.testing.ts_app import TsApp
+from headrace.testing.ts_app import TsApp, fetch_with_stream
 
 
 @pytest.fixture
 def app(dev: EngineHandle) -> Iterator[TsApp]:
     served = TsApp(
-        dev.url, "endpoints", [], major="4", env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap,signal"}
+        dev.url,
+        "endpoints",
+        [],
+        major="4",
+        env={"HEADRACE_TS_ENDPOINTS": "steps,flaky,nap,signal,streamed"},
     )
     served.start()
     yield served
@@ -198,6 +202,29 @@ async def test_a_wait_for_a_signal_in_the_request_is_resumed_by_the_signal(
     assert response.history and response.history[0].status_code == 302, app.log()
     assert response.json() == {"one": 1, "got": {"signal": signal, "data": {"ok": True}}}
     assert app.counts() == {"one": 1}
+
+
+async def test_a_streamed_response_reaches_the_client_through_the_engine_after_a_sleep(
+    dev: EngineHandle, app: TsApp
+) -> None:
+    """The SDK streams to a client asking for server-sent events (`stream.push`); at the sleep
+    the run goes on in the engine, and the SDK's client follows its redirect to the engine's
+    `/v1/realtime/sse` (with the token of the run's first checkpoint), where the endpoint's
+    next call tees the rest (`/v1/realtime/publish/tee`)."""
+    events, end = await asyncio.to_thread(fetch_with_stream, _endpoint(app, "streamed"))
+    assert end == 'response 200 {"sum":3}', (end, events, app.log())
+    # Each call of the endpoint runs its handler again and pushes again: the client gets the
+    # first push from the endpoint, then each later call's pushes through the engine.
+    pushed = [e["data"] for e in events if e["kind"] == "data"]
+    assert pushed[0] == "before the nap" and pushed[-3:] == [
+        "before the nap",
+        "after the nap",
+        "ünïcode ✓",
+    ], events
+    assert app.counts() == {"one": 1, "two": 1}
+    run = await dev.finished((await _only_run(dev, app, "GET /endpoint/streamed")).run_id)
+    assert run.status == "completed"
+    assert {e["runId"] for e in events if e["kind"] == "metadata"} == {run.run_id}
 
 
 def _new_run(run_id: str, **overrides: object) -> dict[str, object]:

@@ -1,20 +1,25 @@
 """Inngest Realtime with the official TypeScript SDK, in both modes: a function publishes from
-steps (`step.realtime.publish`, both majors, and `inngest.realtime.publish`), and a subscriber
-using the SDK's own `subscribe()` (tests/ts/subscribe.mjs, 4.x: 3.x has no subscribe of its own)
-gets the messages over the engine's WebSocket. A cluster of two accounts and two ingest
-replicas checks that a publish reaching one replica reaches subscribers on the other, of its
-own account only."""
+steps (`step.realtime.publish`, both majors, and `inngest.realtime.publish`), a stream (a
+`ReadableStream`, both majors), and with the 3.x line's `@inngest/realtime` middleware; a
+subscriber using the SDK's own `subscribe()` (tests/ts/subscribe.mjs: 4.x's `inngest/realtime`,
+3.x's separate `@inngest/realtime`) gets the messages over the engine's WebSocket. A cluster of
+two accounts and two ingest replicas checks that a publish reaching one replica reaches
+subscribers on the other, of its own account only."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
+import websockets
 
 from headrace.protocol.signing import hashed_signing_key
 from headrace.runtime.settings import ClusterSettings
@@ -89,6 +94,119 @@ async def test_a_message_published_from_a_step_reaches_the_sdk_subscriber(
     assert len(subscriber.messages()) == 2
 
 
+@contextlib.asynccontextmanager
+async def _frames(url: str, channel: str, topic: str) -> AsyncIterator[list[dict[str, Any]]]:
+    """The frames of a WebSocket subscription to `topic`, as they arrive: the wire itself, for
+    streams, which the SDKs' own subscribers cannot read (both throw on `datastream-start`:
+    their TokenSubscription reads the stream it is constructing, a ReferenceError; Node
+    exits), and for requests no SDK makes."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        token = await http.post("/v1/realtime/token", json=[{"channel": channel, "name": topic}])
+    ws_url = url.replace("http://", "ws://") + f"/v1/realtime/connect?token={token.json()['jwt']}"
+    frames: list[dict[str, Any]] = []
+    async with websockets.connect(ws_url) as socket:
+
+        async def read() -> None:
+            async for frame in socket:
+                frames.append(json.loads(frame))
+
+        reader = asyncio.create_task(read())
+        try:
+            yield frames
+        finally:
+            reader.cancel()
+
+
+async def test_a_streamed_publish_reaches_subscribers_piece_by_piece(
+    dev: EngineHandle, nodes: list[Any], major: str
+) -> None:
+    channel = f"rt-{uuid.uuid4().hex[:8]}"
+    app = TsApp(dev.url, f"ts-rt-stream-{channel}-v{major}", ["realtime-stream"], major=major)
+    nodes.append(app.start())
+    await dev.sync(app.url, app.app_id)
+
+    # Longer than one chunk (1 KiB), with characters of two and three bytes across the cuts.
+    pieces = ["héllo ", "é" * 700 + "✓" * 200, " the end"]
+    async with _frames(dev.url, channel, "tokens") as frames:
+        [event_id] = await dev.send(
+            {
+                "name": f"{app.app_id}/realtime-stream",
+                "data": {"channel": channel, "topic": "tokens", "pieces": pieces},
+            }
+        )
+        run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+        assert run.status == "completed", app.log()
+        assert run.output == "streamed"
+
+        async def whole_stream() -> list[dict[str, Any]] | None:
+            ended = frames and frames[-1]["kind"] == "datastream-end"
+            return list(frames) if ended else None
+
+        start, *chunks, end = await eventually(whole_stream, timeout=20, what="the stream's end")
+    stream_id = start["data"]
+    expected = {"channel": channel, "topic": "tokens", "run_id": run.run_id}
+    assert start == {**expected, "kind": "datastream-start", "data": stream_id, "created_at": ANY}
+    assert end == {**expected, "kind": "datastream-end", "data": stream_id, "created_at": ANY}
+    # Each chunk names its stream, and its channel and topic, which the SDKs need to keep it.
+    assert all(
+        c == {**expected, "kind": "chunk", "stream_id": stream_id, "data": ANY, "created_at": ANY}
+        for c in chunks
+    ), chunks
+    assert "".join(c["data"] for c in chunks) == "".join(pieces)
+    # 2,015 bytes: two chunks at least, none over 1 KiB.
+    assert len(chunks) >= 2 and all(len(c["data"].encode()) <= 1024 for c in chunks)
+
+
+async def test_a_publish_naming_two_topics_goes_to_the_first(dev: EngineHandle) -> None:
+    async with _frames(dev.url, "c", "first") as frames:
+        async with httpx.AsyncClient(base_url=dev.url) as http:
+            published = await http.post(
+                "/v1/realtime/publish?channel=c&topic=first&topic=second", json={"n": 1}
+            )
+        assert published.status_code == 200
+
+        async def one() -> list[dict[str, Any]] | None:
+            return list(frames) or None
+
+        [frame] = await eventually(one, timeout=20, what="the message")
+    assert (frame["topic"], frame["data"]) == ("first", {"n": 1})
+
+
+async def test_a_3x_app_publishes_with_the_realtime_middleware(
+    dev: EngineHandle, nodes: list[Any]
+) -> None:
+    """The 3.x line as Inngest's docs show it: `realtimeMiddleware()` on the client, `publish`
+    in the function's context, a subscriber with `@inngest/realtime`'s `subscribe`."""
+    channel = f"rt-{uuid.uuid4().hex[:8]}"
+    subscriber = await _subscribe(nodes, TsSubscriber(dev.url, channel, ["ai"], major="3"))
+    app = TsApp(
+        dev.url,
+        f"ts-rt-middleware-{channel}",
+        ["realtime-middleware"],
+        major="3",
+        env={"HEADRACE_TS_REALTIME_MIDDLEWARE": "1"},
+    )
+    nodes.append(app.start())
+    await dev.sync(app.url, app.app_id)
+
+    data = {"text": "ünïcode ✓"}
+    [event_id] = await dev.send(
+        {
+            "name": f"{app.app_id}/realtime-middleware",
+            "data": {"channel": channel, "topic": "ai", "data": data},
+        }
+    )
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    assert run.status == "completed", app.log()
+    # The middleware's publish returns the data it published.
+    assert run.output == {"outside": data, "inside": {"n": 2}}
+    expected = {"kind": "data", "channel": channel, "topic": "ai", "runId": run.run_id}
+    assert await _received(subscriber, 2) == [
+        {**expected, "data": data},
+        {**expected, "data": {"n": 2}},
+    ]
+
+
 async def test_a_token_the_engine_did_not_issue_is_refused(
     dev: EngineHandle, nodes: list[Any]
 ) -> None:
@@ -112,10 +230,20 @@ async def test_bad_realtime_requests_get_a_clear_4xx(dev: EngineHandle) -> None:
             "/v1/realtime/publish?channel=c&topic=t", content=b"x" * (512 * 1024 + 1)
         )
         not_utf8 = await http.post("/v1/realtime/publish?channel=c&topic=t", content=b"\xff\xfe")
-        streamed = await http.post(
+        stream = {"content-type": "text/stream"}
+        stream_not_utf8 = await http.post(
+            "/v1/realtime/publish?channel=c&topic=t", content=b"ok \xff", headers=stream
+        )
+        stream_cut_char = await http.post(
+            "/v1/realtime/publish?channel=c&topic=t", content="✓".encode()[:2], headers=stream
+        )
+        stream_too_long = await http.post(
             "/v1/realtime/publish?channel=c&topic=t",
-            content=b"chunk",
-            headers={"content-type": "text/stream"},
+            content=b"x" * (1000 * 1024 + 1),
+            headers=stream,
+        )
+        stream_no_topic = await http.post(
+            "/v1/realtime/publish?channel=c", content=b"x", headers=stream
         )
         text = await http.post("/v1/realtime/publish?channel=c&topic=t", content=b"plain text")
         token_not_list = await http.post("/v1/realtime/token", json={"channel": "c"})
@@ -124,18 +252,33 @@ async def test_bad_realtime_requests_get_a_clear_4xx(dev: EngineHandle) -> None:
         token_blank = await http.post("/v1/realtime/token", json=[{"channel": "", "name": "t"}])
         token_bad_json = await http.post("/v1/realtime/token", content=b"[{")
         token_ok = await http.post("/v1/realtime/token", json=[{"channel": "c", "name": "t"}])
+        tee_no_channel = await http.post("/v1/realtime/publish/tee", content=b"event: x\n\n")
+        tee_not_utf8 = await http.post("/v1/realtime/publish/tee?channel=r", content=b"\xff")
+        tee_too_long = await http.post(
+            "/v1/realtime/publish/tee?channel=r", content=b"x" * (1000 * 1024 + 1)
+        )
+        sse_bad_token = await http.get("/v1/realtime/sse?token=not-a-jwt")
+        sse_no_token = await http.get("/v1/realtime/sse")
     for response, status, says in [
         (no_channel, 400, "channel is required"),
         (no_topic, 400, "topic is required"),
         (long_channel, 400, "channel is longer"),
         (too_big, 413, "at most"),
         (not_utf8, 400, "UTF-8"),
-        (streamed, 415, "text/stream"),
+        (stream_not_utf8, 400, "UTF-8"),
+        (stream_cut_char, 400, "UTF-8"),
+        (stream_too_long, 413, "at most"),
+        (stream_no_topic, 400, "topic is required"),
         (token_not_list, 400, "list of topics"),
         (token_empty, 400, "1 to 100 topics"),
         (token_no_name, 400, "list of topics"),
         (token_blank, 400, "channel is required"),
         (token_bad_json, 400, "list of topics"),
+        (tee_no_channel, 400, "channel is required"),
+        (tee_not_utf8, 400, "UTF-8"),
+        (tee_too_long, 413, "at most"),
+        (sse_bad_token, 401, "invalid realtime token"),
+        (sse_no_token, 401, "invalid realtime token"),
     ]:
         assert response.status_code == status, (response.request.url, response.text)
         assert says in response.json()["error"], response.text
@@ -221,5 +364,32 @@ async def test_subscribers_get_their_accounts_messages_from_any_ingest_and_no_ot
             headers={"Authorization": f"Bearer {acme_token.json()['jwt']}"},
         )
     assert with_token.status_code == 401
+
+    # A Durable Endpoint's stream (teed text, read as server-sent events) keeps to its account
+    # too: globex tees to the channel acme reads first, on the other replica.
+    async with httpx.AsyncClient(base_url=second) as http:
+        stream_token = await http.post(
+            "/v1/realtime/token",
+            json=[{"channel": "run-1", "name": "$stream"}],
+            headers={"Authorization": f"Bearer {hashed_signing_key(ACME_KEY)}"},
+        )
+        async with http.stream(
+            "GET", f"/v1/realtime/sse?token={stream_token.json()['jwt']}"
+        ) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            for key, text in [
+                (GLOBEX_KEY, "event: x\ndata: globex\n\n"),
+                (ACME_KEY, "event: x\ndata: acme\n\n"),
+            ]:
+                async with httpx.AsyncClient(base_url=first) as publisher:
+                    teed = await publisher.post(
+                        "/v1/realtime/publish/tee?channel=run-1",
+                        content=text.encode(),
+                        headers={"Authorization": f"Bearer {hashed_signing_key(key)}"},
+                    )
+                assert teed.status_code == 200
+            first_text = await anext(events.aiter_text())
+    assert first_text == "event: x\ndata: acme\n\n"
+
     await asyncio.sleep(1.0)
     assert len(acme.messages()) == 1 and len(globex.messages()) == 1

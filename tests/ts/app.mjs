@@ -27,7 +27,13 @@ const origin = `http://127.0.0.1:${port}`;
 const checkpointing = { on: { checkpointing: true }, off: { checkpointing: false } }[
   process.env.HEADRACE_TS_CHECKPOINTING
 ] ?? {};
-const client = new sdk.Inngest({ id: appId, isDev: true, ...checkpointing });
+// HEADRACE_TS_REALTIME_MIDDLEWARE=1 gives a 3.x client the separate @inngest/realtime package's
+// middleware (its `publish` in a function's context), as 3.x apps publish in Inngest's docs.
+const middleware =
+  process.env.HEADRACE_TS_REALTIME_MIDDLEWARE === "1"
+    ? { middleware: [(await import("@inngest/realtime/middleware")).realtimeMiddleware()] }
+    : {};
+const client = new sdk.Inngest({ id: appId, isDev: true, ...checkpointing, ...middleware });
 
 // The two majors take a function's trigger differently: 3.x as a second argument, 4.x inside
 // the options (`triggers`). The test functions are written once against this shim.
@@ -75,10 +81,11 @@ const endpointNames = (process.env.HEADRACE_TS_ENDPOINTS || "").split(",").filte
 if (endpointNames.length) {
   const { endpointAdapter, serveEndpoint } = await import(`inngest${major}/node`);
   const { ENDPOINTS } = await import("./endpoints.mjs");
+  const { stream } = await import(`inngest${major}/experimental/durable-endpoints`);
   const endpointClient = new sdk.Inngest({ id: `${appId}-endpoints`, isDev: true, endpointAdapter });
   for (const name of endpointNames) {
     endpoints[`/endpoint/${name}`] = serveEndpoint(
-      endpointClient.endpoint(ENDPOINTS[name]({ step: sdk.step, count })),
+      endpointClient.endpoint(ENDPOINTS[name]({ step: sdk.step, count, stream })),
     );
   }
 }

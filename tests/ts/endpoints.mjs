@@ -1,6 +1,6 @@
 // Durable Endpoints (4.x `inngest.endpoint`), served by app.mjs at /endpoint/<name> when named
-// in HEADRACE_TS_ENDPOINTS. Each entry takes { step, count } and returns the handler, which gets
-// the request as a Web API Request; a plain return value is the JSON response.
+// in HEADRACE_TS_ENDPOINTS. Each entry takes { step, count, stream } and returns the handler,
+// which gets the request as a Web API Request; a plain return value is the JSON response.
 export const ENDPOINTS = {
   // `?n=` steps in a row (3 by default), each counted; returns their sum.
   steps: ({ step, count }) => async (req) => {
@@ -22,6 +22,19 @@ export const ENDPOINTS = {
     });
     const three = await step.run("three", () => count("three") && 3);
     return { sum: one + two + three };
+  },
+
+  // Streams to a client that asked for server-sent events (`stream.push`), before and after a
+  // sleep: what it pushes once the engine has the run reaches the client through the engine
+  // (POST /v1/realtime/publish/tee, GET /v1/realtime/sse).
+  streamed: ({ step, count, stream }) => async () => {
+    stream.push("before the nap");
+    const one = await step.run("one", () => count("one") && 1);
+    await step.sleep("nap", "1s");
+    stream.push("after the nap");
+    const two = await step.run("two", () => count("two") && 2);
+    stream.push("ünïcode ✓");
+    return { sum: one + two };
   },
 
   // A sleep hands the run to the engine, which calls the endpoint again once it has passed.

@@ -301,6 +301,45 @@ export const FUNCTIONS = {
       return { sent, unheard, fromClient };
     }),
 
+  // Publishes a ReadableStream of the event's `pieces` with the client's realtime.publish (the
+  // SDK sends it as a `text/stream` body), inside a step.run.
+  "realtime-stream": ({ define, ev, sdk, major, client }) =>
+    define({ id: "realtime-stream" }, { event: ev("realtime-stream") }, async ({ event, step }) => {
+      const { channel, topic, pieces } = event.data;
+      return step.run("stream", async () => {
+        const encoder = new TextEncoder();
+        const stream = new ReadableStream({
+          start(controller) {
+            for (const piece of pieces) controller.enqueue(encoder.encode(piece));
+            controller.close();
+          },
+        });
+        if (major === "3") await client.realtime.publish({ channel, topic, data: stream });
+        else {
+          const topicRef = sdk.realtime.channel({ name: channel, topics: { [topic]: {} } })[topic];
+          await client.realtime.publish(topicRef, stream);
+        }
+        return "streamed";
+      });
+    }),
+
+  // 3.x with @inngest/realtime's realtimeMiddleware (the app runs with
+  // HEADRACE_TS_REALTIME_MIDDLEWARE=1): `publish` of a typed channel's topic, outside a step (the
+  // middleware wraps it in one) and inside a step.run; returns what each publish returned.
+  "realtime-middleware": ({ define, ev }) =>
+    define(
+      { id: "realtime-middleware" },
+      { event: ev("realtime-middleware") },
+      async ({ event, step, publish }) => {
+        const { channel: channelOf, topic: topicOf } = await import("@inngest/realtime");
+        const { channel, topic, data } = event.data;
+        const progress = channelOf((name) => name).addTopic(topicOf(topic));
+        const outside = await publish(progress(channel)[topic](data));
+        const inside = await step.run("inside", () => publish(progress(channel)[topic]({ n: 2 })));
+        return { outside, inside };
+      },
+    ),
+
   // step.fetch through the engine; the step after it fails once, so the run is called again
   // and must get the response from its memo, not from a second request.
   fetch: ({ define, ev, count }) =>

@@ -10,6 +10,7 @@ import pytest
 
 from headrace.core.clock import FakeClock
 from headrace.protocol.accounts import AccountKeys
+from headrace.realtime.chunks import CHUNK_BYTES, ChunkSplitter
 from headrace.realtime.hub import QUEUE_LIMIT, Hub
 from headrace.realtime.messages import Published, decode, encode, to_wire
 from headrace.realtime.tokens import TTL_MS, InvalidToken, TokenIssuer, TopicClaim
@@ -101,3 +102,46 @@ def test_the_frame_is_the_sdk_data_message_without_the_account() -> None:
         "run_id": "01RUN",
     }
     assert decode(encode(_message())) == _message()
+
+
+def test_a_chunk_frame_names_its_stream_channel_and_topic() -> None:
+    chunk = msgspec.structs.replace(
+        _message(), kind="chunk", data=msgspec.Raw(b'"piece"'), stream_id="s1"
+    )
+    assert json.loads(to_wire(chunk)) == {
+        "kind": "chunk",
+        "channel": "orders",
+        "topic": "status",
+        "data": "piece",
+        "created_at": "2026-01-01T00:00:00.000Z",
+        "run_id": "01RUN",
+        "stream_id": "s1",
+    }
+    assert decode(encode(chunk)) == chunk
+
+
+def test_a_stream_is_cut_into_whole_characters_of_at_most_a_chunk_each() -> None:
+    splitter = ChunkSplitter(size=4)
+    # "✓" is three bytes: the first read ends inside it, so it waits for the next.
+    check = "✓".encode()
+    assert splitter.feed(b"ab" + check[:1]) == ["ab"]
+    assert splitter.feed(check[1:] + b"cdefg") == ["✓c", "defg"]
+    assert splitter.feed("éé€".encode()) == ["éé", "€"]
+    splitter.finish()
+    assert ChunkSplitter().feed(b"x" * (CHUNK_BYTES + 1)) == ["x" * CHUNK_BYTES, "x"]
+
+
+def test_a_stream_that_is_not_utf8_is_refused() -> None:
+    with pytest.raises(UnicodeDecodeError):
+        ChunkSplitter().feed(b"ok \xff")
+    cut = ChunkSplitter()
+    assert cut.feed("✓".encode()[:2]) == []
+    with pytest.raises(UnicodeDecodeError):
+        cut.finish()
+
+
+def test_teed_text_goes_to_subscribers_as_it_came() -> None:
+    teed = msgspec.structs.replace(
+        _message(), kind="raw", data=msgspec.Raw(b'"event: x\\ndata: {}\\n\\n"')
+    )
+    assert to_wire(teed) == b"event: x\ndata: {}\n\n"

@@ -28,6 +28,8 @@ from headrace.engine.machine import RunMachine
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.protocol.endpoint import endpoint_records, read_new_run, read_sync_steps
 from headrace.protocol.registration import retries_of
+from headrace.realtime.messages import STREAM_TOPIC
+from headrace.realtime.tokens import STREAM_TOKEN_TTL_MS, TokenIssuer, TopicClaim
 from headrace.services.executor.signals import claim_signals
 
 _CONFLICT_ROUNDS = 5
@@ -99,8 +101,12 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
                 "fn_id": fn.fn_id,
                 "app_id": app.app_id,
                 "token": run.output_token,
-                # headrace serves no realtime; the SDK requires a value, used only for SSE.
-                "realtime_token": run.output_token,
+                # Where the endpoint's client reads the rest of a streamed response once the
+                # run goes on in the engine: topic `$stream` of the run's channel, as Inngest's
+                # (pkg/api/apiv1/checkpoint.go), for as long as Inngest lets a stream last.
+                "realtime_token": TokenIssuer(ctx.keys).issue(
+                    ctx.account, [TopicClaim(run.run_id, STREAM_TOPIC)], now, STREAM_TOKEN_TTL_MS
+                ),
             }
         }
     )

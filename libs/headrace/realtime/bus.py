@@ -6,10 +6,12 @@ was down misses what was published meanwhile."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 import structlog
 
-from headrace.ports.log import Log, Tail
+from headrace.ports.log import Log, Outgoing, Tail
 from headrace.realtime.hub import Hub
 from headrace.realtime.messages import Published, decode, encode
 
@@ -26,6 +28,10 @@ class LocalBus:
     async def publish(self, message: Published) -> None:
         self.hub.deliver(message)
 
+    async def publish_many(self, messages: Sequence[Published]) -> None:
+        for message in messages:
+            self.hub.deliver(message)
+
 
 class LogBus:
     def __init__(self, hub: Hub, log_port: Log, topic: str) -> None:
@@ -36,6 +42,11 @@ class LogBus:
 
     async def publish(self, message: Published) -> None:
         await self._log.publish(self._topic, message.account, encode(message))
+
+    async def publish_many(self, messages: Sequence[Published]) -> None:
+        """In order, in a few producer requests: a stream's pieces arrive by the hundred."""
+        outgoing = [Outgoing(m.account, encode(m)) for m in messages]
+        await self._log.publish_many(self._topic, outgoing)
 
     async def start(self) -> None:
         """Take the topic's end: messages published from now on reach this replica."""

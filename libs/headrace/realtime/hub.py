@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from headrace.realtime.messages import Published, to_wire
+from headrace.realtime.messages import Published
 
-# Frames waiting for one subscriber's socket. A subscriber this far behind is cut off (its
+# Messages waiting for one subscriber's connection. A subscriber this far behind is cut off (its
 # WebSocket closed) rather than let one slow reader hold the process's memory.
 QUEUE_LIMIT = 1000
 
@@ -18,8 +18,11 @@ QUEUE_LIMIT = 1000
 class Subscription:
     account: str
     topics: frozenset[tuple[str, str]]
-    frames: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
-    # Set when a frame did not fit: the socket is closed, the subscriber reconnects.
+    # Framed by the connection: a WebSocket and a server-sent event stream frame differently.
+    frames: asyncio.Queue[Published] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
+    )
+    # Set when a message did not fit: the connection is closed, the subscriber reconnects.
     overflowed: bool = False
 
 
@@ -47,11 +50,10 @@ class Hub:
         subs = self._by_topic.get((message.account, message.channel, message.topic))
         if not subs:
             return 0
-        frame = to_wire(message)
         delivered = 0
         for sub in subs:
             try:
-                sub.frames.put_nowait(frame)
+                sub.frames.put_nowait(message)
                 delivered += 1
             except asyncio.QueueFull:
                 sub.overflowed = True

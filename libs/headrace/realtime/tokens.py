@@ -21,6 +21,9 @@ from headrace.protocol.accounts import AccountKeys
 
 ISSUER = "rt.inngest.com"
 TTL_MS = 60_000
+# A Durable Endpoint's stream token: Inngest's realtime.MaxDurpStreamingRun (15 minutes, its SSE
+# connections' limit) and a minute more (pkg/api/apiv1/checkpoint.go).
+STREAM_TOKEN_TTL_MS = 16 * 60_000
 _ALGORITHM = "HS256"
 _CONTEXT = b"headrace realtime subscription token"
 
@@ -59,11 +62,13 @@ class TokenIssuer:
         signing_key = self._keys.signing_key(account) or ""
         return hmac.new(signing_key.encode(), _CONTEXT, hashlib.sha256).digest()
 
-    def issue(self, account: str, topics: list[TopicClaim], now_ms: int) -> str:
+    def issue(
+        self, account: str, topics: list[TopicClaim], now_ms: int, ttl_ms: int = TTL_MS
+    ) -> str:
         claims = _Claims(
             iss=ISSUER,
             sub=account,
-            exp=(now_ms + TTL_MS) // 1000,
+            exp=(now_ms + ttl_ms) // 1000,
             iat=now_ms // 1000,
             jti=secrets.token_hex(16),
             topics=topics,

@@ -239,9 +239,10 @@ class TsApp(NodeApp):
 
 
 class TsSubscriber(NodeApp):
-    """tests/ts/subscribe.mjs: the SDK's realtime `subscribe()` (4.x) on `topics` of `channel`
-    at the headrace at `server_url`, for the account of `signing_key` (none: a dev server), with
-    a token it asks for or the `token` given."""
+    """tests/ts/subscribe.mjs: the SDK's realtime `subscribe()` on `topics` of `channel` at the
+    headrace at `server_url`, for the account of `signing_key` (none: a dev server), with a
+    token it asks for or the `token` given; `major` 4 is npm `inngest` 4.x's own, 3 the 3.x
+    line's separate `@inngest/realtime` package."""
 
     def __init__(
         self,
@@ -251,8 +252,12 @@ class TsSubscriber(NodeApp):
         *,
         signing_key: str | None = None,
         token: str | None = None,
+        major: str = "4",
     ) -> None:
+        if major not in MAJORS:
+            raise ValueError(f"major must be one of {MAJORS}, got {major!r}")
         env = {
+            "HEADRACE_RT_SDK": major,
             "INNGEST_BASE_URL": server_url,
             "HEADRACE_RT_CHANNEL": channel,
             "HEADRACE_RT_TOPICS": ",".join(topics),
@@ -288,6 +293,25 @@ class TsSubscriber(NodeApp):
         if done.returncode != 3 or not refused:
             raise AssertionError(f"the subscriber was not refused:\n{done.stdout}{done.stderr}")
         return refused[0]
+
+
+def fetch_with_stream(url: str, timeout: float = 60.0) -> tuple[list[dict[str, Any]], str]:
+    """Call the Durable Endpoint at `url` with the SDK's `fetchWithStream`
+    (tests/ts/stream-client.mjs): the events it was told of, and its "response <status> <body>"
+    line (or "failed <reason>")."""
+    ensure_installed(PROJECT)
+    done = subprocess.run(
+        ["node", str(PROJECT / "stream-client.mjs")],
+        cwd=PROJECT,
+        env={**os.environ, "HEADRACE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = done.stdout.splitlines()
+    events = [json.loads(line[6:]) for line in lines if line.startswith("event ")]
+    ends = [line for line in lines if line.startswith(("response ", "failed "))]
+    return events, ends[-1] if ends else f"no answer:\n{done.stdout}{done.stderr}"
 
 
 def _node_major() -> int:
