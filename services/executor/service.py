@@ -17,7 +17,6 @@ from headrace.services.executor.observe import (
     observe_wait,
 )
 from headrace.services.executor.outbox import Outbox
-from headrace.services.executor.signals import claim_signals
 
 from headrace.core.clock import Clock
 from headrace.core.errors import Conflict, Fenced
@@ -48,6 +47,7 @@ from headrace.protocol.ops import AI_GATEWAY, GATEWAY, Op, Outcome
 from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
 from headrace.runtime.ownership import Ownership
+from headrace.runtime.signal_claims import claim_signals
 
 log = structlog.get_logger(__name__)
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from headrace.services.executor.signals import claim_signals
-
 from headrace.adapters.inproc.log import InProcLog
 from headrace.api.controls import RunControls
 from headrace.core.clock import FakeClock
@@ -18,6 +16,7 @@ from headrace.messages.state import RunState
 from headrace.messages.topics import Topics
 from headrace.ports.stores import Stores
 from headrace.protocol.ops import Op
+from headrace.runtime.signal_claims import claim_signals
 
 ACCOUNT = "acct"
 NOW = 1_700_000_000_000

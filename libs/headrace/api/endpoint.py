@@ -30,7 +30,7 @@ from headrace.protocol.endpoint import endpoint_records, read_new_run, read_sync
 from headrace.protocol.registration import retries_of
 from headrace.realtime.messages import STREAM_TOPIC
 from headrace.realtime.tokens import STREAM_TOKEN_TTL_MS, TokenIssuer, TopicClaim
-from headrace.services.executor.signals import claim_signals
+from headrace.runtime.signal_claims import claim_signals
 
 _CONFLICT_ROUNDS = 5
 # How long the output route waits for the run to end, and how often it looks (Inngest: 5 min,
