@@ -9,7 +9,7 @@ import msgspec
 from headrace.core.clock import Clock
 from headrace.core.errors import InputError
 from headrace.core.ids import new_ulid, seeded_event_ids
-from headrace.core.jsonutil import loads
+from headrace.core.jsonutil import check_storable, loads
 from headrace.messages.model import Event
 from headrace.messages.records import EVENTS_CODEC, EventAccepted
 from headrace.messages.topics import Topics
@@ -19,6 +19,8 @@ MAX_EVENT_BYTES = 3 * 1024 * 1024
 MAX_EVENTS = 5000
 # The body as a whole: enough for the largest valid request, refused before it is parsed.
 MAX_REQUEST_BYTES = 256 * 1024 * 1024
+# The last millisecond of year 9999: every later time breaks dates on the pages that show it.
+MAX_TS_MS = 253_402_300_799_999
 _encoder = msgspec.json.Encoder()
 
 
@@ -101,9 +103,12 @@ class EventIngest:
         if item.get("id") is not None and not isinstance(item["id"], str):
             raise Rejected("invalid_event", f"{where} ({name}): id must be a string")
         ts = item.get("ts")
-        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+        if ts is not None and (
+            isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts <= MAX_TS_MS
+        ):
             raise Rejected(
-                "invalid_event", f"{where} ({name}): ts must be a number of milliseconds"
+                "invalid_event",
+                f"{where} ({name}): ts must be a number of milliseconds from 0 to {MAX_TS_MS}",
             )
         if not measure:
             return
@@ -162,4 +167,9 @@ class EventIngest:
         valid, problem = self.valid_prefix(items)
         if problem is not None:
             raise problem
+        # Their data did not come through `loads` (a GraphQL literal, a rerun's copy).
+        try:
+            check_storable(valid)
+        except msgspec.DecodeError as err:
+            raise Rejected("invalid_event", f"the event cannot be stored: {err}") from None
         return await self.accept(account_id, valid)

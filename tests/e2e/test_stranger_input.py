@@ -1,0 +1,116 @@
+"""Input a stranger sends that headrace cannot store (JSON nested too deeply, integers out of
+64 bits, infinities, dates out of range): a 400 naming the reason, nothing stored, and the
+reads that follow still work. Dev mode: the decoding and validation are the code both modes
+share (core/jsonutil, EventIngest), and the dashboard is open there."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import inngest
+import pytest
+
+from headrace.testing.dev import DevHandle, eventually
+from headrace.testing.sdk_app import ServedApp, make_client
+
+DEEP = b"[" * 10_000 + b"]" * 10_000
+HUGE_INT = b'{"name": "t/huge", "data": {"x": 123456789012345678901234567890}}'
+
+
+@pytest.fixture
+def dev(dev_engine: DevHandle) -> DevHandle:
+    return dev_engine
+
+
+async def _stored_events(dev: DevHandle) -> list[str]:
+    """The names of the events stored before a sentinel sent last (one account, one
+    partition: anything accepted before it is stored by the time it is)."""
+    await dev.send({"name": "sentinel"})
+
+    async def names() -> list[str] | None:
+        found = [e.name for e in await dev.stores.list_events(dev.account, limit=10_000)]
+        return found if "sentinel" in found else None
+
+    return [n for n in await eventually(names, what="the sentinel") if n != "sentinel"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "form"),
+    [
+        ("POST", "/e/key", None),
+        ("POST", "/fn/register", None),
+        ("POST", "/v0/gql", None),
+        ("GET", "/v0/gql", "variables"),
+        ("POST", "/v1/cancellations", None),
+        ("POST", "/dashboard/events", "data"),
+        ("POST", "/dashboard/functions/any-fn/invoke", "data"),
+    ],
+)
+async def test_json_nested_too_deeply_is_refused_on_every_route(
+    dev: DevHandle, method: str, path: str, form: str | None
+) -> None:
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        if method == "GET":
+            response = await http.get(path, params={"query": "{ __typename }", form: DEEP.decode()})
+        elif form is not None:
+            response = await http.post(path, data={"name": "t/deep", form: DEEP.decode()})
+        else:
+            response = await http.post(path, content=DEEP)
+    if path.startswith("/dashboard"):
+        # The dashboard's forms answer with a redirect to a page saying what was wrong.
+        assert response.status_code == 303
+        assert "nested+too+deeply" in response.headers["location"].replace("%20", "+")
+    else:
+        assert response.status_code == 400, response.text
+        assert "nested too deeply" in response.text
+    assert await _stored_events(dev) == []
+
+
+async def test_integers_out_of_64_bits_and_times_out_of_range_are_refused(
+    dev: DevHandle,
+) -> None:
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        huge = await http.post("/e/key", content=HUGE_INT)
+        far = await http.post("/e/key", json={"name": "t/far", "ts": 1e300})
+        form = await http.post(
+            "/dashboard/events",
+            data={"name": "t/huge", "data": '{"x": 123456789012345678901234567890}'},
+        )
+    assert huge.status_code == 400
+    assert "does not fit in 64 bits" in huge.json()["error"]
+    assert far.status_code == 400
+    assert "ts must be a number of milliseconds from 0 to" in far.json()["error"]
+    assert form.status_code == 303 and "problem=" in form.headers["location"]
+    assert await _stored_events(dev) == []
+
+
+def _echo(client: inngest.Inngest) -> inngest.Function[Any]:
+    @client.create_function(fn_id="echo", trigger=inngest.TriggerEvent(event="t/echo"))
+    async def echo(ctx: inngest.Context) -> Any:
+        return ctx.event.data
+
+    return echo
+
+
+async def test_an_infinity_from_graphql_is_refused_and_the_event_list_keeps_working(
+    dev: DevHandle,
+) -> None:
+    client = make_client(dev.url, "stranger-app")
+    with ServedApp(client, [_echo(client)]) as app:
+        await dev.sync(app.url, "stranger-app")
+        async with httpx.AsyncClient(base_url=dev.url) as http:
+            response = await http.post(
+                "/v0/gql",
+                json={
+                    "query": 'mutation { invokeFunction(functionSlug: "stranger-app-echo", '
+                    "data: {a: 1e400}) }"
+                },
+            )
+            assert response.status_code == 200
+            [error] = response.json()["errors"]
+            assert "inf is not a number JSON can hold" in error["message"]
+            assert await _stored_events(dev) == []
+            events = await http.get("/v1/events")
+        assert events.status_code == 200
+        assert [e["name"] for e in events.json()["data"]] == ["sentinel"]
