@@ -114,3 +114,25 @@ async def test_an_infinity_from_graphql_is_refused_and_the_event_list_keeps_work
             events = await http.get("/v1/events")
         assert events.status_code == 200
         assert [e["name"] for e in events.json()["data"]] == ["sentinel"]
+
+
+async def test_a_cancellation_up_to_the_last_date_works_and_one_past_it_is_refused(
+    dev: DevHandle,
+) -> None:
+    client = make_client(dev.url, "stranger-app")
+    with ServedApp(client, [_echo(client)]) as app:
+        await dev.sync(app.url, "stranger-app")
+        body = {"app_id": "stranger-app", "function_id": "echo"}
+        async with httpx.AsyncClient(base_url=dev.url) as http:
+            last = await http.post(
+                "/v1/cancellations",
+                json={**body, "started_before": "9999-12-31T23:59:59.999999999Z"},
+            )
+            past = await http.post(
+                "/v1/cancellations",
+                json={**body, "started_before": "9999-12-31T23:59:59-05:00"},
+            )
+    assert last.status_code == 200, last.text
+    assert last.json()["data"]["started_before"] == "9999-12-31T23:59:59.999Z"
+    assert past.status_code == 400
+    assert "out of the years 1 to 9999" in past.json()["error"]
