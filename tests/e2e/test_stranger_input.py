@@ -136,3 +136,60 @@ async def test_a_cancellation_up_to_the_last_date_works_and_one_past_it_is_refus
     assert last.json()["data"]["started_before"] == "9999-12-31T23:59:59.999Z"
     assert past.status_code == 400
     assert "out of the years 1 to 9999" in past.json()["error"]
+
+
+def _sync_body(url: str) -> dict[str, Any]:
+    return {
+        "url": url,
+        "appName": "uncallable",
+        "functions": [
+            {
+                "id": "uncallable-fn",
+                "name": "fn",
+                "triggers": [{"event": "t/uncallable"}],
+                "steps": {
+                    "step": {
+                        "id": "step",
+                        "name": "step",
+                        "runtime": {"type": "http", "url": f"{url}?fnId=uncallable-fn"},
+                    }
+                },
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://127.0.0.1:1/api/\x00inngest", "a space or a control character"),
+        ("http://127.0.0.1:99999/api/inngest", "port 99999, out of the range 1 to 65535"),
+        ("http://127.0.0.1:1/" + "a" * 70_000, "over the limit of 4096"),
+        ("ftp://127.0.0.1/api/inngest", "must be an http:// or https:// URL"),
+    ],
+)
+async def test_a_sync_with_a_url_the_engine_cannot_call_is_refused(
+    dev: DevHandle, url: str, reason: str
+) -> None:
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        response = await http.post("/fn/register", json=_sync_body(url))
+    assert response.status_code == 400
+    assert reason in response.json()["error"]
+    assert await dev.stores.get_app(dev.account, "uncallable") is None
+
+
+async def test_the_dashboard_sync_of_an_app_at_an_uncallable_url_says_why(
+    dev: DevHandle,
+) -> None:
+    client = make_client(dev.url, "stranger-app")
+    with ServedApp(client, [_echo(client)]) as app:
+        await dev.sync(app.url, "stranger-app")
+    # An app stored before sync refused such URLs.
+    stored = await dev.stores.get_app(dev.account, "stranger-app")
+    assert stored is not None
+    stored.url = "http://127.0.0.1:99999/api/inngest"
+    await dev.stores.put_app(stored)
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        response = await http.post("/dashboard/apps/stranger-app/sync")
+    assert response.status_code == 303
+    assert "problem=stranger-app%20did%20not%20answer" in response.headers["location"]
