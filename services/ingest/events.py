@@ -96,19 +96,21 @@ class EventIngest:
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
             raise Rejected("invalid_event", f"{where}: the event has no name")
+        # Messages name the event, not all of a name that may be megabytes long.
+        where += f" ({name[:100]}...)" if len(name) > 100 else f" ({name})"
         if item.get("data") is not None and not isinstance(item["data"], dict):
-            raise Rejected("invalid_event", f"{where} ({name}): data must be an object")
+            raise Rejected("invalid_event", f"{where}: data must be an object")
         if item.get("user") is not None and not isinstance(item["user"], dict):
-            raise Rejected("invalid_event", f"{where} ({name}): user must be an object")
+            raise Rejected("invalid_event", f"{where}: user must be an object")
         if item.get("id") is not None and not isinstance(item["id"], str):
-            raise Rejected("invalid_event", f"{where} ({name}): id must be a string")
+            raise Rejected("invalid_event", f"{where}: id must be a string")
         ts = item.get("ts")
         if ts is not None and (
             isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts <= MAX_TS_MS
         ):
             raise Rejected(
                 "invalid_event",
-                f"{where} ({name}): ts must be a number of milliseconds from 0 to {MAX_TS_MS}",
+                f"{where}: ts must be a number of milliseconds from 0 to {MAX_TS_MS}",
             )
         if not measure:
             return
@@ -116,7 +118,7 @@ class EventIngest:
         if size > self._max_event_bytes:
             raise Rejected(
                 "event_too_large",
-                f"{where} ({name}) is {size} bytes, over the limit of {self._max_event_bytes} "
+                f"{where} is {size} bytes, over the limit of {self._max_event_bytes} "
                 "bytes per event",
             )
 

@@ -193,3 +193,19 @@ async def test_the_dashboard_sync_of_an_app_at_an_uncallable_url_says_why(
         response = await http.post("/dashboard/apps/stranger-app/sync")
     assert response.status_code == 303
     assert "problem=stranger-app%20did%20not%20answer" in response.headers["location"]
+
+
+async def test_a_refused_form_redirects_with_a_short_reason_whatever_its_input(
+    dev: DevHandle,
+) -> None:
+    name = "n" * (5 * 1024 * 1024)
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        response = await http.post("/dashboard/events", data={"name": name, "data": "{}"})
+        assert response.status_code == 303
+        location = response.headers["location"]
+        assert len(location) < 1024
+        assert "over+the+limit" in location.replace("%20", "+")
+        page = await http.get(location)
+    assert page.status_code == 200
+    assert "over the limit of 3145728 bytes per event" in page.text
+    assert await _stored_events(dev) == []
