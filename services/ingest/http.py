@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.sync import AppSync
@@ -85,6 +87,7 @@ def build_app(
     sync: AppSync,
     *,
     extra_routes: list[BaseRoute] | None = None,
+    metrics_allows: Callable[[Request], bool] | None = None,
 ) -> Starlette:
     kind = ctx.keys.server_kind
 
@@ -101,7 +104,7 @@ def build_app(
         *endpoint_routes(ctx),
         *gql_routes(ctx),
         *v1_routes(ctx),
-        metrics_route(),
+        metrics_route(metrics_allows),
         *v1_control_routes(ctx),
         *(extra_routes or []),
     ]
