@@ -9,7 +9,7 @@ from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.sync import AppSync
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -108,7 +108,18 @@ def build_app(
         *v1_control_routes(ctx),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(ServerKindHeader, kind=kind)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(ServerKindHeader, kind=kind)],
+        exception_handlers={ClientDisconnect: _client_gone},
+    )
+
+
+async def _client_gone(request: Request, _: Exception) -> Response:
+    # The client hung up before its body was read: nothing was parsed or stored, and no one
+    # is left to answer. Not the server's error.
+    log.debug("client disconnected before its request body was read", path=request.url.path)
+    return Response(status_code=499)
 
 
 class ServerKindHeader:

@@ -5,6 +5,8 @@ share (core/jsonutil, EventIngest), and the dashboard is open there."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -209,3 +211,22 @@ async def test_a_refused_form_redirects_with_a_short_reason_whatever_its_input(
     assert page.status_code == 200
     assert "over the limit of 3145728 bytes per event" in page.text
     assert await _stored_events(dev) == []
+
+
+async def test_a_client_hanging_up_mid_body_is_no_server_error_and_stores_nothing(
+    dev: DevHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = dev.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /e/key HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"name": "t/half'
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+    # The sentinel's request comes after the hang-up was handled (one connection each, the
+    # server reads the first to its end before the second is sent).
+    assert await _stored_events(dev) == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
