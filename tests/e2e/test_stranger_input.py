@@ -230,3 +230,21 @@ async def test_a_client_hanging_up_mid_body_is_no_server_error_and_stores_nothin
     assert await _stored_events(dev) == []
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+async def test_the_event_list_shows_big_events_without_their_data_and_their_page_all_of_it(
+    dev: DevHandle,
+) -> None:
+    items = [{"id": i, "tail": f"item-{i}"} for i in range(50_000)]
+    [event_id] = await dev.send({"name": "t/big", "data": {"items": items}})
+
+    async def stored() -> bool:
+        return await dev.stores.get_event(event_id) is not None
+
+    await eventually(stored, what="the big event")
+    async with httpx.AsyncClient(base_url=dev.url) as http:
+        listed = await http.get("/dashboard/events")
+        page = await http.get(f"/dashboard/events/{event_id}")
+    assert listed.status_code == 200
+    assert event_id in listed.text and "item-49999" not in listed.text
+    assert page.status_code == 200 and "item-49999" in page.text

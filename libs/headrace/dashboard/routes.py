@@ -221,7 +221,9 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, syncer: AppSyncer) ->
 
     async def events_values(request: Request) -> dict[str, Any]:
         name = request.query_params.get("name") or None
-        events = await stores.list_events(account_of(request), name=name, limit=data.EVENTS_SHOWN)
+        events = await stores.list_event_heads(
+            account_of(request), name=name, limit=data.EVENTS_SHOWN
+        )
         return {"rows": await data.event_rows(stores, events), "name": name or ""}
 
     async def events_page(request: Request) -> Response:
