@@ -9,7 +9,7 @@ import msgspec
 from headrace.core.clock import Clock
 from headrace.core.errors import InputError
 from headrace.core.ids import new_ulid, seeded_event_ids
-from headrace.core.jsonutil import loads
+from headrace.core.jsonutil import check_storable, loads
 from headrace.messages.model import Event
 from headrace.messages.records import EVENTS_CODEC, EventAccepted
 from headrace.messages.topics import Topics
@@ -19,6 +19,8 @@ MAX_EVENT_BYTES = 3 * 1024 * 1024
 MAX_EVENTS = 5000
 # The body as a whole: enough for the largest valid request, refused before it is parsed.
 MAX_REQUEST_BYTES = 256 * 1024 * 1024
+# The last millisecond of year 9999: every later time breaks dates on the pages that show it.
+MAX_TS_MS = 253_402_300_799_999
 _encoder = msgspec.json.Encoder()
 
 
@@ -94,16 +96,21 @@ class EventIngest:
         name = item.get("name")
         if not isinstance(name, str) or not name.strip():
             raise Rejected("invalid_event", f"{where}: the event has no name")
+        # Messages name the event, not all of a name that may be megabytes long.
+        where += f" ({name[:100]}...)" if len(name) > 100 else f" ({name})"
         if item.get("data") is not None and not isinstance(item["data"], dict):
-            raise Rejected("invalid_event", f"{where} ({name}): data must be an object")
+            raise Rejected("invalid_event", f"{where}: data must be an object")
         if item.get("user") is not None and not isinstance(item["user"], dict):
-            raise Rejected("invalid_event", f"{where} ({name}): user must be an object")
+            raise Rejected("invalid_event", f"{where}: user must be an object")
         if item.get("id") is not None and not isinstance(item["id"], str):
-            raise Rejected("invalid_event", f"{where} ({name}): id must be a string")
+            raise Rejected("invalid_event", f"{where}: id must be a string")
         ts = item.get("ts")
-        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int | float)):
+        if ts is not None and (
+            isinstance(ts, bool) or not isinstance(ts, int | float) or not 0 <= ts <= MAX_TS_MS
+        ):
             raise Rejected(
-                "invalid_event", f"{where} ({name}): ts must be a number of milliseconds"
+                "invalid_event",
+                f"{where}: ts must be a number of milliseconds from 0 to {MAX_TS_MS}",
             )
         if not measure:
             return
@@ -111,7 +118,7 @@ class EventIngest:
         if size > self._max_event_bytes:
             raise Rejected(
                 "event_too_large",
-                f"{where} ({name}) is {size} bytes, over the limit of {self._max_event_bytes} "
+                f"{where} is {size} bytes, over the limit of {self._max_event_bytes} "
                 "bytes per event",
             )
 
@@ -162,4 +169,9 @@ class EventIngest:
         valid, problem = self.valid_prefix(items)
         if problem is not None:
             raise problem
+        # Their data did not come through `loads` (a GraphQL literal, a rerun's copy).
+        try:
+            check_storable(valid)
+        except msgspec.DecodeError as err:
+            raise Rejected("invalid_event", f"the event cannot be stored: {err}") from None
         return await self.accept(account_id, valid)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.sync import AppSync
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -85,6 +87,7 @@ def build_app(
     sync: AppSync,
     *,
     extra_routes: list[BaseRoute] | None = None,
+    metrics_allows: Callable[[Request], bool] | None = None,
 ) -> Starlette:
     kind = ctx.keys.server_kind
 
@@ -101,11 +104,22 @@ def build_app(
         *endpoint_routes(ctx),
         *gql_routes(ctx),
         *v1_routes(ctx),
-        metrics_route(),
+        metrics_route(metrics_allows),
         *v1_control_routes(ctx),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(ServerKindHeader, kind=kind)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(ServerKindHeader, kind=kind)],
+        exception_handlers={ClientDisconnect: _client_gone},
+    )
+
+
+async def _client_gone(request: Request, _: Exception) -> Response:
+    # The client hung up before its body was read: nothing was parsed or stored, and no one
+    # is left to answer. Not the server's error.
+    log.debug("client disconnected before its request body was read", path=request.url.path)
+    return Response(status_code=499)
 
 
 class ServerKindHeader:

@@ -21,6 +21,7 @@ import fastapi
 import httpx
 import inngest
 import inngest.fast_api
+import msgspec
 import pytest
 from headrace.services.executor.service import Executor
 
@@ -37,7 +38,7 @@ from headrace.messages.records import (
     StartRun,
     WorkRecord,
 )
-from headrace.messages.state import FunctionRecord, RunState
+from headrace.messages.state import FunctionRecord, HistoryEntry, RunState
 from headrace.messages.topics import Topics, partition_for
 from headrace.ports.log import LogRecord
 from headrace.ports.stores import Stores
@@ -357,3 +358,57 @@ async def test_a_call_whose_run_changed_while_it_waited_for_a_connection_is_not_
     assert run.status == "cancelled"
     assert scenario.executions == {"a": 1}
     assert not scenario.b_began.is_set()
+
+
+class KilledBeforeHistory:
+    """The real stores, with a writer killed once as it writes a transition's history: right
+    after the first entry of a completed step, before the rest of the transition's effects."""
+
+    def __init__(self, inner: Stores) -> None:
+        self._inner = inner
+        self.killed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def append_history(self, entry: HistoryEntry) -> None:
+        await self._inner.append_history(entry)
+        if not self.killed and entry.kind == "step.completed":
+            self.killed = True
+            raise ConnectionError("killed right after the first history entry of a step")
+
+
+async def test_a_writer_killed_between_the_run_and_its_history_leaves_a_history_that_agrees(
+    stores: Stores,
+) -> None:
+    """Issue 16, item 12: the history is written after the run with its memos (the outbox
+    holds the entries, in the same write), so the record handled again after the kill writes
+    the entries of the transition that was stored, never an output the run did not use."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    killed = KilledBeforeHistory(stores)
+    first = scenario.executor(killed)
+    await first.on_assigned({scenario.partition})
+    await first.handle(scenario.record(_start_item(scenario)))
+    [call] = await scenario.published()
+    record = scenario.record(call)
+    with pytest.raises(ConnectionError):
+        await first.handle(record)
+    assert killed.killed
+    # A new process owns the partition and gets the record again, as Kafka redelivers it.
+    second = scenario.executor(stores)
+    await second.on_assigned({scenario.partition})
+    await second.handle(record)
+    await scenario.run_until_quiet(second)
+    for _ in range(2):  # the two sleeps end when the test's scheduler says so
+        await scenario.clock.advance(1000)
+        await scenario.run_until_quiet(second)
+    finished = await scenario.run()
+    assert finished.status == "completed" and finished.output == ["a", "b", "c"]
+    memos = await stores.get_memos(RUN_ID)
+    completed = [h for h in await stores.list_history(RUN_ID) if h.kind == "step.completed"]
+    assert completed and all(h.step_hash in memos for h in completed)
+    for entry in completed:
+        assert entry.output == msgspec.json.decode(memos[entry.step_hash or ""])
+    assert len({h.step_hash for h in completed}) == len(completed)
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}

@@ -203,6 +203,13 @@ async def test_events_and_the_runs_they_started(stores: Stores) -> None:
         )
     assert [e.internal_id for e in await stores.list_events("acct", name="a")] == ["02", "00"]
     assert await stores.list_events("other") == []
+    # A list's heads: the same events, read without their payloads.
+    heads = await stores.list_event_heads("acct", name="a")
+    assert [(h.internal_id, h.name, h.received_ms) for h in heads] == [
+        ("02", "a", 2),
+        ("00", "a", 0),
+    ]
+    assert [h.internal_id for h in await stores.list_event_heads("acct", limit=2)] == ["02", "01"]
     await stores.link_run("00", "r2")
     await stores.link_run("00", "r1")
     await stores.link_run("00", "r1")

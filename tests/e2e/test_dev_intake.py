@@ -24,12 +24,15 @@ from headrace.testing.sdk_app import ServedApp, make_client
 
 INTAKE = "headrace.intake"
 SIGNING_KEY = "signkey-prod-" + "d4" * 32
+DASHBOARD_TOKEN = "intake-dashboard-token"
 
 
 @pytest.fixture
 async def keyed_dev(tmp_path: Path) -> AsyncIterator[EngineHandle]:
     """A dev server that takes one event key only, so an unknown key is refused."""
-    handle = await start_dev(tmp_path / "state", event_keys={"test-key": "default"})
+    handle = await start_dev(
+        tmp_path / "state", event_keys={"test-key": "default"}, dashboard_token=DASHBOARD_TOKEN
+    )
     yield handle
     await handle.stop()
 
@@ -39,7 +42,10 @@ def _bytes_of(shown: dict[str, str]) -> bytes:
 
 
 async def _metrics(http: httpx.AsyncClient) -> str:
-    return (await http.get("/metrics")).text
+    # With keys required, /metrics asks for the dashboard token (open dev servers ignore it).
+    response = await http.get("/metrics", headers={"authorization": f"Bearer {DASHBOARD_TOKEN}"})
+    assert response.status_code == 200
+    return response.text
 
 
 def _accepted(text: str) -> float:

@@ -31,7 +31,14 @@ def _fn(**extra: Any) -> dict[str, Any]:
         ),
         ({"cancel": [{"event": "x", "timeout": "soon"}]}, "cancel[0].timeout"),
         (
-            {"steps": {"step": {"runtime": {"url": "u"}, "retries": {"attempts": 21}}}},
+            {
+                "steps": {
+                    "step": {
+                        "runtime": {"url": "http://a/api/inngest"},
+                        "retries": {"attempts": 21},
+                    }
+                }
+            },
             "retries.attempts: must be 0 to 20",
         ),
         ({"debounce": {"period": "500ms"}}, "debounce.period: must be 1s to 604800s"),

@@ -36,6 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from headrace.api.context import ApiContext, acting
 from headrace.core.durations import format_iso_ms
+from headrace.core.jsonutil import decode
 from headrace.realtime.bus import Bus
 from headrace.realtime.chunks import MAX_STREAM_BYTES, ChunkSplitter
 from headrace.realtime.hub import Subscription
@@ -145,7 +146,7 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         if body is None:
             return _error(413, f"a token request is at most {MAX_TOKEN_REQUEST_BYTES} bytes")
         try:
-            topics = msgspec.json.decode(body, type=list[TopicClaim])
+            topics = decode(body, list[TopicClaim])
         except msgspec.MsgspecError as err:
             return _error(400, f"the body must be a list of topics {{channel, name}}: {err}")
         if not topics or len(topics) > MAX_TOPICS:

@@ -13,6 +13,8 @@ _UNIT_MS = {
     "d": 86_400_000,
     "w": 604_800_000,
 }
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MS = datetime.timedelta(milliseconds=1)
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
@@ -47,7 +49,12 @@ def parse_iso_ms(text: str) -> int:
         raise DurationError(f"invalid date {text!r}: {err}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=datetime.UTC)
-    return int(value.timestamp() * 1000)
+    try:
+        # In UTC it must still be a date of years 1 to 9999, or it could never be written back.
+        value = value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise DurationError(f"invalid date {text!r}: out of the years 1 to 9999 in UTC") from None
+    return (value - _EPOCH) // _MS
 
 
 def parse_deadline_ms(text: str, now_ms: int) -> int:
@@ -60,5 +67,7 @@ def parse_deadline_ms(text: str, now_ms: int) -> int:
 
 def format_iso_ms(ms: int) -> str:
     """An RFC 3339 UTC timestamp with milliseconds, as the Inngest APIs write times."""
-    value = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # Whole milliseconds, not a float of seconds: the last millisecond of year 9999 rounded up
+    # through a float is out of datetime's range.
+    value = _EPOCH + datetime.timedelta(milliseconds=ms)
+    return f"{value.year:04d}-{value:%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"

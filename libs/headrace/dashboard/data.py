@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from headrace.messages.model import Event
+from headrace.messages.model import Event, EventHead
 from headrace.messages.state import AppRecord, FunctionRecord, RunState
 from headrace.ports.stores import Stores
 
@@ -51,12 +52,13 @@ async def runs(stores: Stores, account_id: str, wanted: RunFilter, now_ms: int) 
 
 @dataclass(frozen=True)
 class EventRow:
-    event: Event
+    # A list's rows hold heads only: its page never decodes a payload it does not show.
+    event: Event | EventHead
     runs: list[RunState]
 
 
-async def event_rows(stores: Stores, events: list[Event]) -> list[EventRow]:
-    async def row(event: Event) -> EventRow:
+async def event_rows(stores: Stores, events: Sequence[Event | EventHead]) -> list[EventRow]:
+    async def row(event: Event | EventHead) -> EventRow:
         run_ids = await stores.runs_for_event(event.internal_id)
         found = await asyncio.gather(*(stores.get_run(run_id) for run_id in run_ids))
         return EventRow(event, [run for run in found if run is not None])

@@ -55,6 +55,14 @@ async def _form(request: Request) -> dict[str, str]:
     return dict(parse_qsl((await request.body()).decode(errors="replace"), keep_blank_values=True))
 
 
+# A message goes in a redirect's Location: a few lines' worth, whatever the input it names.
+MAX_MESSAGE_CHARS = 300
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "..."
+
+
 def _json_object(text: str, what: str) -> dict[str, Any]:
     try:
         value = loads(text or "{}")
@@ -112,9 +120,9 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, syncer: AppSyncer) ->
     def go(path: str, *, notice: str = "", problem: str = "") -> Response:
         sep = "&" if "?" in path else "?"
         if notice:
-            path += f"{sep}notice={quote(notice)}"
+            path += f"{sep}notice={quote(_clip(notice))}"
         elif problem:
-            path += f"{sep}problem={quote(problem)}"
+            path += f"{sep}problem={quote(_clip(problem))}"
         return RedirectResponse(PREFIX + path, status_code=303)
 
     def guarded(endpoint: Endpoint) -> Endpoint:
@@ -213,7 +221,9 @@ def dashboard_routes(ctx: ApiContext, auth: DashboardAuth, syncer: AppSyncer) ->
 
     async def events_values(request: Request) -> dict[str, Any]:
         name = request.query_params.get("name") or None
-        events = await stores.list_events(account_of(request), name=name, limit=data.EVENTS_SHOWN)
+        events = await stores.list_event_heads(
+            account_of(request), name=name, limit=data.EVENTS_SHOWN
+        )
         return {"rows": await data.event_rows(stores, events), "name": name or ""}
 
     async def events_page(request: Request) -> Response:

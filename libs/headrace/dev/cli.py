@@ -50,6 +50,13 @@ from headrace.runtime.settings import intake_topics_option, parse_topics
     show_default=True,
     help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
 )
+@click.option(
+    "--dashboard-token",
+    envvar="HEADRACE_DASHBOARD_TOKEN",
+    default=None,
+    help="The token the dashboard and /metrics ask for when keys are required; without it, "
+    "a random one is written to <state-dir>/dashboard-token.",
+)
 @click.option("--call-timeout", default=300.0, show_default=True, help="Seconds per app call.")
 @click.option(
     "--endpoint-timeout",
@@ -76,6 +83,7 @@ def dev(
     event_keys: tuple[str, ...],
     signing_key: str | None,
     retry_scale: float,
+    dashboard_token: str | None,
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
@@ -84,7 +92,10 @@ def dev(
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
     setup_observability(
-        "dev", log_format=log_format, log_level=log_level, secrets=[*event_keys, signing_key]
+        "dev",
+        log_format=log_format,
+        log_level=log_level,
+        secrets=[*event_keys, signing_key, dashboard_token],
     )
     settings = DevSettings(
         host=host,
@@ -97,6 +108,7 @@ def dev(
         backoff_scale=retry_scale,
         call_timeout_s=call_timeout,
         endpoint_timeout_s=endpoint_timeout,
+        dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
     )
     asyncio.run(_serve(settings))
@@ -114,5 +126,11 @@ async def _serve(settings: DevSettings) -> None:
         f"(Event API POST /e/<key>, intake POST /dev/intake/<topic>, GraphQL /v0/gql)",
         err=True,
     )
+    dashboard = f"http://{settings.host}:{settings.port}/dashboard"
+    if server.dashboard_auth.required:
+        dashboard += (
+            f" (keys are required: log in with the dashboard token, {server.dashboard_login})"
+        )
+    click.echo(f"dashboard: {dashboard}", err=True)
     await stopping.wait()
     await server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable
 from typing import Any
 
@@ -100,6 +101,7 @@ class DevServer:
             backoff_scale=settings.backoff_scale,
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )
+        self.dashboard_auth, self.dashboard_login = _dashboard_auth(settings, keys.required)
         self.app = build_app(
             ctx,
             self.ingest,
@@ -108,9 +110,9 @@ class DevServer:
                 *dev_log_routes(ctx, self.embedded_log, self.topics, settings.intake_topics),
                 # One process: a published message goes straight to the subscribers.
                 *realtime_routes(ctx, LocalBus(Hub()), TokenIssuer(keys)),
-                # The dev server's dashboard is open, like Inngest's.
-                *dashboard_routes(ctx, DashboardAuth.open(), self.syncer),
+                *dashboard_routes(ctx, self.dashboard_auth, self.syncer),
             ],
+            metrics_allows=self.dashboard_auth.allows,
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -164,6 +166,12 @@ class DevServer:
             url=f"http://{self.settings.host}:{self.settings.port}",
             state=str(self.settings.state_dir) if self.settings.state_dir else "in memory",
         )
+        if self.dashboard_auth.required:
+            log.info(
+                "keys are required: the dashboard and /metrics ask for the dashboard token",
+                login=f"http://{self.settings.host}:{self.settings.port}/dashboard/login",
+                token_from=self.dashboard_login,
+            )
 
     async def stop(self) -> None:
         if self._http is not None and self._http_task is not None:
@@ -179,6 +187,26 @@ class DevServer:
         await self.log.close()
         self.db.close()
         log.info("headrace dev stopped")
+
+
+TOKEN_FILE = "dashboard-token"
+
+
+def _dashboard_auth(settings: DevSettings, keys_required: bool) -> tuple[DashboardAuth, str]:
+    """Open, like Inngest's dev server; a server that requires keys asks for a token, as the
+    distributed ingest does. Also where an operator finds the token (never the token itself,
+    which no log line holds)."""
+    if not keys_required:
+        return DashboardAuth.open(), ""
+    if settings.dashboard_token:
+        return DashboardAuth.with_token(settings.dashboard_token), "--dashboard-token"
+    token = secrets.token_urlsafe(24)
+    if settings.state_dir is None:
+        return DashboardAuth.with_token(token), "none: in memory, set --dashboard-token"
+    path = settings.state_dir / TOKEN_FILE
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return DashboardAuth.with_token(token), f"in {path}"
 
 
 async def _within(step: str, work: Awaitable[Any], seconds: float = 30.0) -> None:

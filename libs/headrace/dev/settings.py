@@ -25,3 +25,5 @@ class DevSettings:
     executor_concurrency: int = 200
     # Topics (under the prefix) of the embedded log whose records the intake reads as events.
     intake_topics: tuple[str, ...] = ("intake",)
+    # Asked by the dashboard and /metrics when keys are required (a random one when not given).
+    dashboard_token: str | None = None

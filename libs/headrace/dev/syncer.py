@@ -24,6 +24,7 @@ from headrace.core.jsonutil import canonical
 from headrace.protocol.accounts import DEFAULT_ACCOUNT, AccountKeys
 from headrace.protocol.registration import SyncRequest, parse_sync
 from headrace.protocol.signing import sign
+from headrace.protocol.urls import url_problem
 
 log = structlog.get_logger(__name__)
 
@@ -64,21 +65,35 @@ class AppSyncer:
             headers[SYNC_KIND] = IN_BAND
         if signing_key:
             headers["x-inngest-signature"] = sign(body, signing_key, self._clock.now_ms() // 1000)
-        try:
-            response = await client.put(url, content=body, headers=headers)
-        except httpx.HTTPError as err:
-            ok, detail = False, f"{type(err).__name__}: {err}"
-        else:
-            ok, detail = response.is_success, f"{response.status_code} {response.text[:200]}"
-            if ok and response.headers.get(SYNC_KIND) == IN_BAND:
-                try:
-                    await self._register(account, parse_sync(response.content))
-                except InputError as err:
-                    ok, detail = False, f"the in-band sync answer was refused: {err}"
+        ok, detail = await self._put(client, url, body, headers, account)
         if ok != self._ok.get(url):
             (log.debug if ok else log.warning)("app sync", url=url, ok=ok, detail=detail)
         self._ok[url] = ok
         return ok
+
+    async def _put(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        account: str,
+    ) -> tuple[bool, str]:
+        # A URL no request can go to (a NUL byte, port 99999) is a failed sync, not a crash.
+        problem = url_problem(url)
+        if problem is not None:
+            return False, f"the app's url {problem}"
+        try:
+            response = await client.put(url, content=body, headers=headers)
+        except httpx.HTTPError as err:
+            return False, f"{type(err).__name__}: {err}"
+        ok, detail = response.is_success, f"{response.status_code} {response.text[:200]}"
+        if ok and response.headers.get(SYNC_KIND) == IN_BAND:
+            try:
+                await self._register(account, parse_sync(response.content))
+            except InputError as err:
+                return False, f"the in-band sync answer was refused: {err}"
+        return ok, detail
 
     async def run(self) -> None:
         async with httpx.AsyncClient(timeout=30) as client:

@@ -54,6 +54,16 @@ class Event(msgspec.Struct, kw_only=True):
     receipt_id: str = ""
 
 
+class EventHead(msgspec.Struct, kw_only=True):
+    """An event's stored record read without its payload (msgspec skips the field): what a
+    list of events shows, without decoding megabytes of data per row."""
+
+    internal_id: str
+    account_id: str
+    name: str
+    received_ms: int
+
+
 class Batch(msgspec.Struct, kw_only=True):
     """Events collected for one batched function (and key) until the batch is full or due.
 

@@ -7,9 +7,11 @@ function ids, app ids, statuses and outcomes; never run ids or event ids.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 RECORDS_CONSUMED = Counter(
@@ -119,9 +121,13 @@ def intake_rejected(topic: str, reason: str) -> None:
     INTAKE_REJECTED.labels(topic, reason).inc()
 
 
-async def _metrics(_: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_route(allows: Callable[[Request], bool] | None = None) -> Route:
+    """`/metrics`; with `allows`, only for the requests it allows (its labels name functions
+    and apps, which a server that requires keys shows no stranger)."""
 
+    async def metrics(request: Request) -> Response:
+        if allows is not None and not allows(request):
+            return PlainTextResponse("the dashboard token is required", status_code=401)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-def metrics_route() -> Route:
-    return Route("/metrics", _metrics)
+    return Route("/metrics", metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from headrace.messages.model import Batch, Event, Pause
+from headrace.messages.model import Batch, Event, EventHead, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
 
@@ -78,6 +78,12 @@ class EventStore(Protocol):
     ) -> list[Event]:
         """The newest events first; with `internal` false, without the events whose names
         Inngest reserves (`inngest/...`: function finished, invoked, cron ticks)."""
+        ...
+
+    async def list_event_heads(
+        self, account_id: str, *, name: str | None = None, limit: int = 50
+    ) -> list[EventHead]:
+        """As `list_events`, without the payloads."""
         ...
 
     async def link_run(self, event_id: str, run_id: str) -> None: ...

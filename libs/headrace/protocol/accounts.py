@@ -58,6 +58,11 @@ class AccountKeys:
         """What the SDKs call a server that checks signatures ("cloud") or does not ("dev")."""
         return "cloud" if self.signing_keys else "dev"
 
+    @property
+    def required(self) -> bool:
+        """Whether the server refuses requests without a key (event keys or signing keys)."""
+        return self.event_keys is not None or bool(self.signing_keys)
+
     def for_event_key(self, key: str) -> str | None:
         if self.event_keys is None:
             return self.default_account

@@ -16,6 +16,7 @@ import msgspec
 from headrace.core.jsonutil import loads
 from headrace.protocol import ops as opcodes
 from headrace.protocol.ops import Op
+from headrace.protocol.urls import url_problem
 
 
 class GatewayRequest(msgspec.Struct, kw_only=True):
@@ -30,6 +31,8 @@ def build_request(opts: dict[str, Any] | None) -> GatewayRequest | str:
     url = opts.get("url")
     if not isinstance(url, str) or not url:
         return "the AIGateway op has no url"
+    if (problem := url_problem(url)) is not None:
+        return f"the AIGateway op's url {problem}"
     key = str(opts.get("auth_key") or "")
     fmt = str(opts.get("format") or "")
     # Go's canonical header case (X-Api-Key): some model APIs and test doubles look names up

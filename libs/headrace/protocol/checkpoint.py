@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import msgspec
 
 from headrace.core.errors import InputError
+from headrace.core.jsonutil import decode
 from headrace.messages.records import Call
 from headrace.protocol import ops as opcodes
 from headrace.protocol.ops import Op
@@ -58,7 +59,7 @@ def queue_item_id(call: Call, partition: int, epoch: int) -> str:
 def read_checkpoint(run_id: str, body: bytes) -> tuple[AsyncCheckpoint, Dispatch]:
     """The checkpoint and the call it was taken in; InputError (400) for anything else."""
     try:
-        checkpoint = msgspec.json.decode(body, type=AsyncCheckpoint)
+        checkpoint = decode(body, AsyncCheckpoint)
     except msgspec.DecodeError as err:
         raise InputError(f"the body is not a checkpoint: {err}") from None
     if checkpoint.run_id != run_id:

@@ -24,6 +24,7 @@ from headrace.protocol.http10 import app_client
 from headrace.protocol.ops import Op, Outcome
 from headrace.protocol.response import read_response, transport_error
 from headrace.protocol.signing import sign
+from headrace.protocol.urls import CALLABLE_URL_CHARS, url_problem
 
 
 class AppDriver:
@@ -60,6 +61,9 @@ class AppDriver:
         `before_send` runs when the request's first byte is about to be written (after any wait
         for a connection): an exception it raises abandons the request unsent and propagates.
         The call is a client span, and the app gets its context as `traceparent`."""
+        problem = url_problem(url, max_chars=CALLABLE_URL_CHARS)
+        if problem is not None:
+            return _uncallable(url, problem)
         with _client_span(httpx.URL(url)) as span:
             all_headers = {"content-type": "application/json", **headers}
             propagate.inject(all_headers)
@@ -166,6 +170,14 @@ class AppDriver:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _uncallable(url: str, problem: str) -> Outcome:
+    """A URL no request can go to (one synced before sync refused it; httpx would raise
+    InvalidURL, the socket OverflowError): trying again cannot help, so the run fails now."""
+    outcome = transport_error(f"the app's url {url[:200]!r} cannot be called: it {problem}")
+    outcome.retryable = False
+    return outcome
 
 
 def _on_first_byte(check: Callable[[], None]) -> Callable[[str, Any], Awaitable[None]]:

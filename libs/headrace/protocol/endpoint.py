@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from headrace.core.errors import InputError
+from headrace.core.jsonutil import decode
 from headrace.messages.state import AppRecord, FunctionRecord
 from headrace.protocol.ops import Op
 from headrace.protocol.registration import DEFAULT_RETRIES, MAX_RETRIES
@@ -89,7 +90,7 @@ class SyncSteps(msgspec.Struct, kw_only=True):
 def read_new_run(body: bytes) -> NewRun:
     """The new run; InputError (400) for a body that cannot start one."""
     try:
-        new = msgspec.json.decode(body, type=NewRun)
+        new = decode(body, NewRun)
     except msgspec.DecodeError as err:
         raise InputError(f"the body is not a new endpoint run: {err}") from None
     if not _ULID.match(new.run_id):
@@ -111,7 +112,7 @@ def read_new_run(body: bytes) -> NewRun:
 
 def read_sync_steps(run_id: str, body: bytes) -> SyncSteps:
     try:
-        steps = msgspec.json.decode(body, type=SyncSteps)
+        steps = decode(body, SyncSteps)
     except msgspec.DecodeError as err:
         raise InputError(f"the body is not a checkpoint of steps: {err}") from None
     if steps.run_id != run_id:

@@ -19,6 +19,7 @@ import msgspec
 
 from headrace.protocol import ops as opcodes
 from headrace.protocol.ops import Op
+from headrace.protocol.urls import url_problem
 
 # Inngest's largest step output (consts.MaxStepOutputSize): the response is stored as a memo.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
@@ -38,6 +39,8 @@ def build_fetch(opts: dict[str, Any] | None) -> FetchRequest | str:
     url = opts.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return "step.fetch needs an http(s) url"
+    if (problem := url_problem(url)) is not None:
+        return f"step.fetch's url {problem}"
     method = str(opts.get("method") or "GET").upper()
     if method not in _METHODS:
         return f"step.fetch cannot make a {method} request"

@@ -12,6 +12,7 @@ from headrace.core.errors import InputError
 from headrace.core.jsonutil import loads
 from headrace.expressions import validate as validate_expression
 from headrace.flow import config as flow
+from headrace.protocol.urls import url_problem
 
 MAX_RETRIES = 20
 DEFAULT_RETRIES = 4
@@ -44,6 +45,8 @@ def parse_sync(body: bytes) -> SyncRequest:
         raise InputError("the sync body has no appName")
     if not isinstance(url, str) or not url:
         raise InputError("the sync body has no url")
+    if (problem := url_problem(url)) is not None:
+        raise InputError(f"the sync body's url {problem}")
     if not isinstance(functions, list) or not all(isinstance(f, dict) for f in functions):
         raise InputError("the sync body's functions must be a list of objects")
     for fn in functions:
@@ -73,8 +76,11 @@ def check_function(fn: dict[str, Any]) -> None:
         if not isinstance(trigger, dict) or not (trigger.get("event") or trigger.get("cron")):
             raise fail(f"triggers[{i}]", "needs an event or a cron")
         _check_expression(trigger.get("expression"), f"triggers[{i}].expression", fail)
-    if step_url(fn) is None:
+    url = step_url(fn)
+    if url is None:
         raise fail("steps.step.runtime.url", "missing")
+    if (problem := url_problem(url)) is not None:
+        raise fail("steps.step.runtime.url", problem)
     retries = retries_of(fn)
     if not 0 <= retries <= MAX_RETRIES:
         raise fail("steps.step.retries.attempts", f"must be 0 to {MAX_RETRIES}, got {retries}")

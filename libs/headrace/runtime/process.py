@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from headrace.core.clock import Clock, SystemClock
 from headrace.core.errors import AuthenticationFailed
@@ -54,6 +55,8 @@ class ServiceProcess:
         self.connect_error: str | None = None
         self.app = Starlette(routes=[Route("/health", self._health), Route("/ready", self._ready)])
         self.app.router.routes.append(metrics_route())
+        self._not_found = self.app.router.default
+        self.app.router.default = self._until_wired
         self.tasks: list[asyncio.Task[Any]] = []
         self._loops: Loops | None = None
         self._on_stop: list[Callable[[], Awaitable[None]]] = []
@@ -71,6 +74,20 @@ class ServiceProcess:
         if self.connect_error is not None:
             body["error"] = self.connect_error
         return JSONResponse(body, status_code=200 if self.ready else 503)
+
+    async def _until_wired(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A path no route has yet: until the service's own routes are added (it is still
+        connecting), a client is told to come back, not that the path does not exist (an
+        Event API client that does not retry a 404 would drop its events)."""
+        if self.wired or scope["type"] != "http":
+            await self._not_found(scope, receive, send)
+            return
+        response = JSONResponse(
+            {"error": f"the {self.name} service is starting; try again", "status": 503},
+            status_code=503,
+            headers={"retry-after": "1"},
+        )
+        await response(scope, receive, send)
 
     def add_routes(self, routes: list[BaseRoute]) -> None:
         self.app.router.routes.extend(routes)

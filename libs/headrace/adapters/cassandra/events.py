@@ -12,18 +12,21 @@ partition; a busier account would want a finer bucket.
 from __future__ import annotations
 
 import asyncio
+from typing import TypeVar
 
 import msgspec
 
 from headrace.adapters.cassandra.session import Cql
-from headrace.messages.model import INTERNAL_PREFIX, Event
+from headrace.messages.model import INTERNAL_PREFIX, Event, EventHead
 
 BUCKET_MS = 3_600_000
 _ALL = ""
 _EXTERNAL = "external"
 
 _enc = msgspec.msgpack.Encoder()
+T = TypeVar("T")
 _event = msgspec.msgpack.Decoder(Event)
+_event_head = msgspec.msgpack.Decoder(EventHead)
 
 
 def _feed(name: str | None, internal: bool = True) -> str:
@@ -91,17 +94,32 @@ class EventTables:
     async def list_events(
         self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
     ) -> list[Event]:
+        return await self._list_events(_event, account_id, name, limit, internal)
+
+    async def list_event_heads(
+        self, account_id: str, *, name: str | None = None, limit: int = 50
+    ) -> list[EventHead]:
+        return await self._list_events(_event_head, account_id, name, limit, True)
+
+    async def _list_events(
+        self,
+        decoder: msgspec.msgpack.Decoder[T],
+        account_id: str,
+        name: str | None,
+        limit: int,
+        internal: bool,
+    ) -> list[T]:
         if name is not None and not internal and name.startswith(INTERNAL_PREFIX):
             return []
         feed = _feed(name, internal)
-        events: list[Event] = []
+        events: list[T] = []
         for (bucket,) in await self._cql.rows(self._buckets, (account_id, feed)):
             if len(events) >= limit:
                 break
             rows = await self._cql.rows(
                 self._read_feed, (account_id, feed, bucket, limit - len(events))
             )
-            events += [_event.decode(body) for (body,) in rows]
+            events += [decoder.decode(body) for (body,) in rows]
         return events
 
     async def link_run(self, event_id: str, run_id: str) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from headrace.adapters.sqlite.database import Database
 from headrace.core.errors import Conflict
-from headrace.messages.model import INTERNAL_PREFIX, Batch, Event, Pause
+from headrace.messages.model import INTERNAL_PREFIX, Batch, Event, EventHead, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
 _SCHEMA = """
@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS flow_state (partition INTEGER, kind TEXT, entry_id TE
 """
 
 _enc = msgspec.msgpack.Encoder()
+T = TypeVar("T")
 
 
 def _create_schema(conn: Any) -> None:
@@ -216,6 +217,16 @@ class SqliteStores:
     async def list_events(
         self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
     ) -> list[Event]:
+        return await self._list_events(Event, account_id, name, limit, internal)
+
+    async def list_event_heads(
+        self, account_id: str, *, name: str | None = None, limit: int = 50
+    ) -> list[EventHead]:
+        return await self._list_events(EventHead, account_id, name, limit, True)
+
+    async def _list_events(
+        self, kind: type[T], account_id: str, name: str | None, limit: int, internal: bool
+    ) -> list[T]:
         where, params = "account_id = ?", [account_id]
         if name is not None:
             where, params = where + " AND name = ?", [*params, name]
@@ -226,7 +237,7 @@ class SqliteStores:
             f"SELECT body FROM event_receipts WHERE {where} ORDER BY receipt_id DESC LIMIT ?",
             (*params, limit),
         )
-        return [_dec(Event, r[0]) for r in rows]
+        return [_dec(kind, r[0]) for r in rows]
 
     async def link_run(self, event_id: str, run_id: str) -> None:
         await self._db.execute("INSERT OR IGNORE INTO event_runs VALUES (?, ?)", (event_id, run_id))
