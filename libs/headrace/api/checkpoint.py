@@ -26,20 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext, acting
-from headrace.core.errors import Conflict, InputError
+from headrace.api.context import ApiContext, acting, api_error
+from headrace.api.run_writes import change_run
+from headrace.core.errors import InputError
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
+from headrace.messages.state import RunState
 from headrace.protocol.checkpoint import Dispatch, read_checkpoint
 from headrace.runtime.ownership import Ownership
-
-# Another writer of the run (the executor applying a resume or a cancel) can win the write;
-# the checkpoint is decided again from the run as it then is, this many times.
-_CONFLICT_ROUNDS = 5
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
@@ -47,14 +41,11 @@ async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
     try:
         checkpoint, dispatch = read_checkpoint(run_id, await request.body())
     except InputError as err:
-        return _error(err.status, str(err))
-    for _ in range(_CONFLICT_ROUNDS):
-        found = await ctx.stores.get_run_and_memos(run_id)
-        if found is None or found[0].account_id != ctx.account:
-            return _error(404, f"run not found: {run_id}")
-        run, memos = found
+        return api_error(err.status, str(err))
+
+    async def decide(run: RunState, memos: dict[str, bytes]) -> Response:
         if checkpoint.fn_id != run.fn_id:
-            return _error(400, f"fn_id {checkpoint.fn_id!r} is not the run's function")
+            return api_error(400, f"fn_id {checkpoint.fn_id!r} is not the run's function")
         # A checkpoint only settles steps that succeeded: no attempt is counted here.
         machine = RunMachine(
             run,
@@ -66,21 +57,19 @@ async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
         call = dispatch.call
         call.account_id = run.account_id
         if not machine.is_current_call(call) or await _superseded(ctx, run.owner_epoch, dispatch):
-            return _error(409, f"the call {checkpoint.qi_id!r} of run {run_id} is not current")
+            return api_error(409, f"the call {checkpoint.qi_id!r} of run {run_id} is not current")
         machine.apply_checkpoint(call, checkpoint.steps)
         newer_owner = dispatch.epoch > run.owner_epoch
         if not machine.out.history and not newer_owner:
             return JSONResponse({})
         run.owner_epoch = max(run.owner_epoch, dispatch.epoch)
         run.outbox_history = [*run.outbox_history, *machine.out.history]
-        try:
-            await ctx.stores.save_run(run, machine.out.memos)
-        except Conflict:
-            continue
+        await ctx.stores.save_run(run, machine.out.memos)
         for entry in machine.out.history:
             await ctx.stores.append_history(entry)
         return JSONResponse({})
-    return _error(503, f"run {run_id} kept changing; checkpoint again")
+
+    return await change_run(ctx, run_id, decide)
 
 
 async def _superseded(ctx: ApiContext, run_epoch: int, dispatch: Dispatch) -> bool:

@@ -39,6 +39,11 @@ class ApiContext:
 Handler = Callable[[ApiContext, Request], Awaitable[Response]]
 
 
+def api_error(status: int, message: str) -> Response:
+    """An API refusal, shaped as Inngest's API answers them."""
+    return JSONResponse({"error": message, "status": status}, status_code=status)
+
+
 def acting(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """An endpoint that runs `handler` for the account whose signing key the request shows
     (`Authorization: Bearer ...`), or refuses it; on a dev server, for the default account."""
@@ -46,9 +51,7 @@ def acting(ctx: ApiContext, handler: Handler) -> Callable[[Request], Awaitable[R
     async def endpoint(request: Request) -> Response:
         account = ctx.keys.for_authorization(request.headers.get("authorization"))
         if account is None:
-            return JSONResponse(
-                {"error": "a valid signing key is required", "status": 401}, status_code=401
-            )
+            return api_error(401, "a valid signing key is required")
         return await handler(dataclasses.replace(ctx, account=account), request)
 
     return endpoint

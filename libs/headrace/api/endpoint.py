@@ -20,8 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext, acting
-from headrace.core.errors import Conflict, InputError
+from headrace.api.context import ApiContext, acting, api_error
+from headrace.api.run_writes import change_run
+from headrace.core.errors import InputError
 from headrace.core.ids import new_ulid, random_token
 from headrace.core.jsonutil import canonical
 from headrace.engine.machine import RunMachine
@@ -32,15 +33,10 @@ from headrace.realtime.messages import STREAM_TOPIC
 from headrace.realtime.tokens import STREAM_TOKEN_TTL_MS, TokenIssuer, TopicClaim
 from headrace.runtime.signal_claims import claim_signals
 
-_CONFLICT_ROUNDS = 5
 # How long the output route waits for the run to end, and how often it looks (Inngest: 5 min,
 # `CheckpointOutputWaitMax`).
 OUTPUT_WAIT_S = 300.0
 OUTPUT_POLL_S = 0.25
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def _machine(ctx: ApiContext, run: RunState, memo_keys: set[str], fn: FunctionRecord) -> RunMachine:
@@ -56,11 +52,11 @@ def _machine(ctx: ApiContext, run: RunState, memo_keys: set[str], fn: FunctionRe
 
 async def _new_run(ctx: ApiContext, request: Request) -> Response:
     if ctx.outbox is None:
-        return _error(404, "this server does not take checkpoints")
+        return api_error(404, "this server does not take checkpoints")
     try:
         new = read_new_run(await request.body())
     except InputError as err:
-        return _error(err.status, str(err))
+        return api_error(err.status, str(err))
     now = ctx.clock.now_ms()
     app, fn = endpoint_records(ctx.account, new, now)
     stored = await ctx.stores.get_function(ctx.account, fn.fn_id)
@@ -91,7 +87,7 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
     conflicts = await claim_signals(ctx.stores, run, set(), new.steps, now)
     machine.apply_endpoint_checkpoint(machine.request_call(), new.steps, conflicts)
     if not await ctx.outbox.commit(run, machine.out, f"endpoint:{new_ulid(now)}", 0, create=True):
-        return _error(409, f"run {new.run_id} exists already")
+        return api_error(409, f"run {new.run_id} exists already")
     for event_id in run.event_ids:
         await ctx.stores.link_run(event_id, run.run_id)
     return JSONResponse(
@@ -114,40 +110,36 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
 
 async def _steps(ctx: ApiContext, request: Request) -> Response:
     if ctx.outbox is None:
-        return _error(404, "this server does not take checkpoints")
+        return api_error(404, "this server does not take checkpoints")
     run_id = request.path_params["run_id"]
     try:
         checkpoint = read_sync_steps(run_id, await request.body())
     except InputError as err:
-        return _error(err.status, str(err))
-    for _ in range(_CONFLICT_ROUNDS):
-        found = await ctx.stores.get_run_and_memos(run_id)
-        if found is None or found[0].account_id != ctx.account:
-            return _error(404, f"run not found: {run_id}")
-        run, memos = found
+        return api_error(err.status, str(err))
+    outbox = ctx.outbox
+
+    async def decide(run: RunState, memos: dict[str, bytes]) -> Response:
         if checkpoint.fn_id != run.fn_id or checkpoint.app_id != run.app_id:
-            return _error(400, "fn_id and app_id must be the run's, as its creation answered")
+            return api_error(400, "fn_id and app_id must be the run's, as its creation answered")
         fn = await ctx.stores.get_function(run.account_id, run.fn_id)
         if fn is None or not run.output_token:
-            return _error(400, f"run {run_id} is not a Durable Endpoint's")
+            return api_error(400, f"run {run_id} is not a Durable Endpoint's")
         machine = _machine(ctx, run, set(memos), fn)
         if not machine.request_holds_run():
             # The request handed the run over (or it ended): the engine goes on with it now.
-            return _error(409, f"run {run_id} is no longer its request's")
+            return api_error(409, f"run {run_id} is no longer its request's")
         conflicts = await claim_signals(
             ctx.stores, run, set(memos), checkpoint.steps, ctx.clock.now_ms()
         )
         machine.apply_endpoint_checkpoint(machine.request_call(), checkpoint.steps, conflicts)
         if not machine.out.history and not machine.out.schedule:
             return JSONResponse({})
-        try:
-            await ctx.outbox.commit(
-                run, machine.out, f"endpoint:{new_ulid(ctx.clock.now_ms())}", run.owner_epoch
-            )
-        except Conflict:
-            continue
+        await outbox.commit(
+            run, machine.out, f"endpoint:{new_ulid(ctx.clock.now_ms())}", run.owner_epoch
+        )
         return JSONResponse({})
-    return _error(503, f"run {run_id} kept changing; checkpoint again")
+
+    return await change_run(ctx, run_id, decide)
 
 
 async def _output(ctx: ApiContext, request: Request) -> Response:
@@ -158,7 +150,7 @@ async def _output(ctx: ApiContext, request: Request) -> Response:
     while True:
         run = await ctx.stores.get_run(run_id)
         if run is None or not run.output_token or not hmac.compare_digest(run.output_token, token):
-            return _error(401, "unable to find run with auth token")
+            return api_error(401, "unable to find run with auth token")
         if run.status in ENDED:
             return _response_of(run)
         if loop.time() >= until:

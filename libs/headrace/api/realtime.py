@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from headrace.api.context import ApiContext, acting
+from headrace.api.context import ApiContext, acting, api_error
 from headrace.core.durations import format_iso_ms
 from headrace.core.jsonutil import decode
 from headrace.realtime.bus import Bus
@@ -61,10 +61,6 @@ MAX_TOKEN_REQUEST_BYTES = 64 * 1024
 # too far behind.
 _CLOSE_REFUSED = 1008
 _CLOSE_TOO_SLOW = 1013
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def _name_problem(what: str, value: str | None) -> str | None:
@@ -112,10 +108,10 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         channel, topic = params.get("channel"), next(iter(params.getlist("topic")), None)
         problem = _name_problem("channel", channel) or _name_problem("topic", topic)
         if problem is not None:
-            return _error(400, problem)
+            return api_error(400, problem)
         run_id = params.get("run_id") or ""
         if len(run_id) > MAX_NAME_CHARS:
-            return _error(400, f"run_id is longer than {MAX_NAME_CHARS} characters")
+            return api_error(400, f"run_id is longer than {MAX_NAME_CHARS} characters")
         assert channel is not None and topic is not None
 
         def message(kind: str, data: bytes, stream_id: str = "") -> Published:
@@ -134,27 +130,27 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
             return await _publish_stream(bus, request, message)
         body = await _bounded_body(request, MAX_MESSAGE_BYTES)
         if body is None:
-            return _error(413, f"a realtime message is at most {MAX_MESSAGE_BYTES} bytes")
+            return api_error(413, f"a realtime message is at most {MAX_MESSAGE_BYTES} bytes")
         data = _as_json(body)
         if data is None:
-            return _error(400, "the body must be UTF-8 text or JSON")
+            return api_error(400, "the body must be UTF-8 text or JSON")
         await bus.publish(message(KIND_DATA, data))
         return Response(status_code=200)
 
     async def token(ctx: ApiContext, request: Request) -> Response:
         body = await _bounded_body(request, MAX_TOKEN_REQUEST_BYTES)
         if body is None:
-            return _error(413, f"a token request is at most {MAX_TOKEN_REQUEST_BYTES} bytes")
+            return api_error(413, f"a token request is at most {MAX_TOKEN_REQUEST_BYTES} bytes")
         try:
             topics = decode(body, list[TopicClaim])
         except msgspec.MsgspecError as err:
-            return _error(400, f"the body must be a list of topics {{channel, name}}: {err}")
+            return api_error(400, f"the body must be a list of topics {{channel, name}}: {err}")
         if not topics or len(topics) > MAX_TOPICS:
-            return _error(400, f"a token names 1 to {MAX_TOPICS} topics")
+            return api_error(400, f"a token names 1 to {MAX_TOPICS} topics")
         for claim in topics:
             problem = _name_problem("channel", claim.channel) or _name_problem("name", claim.name)
             if problem is not None:
-                return _error(400, problem)
+                return api_error(400, problem)
         jwt = tokens.issue(ctx.account, topics, ctx.clock.now_ms())
         return JSONResponse({"jwt": jwt}, status_code=201)
 
@@ -176,7 +172,7 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         channel = request.query_params.get("channel")
         problem = _name_problem("channel", channel)
         if problem is not None:
-            return _error(400, problem)
+            return api_error(400, problem)
         assert channel is not None
 
         async def raw(pieces: list[str]) -> None:
@@ -201,7 +197,7 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         try:
             grant = tokens.verify(request.query_params.get("token", ""), ctx.clock.now_ms())
         except InvalidToken as err:
-            return _error(401, str(err))
+            return api_error(401, str(err))
 
         # Subscribed before answering: what is published once the client has the headers
         # reaches it.
@@ -256,15 +252,15 @@ async def _publish_pieces(
         async for part in request.stream():
             received += len(part)
             if received > MAX_STREAM_BYTES:
-                return _error(413, f"a realtime stream is at most {MAX_STREAM_BYTES} bytes")
+                return api_error(413, f"a realtime stream is at most {MAX_STREAM_BYTES} bytes")
             pieces = splitter.feed(part)
             if pieces:
                 await publish(pieces)
         splitter.finish()
     except UnicodeDecodeError:
-        return _error(400, "a realtime stream must be UTF-8 text")
+        return api_error(400, "a realtime stream must be UTF-8 text")
     except ClientDisconnect:
-        return _error(400, "the publisher went away before the stream ended")
+        return api_error(400, "the publisher went away before the stream ended")
     return Response(status_code=200)
 
 

@@ -8,16 +8,12 @@ only the runs of that key's account."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext, acting
+from headrace.api.context import ApiContext, acting, api_error
 from headrace.core.jsonutil import canonical
 from headrace.messages.state import RunState
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def _json(body: bytes) -> Response:
@@ -35,7 +31,7 @@ async def _load_run(ctx: ApiContext, request: Request) -> RunState | Response:
     run_id = request.path_params["run_id"]
     run = await ctx.stores.get_run(run_id)
     if run is None or run.account_id != ctx.account:
-        return _error(404, f"run not found: {run_id}")
+        return api_error(404, f"run not found: {run_id}")
     return run
 
 

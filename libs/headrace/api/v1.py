@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext, acting
+from headrace.api.context import ApiContext, acting, api_error
 from headrace.core.durations import format_iso_ms
 from headrace.messages.model import Event
 from headrace.messages.state import ENDED, RunState
@@ -30,10 +30,6 @@ _RUN_STATUS = {
 
 def _time(ms: int) -> str | None:
     return format_iso_ms(ms) if ms else None
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def _event_json(event: Event) -> dict[str, Any]:
@@ -90,7 +86,7 @@ async def _list_events(ctx: ApiContext, request: Request) -> Response:
     try:
         limit = parse_limit(request.query_params.get("limit"))
     except ValueError:
-        return _error(400, "limit must be an integer")
+        return api_error(400, "limit must be an integer")
     events = await ctx.stores.list_events(
         ctx.account, name=request.query_params.get("name") or None, limit=limit
     )
@@ -101,14 +97,14 @@ async def _get_event(ctx: ApiContext, request: Request) -> Response:
     event_id = request.path_params["event_id"]
     event = await _visible_event(ctx, event_id)
     if event is None:
-        return _error(404, f"event not found: {event_id}")
+        return api_error(404, f"event not found: {event_id}")
     return data_response(ctx, _event_json(event))
 
 
 async def _get_event_runs(ctx: ApiContext, request: Request) -> Response:
     event_id = request.path_params["event_id"]
     if await _visible_event(ctx, event_id) is None:
-        return _error(404, f"event not found: {event_id}")
+        return api_error(404, f"event not found: {event_id}")
     run_ids = await ctx.stores.runs_for_event(event_id)
     runs = [await ctx.stores.get_run(run_id) for run_id in run_ids]
     # A run linked to the event but not written yet is left out until it is.
@@ -119,7 +115,7 @@ async def _get_run(ctx: ApiContext, request: Request) -> Response:
     run_id = request.path_params["run_id"]
     run = await _visible_run(ctx, run_id)
     if run is None:
-        return _error(404, f"run not found: {run_id}")
+        return api_error(404, f"run not found: {run_id}")
     return data_response(ctx, _run_json(run))
 
 

@@ -10,15 +10,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from headrace.api.context import ApiContext, acting
+from headrace.api.context import ApiContext, acting, api_error
 from headrace.api.v1 import data_response
 from headrace.core.durations import DurationError, format_iso_ms, parse_iso_ms
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import loads
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message, "status": status}, status_code=status)
 
 
 def _time_ms(body: dict[str, Any], field: str) -> int | None:
@@ -50,17 +46,17 @@ def _cancellation_request(raw: bytes) -> dict[str, Any]:
 
 async def _cancel_run(ctx: ApiContext, request: Request) -> Response:
     if ctx.controls is None:
-        return _error(501, "run controls are not available on this server")
+        return api_error(501, "run controls are not available on this server")
     try:
         await ctx.controls.cancel(ctx.account, request.path_params["run_id"])
     except InputError as err:
-        return _error(err.status, str(err))
+        return api_error(err.status, str(err))
     return JSONResponse({"data": {"ok": True}})
 
 
 async def _create_cancellation(ctx: ApiContext, request: Request) -> Response:
     if ctx.controls is None:
-        return _error(501, "run controls are not available on this server")
+        return api_error(501, "run controls are not available on this server")
     try:
         body = _cancellation_request(await request.body())
         before = _time_ms(body, "started_before")
@@ -75,7 +71,7 @@ async def _create_cancellation(ctx: ApiContext, request: Request) -> Response:
             expression=body.get("if"),
         )
     except InputError as err:
-        return _error(err.status, str(err))
+        return api_error(err.status, str(err))
     after = cancellation.started_after_ms
     return JSONResponse(
         {
@@ -115,14 +111,14 @@ async def _send_signal(ctx: ApiContext, request: Request) -> Response:
     """Answered as Inngest's apiv1 `receiveSignal`: the resumed run's id, or 404 "No signal
     found" when no run waits for the signal (which the SDK's sendSignal reads as no run)."""
     if ctx.controls is None:
-        return _error(501, "run controls are not available on this server")
+        return api_error(501, "run controls are not available on this server")
     try:
         signal, data = _signal_request(await request.body())
     except InputError as err:
-        return _error(err.status, str(err))
+        return api_error(err.status, str(err))
     run_id = await ctx.controls.signal(ctx.account, signal, data)
     if run_id is None:
-        return _error(404, "No signal found")
+        return api_error(404, "No signal found")
     return data_response(ctx, {"run_id": run_id})
 
 
