@@ -10,9 +10,11 @@ seconds, so there the retention is 1 s and the test polls until the rows are gon
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -244,3 +246,44 @@ async def test_the_kafka_dead_letter_topic_is_created_with_its_retention(
         await log.close()
         await admin.delete_topics([topics.dead_letter, topics.work])
         await admin.close()
+
+
+async def test_a_sqlite_state_dir_from_before_retention_expires_from_its_upgrade(
+    tmp_path: Path,
+) -> None:
+    """Rows written by a release without retention get their expiry when the store opens: an
+    ended run and an event a retention later, an open run only after the longest open time."""
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    old.executescript(
+        """CREATE TABLE runs (run_id TEXT PRIMARY KEY, account_id TEXT, fn_id TEXT, body BLOB,
+            version INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE event_receipts (receipt_id TEXT PRIMARY KEY, internal_id TEXT,
+            account_id TEXT, name TEXT, body BLOB);
+        CREATE TABLE event_runs (event_id TEXT, run_id TEXT, PRIMARY KEY (event_id, run_id));"""
+    )
+    ended = msgspec.structs.replace(_run("r-ended"), status="failed", version=1)
+    for run in (ended, msgspec.structs.replace(_run("r-open"), version=1)):
+        body = msgspec.msgpack.encode(run)
+        old.execute("INSERT INTO runs VALUES (?, 'acct', 'fn', ?, 1)", (run.run_id, body))
+    event = Event(internal_id="01E", account_id="acct", name="a", payload={}, received_ms=1)
+    body = msgspec.msgpack.encode(event)
+    old.execute("INSERT INTO event_receipts VALUES ('01E', '01E', 'acct', 'a', ?)", (body,))
+    old.execute("INSERT INTO event_runs VALUES ('01E', 'r-ended')")
+    old.commit()
+    old.close()
+
+    db = Database(path)
+    aging = SqliteAging(db)
+    stores = aging.stores
+
+    async def gone() -> bool:
+        return (
+            await stores.get_run("r-ended") is None
+            and await stores.get_event("01E") is None
+            and await stores.runs_for_event("01E") == []
+        )
+
+    await aging.past(SQLITE_RETENTION_S, gone)
+    assert [r.run_id for r in await stores.list_runs("acct")] == ["r-open"]
+    db.close()

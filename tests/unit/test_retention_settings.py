@@ -1,0 +1,64 @@
+"""The retention settings: flags or `HEADRACE_*` variables, for the services and `headrace dev`
+alike; a retention that cannot be stored (zero, negative, past Cassandra's TTL limit) is a usage
+error at start, never a store write that fails later."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
+from headrace.dev.cli import dev
+from headrace.runtime.settings import cluster_options, settings_from
+
+
+@click.command()
+@cluster_options(default_port=0)
+def retention(**options: Any) -> None:
+    settings = settings_from(options)
+    click.echo(f"{settings.retention_s} {settings.dead_letter_retention_s}")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "shown"),
+    [
+        ([], {}, f"{DEFAULT_RETENTION_S} {DEFAULT_DEAD_LETTER_RETENTION_S}"),
+        (["--retention", "3600", "--dead-letter-retention", "60"], {}, "3600 60"),
+        # As the Helm chart sets them.
+        (
+            [],
+            {"HEADRACE_RETENTION": "86400", "HEADRACE_DEAD_LETTER_RETENTION": "7200"},
+            "86400 7200",
+        ),
+    ],
+)
+def test_the_services_read_the_retentions_from_flags_or_environment(
+    args: list[str], env: dict[str, str], shown: str
+) -> None:
+    result = CliRunner().invoke(retention, args, env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == shown
+
+
+@pytest.mark.parametrize("command", [retention, dev])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--retention", "0"],
+        ["--retention", "-5"],
+        ["--retention", "7d"],
+        ["--retention", str(20 * 365 * 86_400)],
+        ["--dead-letter-retention", "0"],
+    ],
+)
+def test_a_retention_that_cannot_be_kept_is_refused_at_start(
+    command: click.Command, args: list[str]
+) -> None:
+    result = CliRunner().invoke(command, args)
+
+    assert result.exit_code == 2, result.output
+    assert "retention" in result.output and "Invalid value" in result.output
