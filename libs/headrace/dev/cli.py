@@ -11,7 +11,12 @@ import click
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.obs.setup import setup_observability
-from headrace.runtime.settings import intake_topics_option, parse_topics
+from headrace.runtime.settings import (
+    dead_letter_retention_option,
+    intake_topics_option,
+    parse_topics,
+    retention_option,
+)
 
 
 @click.command()
@@ -65,6 +70,8 @@ from headrace.runtime.settings import intake_topics_option, parse_topics
     help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
 )
 @intake_topics_option
+@retention_option
+@dead_letter_retention_option
 @click.option(
     "--log-format",
     envvar="HEADRACE_LOG_FORMAT",
@@ -87,6 +94,8 @@ def dev(
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
+    retention: int,
+    dead_letter_retention: int,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -110,6 +119,8 @@ def dev(
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
+        retention_s=retention,
+        dead_letter_retention_s=dead_letter_retention,
     )
     asyncio.run(_serve(settings))
 

@@ -18,6 +18,7 @@ from headrace.api.realtime import realtime_routes
 from headrace.core.clock import Clock, SystemClock
 from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.dev.log_routes import dev_log_routes
+from headrace.dev.retention import Sweeper
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
@@ -53,7 +54,7 @@ class DevServer:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             path = str(settings.state_dir / "headrace.db")
         self.db = Database(path)
-        self.stores = SqliteStores(self.db)
+        self.stores = SqliteStores(self.db, clock=self.clock, retention_s=settings.retention_s)
         # Kept bare beside its observed wrapper for /dev/intake and /dev/dead-letters: a record
         # produced there comes from outside, as from a Kafka producer (no trace context added).
         self.embedded_log = InProcLog(settings.partitions, self.db, self.clock)
@@ -115,6 +116,13 @@ class DevServer:
             metrics_allows=self.dashboard_auth.allows,
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
+        self.sweeper = Sweeper(
+            self.stores,
+            self.embedded_log,
+            self.topics.dead_letter,
+            settings.dead_letter_retention_s,
+            self.clock,
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -156,6 +164,7 @@ class DevServer:
         await self.loops.start()
         self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
         self._tasks.append(spawn("flow-control", self.scheduler.flow.run))
+        self._tasks.append(spawn("retention", self.sweeper.run))
         self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         self._http_task = await self._http.start()
         self._tasks.append(self._http_task)

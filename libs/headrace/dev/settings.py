@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
+
 
 @dataclass(frozen=True)
 class DevSettings:
@@ -27,3 +29,6 @@ class DevSettings:
     intake_topics: tuple[str, ...] = ("intake",)
     # Asked by the dashboard and /metrics when keys are required (a random one when not given).
     dashboard_token: str | None = None
+    # Seconds ended runs (memos, history) and events are kept; dead letters likewise.
+    retention_s: int = DEFAULT_RETENTION_S
+    dead_letter_retention_s: int = DEFAULT_DEAD_LETTER_RETENTION_S

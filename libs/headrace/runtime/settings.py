@@ -15,6 +15,11 @@ from headrace.adapters.cassandra.consistency import (
 )
 from headrace.adapters.cassandra.security import CassandraSecurity
 from headrace.adapters.kafka.security import PROTOCOLS, SASL_MECHANISMS, KafkaSecurity
+from headrace.core.retention import (
+    DEFAULT_DEAD_LETTER_RETENTION_S,
+    DEFAULT_RETENTION_S,
+    MAX_RETENTION_S,
+)
 from headrace.protocol.accounts import AccountKeys
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +54,10 @@ class ClusterSettings:
     dashboard_token: str | None = None
     # Topics (under the prefix) that producers publish events to, read by the ingest.
     intake_topics: tuple[str, ...] = ("intake",)
+    # Seconds ended runs (memos, history) and events are kept (Cassandra TTLs), and dead letters
+    # (the dead-letter topic's retention.ms, set when headrace creates it).
+    retention_s: int = DEFAULT_RETENTION_S
+    dead_letter_retention_s: int = DEFAULT_DEAD_LETTER_RETENTION_S
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     cassandra_security: CassandraSecurity = field(default_factory=CassandraSecurity)
     cassandra_consistency: CassandraConsistency = field(default_factory=CassandraConsistency)
@@ -79,6 +88,25 @@ intake_topics_option = click.option(
     show_default=True,
     help="Comma-separated topics (under the prefix) producers publish events to; the ingest "
     "reads them. Empty: none.",
+)
+
+
+# Shared by `headrace dev`, which sweeps its SQLite state and dead letters by the same settings.
+retention_option = click.option(
+    "--retention",
+    envvar="HEADRACE_RETENTION",
+    type=click.IntRange(1, MAX_RETENTION_S),
+    default=DEFAULT_RETENTION_S,
+    show_default=True,
+    help="Seconds ended runs (with their memos and history) and events are kept.",
+)
+dead_letter_retention_option = click.option(
+    "--dead-letter-retention",
+    envvar="HEADRACE_DEAD_LETTER_RETENTION",
+    type=click.IntRange(1, MAX_RETENTION_S),
+    default=DEFAULT_DEAD_LETTER_RETENTION_S,
+    show_default=True,
+    help="Seconds records of the dead-letter topic are kept.",
 )
 
 
@@ -290,6 +318,8 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
         ),
         intake_topics_option,
+        retention_option,
+        dead_letter_retention_option,
         click.option(
             "--dashboard-token",
             envvar="HEADRACE_DASHBOARD_TOKEN",
@@ -350,6 +380,10 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         endpoint_timeout_s=options["endpoint_timeout"],
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
+        retention_s=options.get("retention", DEFAULT_RETENTION_S),
+        dead_letter_retention_s=options.get(
+            "dead_letter_retention", DEFAULT_DEAD_LETTER_RETENTION_S
+        ),
         kafka_security=kafka_security,
         cassandra_security=cassandra_security,
         cassandra_consistency=CassandraConsistency(
