@@ -10,8 +10,12 @@ import click
 
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
+from headrace.flow.client_rate import ClientRate
 from headrace.obs.setup import setup_observability
-from headrace.runtime.settings import intake_topics_option, parse_topics
+from headrace.runtime.settings import intake_topics_option, parse_topics, rate_limit_options
+
+# Off by default: on one's own machine the only client is oneself.
+_RATE_LIMIT = rate_limit_options(0.0, 100)
 
 
 @click.command()
@@ -65,6 +69,8 @@ from headrace.runtime.settings import intake_topics_option, parse_topics
     help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
 )
 @intake_topics_option
+@_RATE_LIMIT[0]
+@_RATE_LIMIT[1]
 @click.option(
     "--log-format",
     envvar="HEADRACE_LOG_FORMAT",
@@ -87,6 +93,8 @@ def dev(
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
+    rate_limit: float,
+    rate_burst: int,
     log_format: str,
     log_level: str,
 ) -> None:
@@ -110,6 +118,7 @@ def dev(
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
+        rate_limit=ClientRate(rate_limit, rate_burst),
     )
     asyncio.run(_serve(settings))
 

@@ -113,6 +113,7 @@ class DevServer:
                 *dashboard_routes(ctx, self.dashboard_auth, self.syncer),
             ],
             metrics_allows=self.dashboard_auth.allows,
+            rate_limit=settings.rate_limit,
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
         self._tasks: list[asyncio.Task[Any]] = []

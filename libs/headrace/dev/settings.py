@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from headrace.flow.client_rate import ClientRate
+
 
 @dataclass(frozen=True)
 class DevSettings:
@@ -27,3 +29,5 @@ class DevSettings:
     intake_topics: tuple[str, ...] = ("intake",)
     # Asked by the dashboard and /metrics when keys are required (a random one when not given).
     dashboard_token: str | None = None
+    # Writing requests per client (api/rate_limit.py): none by default, on one's own machine.
+    rate_limit: ClientRate = field(default_factory=ClientRate)
