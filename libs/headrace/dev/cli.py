@@ -99,12 +99,8 @@ def dev(
     log_level: str,
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
-    setup_observability(
-        "dev",
-        log_format=log_format,
-        log_level=log_level,
-        secrets=[*event_keys, signing_key, dashboard_token],
-    )
+    # The server registers its secrets for masking (dev/server.py).
+    setup_observability("dev", log_format=log_format, log_level=log_level)
     settings = DevSettings(
         host=host,
         port=port,
