@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
+from headrace.services.ingest.body_cap import BodyCap
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.sync import AppSync
 from starlette.applications import Starlette
@@ -115,9 +116,11 @@ def build_app(
         routes=routes,
         middleware=[
             Middleware(ServerKindHeader, kind=kind),
+            # Refused for their rate before their size: a flood of large bodies counts.
             Middleware(
                 RateLimited, limit=rate_limit or ClientRate(), keys=ctx.keys, clock=ctx.clock
             ),
+            Middleware(BodyCap),
         ],
         exception_handlers={ClientDisconnect: _client_gone},
     )
