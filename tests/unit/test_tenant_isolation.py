@@ -42,9 +42,9 @@ TOPICS = Topics(prefix="t.")
 NOW = 1_700_000_000_000
 # In every record of globex's, so that any answer showing one is caught.
 MARK = "globex-private-7c41"
-RUN_ID = "01JGLOBEXRUN0000000000000A"
-EVENT_ID = "01JGLOBEXEVT0000000000000A"
-ENDED_ID = "01JGLOBEXRUN0000000000000B"
+RUN_ID = "01HZZZ0000000000000000000A"
+EVENT_ID = "01HZZY0000000000000000000A"
+ENDED_ID = "01HZZZ0000000000000000000B"
 SIGNAL = "order-approved"
 
 
@@ -158,7 +158,14 @@ IDS = st.one_of(
 def _requests(some_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
     qi_id = queue_item_id(Call(account_id="globex", run_id=some_id, seq=1), 0, 0)
     step = {"op": "StepRun", "id": "h9", "name": "x", "displayName": "x", "data": 1}
-    gql = "query($id: ID!) { run(runID: $id) { id output } event(query: {eventId: $id}) { name } }"
+    gql = [
+        ("String!", "run(runID: $id) { id status output }"),
+        ("String!", "runTrigger(runID: $id) { eventName payloads }"),
+        ("ID!", "event(query: {eventId: $id}) { name }"),
+        ("ULID!", "cancelRun(runID: $id) { id }"),
+        ("ULID!", "rerun(runID: $id)"),
+        ("ULID!", "replayRun(runID: $id)"),
+    ]
     return [
         ("GET", f"/v1/runs/{some_id}", None),
         ("DELETE", f"/v1/runs/{some_id}", None),
@@ -191,14 +198,16 @@ def _requests(some_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
             "/v1/cancellations",
             {"app_id": "shop", "function_id": some_id, "started_before": "2100-01-01T00:00:00Z"},
         ),
-        ("POST", "/v0/gql", {"query": gql, "variables": {"id": some_id}}),
         *(
             (
                 "POST",
                 "/v0/gql",
-                {"query": f"mutation($id: ULID!) {{ {m} }}", "variables": {"id": some_id}},
+                {
+                    "query": f"{'mutation' if kind == 'ULID!' else 'query'}($id: {kind}) {{ {f} }}",
+                    "variables": {"id": some_id},
+                },
             )
-            for m in ("cancelRun(runID: $id) { id }", "rerun(runID: $id)", "replayRun(runID: $id)")
+            for kind, f in gql
         ),
     ]
 
@@ -216,6 +225,9 @@ async def test_one_account_s_key_never_sees_nor_changes_another_account_s_record
         assert answer.status_code < 500, (method, path, answer.text)
         # Refusals may quote the id asked about; nothing else of globex's may show.
         shown = answer.text.replace(some_id, "")
+        if path == "/v0/gql" and some_id in (RUN_ID, ENDED_ID, EVENT_ID):
+            # Refused for the account, not for the query's shape.
+            assert "not found" in answer.text, (body, answer.text)
         assert MARK not in shown and RUN_ID not in shown, (method, path, answer.text)
 
     # globex's run, its memos, its signal wait are as they were; no record was published
