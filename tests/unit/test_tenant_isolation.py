@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -26,6 +27,7 @@ from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
+from headrace.api.realtime import realtime_routes
 from headrace.core.clock import FakeClock
 from headrace.engine import signals
 from headrace.messages.model import Event, Pause
@@ -35,6 +37,9 @@ from headrace.messages.topics import Topics
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.signing import hashed_signing_key
+from headrace.realtime.bus import LocalBus
+from headrace.realtime.hub import Hub, Subscription
+from headrace.realtime.tokens import TokenIssuer
 
 ACME_KEY = "signkey-prod-" + "a1" * 32
 GLOBEX_KEY = "signkey-prod-" + "b2" * 32
@@ -53,6 +58,9 @@ class Api:
     http: httpx.AsyncClient
     stores: SqliteStores
     log: InProcLog
+    # globex's realtime subscriber, on channels named as acme's could be.
+    globex_sub: Subscription
+    tokens: TokenIssuer
 
 
 @pytest.fixture
@@ -73,7 +81,15 @@ async def api() -> AsyncIterator[Api]:
         controls=RunControls(log, TOPICS, stores, clock, ingest.send),
         outbox=Outbox(log, TOPICS, stores),
     )
-    app = build_app(ctx, ingest, AppSync(log, TOPICS, stores, clock))
+    hub = Hub()
+    tokens = TokenIssuer(keys)
+    app = build_app(
+        ctx,
+        ingest,
+        AppSync(log, TOPICS, stores, clock),
+        extra_routes=realtime_routes(ctx, LocalBus(hub), tokens),
+    )
+    globex_sub = hub.subscribe("globex", [(name, "status") for name in GLOBEX_NAMES])
     for account in ("acme", "globex"):
         await stores.put_app(
             AppRecord(app_id="shop", account_id=account, url="http://a/", function_ids=["shop-pay"])
@@ -139,13 +155,14 @@ async def api() -> AsyncIterator[Api]:
     assert await stores.holder(key, NOW) == pause.pause_id
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://headrace") as http:
-        yield Api(http, stores, log)
+        yield Api(http, stores, log, globex_sub, tokens)
     db.close()
 
 
+GLOBEX_NAMES = [RUN_ID, ENDED_ID, EVENT_ID, SIGNAL, "shop", "shop-pay"]
 # Ids of every shape, and globex's own.
 IDS = st.one_of(
-    st.sampled_from([RUN_ID, ENDED_ID, EVENT_ID, SIGNAL, "shop", "shop-pay"]),
+    st.sampled_from(GLOBEX_NAMES),
     # What can stand in a URL path segment as a client sends it.
     st.text(
         st.characters(codec="utf-8", min_codepoint=0x21, exclude_characters="/?#%\x7f"),
@@ -155,7 +172,7 @@ IDS = st.one_of(
 )
 
 
-def _requests(some_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+def _requests(some_id: str) -> list[tuple[str, str, Any]]:
     qi_id = queue_item_id(Call(account_id="globex", run_id=some_id, seq=1), 0, 0)
     step = {"op": "StepRun", "id": "h9", "name": "x", "displayName": "x", "data": 1}
     gql = [
@@ -195,6 +212,12 @@ def _requests(some_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", "/v1/signals", {"signal": some_id, "data": {"by": "acme"}}),
         (
             "POST",
+            f"/v1/realtime/publish?channel={quote(some_id, safe='')}&topic=status",
+            {"by": "acme"},
+        ),
+        ("POST", "/v1/realtime/token", [{"channel": some_id, "name": "status"}]),
+        (
+            "POST",
             "/v1/cancellations",
             {"app_id": "shop", "function_id": some_id, "started_before": "2100-01-01T00:00:00Z"},
         ),
@@ -229,7 +252,11 @@ async def test_one_account_s_key_never_sees_nor_changes_another_account_s_record
             # Refused for the account, not for the query's shape.
             assert "not found" in answer.text, (body, answer.text)
         assert MARK not in shown and RUN_ID not in shown, (method, path, answer.text)
+        if path == "/v1/realtime/token" and answer.status_code == 201:
+            # A token for acme's channel of that name: it grants nothing of globex's.
+            assert api.tokens.verify(answer.json()["jwt"], NOW).account == "acme"
 
+    assert api.globex_sub.frames.empty()
     # globex's run, its memos, its signal wait are as they were; no record was published
     # for it (a cancellation, a resume, a rerun's start).
     found = await api.stores.get_run_and_memos(RUN_ID)
