@@ -10,13 +10,18 @@ import click
 
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
+from headrace.flow.client_rate import ClientRate
 from headrace.obs.setup import setup_observability
 from headrace.runtime.settings import (
     dead_letter_retention_option,
     intake_topics_option,
     parse_topics,
+    rate_limit_options,
     retention_option,
 )
+
+# Off by default: on one's own machine the only client is oneself.
+_RATE_LIMIT = rate_limit_options(0.0, 100)
 
 
 @click.command()
@@ -72,6 +77,8 @@ from headrace.runtime.settings import (
 @intake_topics_option
 @retention_option
 @dead_letter_retention_option
+@_RATE_LIMIT[0]
+@_RATE_LIMIT[1]
 @click.option(
     "--log-format",
     envvar="HEADRACE_LOG_FORMAT",
@@ -96,16 +103,14 @@ def dev(
     intake_topics: str,
     retention: int,
     dead_letter_retention: int,
+    rate_limit: float,
+    rate_burst: int,
     log_format: str,
     log_level: str,
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
-    setup_observability(
-        "dev",
-        log_format=log_format,
-        log_level=log_level,
-        secrets=[*event_keys, signing_key, dashboard_token],
-    )
+    # The server registers its secrets for masking (dev/server.py).
+    setup_observability("dev", log_format=log_format, log_level=log_level)
     settings = DevSettings(
         host=host,
         port=port,
@@ -121,6 +126,7 @@ def dev(
         intake_topics=parse_topics(intake_topics),
         retention_s=retention,
         dead_letter_retention_s=dead_letter_retention,
+        rate_limit=ClientRate(rate_limit, rate_burst),
     )
     asyncio.run(_serve(settings))
 

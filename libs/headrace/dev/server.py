@@ -22,6 +22,7 @@ from headrace.dev.retention import Sweeper
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
+from headrace.obs.logging import register_secrets
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.protocol.accounts import AccountKeys
@@ -103,6 +104,8 @@ class DevServer:
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )
         self.dashboard_auth, self.dashboard_login = _dashboard_auth(settings, keys.required)
+        # Here rather than in the command: the token may be one this server made up.
+        register_secrets([*keys.secret_values(), self.dashboard_auth.token])
         self.app = build_app(
             ctx,
             self.ingest,
@@ -114,6 +117,7 @@ class DevServer:
                 *dashboard_routes(ctx, self.dashboard_auth, self.syncer),
             ],
             metrics_allows=self.dashboard_auth.allows,
+            rate_limit=settings.rate_limit,
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
         self.sweeper = Sweeper(

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
+from headrace.flow.client_rate import ClientRate
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,5 @@ class DevSettings:
     # Seconds ended runs (memos, history) and events are kept; dead letters likewise.
     retention_s: int = DEFAULT_RETENTION_S
     dead_letter_retention_s: int = DEFAULT_DEAD_LETTER_RETENTION_S
+    # Writing requests per client (api/rate_limit.py): none by default, on one's own machine.
+    rate_limit: ClientRate = field(default_factory=ClientRate)

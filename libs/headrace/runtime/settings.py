@@ -20,9 +20,14 @@ from headrace.core.retention import (
     DEFAULT_RETENTION_S,
     MAX_RETENTION_S,
 )
+from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Requests per second per client, and how many at once.
+DEFAULT_RATE_LIMIT = (1000.0, 2000)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class ClusterSettings:
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     cassandra_security: CassandraSecurity = field(default_factory=CassandraSecurity)
     cassandra_consistency: CassandraConsistency = field(default_factory=CassandraConsistency)
+    # Writing requests per client at the ingest (api/rate_limit.py): generous, so that only a
+    # runaway client meets it.
+    rate_limit: ClientRate = field(default_factory=lambda: ClientRate(*DEFAULT_RATE_LIMIT))
 
     def accounts(self) -> AccountKeys:
         return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
@@ -210,6 +218,29 @@ _consistency_options = [
 ]
 
 
+def rate_limit_options(per_second: float, burst: int) -> list[Callable[[F], F]]:
+    """`--rate-limit` and `--rate-burst`: writing requests per client (api/rate_limit.py)."""
+    return [
+        click.option(
+            "--rate-limit",
+            envvar="HEADRACE_RATE_LIMIT",
+            type=click.FloatRange(min=0),
+            default=per_second,
+            show_default=True,
+            help="Writing requests (POST, PUT, DELETE) per second per account or, for a key "
+            "no account has, per address; over it: 429 with Retry-After. 0: no limit.",
+        ),
+        click.option(
+            "--rate-burst",
+            envvar="HEADRACE_RATE_BURST",
+            type=click.IntRange(min=1),
+            default=burst,
+            show_default=True,
+            help="How many writing requests per client may come at once.",
+        ),
+    ]
+
+
 def cluster_options(default_port: int) -> Callable[[F], F]:
     """The flags every service takes; each also reads its `HEADRACE_*` variable."""
     options = [
@@ -326,6 +357,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             default=None,
             help="The token the dashboard asks for (ingest); without it the dashboard is off.",
         ),
+        *rate_limit_options(*DEFAULT_RATE_LIMIT),
         *_security_options,
         *_consistency_options,
     ]
@@ -386,6 +418,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         ),
         kafka_security=kafka_security,
         cassandra_security=cassandra_security,
+        rate_limit=ClientRate(options["rate_limit"], options["rate_burst"]),
         cassandra_consistency=CassandraConsistency(
             level=options.get("cassandra_consistency") or CassandraConsistency.level,
             serial=options.get("cassandra_serial_consistency") or CassandraConsistency.serial,
