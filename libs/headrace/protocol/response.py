@@ -10,6 +10,10 @@ from headrace.core.backoff import retry_after_ms
 from headrace.core.jsonutil import loads
 from headrace.protocol.ops import Op, Outcome
 
+# The largest answer read from an app, as Inngest's (consts.MaxSDKResponseBodySize: a step's
+# largest output plus its largest input).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
 
 def _header(headers: dict[str, str], name: str) -> str | None:
     return headers.get(name.lower())
@@ -93,6 +97,19 @@ def _read_stream(body: bytes, now_ms: int) -> Outcome:
     inner_bytes = inner.encode() if isinstance(inner, str) else msgspec.json.encode(inner)
     headers.setdefault("x-inngest-sdk", "streamed")
     return read_response(status, headers, inner_bytes, now_ms)
+
+
+def too_large(status: int, limit: int) -> Outcome:
+    """An answer cut off past `limit` bytes: an error retried by the rules, as Inngest's
+    `output_too_large` is."""
+    return Outcome(
+        error=_error(
+            "OutputTooLarge",
+            f"the app answered {status} with a body larger than {limit} bytes, "
+            "the most the engine reads",
+        ),
+        status=status,
+    )
 
 
 def transport_error(message: str) -> Outcome:
