@@ -365,7 +365,10 @@ class RunMachine:
                 self._step_failed(
                     op,
                     call.attempt,
-                    {"name": "UnsupportedOpcode", "message": f"headrace does not run {op.op!r}"},
+                    {
+                        "name": "UnsupportedOpcode",
+                        "message": f"headrace does not run {op.op[:100]!r}",
+                    },
                     outcome.duration_ms,
                 )
 
