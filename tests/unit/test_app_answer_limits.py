@@ -9,7 +9,7 @@ import json
 
 from headrace.core.clock import SystemClock
 from headrace.protocol.driver import AppDriver
-from headrace.protocol.ops import Outcome
+from headrace.protocol.ops import REQUEST_FAILED, Op, Outcome
 from headrace.protocol.response import MAX_ANSWER_BYTES
 from headrace.testing.hostile_app import (
     Answer,
@@ -78,3 +78,24 @@ async def test_a_body_a_byte_at_a_time_past_the_timeout_times_out() -> None:
     outcome = await call(trickle(http_answer(200, b'"' + b"x" * 100 + b'"'), 0.02), timeout_s=0.5)
     assert outcome.error is not None
     assert outcome.error["message"] == "the app did not answer within 0.5 s"
+
+
+async def test_a_model_answer_past_the_limit_fails_the_ai_step_with_the_reason() -> None:
+    """step.ai.infer's request goes where the app says: its answer is capped as the app's is."""
+    app = HostileApp()
+    app.answers["model"] = endless(200)
+    driver = AppDriver(SystemClock())
+    try:
+        async with app.serving():
+            op = Op(
+                op="AIGateway",
+                id="h",
+                opts={"url": f"{app.url}?fnId=model", "auth_key": "k", "body": {}},
+            )
+            settled = await driver.gateway(op.opts, op)
+    finally:
+        await driver.close()
+    assert settled.op == REQUEST_FAILED
+    assert settled.error["message"] == (
+        f"Error making AI request: the response is larger than {MAX_ANSWER_BYTES} bytes"
+    )

@@ -123,10 +123,13 @@ class AppDriver:
         # The query may hold the model provider's key (gemini's `?key=`): the span has none.
         with _client_span(httpx.URL(request.url).copy_with(query=None), ai=True) as span:
             try:
-                async with asyncio.timeout(self._timeout_s):
-                    response = await self._client.post(
-                        request.url, content=request.body, headers=request.headers
-                    )
+                async with (
+                    asyncio.timeout(self._timeout_s),
+                    self._client.stream(
+                        "POST", request.url, content=request.body, headers=request.headers
+                    ) as response,
+                ):
+                    body = await _read_capped(response, MAX_ANSWER_BYTES)
             except TimeoutError:
                 span.set_status(StatusCode.ERROR, "timeout")
                 return settled_op(op, 0, b"", f"no answer within {self._timeout_s:g} s")
@@ -134,7 +137,11 @@ class AppDriver:
                 span.set_status(StatusCode.ERROR, type(err).__name__)
                 return settled_op(op, 0, b"", f"{type(err).__name__}: {err}")
             span.set_attribute("http.response.status_code", response.status_code)
-            return settled_op(op, response.status_code, response.content)
+            if body is None:
+                span.set_status(StatusCode.ERROR, "response too large")
+                limit = f"the response is larger than {MAX_ANSWER_BYTES} bytes"
+                return settled_op(op, response.status_code, b"", limit)
+            return settled_op(op, response.status_code, body)
 
     async def fetch(self, op: Op) -> Op:
         """Make the request of a Gateway op (step.fetch); return the op standing for its

@@ -39,8 +39,10 @@ def fixed(data: bytes) -> Answer:
 def trickle(data: bytes, interval_s: float) -> Answer:
     """`data` a byte at a time, `interval_s` apart."""
 
-    async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for i in range(len(data)):
+            if reader.at_eof():
+                return  # the caller hung up
             writer.write(data[i : i + 1])
             await writer.drain()
             await asyncio.sleep(interval_s)
@@ -49,9 +51,9 @@ def trickle(data: bytes, interval_s: float) -> Answer:
 
 
 def endless(status: int = 200) -> Answer:
-    """A chunked body that never ends (until the caller hangs up)."""
+    """A chunked body that never ends, until the caller hangs up."""
 
-    async def answer(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = {**SDK_HEADERS, "transfer-encoding": "chunked"}
         writer.write(
             f"HTTP/1.1 {status} X\r\n".encode()
@@ -59,7 +61,7 @@ def endless(status: int = 200) -> Answer:
             + b"\r\n"
         )
         chunk = b"[" * 65536
-        while True:
+        while not reader.at_eof():
             writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             await writer.drain()
             await asyncio.sleep(0)
