@@ -90,7 +90,7 @@ async def test_a_model_answer_past_the_limit_fails_the_ai_step_with_the_reason()
             op = Op(
                 op="AIGateway",
                 id="h",
-                opts={"url": f"{app.url}?fnId=model", "auth_key": "k", "body": {}},
+                opts={"url": f"{app.url}?fnId=model", "body": {}},
             )
             settled = await driver.gateway(op.opts, op)
     finally:
