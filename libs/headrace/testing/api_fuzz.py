@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import secrets
 from dataclasses import dataclass, field
 
 import httpx
@@ -22,9 +23,6 @@ from headrace.testing.api_requests import ApiRequest, Operation
 # Bounded time per request: any answer the fuzz can reach comes in milliseconds (the long polls
 # wait only for a run the fuzz cannot create a token for).
 REQUEST_TIMEOUT_S = 10.0
-EVENT_KEY = "fuzz-event-key"
-SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"
-DASHBOARD_TOKEN = "fuzz-dashboard-token"
 LOGIN = "/dashboard/login"
 
 
@@ -52,11 +50,13 @@ class Target:
     def dev(cls, *, keyed: bool) -> Target:
         settings = DevSettings(state_dir=None, poll_interval_s=3600)
         if keyed:
+            # Drawn afresh, never literals in code: Hypothesis draws strings from the constants
+            # in the code it runs, and a key it found would be no stranger's.
             settings = dataclasses.replace(
                 settings,
-                event_keys={EVENT_KEY: "default"},
-                signing_key=SIGNING_KEY,
-                dashboard_token=DASHBOARD_TOKEN,
+                event_keys={secrets.token_hex(16): "default"},
+                signing_key="signkey-test-" + secrets.token_hex(32),
+                dashboard_token=secrets.token_urlsafe(24),
             )
         return cls(DevServer(settings), keyed)
 
