@@ -54,7 +54,7 @@ def fuzz_route(
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(requests(doc, op))
+    @given(requests(doc, op, target.known))
     def one(request: ApiRequest) -> None:
         outcome = loop.run_until_complete(target.send(request))
         result.statuses[outcome.status] += 1
@@ -114,7 +114,7 @@ def main() -> int:
 
 
 async def _target(keyed: bool) -> Target:
-    return Target.dev(keyed=keyed)
+    return await Target.start(keyed=keyed)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ class _Served:
         self.target = self.loop.run_until_complete(self._start())
 
     async def _start(self) -> Target:
-        return Target.dev(keyed=self.keyed)
+        return await Target.start(keyed=self.keyed)
 
     def send(self, request: ApiRequest) -> Outcome:
         return self.loop.run_until_complete(self.target.send(request))
@@ -70,7 +70,7 @@ def keyed_dev() -> Iterator[_Served]:
 
 def _fuzz(served: _Served, op: Operation, examples: int) -> None:
     @_settings(examples)
-    @given(requests(DOC, op))
+    @given(requests(DOC, op, served.target.known))
     def check(request: ApiRequest) -> None:
         outcome = served.send(request)
         assert problems(op, outcome, keyed=served.keyed) == [], request

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from headrace.core.ids import new_ulid
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.testing.api_requests import ApiRequest, Operation
@@ -40,6 +41,9 @@ class Target:
 
     server: DevServer
     keyed: bool
+    # Ids of what the server holds (an app, its functions, a run, an event): the fuzz draws
+    # path segments and fields from them too, to reach past "not found".
+    known: list[str] = field(default_factory=list)
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,7 +51,14 @@ class Target:
         self.client = httpx.AsyncClient(transport=transport, base_url="http://fuzz")
 
     @classmethod
-    def dev(cls, *, keyed: bool) -> Target:
+    async def start(cls, *, keyed: bool) -> Target:
+        """A dev server holding an app, a run and an event."""
+        target = cls._dev(keyed)
+        await target._seed()
+        return target
+
+    @classmethod
+    def _dev(cls, keyed: bool) -> Target:
         settings = DevSettings(state_dir=None, poll_interval_s=3600)
         if keyed:
             # Drawn afresh, never literals in code: Hypothesis draws strings from the constants
@@ -59,6 +70,43 @@ class Target:
                 dashboard_token=secrets.token_urlsafe(24),
             )
         return cls(DevServer(settings), keyed)
+
+    async def _seed(self) -> None:
+        settings = self.server.settings
+        auth = {"authorization": f"Bearer {settings.signing_key}"} if self.keyed else {}
+        event_key = next(iter(settings.event_keys or {"any-key": ""}))
+        # Port 1 of loopback: a call the server makes to this app is refused at once.
+        url = "http://127.0.0.1:1/api/inngest"
+        step = {"id": "step", "name": "step", "runtime": {"type": "http", "url": url}}
+        function = {"id": "fuzz-fn", "name": "fn", "triggers": [{"event": "fuzz/go"}]}
+        sync = {
+            "url": url,
+            "appName": "fuzz-app",
+            "sdk": "fuzz",
+            "framework": "none",
+            "functions": [{**function, "steps": {"step": step}}],
+        }
+        request = {"domain": "http://127.0.0.1:1", "method": "POST", "path": "/x", "body": "{}"}
+        run = {
+            "run_id": new_ulid(self.server.clock.now_ms()),
+            "event": {"name": "inngest/http.request", "data": request},
+            "steps": [{"op": "StepRun", "id": "h1", "data": 1}],
+        }
+        synced = await self.client.post("/fn/register", json=sync, headers=auth)
+        created = await self.client.post("/v1/checkpoint", json=run, headers=auth)
+        sent = await self.client.post(f"/e/{event_key}", json={"name": "fuzz/go"})
+        for response in (synced, created, sent):
+            response.raise_for_status()
+        endpoint = created.json()["data"]
+        self.known = [
+            "fuzz-app",
+            "fuzz-app-fuzz-fn",
+            "fuzz/go",
+            endpoint["run_id"],
+            endpoint["fn_id"],
+            endpoint["app_id"],
+            *sent.json()["ids"],
+        ]
 
     async def _changes(self) -> int:
         return await self.server.db.run(lambda conn: conn.total_changes)

@@ -142,8 +142,9 @@ def any_json(max_leaves: int = 12) -> st.SearchStrategy[Json]:
 class _Schemas:
     """JSON Schema (the subset the document uses) to strategies of values that mostly fit it."""
 
-    def __init__(self, doc: dict[str, Any]) -> None:
+    def __init__(self, doc: dict[str, Any], known: list[str]) -> None:
         self._doc = doc
+        self._known = known
 
     def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in schema:
@@ -198,7 +199,9 @@ class _Schemas:
 
     def _string(self, schema: dict[str, Any]) -> st.SearchStrategy[Json]:
         fmt = schema.get("format")
-        text = st.text(max_size=schema.get("maxLength", 40) + 2) | st.sampled_from(ODD_STRINGS)
+        text = st.text(max_size=schema.get("maxLength", 40) + 2) | st.sampled_from(
+            [*ODD_STRINGS, *self._known]
+        )
         if fmt == "uri":
             return st.sampled_from(URLS) | text
         if fmt == "date-time":
@@ -233,13 +236,16 @@ def _param_text(schema: dict[str, Any], schemas: _Schemas) -> st.SearchStrategy[
     return schemas.values(schema).map(lambda v: v if isinstance(v, str) else _dumps(v))
 
 
-def requests(doc: dict[str, Any], op: Operation) -> st.SearchStrategy[ApiRequest]:
-    schemas = _Schemas(doc)
+def requests(
+    doc: dict[str, Any], op: Operation, known: list[str] | None = None
+) -> st.SearchStrategy[ApiRequest]:
+    """`known`: ids of what the server holds, drawn beside any text."""
+    schemas = _Schemas(doc, known or [])
     params: list[dict[str, Any]] = op.spec.get("parameters", [])
     # Path segments: any text but what the URL itself would change (a slash, dot segments).
-    segment = (st.text(min_size=1, max_size=40) | st.sampled_from(ODD_STRINGS)).filter(
-        lambda s: s not in ("", ".", "..") and "/" not in s
-    )
+    segment = (
+        st.text(min_size=1, max_size=40) | st.sampled_from([*ODD_STRINGS, *(known or [])])
+    ).filter(lambda s: s not in ("", ".", "..") and "/" not in s)
     path_values = st.fixed_dictionaries({p["name"]: segment for p in params if p["in"] == "path"})
     query = st.fixed_dictionaries(
         {},
