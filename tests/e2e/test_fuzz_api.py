@@ -90,6 +90,29 @@ def test_with_keys_every_protected_route_refuses_a_stranger(
     _fuzz(keyed_dev, op, KEYED_EXAMPLES)
 
 
+# What the fuzz found, each a 500 before its fix: (method, target, body, status, reason).
+FOUND = [
+    # Realtime publish decoded the body with Python's json, whose RecursionError escaped.
+    (
+        "POST",
+        "/v1/realtime/publish?channel=c&topic=t",
+        b"[" * 100_000 + b"]" * 100_000,
+        400,
+        "nested too deeply",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "body", "status", "reason"), FOUND)
+def test_what_the_fuzz_found_is_refused_with_a_reason(
+    open_dev: _Served, method: str, target: str, body: bytes, status: int, reason: str
+) -> None:
+    request = ApiRequest(method, target, (("content-type", "application/json"),), body)
+    outcome = open_dev.send(request)
+    assert (outcome.status, outcome.writes) == (status, 0), outcome.body
+    assert reason in outcome.body.decode()
+
+
 async def _first_answer(target: Target, token: str) -> dict[str, Any]:
     """What the server sends first to a WebSocket upgrade of /v1/realtime/connect (ASGI, as
     uvicorn hands it over); a server that accepted would wait for frames, and time out here."""
