@@ -41,8 +41,8 @@ class Target:
 
     server: DevServer
     keyed: bool
-    # Ids of what the server holds (an app, its functions, a run, an event): the fuzz draws
-    # path segments and fields from them too, to reach past "not found".
+    # Ids of what the server holds (an app, its functions, a run, an event, its intake
+    # topics): the fuzz draws path segments and fields from them too, to reach past "not found".
     known: list[str] = field(default_factory=list)
     client: httpx.AsyncClient = field(init=False)
 
@@ -107,6 +107,7 @@ class Target:
             endpoint["fn_id"],
             endpoint["app_id"],
             *sent.json()["ids"],
+            *settings.intake_topics,
         ]
 
     async def _changes(self) -> int:

@@ -247,12 +247,16 @@ def requests(
         st.text(min_size=1, max_size=40) | st.sampled_from([*ODD_STRINGS, *(known or [])])
     ).filter(lambda s: s not in ("", ".", "..") and "/" not in s)
     path_values = st.fixed_dictionaries({p["name"]: segment for p in params if p["in"] == "path"})
+    declared = {
+        p["name"]: (_param_text(p["schema"], schemas), bool(p.get("required")))
+        for p in params
+        if p["in"] == "query"
+    }
+    # Mostly with the required parameters (to reach past their checks), sometimes without.
     query = st.fixed_dictionaries(
-        {},
-        optional={
-            p["name"]: _param_text(p["schema"], schemas) for p in params if p["in"] == "query"
-        },
-    )
+        {name: value for name, (value, required) in declared.items() if required},
+        optional={name: value for name, (value, required) in declared.items() if not required},
+    ) | st.fixed_dictionaries({}, optional={name: value for name, (value, _) in declared.items()})
     extra_query = st.dictionaries(st.text(max_size=8), st.text(max_size=20), max_size=2)
     declared_headers = {
         p["name"]: _param_text(p["schema"], schemas) for p in params if p["in"] == "header"
