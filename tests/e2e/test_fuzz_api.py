@@ -7,6 +7,7 @@ runs as many as asked with a fresh seed and prints each route's status histogram
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -90,7 +91,7 @@ def test_with_keys_every_protected_route_refuses_a_stranger(
     _fuzz(keyed_dev, op, KEYED_EXAMPLES)
 
 
-# What the fuzz found, each a 500 before its fix: (method, target, body, status, reason).
+# What the fuzz and probes beside it found: (method, target, body, status, reason).
 FOUND = [
     # Realtime publish decoded the body with Python's json, whose RecursionError escaped.
     (
@@ -99,6 +100,21 @@ FOUND = [
         b"[" * 100_000 + b"]" * 100_000,
         400,
         "nested too deeply",
+    ),
+    # An expression whose chain overflowed cel-rust's stack: the process died (SIGSEGV).
+    (
+        "POST",
+        "/v1/cancellations",
+        json.dumps(
+            {
+                "app_id": "fuzz-app",
+                "function_id": "fuzz-fn",
+                "started_before": "2030-01-01T00:00:00Z",
+                "if": "event.data" + ".a" * 30_000,
+            }
+        ).encode(),
+        400,
+        "more than 2000 operators",
     ),
 ]
 

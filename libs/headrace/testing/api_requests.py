@@ -100,7 +100,14 @@ GRAPHQL = [
     "{ runs(first: 5) { edges { node { id } } } }",
     "{",
 ]
-CEL = ["event.data.x == 1", "true", "event.data.x ==", "size(event.data) > 0"]
+CEL = [
+    "event.data.x == 1",
+    "true",
+    "event.data.x ==",
+    "size(event.data) > 0",
+    # A chain deep enough to overflow cel-rust's stack (refused before it compiles).
+    "event.data" + ".a" * 30_000,
+]
 CONTENT_TYPES = [
     "application/json",
     "text/plain",
