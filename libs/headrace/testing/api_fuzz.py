@@ -19,6 +19,7 @@ import httpx
 from headrace.core.ids import new_ulid
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
+from headrace.protocol.accounts import DEFAULT_ACCOUNT
 from headrace.testing.api_requests import ApiRequest, Operation
 
 # Bounded time per request: any answer the fuzz can reach comes in milliseconds (the long polls
@@ -98,15 +99,16 @@ class Target:
         sent = await self.client.post(f"/e/{event_key}", json={"name": "fuzz/go"})
         for response in (synced, created, sent):
             response.raise_for_status()
-        endpoint = created.json()["data"]
+        stores = self.server.stores
+        # As stored: the function ids the sync made of the app's and its own.
+        functions = await stores.list_functions(DEFAULT_ACCOUNT)
+        apps = await stores.list_apps(DEFAULT_ACCOUNT)
         self.known = [
-            "fuzz-app",
-            "fuzz-app-fuzz-fn",
-            "fuzz/go",
-            endpoint["run_id"],
-            endpoint["fn_id"],
-            endpoint["app_id"],
+            *(app.app_id for app in apps),
+            *(fn.fn_id for fn in functions),
+            created.json()["data"]["run_id"],
             *sent.json()["ids"],
+            "fuzz/go",
             *settings.intake_topics,
         ]
 
