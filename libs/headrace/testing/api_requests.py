@@ -91,7 +91,21 @@ ODD_STRINGS = [
 ]
 # URLs a sync may store: only loopback ports nothing listens on, so no request the fuzz makes
 # has the server call another address.
-URLS = ["http://127.0.0.1:1/api/inngest", "http://localhost:1/x?fnId=f&step=s", "ftp://127.0.0.1/"]
+URLS = [
+    "http://127.0.0.1:1/api/inngest",
+    "http://localhost:1/x?fnId=f&step=s",
+    "ftp://127.0.0.1/",
+    "http://xn--zz:1/",
+    "http://127.0.0.1:99999/",
+]
+CRON = [
+    "0 * * * *",
+    "TZ=Europe/Paris 0 9 * * *",
+    "TZ=America * * * * *",
+    "TZ=" + "a" * 300 + " * * * * *",
+    "*/0 * * * *",
+    "0 0 30 2 *",
+]
 GRAPHQL = [
     "{ __typename }",
     "query { __schema { types { name } } }",
@@ -216,6 +230,8 @@ class _Schemas:
             return times | text
         if fmt == "graphql":
             return st.sampled_from(GRAPHQL) | text
+        if fmt == "cron":
+            return st.sampled_from(CRON) | text
         if fmt == "cel":
             return st.sampled_from(CEL) | text
         if schema.get("contentMediaType") == "application/json":
