@@ -22,8 +22,8 @@ from headrace.testing.api_requests import ApiRequest, Operation, operations, req
 
 DOC = document()
 HTTP_OPERATIONS = [op for op in operations(DOC) if not op.websocket]
-OPEN_EXAMPLES = 50
-KEYED_EXAMPLES = 20
+OPEN_EXAMPLES = 30
+KEYED_EXAMPLES = 15
 
 
 def _settings(examples: int) -> settings:
