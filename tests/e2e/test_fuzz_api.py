@@ -119,6 +119,23 @@ FOUND = [
 ]
 
 
+def test_a_durable_endpoint_output_token_with_non_ascii_text_is_refused(
+    open_dev: _Served,
+) -> None:
+    """Found by the fuzz: compare_digest raised TypeError on non-ASCII text (a 500)."""
+    run = next(known for known in open_dev.target.known if known.startswith("01"))
+    for route in ("/v1/http/runs", "/v1/checkpoint"):
+        request = ApiRequest("GET", f"{route}/{run}/output?token=%C3%A7", (), b"")
+        assert open_dev.send(request).status == 401
+
+
+def test_with_keys_a_bearer_token_with_non_ascii_text_is_refused(keyed_dev: _Served) -> None:
+    """Found by the fuzz: the same TypeError in the signing key check, a 500 to a stranger on
+    every route that asks for the key."""
+    request = ApiRequest("GET", "/v1/events", (("authorization", "Bearer \u00e9"),), b"")
+    assert keyed_dev.send(request).status == 401
+
+
 @pytest.mark.parametrize(("method", "target", "body", "status", "reason"), FOUND)
 def test_what_the_fuzz_found_is_refused_with_a_reason(
     open_dev: _Served, method: str, target: str, body: bytes, status: int, reason: str

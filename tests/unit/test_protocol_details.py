@@ -53,6 +53,14 @@ def test_durations_in_both_sdks_styles() -> None:
     assert retry_after_ms("1970-01-03T00:00:00Z", 0) == 86_400_000
 
 
+def test_a_bearer_token_with_non_ascii_text_is_no_match() -> None:
+    # Found by the API fuzz: compare_digest raised TypeError on non-ASCII str, a 500 on every
+    # route that asks for a signing key.
+    key = "signkey-test-" + "ab" * 32
+    assert bearer_matches("Bearer \u00e9", key) is False
+    assert bearer_matches(f"Bearer {key}", key) is True
+
+
 @pytest.mark.parametrize("text", ["999999999999d", "9" * 400 + "d", "106752d1s"])
 def test_a_duration_longer_than_go_s_is_refused(text: str) -> None:
     # Found beside the API fuzz: a wait or invoke timeout this long made a deadline past 64

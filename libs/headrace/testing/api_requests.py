@@ -290,8 +290,15 @@ def requests(
     declared_headers = {
         p["name"]: _param_text(p["schema"], schemas) for p in params if p["in"] == "header"
     }
+    # A bearer scheme with any text after it reaches the key comparison itself.
+    auth = _HEADER_TEXT | _HEADER_TEXT.map(lambda t: "Bearer " + t)
     headers = st.fixed_dictionaries(
-        {}, optional={**{h: _HEADER_TEXT for h in _HEADERS}, **declared_headers}
+        {},
+        optional={
+            **{h: _HEADER_TEXT for h in _HEADERS},
+            "authorization": auth,
+            **declared_headers,
+        },
     )
     headers = headers.map(lambda h: {k: _latin1(v) for k, v in h.items()})
     return st.builds(
