@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import structlog
+from headrace.services.ingest.body_cap import BodyCap
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.sync import AppSync
 from starlette.applications import Starlette
@@ -20,10 +21,12 @@ from headrace.api.dev_info import dev_info_routes
 from headrace.api.endpoint import endpoint_routes
 from headrace.api.gql.routes import gql_routes
 from headrace.api.openapi import openapi_routes
+from headrace.api.rate_limit import RateLimited
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
 from headrace.api.v1_controls import v1_control_routes
 from headrace.core.errors import InputError
+from headrace.flow.client_rate import ClientRate
 from headrace.obs.metrics import metrics_route
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.registration import parse_sync
@@ -89,6 +92,7 @@ def build_app(
     *,
     extra_routes: list[BaseRoute] | None = None,
     metrics_allows: Callable[[Request], bool] | None = None,
+    rate_limit: ClientRate | None = None,
 ) -> Starlette:
     kind = ctx.keys.server_kind
 
@@ -112,7 +116,14 @@ def build_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(ServerKindHeader, kind=kind)],
+        middleware=[
+            Middleware(ServerKindHeader, kind=kind),
+            # Refused for their rate before their size: a flood of large bodies counts.
+            Middleware(
+                RateLimited, limit=rate_limit or ClientRate(), keys=ctx.keys, clock=ctx.clock
+            ),
+            Middleware(BodyCap),
+        ],
         exception_handlers={ClientDisconnect: _client_gone},
     )
 

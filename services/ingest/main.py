@@ -61,6 +61,7 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         ingest,
         sync,
         extra_routes=[*dashboard, *realtime_routes(ctx, realtime, TokenIssuer(ctx.keys))],
+        rate_limit=settings.rate_limit,
     )
     proc.add_routes([Mount("/", app=api)])
     intake = Intake(ingest, ctx.keys, proc.clock)

@@ -305,6 +305,10 @@ class Runner:
         now = self._clock.now_ms()
         for pause_id in self._index.match(event.payload):
             pause, _ = self._pauses[pause_id]
+            # The index holds every account's pauses of this runner's partitions: an event
+            # settles only its own account's (tenants deploy the same apps and event names).
+            if pause.account_id != event.account_id:
+                continue
             if pause.expires_ms < now or event.received_ms < pause.since_ms:
                 continue
             if pause.kind == "cancel":

@@ -87,6 +87,8 @@ def test_template_logic(kube_tools: KubeTools) -> None:
         ),
         ("components.executor.replicas=-1", "at '/components/executor/replicas': minimum"),
         ("defaults.autoscaling.maxReplicas=0", "at '/defaults/autoscaling/maxReplicas': minimum"),
+        ("retentionSeconds=0", "at '/retentionSeconds': minimum"),
+        ("deadLetterRetentionSeconds=7d", "at '/deadLetterRetentionSeconds': got string, want"),
         ("logging.format=xml", "at '/logging/format': value must be one of 'json', 'console'"),
         ("secrets.eventKeys.value=k", "at '/secrets/eventKeys': additional properties 'value'"),
         ("kafka.bootstrapServer=k:9092", "at '/kafka': additional properties 'bootstrapServer'"),

@@ -46,8 +46,10 @@ async def distributed_engine(
 
 
 @pytest.fixture
-async def dev_engine(tmp_path: Path) -> AsyncIterator[EngineHandle]:
-    handle = await start_dev(tmp_path / "state")
+async def dev_engine(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[EngineHandle]:
+    """`@pytest.mark.dev_settings(...)` on a test sets DevSettings fields (a short call timeout)."""
+    marker = request.node.get_closest_marker("dev_settings")
+    handle = await start_dev(tmp_path / "state", **(marker.kwargs if marker else {}))
     yield handle
     await handle.stop()
 

@@ -8,6 +8,8 @@ a "cloud" server whose calls production apps accept."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,10 +19,12 @@ import httpx
 import inngest
 import pytest
 
+from headrace.messages.records import Call
+from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.signing import hashed_signing_key
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN, start_cluster
-from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.dev import EngineHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
 ACME_KEY = "signkey-prod-" + "a1" * 32
@@ -172,3 +176,164 @@ async def test_a_dev_server_with_a_signing_key_serves_production_apps(tmp_path: 
     assert (run.status, run.output) == ("completed", "acme confirmed D-1")
     assert signatures and all(signatures)
     assert anonymous.status_code == 401 and signed.status_code == 200
+
+
+def _depot(
+    engine: EngineHandle, signing_key: str, owner: str
+) -> tuple[inngest.Inngest, inngest.Function[Any]]:
+    """The same app (id "depot") in each account: its run waits for "depot/release" of its
+    order and returns who released it."""
+    client = make_client(engine.url, "depot", signing_key=signing_key)
+
+    @client.create_function(fn_id="hold", trigger=inngest.TriggerEvent(event="depot/held"))
+    async def hold(ctx: inngest.Context) -> object:
+        await ctx.step.run("note", lambda: f"{owner} holds {ctx.event.data['order']}")
+        release = await ctx.step.wait_for_event(
+            "release",
+            event="depot/release",
+            if_exp="async.data.order == event.data.order",
+            timeout=datetime.timedelta(minutes=5),
+        )
+        return None if release is None else release.data["by"]
+
+    return client, hold
+
+
+@dataclasses.dataclass(frozen=True)
+class Tenant:
+    name: str
+    signing_key: str
+    event_key: str
+    order: str
+    event_id: str = ""
+    run_id: str = ""
+
+
+async def _foreign_attempts(http: httpx.AsyncClient, me: Tenant, other: Tenant) -> list[str]:
+    """Every route that takes an id, with my key on the other account's ids: what each
+    answered, where it did not refuse."""
+    auth = _bearer(me.signing_key)
+    run, event = other.run_id, other.event_id
+    qi_id = queue_item_id(Call(account_id=other.name, run_id=run, seq=1), 0, 0)
+    step = {"op": "StepRun", "id": "h1", "name": "x", "displayName": "x", "data": 1}
+    checkpoint = {
+        "run_id": run,
+        "fn_id": "depot-hold",
+        "qi_id": qi_id,
+        "request_id": "r",
+        "request_started_at": 1,
+        "steps": [step],
+        "ts": 1,
+    }
+    endpoint_steps = {"run_id": run, "fn_id": "depot-hold", "app_id": "depot", "steps": [step]}
+    gql = [
+        ("query($id: String!) { run(runID: $id) { id status output } }", run),
+        ("query($id: String!) { runTrigger(runID: $id) { payloads } }", run),
+        ("query($id: ID!) { event(query: {eventId: $id}) { name } }", event),
+        ("mutation($id: ULID!) { cancelRun(runID: $id) { id } }", run),
+        ("mutation($id: ULID!) { rerun(runID: $id) }", run),
+        ("mutation($id: ULID!) { replayRun(runID: $id) }", run),
+    ]
+    answers = {
+        "GET run": await http.get(f"/v1/runs/{run}", headers=auth),
+        "GET event": await http.get(f"/v1/events/{event}", headers=auth),
+        "GET event runs": await http.get(f"/v1/events/{event}/runs", headers=auth),
+        "GET batch": await http.get(f"/v0/runs/{run}/batch", headers=auth),
+        "GET actions": await http.get(f"/v0/runs/{run}/actions", headers=auth),
+        "DELETE run": await http.delete(f"/v1/runs/{run}", headers=auth),
+        "async checkpoint": await http.post(
+            f"/v1/checkpoint/{run}/async", json=checkpoint, headers=auth
+        ),
+        "endpoint steps": await http.post(
+            f"/v1/checkpoint/{run}/steps", json=endpoint_steps, headers=auth
+        ),
+        "endpoint output": await http.get(f"/v1/http/runs/{run}/output?token=x", headers=auth),
+    }
+    problems = [
+        f"{name}: {a.status_code} {a.text}"
+        for name, a in answers.items()
+        if a.status_code not in (401, 404)
+    ]
+    for query, some_id in gql:
+        answer = await http.post(
+            "/v0/gql", json={"query": query, "variables": {"id": some_id}}, headers=auth
+        )
+        body = answer.json()
+        # Refused for the account ("not found"), not for the query's shape.
+        refused = body.get("errors") and "not found" in body["errors"][0]["message"]
+        if not refused or any((body.get("data") or {}).values()):
+            problems.append(f"gql {query}: {answer.text}")
+    # My cancellation of the function both accounts have, aimed by its expression at the
+    # other's run: it cancels none of theirs.
+    cancellation = await http.post(
+        "/v1/cancellations",
+        json={
+            "app_id": "depot",
+            "function_id": "hold",
+            "started_before": "2100-01-01T00:00:00Z",
+            "if": f"event.data.order == '{other.order}'",
+        },
+        headers=auth,
+    )
+    if cancellation.json()["data"]["cancelled_run_ids"] != []:
+        problems.append(f"cancellation: {cancellation.text}")
+    return problems
+
+
+@pytest.mark.kafka
+@pytest.mark.cassandra
+async def test_no_key_reads_cancels_reruns_or_resumes_another_account_s_runs(
+    two_accounts: EngineHandle,
+) -> None:
+    engine = two_accounts
+    acme = Tenant("acme", ACME_KEY, "acme-key", "A-7")
+    globex = Tenant("globex", GLOBEX_KEY, "globex-key", "G-7")
+    acme_client, acme_fn = _depot(engine, ACME_KEY, "acme")
+    globex_client, globex_fn = _depot(engine, GLOBEX_KEY, "globex")
+    with (
+        ServedApp(acme_client, [acme_fn]) as acme_app,
+        ServedApp(globex_client, [globex_fn]) as globex_app,
+    ):
+        await engine.sync(acme_app.url, "depot", server_kind="cloud", account="acme")
+        await engine.sync(globex_app.url, "depot", server_kind="cloud", account="globex")
+        tenants = []
+        for tenant in (acme, globex):
+            [event_id] = await engine.send(
+                {"name": "depot/held", "data": {"order": tenant.order}}, key=tenant.event_key
+            )
+            run_id = await engine.run_of_event(event_id, timeout=30)
+            tenants.append(dataclasses.replace(tenant, event_id=event_id, run_id=run_id))
+        acme, globex = tenants
+        for tenant in tenants:
+
+            async def waiting(run_id: str = tenant.run_id) -> bool:
+                return "step.waiting" in [h.kind for h in await engine.history(run_id)]
+
+            await eventually(waiting, timeout=30, what=f"{tenant.name}'s run to wait")
+
+        async with httpx.AsyncClient(base_url=engine.url) as http:
+            problems = await _foreign_attempts(http, acme, globex)
+            problems += await _foreign_attempts(http, globex, acme)
+        # Each sends the release the other's run waits for, with its own event key: an event
+        # reaches its own account's waits only.
+        for me, other in ((acme, globex), (globex, acme)):
+            [crossed] = await engine.send(
+                {"name": "depot/release", "data": {"order": other.order, "by": me.name}},
+                key=me.event_key,
+            )
+            await eventually(lambda c=crossed: engine.stores.get_event(c), what="the release")
+        for tenant in tenants:
+            await engine.send(
+                {"name": "depot/release", "data": {"order": tenant.order, "by": tenant.name}},
+                key=tenant.event_key,
+            )
+        ended = {t.name: await engine.finished(t.run_id, timeout=30) for t in tenants}
+
+    assert problems == []
+    assert {name: (run.status, run.output) for name, run in ended.items()} == {
+        "acme": ("completed", "acme"),
+        "globex": ("completed", "globex"),
+    }
+    # No rerun or replay of another account's run started one.
+    for tenant in tenants:
+        assert await engine.stores.runs_for_event(tenant.event_id) == [tenant.run_id]

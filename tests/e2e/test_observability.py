@@ -86,6 +86,8 @@ class OtlpReceiver:
 
     def __init__(self) -> None:
         self.spans: list[SpanView] = []
+        # Each export as it came, to search whole (events and statuses too).
+        self.raw: list[bytes] = []
         self.port = free_port()
         self.server = HttpServer.for_app(
             Starlette(routes=[Route("/v1/traces", self._traces, methods=["POST"])]),
@@ -95,7 +97,8 @@ class OtlpReceiver:
 
     async def _traces(self, request: Request) -> Response:
         export = ExportTraceServiceRequest()
-        export.ParseFromString(await request.body())
+        self.raw.append(await request.body())
+        export.ParseFromString(self.raw[-1])
         for resource_spans in export.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:

@@ -95,6 +95,12 @@ async def test_a_run_of_steps_a_sleep_and_a_wait_completes_on_secured_kafka_and_
         await _smoke(engine)
     finally:
         await engine.stop()
+    # No service logged the broker password it used (the profile's Cassandra password is its
+    # user name, "cassandra", too common a word to search for).
+    password = settings.kafka_security.sasl_password
+    logs = [p.read_bytes() for p in (tmp_path / "logs").glob("*.log")]
+    assert password and len(logs) == 4 and all(logs)
+    assert [log for log in logs if password.encode() in log] == []
 
 
 async def _smoke(engine: DevHandle) -> None:

@@ -64,3 +64,10 @@ async def test_each_account_s_calls_are_signed_with_its_own_key() -> None:
 
     now_s = clock.now_ms() // 1000
     assert seen == [sign(b"{}", ACME, now_s), sign(b"{}", GLOBEX, now_s), None]
+
+
+def test_the_secret_values_are_every_key_and_the_bearer_hash_of_each_signing_key() -> None:
+    keys = AccountKeys.of([("ka", "acme"), ("kg", "globex")], ACME, [("globex", GLOBEX)])
+    assert sorted(keys.secret_values()) == sorted(
+        ["ka", "kg", ACME, hashed_signing_key(ACME), GLOBEX, hashed_signing_key(GLOBEX)]
+    )

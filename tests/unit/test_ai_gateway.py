@@ -32,6 +32,13 @@ def test_other_formats_use_a_bearer_token_and_gemini_a_query_key() -> None:
     assert build_request({}) == "the AIGateway op has no url"
 
 
+def test_a_request_without_a_key_has_no_auth_header() -> None:
+    for fmt in ("openai-chat", "anthropic", "bedrock"):
+        request = build_request({"url": "http://m/v1/chat", "format": fmt})
+        assert not isinstance(request, str)
+        assert request.headers == {"Content-Type": "application/json"}, fmt
+
+
 def test_the_answer_becomes_the_steps_data_or_a_failed_request_retried_by_calling_again() -> None:
     op = Op(op="AIGateway", id="h", name="infer")
     ok = settled_op(op, 200, b'{"content": "hi"}')

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from headrace.dev.server import DevServer
+from headrace.dev.settings import DevSettings
 from headrace.obs.logging import configure_logging, register_secrets
 
 EVENT_KEY = "ek-7f3a9c1e55d2"
@@ -93,3 +95,20 @@ def test_the_format_comes_from_the_environment_and_is_checked(
     monkeypatch.setenv("HEADRACE_LOG_FORMAT", "xml")
     with pytest.raises(ValueError, match="log format 'xml' is not one of console, json"):
         configure_logging()
+
+
+async def test_a_dev_server_masks_its_keys_and_the_dashboard_token_it_made_up(
+    stderr: io.StringIO,
+) -> None:
+    # Keys required and no token given: the server makes one up, which no log line may hold.
+    settings = DevSettings(state_dir=None, event_keys={"ek-" + "5e" * 16: "default"})
+    server = DevServer(settings)
+    token = server.dashboard_auth.token
+    assert token is not None
+    configure_logging("json", "info", file=stderr)
+    structlog.get_logger("test").info("oops", note=f"token {token}, key ek-{'5e' * 16}")
+    await server.driver.close()
+    server.db.close()
+
+    [line] = _lines(stderr)
+    assert line["note"] == "token [redacted], key [redacted]"

@@ -84,6 +84,29 @@ def test_garbage_and_errors_become_clear_errors() -> None:
     assert failed.error == {"message": "m"} and not failed.retryable
 
 
+def test_an_answer_with_more_ops_than_inngest_s_step_limit_fails_the_run_at_once() -> None:
+    ops = [{"op": "Gateway", "id": f"h{i}", "opts": {"url": "http://x"}} for i in range(1001)]
+    outcome = read_response(206, SDK, json.dumps(ops).encode(), 0)
+    assert outcome.ops is None and not outcome.retryable
+    assert outcome.error == {
+        "name": "InngestErrFunctionOverflowed",
+        "message": "The function run exceeded the step limit of 1000 steps: "
+        "the app answered 1001 ops at once",
+    }
+    assert read_response(206, SDK, json.dumps(ops[:1000]).encode(), 0).ops is not None
+
+
+def test_a_step_op_without_an_id_is_an_invalid_answer() -> None:
+    outcome = read_response(206, SDK, b'[{"op": "StepRun", "data": 1}]', 0)
+    assert outcome.error == {
+        "name": "UnexpectedResponse",
+        "message": "the app answered 206 with a 'StepRun' op without an id",
+    }
+    assert outcome.retryable
+    done = read_response(206, SDK, b'[{"op": "RunComplete", "data": 1}]', 0)
+    assert done.ops is not None and done.ops[0].op == "RunComplete"
+
+
 def test_a_single_op_object_and_a_streamed_response_are_read() -> None:
     single = read_response(206, SDK, b'{"op": "StepRun", "id": "h", "data": 1, "opts": null}', 0)
     assert single.ops is not None and single.ops[0].data == 1

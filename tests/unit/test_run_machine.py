@@ -133,6 +133,45 @@ def test_a_step_error_is_retried_with_backoff_then_memoized_as_failed() -> None:
     assert _calls(last) == [(None, 0, 1, 0)]
 
 
+def test_an_answer_with_no_op_to_act_on_is_a_failed_call_retried_then_failing_the_run() -> None:
+    """An app answering 206 `[]` (or only ops already handled) would leave the run waiting for
+    nothing for ever: the call is retried as a failed one, and the run fails with the reason."""
+    run = _started()
+    machine = _machine(run)
+    discovery = Call(account_id="acct", run_id="run", seq=0)
+    machine.apply_call(discovery, Outcome(ops=[], status=206), 0)
+    [(target, attempt, seq, _)] = _calls(machine)
+    assert (target, attempt, seq) == (None, 1, 0)
+    retry = Call(account_id="acct", run_id="run", seq=0, attempt=1)
+    assert _machine(run).is_current_call(retry)
+
+    last = _machine(run, max_attempts=2)
+    last.apply_call(retry, Outcome(ops=[], status=206), 0)
+    assert run.status == "failed"
+    assert run.output["name"] == "UnexpectedResponse"
+    assert "answered 206 with no op the engine could act on" in run.output["message"]
+
+
+def test_a_step_call_answered_without_its_step_is_retried_then_fails_the_run() -> None:
+    run = _started()
+    _machine(run).apply_call(
+        Call(account_id="acct", run_id="run"), Outcome(ops=[Op(op="StepPlanned", id="s")]), 0
+    )
+    step_call = Call(account_id="acct", run_id="run", target="s")
+    # The step planned again, as a discovery would: nothing settles it or calls it again.
+    machine = _machine(run, max_attempts=2)
+    machine.apply_call(step_call, Outcome(ops=[Op(op="StepPlanned", id="s")], status=206), 0)
+    [(target, attempt, _, _)] = _calls(machine)
+    assert (target, attempt) == ("s", 1)
+
+    last = _machine(run, max_attempts=2)
+    retry = Call(account_id="acct", run_id="run", target="s", attempt=1)
+    assert last.is_current_call(retry)
+    last.apply_call(retry, Outcome(ops=[], status=206), 0)
+    assert run.status == "failed"
+    assert "no op the engine could act on" in run.output["message"]
+
+
 def test_retry_after_overrides_the_backoff() -> None:
     run = _started()
     machine = _machine(run)

@@ -44,25 +44,24 @@ class Harness:
         offset = next(self._offsets)
         await self.runner.handle(LogRecord(TOPICS.events, 0, offset, "acct", value))
 
-    async def event(self, received_ms: int, **data: Any) -> None:
+    async def event(self, received_ms: int, account: str = "acct", **data: Any) -> None:
         payload = {"name": "approved", "data": data}
         event_id = f"e{received_ms}"
         event = Event(
             internal_id=event_id,
-            account_id="acct",
+            account_id=account,
             name="approved",
             payload=payload,
             received_ms=received_ms,
         )
         await self.handle(EventAccepted(event=event))
 
-    def resumed_with(self) -> list[Any]:
+    def scheduled(self) -> list[Any]:
         items = [SCHEDULE_CODEC.decode(r.value) for r in self.log.newest(TOPICS.schedule, 10)]
-        return [
-            i.item.memo["data"]
-            for i in items
-            if isinstance(i, Enqueue) and isinstance(i.item, Resume)
-        ]
+        return [i.item for i in items if isinstance(i, Enqueue)]
+
+    def resumed_with(self) -> list[Any]:
+        return [i.memo["data"] for i in self.scheduled() if isinstance(i, Resume)]
 
 
 @pytest.fixture
@@ -73,13 +72,15 @@ async def harness() -> AsyncIterator[Harness]:
     await h.stores.close()
 
 
-def _wait(expression: str | None = None) -> Pause:
+def _wait(
+    expression: str | None = None, account: str = "acct", kind: str = "wait", run: str = "run"
+) -> Pause:
     return Pause(
-        pause_id="run:w",
-        account_id="acct",
-        run_id="run",
+        pause_id=f"{run}:w",
+        account_id=account,
+        run_id=run,
         fn_id="fn",
-        kind="wait",
+        kind=kind,
         event_name="approved",
         expression=expression,
         step_hash="w",
@@ -110,3 +111,18 @@ async def test_an_event_from_before_the_wait_began_never_resumes_it(harness: Har
 
     await harness.event(BEGAN + 1, who="ann")
     assert harness.resumed_with() == [{"who": "ann"}]
+
+
+@pytest.mark.parametrize("kind", ["wait", "cancel"])
+async def test_an_event_matches_the_waits_and_cancellations_of_its_own_account_only(
+    harness: Harness, kind: str
+) -> None:
+    # Two tenants deploy the same app: their runs wait for the same event name and expression.
+    await harness.handle(PauseCreated(pause=_wait("async.data.order == 1", "acme", kind, "a")))
+    await harness.handle(PauseCreated(pause=_wait("async.data.order == 1", "globex", kind, "g")))
+
+    await harness.event(BEGAN + 1, account="globex", who="globex", order=1)
+
+    assert [(type(i).__name__, i.account_id, i.run_id) for i in harness.scheduled()] == [
+        ("Resume" if kind == "wait" else "CancelRun", "globex", "g")
+    ]

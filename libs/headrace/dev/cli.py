@@ -10,8 +10,18 @@ import click
 
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
+from headrace.flow.client_rate import ClientRate
 from headrace.obs.setup import setup_observability
-from headrace.runtime.settings import intake_topics_option, parse_topics
+from headrace.runtime.settings import (
+    dead_letter_retention_option,
+    intake_topics_option,
+    parse_topics,
+    rate_limit_options,
+    retention_option,
+)
+
+# Off by default: on one's own machine the only client is oneself.
+_RATE_LIMIT = rate_limit_options(0.0, 100)
 
 
 @click.command()
@@ -65,6 +75,10 @@ from headrace.runtime.settings import intake_topics_option, parse_topics
     help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
 )
 @intake_topics_option
+@retention_option
+@dead_letter_retention_option
+@_RATE_LIMIT[0]
+@_RATE_LIMIT[1]
 @click.option(
     "--log-format",
     envvar="HEADRACE_LOG_FORMAT",
@@ -87,16 +101,16 @@ def dev(
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
+    retention: int,
+    dead_letter_retention: int,
+    rate_limit: float,
+    rate_burst: int,
     log_format: str,
     log_level: str,
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
-    setup_observability(
-        "dev",
-        log_format=log_format,
-        log_level=log_level,
-        secrets=[*event_keys, signing_key, dashboard_token],
-    )
+    # The server registers its secrets for masking (dev/server.py).
+    setup_observability("dev", log_format=log_format, log_level=log_level)
     settings = DevSettings(
         host=host,
         port=port,
@@ -110,6 +124,9 @@ def dev(
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
+        retention_s=retention,
+        dead_letter_retention_s=dead_letter_retention,
+        rate_limit=ClientRate(rate_limit, rate_burst),
     )
     asyncio.run(_serve(settings))
 

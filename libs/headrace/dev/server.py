@@ -18,9 +18,11 @@ from headrace.api.realtime import realtime_routes
 from headrace.core.clock import Clock, SystemClock
 from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.dev.log_routes import dev_log_routes
+from headrace.dev.retention import Sweeper
 from headrace.dev.settings import DevSettings
 from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
+from headrace.obs.logging import register_secrets
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.protocol.accounts import AccountKeys
@@ -53,7 +55,7 @@ class DevServer:
             settings.state_dir.mkdir(parents=True, exist_ok=True)
             path = str(settings.state_dir / "headrace.db")
         self.db = Database(path)
-        self.stores = SqliteStores(self.db)
+        self.stores = SqliteStores(self.db, clock=self.clock, retention_s=settings.retention_s)
         # Kept bare beside its observed wrapper for /dev/intake and /dev/dead-letters: a record
         # produced there comes from outside, as from a Kafka producer (no trace context added).
         self.embedded_log = InProcLog(settings.partitions, self.db, self.clock)
@@ -102,6 +104,8 @@ class DevServer:
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )
         self.dashboard_auth, self.dashboard_login = _dashboard_auth(settings, keys.required)
+        # Here rather than in the command: the token may be one this server made up.
+        register_secrets([*keys.secret_values(), self.dashboard_auth.token])
         self.app = build_app(
             ctx,
             self.ingest,
@@ -113,8 +117,16 @@ class DevServer:
                 *dashboard_routes(ctx, self.dashboard_auth, self.syncer),
             ],
             metrics_allows=self.dashboard_auth.allows,
+            rate_limit=settings.rate_limit,
         )
         self.loops = Loops(self.log, self.topics.dead_letter)
+        self.sweeper = Sweeper(
+            self.stores,
+            self.embedded_log,
+            self.topics.dead_letter,
+            settings.dead_letter_retention_s,
+            self.clock,
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._http: HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -156,6 +168,7 @@ class DevServer:
         await self.loops.start()
         self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
         self._tasks.append(spawn("flow-control", self.scheduler.flow.run))
+        self._tasks.append(spawn("retention", self.sweeper.run))
         self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         self._http_task = await self._http.start()
         self._tasks.append(self._http_task)

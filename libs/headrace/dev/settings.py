@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
+from headrace.flow.client_rate import ClientRate
+
 
 @dataclass(frozen=True)
 class DevSettings:
@@ -27,3 +30,8 @@ class DevSettings:
     intake_topics: tuple[str, ...] = ("intake",)
     # Asked by the dashboard and /metrics when keys are required (a random one when not given).
     dashboard_token: str | None = None
+    # Seconds ended runs (memos, history) and events are kept; dead letters likewise.
+    retention_s: int = DEFAULT_RETENTION_S
+    dead_letter_retention_s: int = DEFAULT_DEAD_LETTER_RETENTION_S
+    # Writing requests per client (api/rate_limit.py): none by default, on one's own machine.
+    rate_limit: ClientRate = field(default_factory=ClientRate)

@@ -200,6 +200,8 @@ class RunMachine:
         grew = len(self.run.stack) > stack_len_at_call
         if grew and self._ready_to_discover():
             self._request_discovery()
+        if self._left_idle(call):
+            self._answer_without_a_move(call, outcome)
 
     def apply_checkpoint(self, call: Call, ops: list[Op]) -> None:
         """Steps the SDK reports finished while `call` goes on (async checkpointing): each is
@@ -296,6 +298,37 @@ class RunMachine:
             self.run.failure = str(error.get("message") or "the app could not be reached")
         self._finish("failed", error)
 
+    def _left_idle(self, call: Call) -> bool:
+        """Whether the call's answer left the run with nothing to do next: no discovery, no
+        step or wait planned (after a discovery), or its own step neither settled nor called
+        again (after a step's call). Only an answer with no op the engine could act on does
+        that (`[]`, or ops already handled); nothing would ever call the app again."""
+        if call.target is None:
+            return not self.run.discover_pending and not self.run.planned
+        return (
+            self.run.planned.get(call.target) == "step"
+            and self.run.attempts.get(call.target, 0) == call.attempt
+        )
+
+    def _answer_without_a_move(self, call: Call, outcome: Outcome) -> None:
+        """Such an answer is a failed call, retried by the rules: the same call again (its
+        discovery current again), then the run fails with the reason."""
+        if call.target is None:
+            self.run.discover_pending = True
+            self.run.discover_seq -= 1
+        problem = Outcome(
+            error={
+                "name": "UnexpectedResponse",
+                "message": f"the app answered {outcome.status or 206} with no op the engine "
+                "could act on (none, or only ops already handled)",
+            },
+            status=outcome.status,
+            retryable=outcome.retryable,
+            retry_after_ms=outcome.retry_after_ms,
+            duration_ms=outcome.duration_ms,
+        )
+        self._call_failed(call, problem)
+
     def _apply_ops(self, call: Call, ops: list[Op], outcome: Outcome) -> None:
         if len(ops) > 1:
             self.run.disable_immediate = True
@@ -332,7 +365,10 @@ class RunMachine:
                 self._step_failed(
                     op,
                     call.attempt,
-                    {"name": "UnsupportedOpcode", "message": f"headrace does not run {op.op!r}"},
+                    {
+                        "name": "UnsupportedOpcode",
+                        "message": f"headrace does not run {op.op[:100]!r}",
+                    },
                     outcome.duration_ms,
                 )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from headrace.protocol.signing import bearer_matches
+from headrace.protocol.signing import bearer_matches, hashed_signing_key
 
 DEFAULT_ACCOUNT = "default"
 
@@ -79,3 +79,12 @@ class AccountKeys:
 
     def signing_key(self, account: str) -> str | None:
         return self.signing_keys.get(account)
+
+    def secret_values(self) -> list[str]:
+        """What no log line may hold: every event key and signing key, and the hash of each
+        signing key, which the SDKs send as their bearer token and which opens the APIs."""
+        values = [*(self.event_keys or {})]
+        for key in self.signing_keys.values():
+            values.append(key)
+            values.append(hashed_signing_key(key))
+        return values

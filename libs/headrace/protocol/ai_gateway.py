@@ -42,6 +42,8 @@ def build_request(opts: dict[str, Any] | None) -> GatewayRequest | str:
         parts = urlsplit(url)
         query = [*parse_qsl(parts.query, keep_blank_values=True), ("key", key)]
         url = urlunsplit(parts._replace(query=urlencode(query)))
+    elif not key:
+        pass  # no key, no header: "Bearer " is a value HTTP/1.1 forbids (trailing space)
     elif fmt == "bedrock":
         headers["Authorization"] = key
     elif fmt == "anthropic":

@@ -22,7 +22,7 @@ from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.http10 import app_client
 from headrace.protocol.ops import Op, Outcome
-from headrace.protocol.response import read_response, transport_error
+from headrace.protocol.response import MAX_ANSWER_BYTES, read_response, too_large, transport_error
 from headrace.protocol.signing import sign
 from headrace.protocol.urls import CALLABLE_URL_CHARS, url_problem
 
@@ -89,21 +89,29 @@ class AppDriver:
         started = time.monotonic()
         extensions = {"trace": _on_first_byte(before_send)} if before_send is not None else None
         try:
-            async with asyncio.timeout(self._timeout_s):
-                response = await self._client.request(
+            # The timeout covers the whole answer: a body that never starts, comes a byte at a
+            # time or never ends is cut off with the same reason.
+            async with (
+                asyncio.timeout(self._timeout_s),
+                self._client.stream(
                     method, url, content=body, headers=all_headers, extensions=extensions
-                )
+                ) as response,
+            ):
+                content = await _read_capped(response, MAX_ANSWER_BYTES)
         except TimeoutError:
             outcome = transport_error(f"the app did not answer within {self._timeout_s:g} s")
         except httpx.HTTPError as err:
             outcome = transport_error(f"calling {url} failed: {type(err).__name__}: {err}")
         else:
-            outcome = read_response(
-                response.status_code,
-                {k.lower(): v for k, v in response.headers.items()},
-                response.content,
-                self._clock.now_ms(),
-            )
+            if content is None:
+                outcome = too_large(response.status_code, MAX_ANSWER_BYTES)
+            else:
+                outcome = read_response(
+                    response.status_code,
+                    {k.lower(): v for k, v in response.headers.items()},
+                    content,
+                    self._clock.now_ms(),
+                )
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         return outcome
 
@@ -115,10 +123,13 @@ class AppDriver:
         # The query may hold the model provider's key (gemini's `?key=`): the span has none.
         with _client_span(httpx.URL(request.url).copy_with(query=None), ai=True) as span:
             try:
-                async with asyncio.timeout(self._timeout_s):
-                    response = await self._client.post(
-                        request.url, content=request.body, headers=request.headers
-                    )
+                async with (
+                    asyncio.timeout(self._timeout_s),
+                    self._client.stream(
+                        "POST", request.url, content=request.body, headers=request.headers
+                    ) as response,
+                ):
+                    body = await _read_capped(response, MAX_ANSWER_BYTES)
             except TimeoutError:
                 span.set_status(StatusCode.ERROR, "timeout")
                 return settled_op(op, 0, b"", f"no answer within {self._timeout_s:g} s")
@@ -126,7 +137,11 @@ class AppDriver:
                 span.set_status(StatusCode.ERROR, type(err).__name__)
                 return settled_op(op, 0, b"", f"{type(err).__name__}: {err}")
             span.set_attribute("http.response.status_code", response.status_code)
-            return settled_op(op, response.status_code, response.content)
+            if body is None:
+                span.set_status(StatusCode.ERROR, "response too large")
+                limit = f"the response is larger than {MAX_ANSWER_BYTES} bytes"
+                return settled_op(op, response.status_code, b"", limit)
+            return settled_op(op, response.status_code, body)
 
     async def fetch(self, op: Op) -> Op:
         """Make the request of a Gateway op (step.fetch); return the op standing for its
@@ -148,15 +163,13 @@ class AppDriver:
                         follow_redirects=True,  # as fetch() and Go's client do
                     ) as response,
                 ):
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > fetch_gateway.MAX_RESPONSE_BYTES:
-                            span.set_status(StatusCode.ERROR, "response too large")
-                            limit = fetch_gateway.MAX_RESPONSE_BYTES
-                            return fetch_gateway.failed_op(
-                                op, f"the response is larger than {limit} bytes"
-                            )
+                    body = await _read_capped(response, fetch_gateway.MAX_RESPONSE_BYTES)
+                    if body is None:
+                        span.set_status(StatusCode.ERROR, "response too large")
+                        limit = fetch_gateway.MAX_RESPONSE_BYTES
+                        return fetch_gateway.failed_op(
+                            op, f"the response is larger than {limit} bytes"
+                        )
             except TimeoutError:
                 span.set_status(StatusCode.ERROR, "timeout")
                 return fetch_gateway.failed_op(op, f"no answer within {self._timeout_s:g} s")
@@ -165,11 +178,22 @@ class AppDriver:
                 return fetch_gateway.failed_op(op, f"{type(err).__name__}: {err}")
             span.set_attribute("http.response.status_code", response.status_code)
             return fetch_gateway.fetched_op(
-                op, request.url, response.status_code, response.headers.multi_items(), bytes(body)
+                op, request.url, response.status_code, response.headers.multi_items(), body
             )
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The body of a streamed response, or None as soon as it passes `limit` bytes (decoded:
+    a compressed body counts as it unpacks), so no answer can fill the memory."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _uncallable(url: str, problem: str) -> Outcome:

@@ -8,7 +8,18 @@ import msgspec
 
 from headrace.core.backoff import retry_after_ms
 from headrace.core.jsonutil import loads
+from headrace.protocol import ops as opcodes
 from headrace.protocol.ops import Op, Outcome
+
+# The largest answer read from an app, as Inngest's (consts.MaxSDKResponseBodySize: a step's
+# largest output plus its largest input).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+# The most ops one answer may hold: Inngest fails a run whose answer holds more than its step
+# limit (executor.HandleGeneratorResponse, consts.DefaultMaxStepLimit). Checked before the
+# executor makes any request an op asks for (step.fetch, step.ai.infer).
+MAX_OPS = 1_000
+# The ops that stand for no step, and so need no id.
+_WITHOUT_STEP = frozenset({opcodes.NONE, opcodes.DISCOVERY, opcodes.RUN_COMPLETE})
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -68,11 +79,31 @@ def read_response(status: int, headers: dict[str, str], body: bytes, now_ms: int
 
 def _read_ops(parsed: Any, status: int, request_version: int | None, no_retry: bool) -> Outcome:
     items = parsed if isinstance(parsed, list) else [] if parsed is None else [parsed]
+    if len(items) > MAX_OPS:
+        return Outcome(
+            error=_error(
+                "InngestErrFunctionOverflowed",
+                f"The function run exceeded the step limit of {MAX_OPS} steps: "
+                f"the app answered {len(items)} ops at once",
+            ),
+            status=status,
+            retryable=False,
+        )
     try:
         ops = [msgspec.convert(item, Op) for item in items]
     except msgspec.ValidationError as err:
         return Outcome(
             error=_error("UnexpectedResponse", f"the app answered 206 with an invalid op: {err}"),
+            status=status,
+        )
+    nameless = next((op.op for op in ops if not op.id and op.op not in _WITHOUT_STEP), None)
+    if nameless is not None:
+        # A step without an id could never be told apart, memoized or called for.
+        return Outcome(
+            error=_error(
+                "UnexpectedResponse",
+                f"the app answered 206 with a {_clip(nameless.encode(), 100)!r} op without an id",
+            ),
             status=status,
         )
     return Outcome(ops=ops, status=status, request_version=request_version, retryable=not no_retry)
@@ -93,6 +124,19 @@ def _read_stream(body: bytes, now_ms: int) -> Outcome:
     inner_bytes = inner.encode() if isinstance(inner, str) else msgspec.json.encode(inner)
     headers.setdefault("x-inngest-sdk", "streamed")
     return read_response(status, headers, inner_bytes, now_ms)
+
+
+def too_large(status: int, limit: int) -> Outcome:
+    """An answer cut off past `limit` bytes: an error retried by the rules, as Inngest's
+    `output_too_large` is."""
+    return Outcome(
+        error=_error(
+            "OutputTooLarge",
+            f"the app answered {status} with a body larger than {limit} bytes, "
+            "the most the engine reads",
+        ),
+        status=status,
+    )
 
 
 def transport_error(message: str) -> Outcome:

@@ -69,6 +69,9 @@ def kafka_log(settings: ClusterSettings) -> KafkaLog:
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
         security=settings.kafka_security,
+        retention_ms={
+            Topics(settings.topic_prefix).dead_letter: settings.dead_letter_retention_s * 1000
+        },
     )
 
 
@@ -88,6 +91,7 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
             CassandraStores,
             session,
             settings.keyspace,
+            retention_s=settings.retention_s,
             consistency=settings.cassandra_consistency,
         )
     except BaseException:

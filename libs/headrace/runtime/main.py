@@ -24,9 +24,8 @@ def run_service(name: str, options: dict[str, Any], wire: Wire) -> None:
         name,
         log_format=os.environ.get("HEADRACE_LOG_FORMAT", "json"),
         secrets=[
-            *(key for key, _ in settings.event_keys),
-            settings.signing_key,
-            *(key for _, key in settings.signing_keys),
+            *settings.accounts().secret_values(),
+            settings.dashboard_token,
             settings.kafka_security.sasl_password,
             settings.cassandra_security.password,
         ],

@@ -15,9 +15,19 @@ from headrace.adapters.cassandra.consistency import (
 )
 from headrace.adapters.cassandra.security import CassandraSecurity
 from headrace.adapters.kafka.security import PROTOCOLS, SASL_MECHANISMS, KafkaSecurity
+from headrace.core.retention import (
+    DEFAULT_DEAD_LETTER_RETENTION_S,
+    DEFAULT_RETENTION_S,
+    MAX_RETENTION_S,
+)
+from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Requests per second per client, and how many at once.
+DEFAULT_RATE_LIMIT = (1000.0, 2000)
 
 
 @dataclass(frozen=True)
@@ -49,9 +59,16 @@ class ClusterSettings:
     dashboard_token: str | None = None
     # Topics (under the prefix) that producers publish events to, read by the ingest.
     intake_topics: tuple[str, ...] = ("intake",)
+    # Seconds ended runs (memos, history) and events are kept (Cassandra TTLs), and dead letters
+    # (the dead-letter topic's retention.ms, set when headrace creates it).
+    retention_s: int = DEFAULT_RETENTION_S
+    dead_letter_retention_s: int = DEFAULT_DEAD_LETTER_RETENTION_S
     kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     cassandra_security: CassandraSecurity = field(default_factory=CassandraSecurity)
     cassandra_consistency: CassandraConsistency = field(default_factory=CassandraConsistency)
+    # Writing requests per client at the ingest (api/rate_limit.py): generous, so that only a
+    # runaway client meets it.
+    rate_limit: ClientRate = field(default_factory=lambda: ClientRate(*DEFAULT_RATE_LIMIT))
 
     def accounts(self) -> AccountKeys:
         return AccountKeys.of(self.event_keys, self.signing_key, self.signing_keys)
@@ -79,6 +96,25 @@ intake_topics_option = click.option(
     show_default=True,
     help="Comma-separated topics (under the prefix) producers publish events to; the ingest "
     "reads them. Empty: none.",
+)
+
+
+# Shared by `headrace dev`, which sweeps its SQLite state and dead letters by the same settings.
+retention_option = click.option(
+    "--retention",
+    envvar="HEADRACE_RETENTION",
+    type=click.IntRange(1, MAX_RETENTION_S),
+    default=DEFAULT_RETENTION_S,
+    show_default=True,
+    help="Seconds ended runs (with their memos and history) and events are kept.",
+)
+dead_letter_retention_option = click.option(
+    "--dead-letter-retention",
+    envvar="HEADRACE_DEAD_LETTER_RETENTION",
+    type=click.IntRange(1, MAX_RETENTION_S),
+    default=DEFAULT_DEAD_LETTER_RETENTION_S,
+    show_default=True,
+    help="Seconds records of the dead-letter topic are kept.",
 )
 
 
@@ -180,6 +216,29 @@ _consistency_options = [
         help="Of lightweight transactions: LOCAL_SERIAL or SERIAL.",
     ),
 ]
+
+
+def rate_limit_options(per_second: float, burst: int) -> list[Callable[[F], F]]:
+    """`--rate-limit` and `--rate-burst`: writing requests per client (api/rate_limit.py)."""
+    return [
+        click.option(
+            "--rate-limit",
+            envvar="HEADRACE_RATE_LIMIT",
+            type=click.FloatRange(min=0),
+            default=per_second,
+            show_default=True,
+            help="Writing requests (POST, PUT, DELETE) per second per account or, for a key "
+            "no account has, per address; over it: 429 with Retry-After. 0: no limit.",
+        ),
+        click.option(
+            "--rate-burst",
+            envvar="HEADRACE_RATE_BURST",
+            type=click.IntRange(min=1),
+            default=burst,
+            show_default=True,
+            help="How many writing requests per client may come at once.",
+        ),
+    ]
 
 
 def cluster_options(default_port: int) -> Callable[[F], F]:
@@ -290,12 +349,15 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
         ),
         intake_topics_option,
+        retention_option,
+        dead_letter_retention_option,
         click.option(
             "--dashboard-token",
             envvar="HEADRACE_DASHBOARD_TOKEN",
             default=None,
             help="The token the dashboard asks for (ingest); without it the dashboard is off.",
         ),
+        *rate_limit_options(*DEFAULT_RATE_LIMIT),
         *_security_options,
         *_consistency_options,
     ]
@@ -350,8 +412,13 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         endpoint_timeout_s=options["endpoint_timeout"],
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
+        retention_s=options.get("retention", DEFAULT_RETENTION_S),
+        dead_letter_retention_s=options.get(
+            "dead_letter_retention", DEFAULT_DEAD_LETTER_RETENTION_S
+        ),
         kafka_security=kafka_security,
         cassandra_security=cassandra_security,
+        rate_limit=ClientRate(options["rate_limit"], options["rate_burst"]),
         cassandra_consistency=CassandraConsistency(
             level=options.get("cassandra_consistency") or CassandraConsistency.level,
             serial=options.get("cassandra_serial_consistency") or CassandraConsistency.serial,

@@ -105,6 +105,8 @@ HEADRACE_CASSANDRA_USERNAME: {{ $c.auth.username | quote }}
 HEADRACE_CASSANDRA_SSL_CAFILE: {{ printf "%s/%s" (include "headrace.cassandraTlsDir" .) $c.tls.caKey | quote }}
 {{- end }}
 HEADRACE_CALL_TIMEOUT: {{ .Values.callTimeoutSeconds | quote }}
+HEADRACE_RETENTION: {{ .Values.retentionSeconds | int64 | quote }}
+HEADRACE_DEAD_LETTER_RETENTION: {{ .Values.deadLetterRetentionSeconds | int64 | quote }}
 HEADRACE_LOG_FORMAT: {{ .Values.logging.format | quote }}
 HEADRACE_LOG_LEVEL: {{ .Values.logging.level | quote }}
 {{- if .Values.otel.endpoint }}

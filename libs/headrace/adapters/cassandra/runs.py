@@ -2,9 +2,12 @@
 
 Retention: while a run is open its rows carry a long safety TTL (the retention plus the longest
 a run may stay open), so nothing leaks for ever and nothing a live run needs expires. Once the
-run has ended and its last history is written, `retain_run` writes its memos, its history and
-its listing rows again with the retention TTL, which from then on counts from the end. (A
-history entry appended again after that, by a repeated record, keeps the long TTL.)
+run has ended, `retain_run` writes its memos, its history and its listing rows again with the
+retention TTL, which from then on counts from the end. The last transition's history is
+appended after `retain_run` (executor/outbox.py), so `retain_run` writes those entries too,
+stamped a day ahead: the later append of the same immutable entry, with the long TTL, loses to
+them. (A history entry appended again later than that, by a repeated record, keeps the long
+TTL.)
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ import msgspec
 
 from headrace.adapters.cassandra.session import Bound, Cql
 from headrace.core.errors import Conflict
+from headrace.core.retention import MAX_OPEN_S
 from headrace.messages.state import ENDED, HistoryEntry, RunState
-
-# Inngest lets a function sleep for up to a year; a run open longer than this loses its rows.
-MAX_OPEN_S = 366 * 86_400
 
 # When an ended run gets its retention TTL, its rows are rewritten in batches of about this
 # size: well below Cassandra's largest mutation (half a commit log segment, 16 MiB by default).
 _REWRITE_BYTES = 1 << 20
+# How far ahead of the clock `retain_run` stamps the entries the outbox appends after it.
+_AHEAD_US = 86_400 * 1_000_000
 
 _enc = msgspec.msgpack.Encoder()
 _run = msgspec.msgpack.Decoder(RunState)
@@ -73,6 +76,10 @@ class RunTables:
             "INSERT INTO {ks}.history (run_id, entry_id, body) VALUES (?, ?, ?) USING TTL ?"
         )
         self._history = cql.prepare("SELECT entry_id, body FROM {ks}.history WHERE run_id = ?")
+        self._put_entry_ahead = cql.prepare(
+            "INSERT INTO {ks}.history (run_id, entry_id, body) VALUES (?, ?, ?) "
+            "USING TTL ? AND TIMESTAMP ?"
+        )
 
     def _ttl(self, run: RunState) -> int:
         return self._retention_s if run.status in ENDED else self._open_ttl_s
@@ -135,9 +142,14 @@ class RunTables:
             for step_hash, value in await self._cql.rows(self._memos, (run.run_id,))
             if step_hash is not None
         ]
-        entries = [
+        entries: list[Bound] = [
             (self._put_entry, (run.run_id, entry_id, body, ttl))
             for entry_id, body in await self._cql.rows(self._history, (run.run_id,))
+        ]
+        ahead = self._cql.timestamp() + _AHEAD_US
+        entries += [
+            (self._put_entry_ahead, (run.run_id, e.entry_id, _enc.encode(e), ttl, ahead))
+            for e in run.outbox_history
         ]
         for rows in (memos, entries):
             for chunk in _by_size(rows):

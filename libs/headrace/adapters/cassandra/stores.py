@@ -14,8 +14,7 @@ from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
 from headrace.adapters.cassandra.runs import RunTables
 from headrace.adapters.cassandra.session import Cql
 from headrace.adapters.cassandra.timers import TimerTables
-
-DEFAULT_RETENTION_S = 7 * 86_400
+from headrace.core.retention import DEFAULT_RETENTION_S
 
 
 class CassandraStores(

@@ -219,18 +219,36 @@ class InProcLog:
     async def _trim(self, topic: str) -> None:
         """Drop records every group of the topic has committed past."""
         groups = [g for (t, _), g in self._groups.items() if t == topic]
-        for partition, part in enumerate(self._topic(topic)):
+        for partition in range(self._partitions):
             low = min((g.committed.get(partition, 0) for g in groups), default=0)
-            drop = low - part.base
-            if drop <= 0:
-                continue
-            del part.records[:drop]
-            part.base = low
-            if self._db is not None:
-                await self._db.execute(
-                    "DELETE FROM log_records WHERE topic = ? AND partition = ? AND offset < ?",
-                    (topic, partition, low),
-                )
+            await self._drop_before(topic, partition, low)
+
+    async def expire(self, topic: str, until_ms: int) -> int:
+        """Drop the topic's records appended at or before `until_ms` (records from before they
+        had a time count as older), as Kafka's `retention.ms` does; how many were dropped."""
+        dropped = 0
+        for partition, part in enumerate(self._topic(topic)):
+            # Appended in time order, so the expired records are a prefix.
+            old = next(
+                (i for i, r in enumerate(part.records) if r.timestamp_ms > until_ms),
+                len(part.records),
+            )
+            dropped += old
+            await self._drop_before(topic, partition, part.base + old)
+        return dropped
+
+    async def _drop_before(self, topic: str, partition: int, offset: int) -> None:
+        part = self._topic(topic)[partition]
+        drop = offset - part.base
+        if drop <= 0:
+            return
+        del part.records[:drop]
+        part.base = offset
+        if self._db is not None:
+            await self._db.execute(
+                "DELETE FROM log_records WHERE topic = ? AND partition = ? AND offset < ?",
+                (topic, partition, offset),
+            )
 
     def _change_signal(self) -> asyncio.Event:
         return self._changed
@@ -293,7 +311,8 @@ class InProcConsumer:
         parts = self._log._topic(self._topic)
         for partition in sorted(self._owned):
             part = parts[partition]
-            pos = self._positions[partition]
+            # Records expired under a slow consumer are skipped, as Kafka does.
+            pos = max(self._positions[partition], part.base)
             if pos >= part.end:
                 continue
             take = part.records[pos - part.base : pos - part.base + max_records - len(out)]

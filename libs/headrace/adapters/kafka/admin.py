@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -48,8 +48,12 @@ async def ensure_topics(
     replication_factor: int,
     client_id: str,
     security: KafkaSecurity = PLAINTEXT,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
     """Create the topics of `names` that are missing; check the count of those that exist.
+
+    `configs` adds topic configs (name -> {config: value}) to the topics created here; a topic
+    that exists keeps its own (changing it is an operator's decision).
 
     Returns once every topic is visible in the cluster metadata with a leader for each
     partition, so producers and consumers started next find it. Safe to run concurrently from
@@ -67,7 +71,7 @@ async def ensure_topics(
             else:
                 missing.append(name)
         if missing:
-            await _create(admin, missing, partitions, replication_factor)
+            await _create(admin, missing, partitions, replication_factor, configs or {})
             await _wait_ready(admin, missing, partitions)
     finally:
         await admin.close()
@@ -102,11 +106,20 @@ def _check_count(name: str, actual: int, wanted: int) -> None:
 
 
 async def _create(
-    admin: AIOKafkaAdminClient, names: list[str], partitions: int, replication_factor: int
+    admin: AIOKafkaAdminClient,
+    names: list[str],
+    partitions: int,
+    replication_factor: int,
+    configs: Mapping[str, Mapping[str, str]],
 ) -> None:
     response = await admin.create_topics(
         [
-            NewTopic(name, partitions, replication_factor, topic_configs=TOPIC_CONFIGS)
+            NewTopic(
+                name,
+                partitions,
+                replication_factor,
+                topic_configs={**TOPIC_CONFIGS, **configs.get(name, {})},
+            )
             for name in names
         ]
     )

@@ -16,7 +16,7 @@ It keeps the guarantees of headrace.ports.log:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -110,8 +110,11 @@ class KafkaLog:
         heartbeat_interval_ms: int = 1_000,
         rebalance_timeout_ms: int = 30_000,
         security: KafkaSecurity = PLAINTEXT,
+        retention_ms: Mapping[str, int] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # topic -> its retention.ms, set when this log creates it (others keep the broker's).
+        self._retention_ms = dict(retention_ms or {})
         self._security = security
         self._partitions = partitions
         self._replication_factor = replication_factor
@@ -155,9 +158,14 @@ class KafkaLog:
         async with self._topics_lock:
             wanted -= self._ready_topics
             if wanted:
+                configs = {
+                    self.topic_name(topic): {"retention.ms": str(ms)}
+                    for topic, ms in self._retention_ms.items()
+                }
                 await ensure_topics(
                     self._bootstrap,
                     wanted,
+                    configs=configs,
                     partitions=self._partitions,
                     replication_factor=self._replication_factor,
                     client_id=self._client_id,

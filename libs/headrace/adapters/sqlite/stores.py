@@ -1,4 +1,11 @@
-"""The stores on SQLite (see headrace.ports.stores for the guarantees)."""
+"""The stores on SQLite (see headrace.ports.stores for the guarantees).
+
+Retention: runs, events and their links carry `expires_ms`, set on the injected clock at each
+write as Cassandra sets its TTLs (adapters/cassandra/runs.py): an open run the retention plus
+the longest a run may stay open, an ended run and an event the retention. `sweep` deletes what
+has expired (a run with its memos and history) and the keys past their own expiry; `headrace
+dev` calls it every minute (dev/retention.py).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,18 @@ from typing import Any, TypeVar
 import msgspec
 
 from headrace.adapters.sqlite.database import Database
+from headrace.core.clock import Clock, SystemClock
 from headrace.core.errors import Conflict
+from headrace.core.retention import DEFAULT_RETENTION_S, MAX_OPEN_S
 from headrace.messages.model import INTERNAL_PREFIX, Batch, Event, EventHead, Pause
-from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
+from headrace.messages.state import (
+    ENDED,
+    AppRecord,
+    FunctionRecord,
+    HistoryEntry,
+    RunState,
+    Timer,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS apps (account_id TEXT, app_id TEXT, body BLOB,
@@ -17,16 +33,17 @@ CREATE TABLE IF NOT EXISTS apps (account_id TEXT, app_id TEXT, body BLOB,
 CREATE TABLE IF NOT EXISTS functions (account_id TEXT, fn_id TEXT, body BLOB,
     PRIMARY KEY (account_id, fn_id));
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, account_id TEXT, fn_id TEXT, body BLOB,
-    version INTEGER NOT NULL DEFAULT 0);
+    version INTEGER NOT NULL DEFAULT 0, expires_ms INTEGER);
 CREATE INDEX IF NOT EXISTS runs_by_account ON runs (account_id, run_id);
 CREATE TABLE IF NOT EXISTS memos (run_id TEXT, hash TEXT, value BLOB, PRIMARY KEY (run_id, hash));
 CREATE TABLE IF NOT EXISTS history (run_id TEXT, entry_id TEXT, body BLOB,
     PRIMARY KEY (run_id, entry_id));
 CREATE TABLE IF NOT EXISTS event_receipts (receipt_id TEXT PRIMARY KEY, internal_id TEXT,
-    account_id TEXT, name TEXT, body BLOB);
+    account_id TEXT, name TEXT, body BLOB, expires_ms INTEGER);
 CREATE INDEX IF NOT EXISTS event_receipts_by_id ON event_receipts (internal_id, receipt_id);
 CREATE INDEX IF NOT EXISTS event_receipts_by_name ON event_receipts (account_id, name, receipt_id);
-CREATE TABLE IF NOT EXISTS event_runs (event_id TEXT, run_id TEXT, PRIMARY KEY (event_id, run_id));
+CREATE TABLE IF NOT EXISTS event_runs (event_id TEXT, run_id TEXT, expires_ms INTEGER,
+    PRIMARY KEY (event_id, run_id));
 CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, value TEXT, expires_ms INTEGER);
 CREATE TABLE IF NOT EXISTS timers (partition INTEGER, timer_id TEXT, fire_ms INTEGER, record BLOB,
     PRIMARY KEY (partition, timer_id));
@@ -41,16 +58,32 @@ CREATE TABLE IF NOT EXISTS flow_state (partition INTEGER, kind TEXT, entry_id TE
     PRIMARY KEY (partition, kind, entry_id));
 """
 
+# The sweep's indexes, made once every table has its `expires_ms`.
+_EXPIRY_INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_by_expiry ON runs (expires_ms);
+CREATE INDEX IF NOT EXISTS event_receipts_by_expiry ON event_receipts (expires_ms);
+CREATE INDEX IF NOT EXISTS event_runs_by_expiry ON event_runs (expires_ms);
+CREATE INDEX IF NOT EXISTS keys_by_expiry ON keys (expires_ms);
+"""
+
 _enc = msgspec.msgpack.Encoder()
 T = TypeVar("T")
 
 
+def _columns(conn: Any, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
 def _create_schema(conn: Any) -> None:
     conn.executescript(_SCHEMA)
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "version" not in columns:
+    if "version" not in _columns(conn, "runs"):
         # A state directory from before versioned runs: its runs read as version 0.
         conn.execute("ALTER TABLE runs ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+    # A state directory from before retention: its rows get an expiry at open (`_date_legacy`).
+    for table in ("runs", "event_receipts", "event_runs"):
+        if "expires_ms" not in _columns(conn, table):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN expires_ms INTEGER")
+    conn.executescript(_EXPIRY_INDEXES)
 
 
 def _insert_memos(conn: Any, run_id: str, memos: dict[str, bytes] | None) -> None:
@@ -65,11 +98,56 @@ def _dec(kind: Any, blob: bytes) -> Any:
 
 
 class SqliteStores:
-    """All the stores in one SQLite file (":memory:" for a throwaway run)."""
+    """All the stores in one SQLite file (":memory:" for a throwaway run); `retention_s` as for
+    CassandraStores, counted on `clock`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        retention_s: int = DEFAULT_RETENTION_S,
+    ) -> None:
         self._db = db
+        self._clock = clock or SystemClock()
+        self._retention_ms = retention_s * 1000
         db.run_sync(_create_schema)
+        db.run_sync(self._date_legacy)
+
+    def _expires_ms(self, run: RunState) -> int:
+        open_ms = 0 if run.status in ENDED else MAX_OPEN_S * 1000
+        return self._clock.now_ms() + self._retention_ms + open_ms
+
+    def _date_legacy(self, conn: Any) -> None:
+        """Rows written before retention existed expire as if written now."""
+        expires = self._clock.now_ms() + self._retention_ms
+        for table in ("event_receipts", "event_runs"):
+            conn.execute(f"UPDATE {table} SET expires_ms = ? WHERE expires_ms IS NULL", (expires,))
+        legacy = conn.execute("SELECT run_id, body FROM runs WHERE expires_ms IS NULL").fetchall()
+        conn.executemany(
+            "UPDATE runs SET expires_ms = ? WHERE run_id = ?",
+            [(self._expires_ms(_dec(RunState, body)), run_id) for run_id, body in legacy],
+        )
+
+    async def sweep(self) -> dict[str, int]:
+        """Delete every row that has expired by the clock; how many of each kind."""
+        now = self._clock.now_ms()
+        expired_runs = "SELECT run_id FROM runs WHERE expires_ms <= ?"
+
+        def apply(conn: Any) -> dict[str, int]:
+            def delete(sql: str) -> int:
+                return int(conn.execute(sql, (now,)).rowcount)
+
+            return {
+                "memos": delete(f"DELETE FROM memos WHERE run_id IN ({expired_runs})"),
+                "history": delete(f"DELETE FROM history WHERE run_id IN ({expired_runs})"),
+                "runs": delete("DELETE FROM runs WHERE expires_ms <= ?"),
+                "events": delete("DELETE FROM event_receipts WHERE expires_ms <= ?"),
+                "event_links": delete("DELETE FROM event_runs WHERE expires_ms <= ?"),
+                "keys": delete("DELETE FROM keys WHERE expires_ms <= ?"),
+            }
+
+        return await self._db.atomically(apply)
 
     async def close(self) -> None:
         """The database belongs to whoever opened it."""
@@ -116,11 +194,13 @@ class SqliteStores:
 
     async def create_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> bool:
         stored = msgspec.structs.replace(run, version=1)
+        expires = self._expires_ms(run)
 
         def insert(conn: Any) -> bool:
             cur = conn.execute(
-                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, 1)",
-                (run.run_id, run.account_id, run.fn_id, _enc.encode(stored)),
+                "INSERT OR IGNORE INTO runs (run_id, account_id, fn_id, body, version, expires_ms) "
+                "VALUES (?, ?, ?, ?, 1, ?)",
+                (run.run_id, run.account_id, run.fn_id, _enc.encode(stored), expires),
             )
             if cur.rowcount:
                 _insert_memos(conn, run.run_id, memos)
@@ -148,11 +228,13 @@ class SqliteStores:
 
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         stored = msgspec.structs.replace(run, version=run.version + 1)
+        expires = self._expires_ms(run)
 
         def update(conn: Any) -> bool:
             cur = conn.execute(
-                "UPDATE runs SET body = ?, version = ? WHERE run_id = ? AND version = ?",
-                (_enc.encode(stored), stored.version, run.run_id, run.version),
+                "UPDATE runs SET body = ?, version = ?, expires_ms = ? "
+                "WHERE run_id = ? AND version = ?",
+                (_enc.encode(stored), stored.version, expires, run.run_id, run.version),
             )
             if cur.rowcount:
                 _insert_memos(conn, run.run_id, memos)
@@ -163,7 +245,11 @@ class SqliteStores:
         run.version = stored.version
 
     async def retain_run(self, run: RunState) -> None:
-        """The embedded store keeps runs until their state directory goes."""
+        """The run's memos and history go with it (`sweep`): only the run's expiry is reset."""
+        await self._db.execute(
+            "UPDATE runs SET expires_ms = ? WHERE run_id = ?",
+            (self._clock.now_ms() + self._retention_ms, run.run_id),
+        )
 
     async def get_memos(self, run_id: str) -> dict[str, bytes]:
         rows = await self._db.execute("SELECT hash, value FROM memos WHERE run_id = ?", (run_id,))
@@ -203,8 +289,17 @@ class SqliteStores:
         # Events made by headrace itself have no receipt; their internal id is unique.
         receipt = event.receipt_id or event.internal_id
         await self._db.execute(
-            "INSERT OR IGNORE INTO event_receipts VALUES (?, ?, ?, ?, ?)",
-            (receipt, event.internal_id, event.account_id, event.name, _enc.encode(event)),
+            "INSERT OR IGNORE INTO event_receipts "
+            "(receipt_id, internal_id, account_id, name, body, expires_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                receipt,
+                event.internal_id,
+                event.account_id,
+                event.name,
+                _enc.encode(event),
+                self._clock.now_ms() + self._retention_ms,
+            ),
         )
 
     async def get_event(self, internal_id: str) -> Event | None:
@@ -240,7 +335,10 @@ class SqliteStores:
         return [_dec(kind, r[0]) for r in rows]
 
     async def link_run(self, event_id: str, run_id: str) -> None:
-        await self._db.execute("INSERT OR IGNORE INTO event_runs VALUES (?, ?)", (event_id, run_id))
+        await self._db.execute(
+            "INSERT OR IGNORE INTO event_runs (event_id, run_id, expires_ms) VALUES (?, ?, ?)",
+            (event_id, run_id, self._clock.now_ms() + self._retention_ms),
+        )
 
     async def runs_for_event(self, event_id: str) -> list[str]:
         rows = await self._db.execute(
