@@ -12,5 +12,8 @@ setup(
     + ["headrace"]
     + service_packages,
     # The dashboard's templates and static files ship inside the package: no front-end build.
-    package_data={"headrace.dashboard": ["templates/*.html", "static/*"]},
+    package_data={
+        "headrace.dashboard": ["templates/*.html", "static/*"],
+        "headrace.api": ["openapi.json"],
+    },
 )

@@ -20,6 +20,7 @@ from headrace.api.context import ApiContext, acting
 from headrace.api.dev_info import dev_info_routes
 from headrace.api.endpoint import endpoint_routes
 from headrace.api.gql.routes import gql_routes
+from headrace.api.openapi import openapi_routes
 from headrace.api.rate_limit import RateLimited
 from headrace.api.sdk_data import sdk_data_routes
 from headrace.api.v1 import v1_routes
@@ -100,6 +101,7 @@ def build_app(
 
     routes: list[BaseRoute] = [
         Route("/health", health),
+        *openapi_routes(),
         *dev_info_routes(ctx),
         *event_api_routes(ingest, ctx.keys),
         *register_routes(sync, ctx),

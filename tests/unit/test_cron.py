@@ -45,6 +45,9 @@ def test_a_schedule_that_never_ticks_has_no_next() -> None:
         ("61 * * * *", "not a valid cron schedule"),
         ("* * * * * * *", "needs 5 fields"),
         ("TZ=Nowhere/Town 0 * * * *", "unknown time zone 'Nowhere/Town'"),
+        # Found beside the API fuzz: a name too long for a file name was an OSError (a 500).
+        ("TZ=" + "a" * 10_000 + " 0 * * * *", "unknown time zone 'aaa"),
+        ("TZ=America 0 * * * *", "unknown time zone 'America'"),
     ],
 )
 def test_bad_schedules_are_refused(expression: str, problem: str) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from headrace.expressions import (
@@ -275,3 +278,34 @@ def test_validate_accepts_valid_expressions() -> None:
 def test_comments_and_whitespace() -> None:
     source = "event . data\n  . userId == 'u1' // who\n && event.data.count == 3"
     assert evaluate_bool(source, VARS) is True
+
+
+# Found by probing beside the API fuzz: each crashed the process (a stack overflow in cel-rust,
+# SIGSEGV) before it was refused. Run in a child process, so a regression fails this test
+# instead of killing the session.
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("'a.' * 49_999 + 'b'", "more than 2000 operators"),
+        ("'1' + '+1' * 49_999", "more than 2000 operators"),
+        ("'x' + '[0]' * 20_000", "more than 2000 operators"),
+        ("'(' * 100_000 + '1' + ')' * 100_000", "longer than 100000 characters"),
+    ],
+)
+def test_an_expression_deep_enough_to_overflow_the_stack_is_refused(
+    source: str, reason: str
+) -> None:
+    code = (
+        "from headrace.expressions import ExpressionError, compile_expression\n"
+        "try:\n"
+        f"    compile_expression({source})\n"
+        "except ExpressionError as err:\n"
+        "    print(err.message)\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (child.returncode, child.stdout.strip()) == (0, reason), child.stderr[-500:]
+
+
+def test_a_long_but_wide_expression_still_compiles() -> None:
+    ids = ", ".join(f"'{n:032x}'" for n in range(2_500))
+    assert evaluate_bool(f"event.data.id in [{ids}]", {"event": {"data": {"id": f"{7:032x}"}}})

@@ -67,6 +67,12 @@ def test_json_parse() -> None:
     assert evaluate_bool("json_parse('nope').plan == 'pro'", VARS) is False
 
 
+def test_json_parse_of_json_nested_past_the_decoder_s_depth_is_empty() -> None:
+    # Event data is anyone's: JSON deeper than the decoder goes must not raise out of CEL.
+    deep = "[" * 100_000 + "]" * 100_000
+    assert json_parse(deep) == {}
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -10,7 +10,7 @@ import pytest
 
 from headrace.core.backoff import retry_after_ms
 from headrace.core.clock import SystemClock
-from headrace.core.durations import parse_deadline_ms, parse_duration_ms
+from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
 from headrace.core.ids import seeded_event_ids, step_hash
 from headrace.protocol.driver import AppDriver
 from headrace.protocol.request import MAX_INLINE_BYTES, build_body, call_url
@@ -51,6 +51,24 @@ def test_durations_in_both_sdks_styles() -> None:
     assert retry_after_ms("5", 0) == 5_000
     assert retry_after_ms("0", 0) == 1_000
     assert retry_after_ms("1970-01-03T00:00:00Z", 0) == 86_400_000
+
+
+def test_a_bearer_token_with_non_ascii_text_is_no_match() -> None:
+    # Found by the API fuzz: compare_digest raised TypeError on non-ASCII str, a 500 on every
+    # route that asks for a signing key.
+    key = "signkey-test-" + "ab" * 32
+    assert bearer_matches("Bearer \u00e9", key) is False
+    assert bearer_matches(f"Bearer {key}", key) is True
+
+
+@pytest.mark.parametrize("text", ["999999999999d", "9" * 400 + "d", "106752d1s"])
+def test_a_duration_longer_than_go_s_is_refused(text: str) -> None:
+    # Found beside the API fuzz: a wait or invoke timeout this long made a deadline past 64
+    # bits, and writing its timer failed (a 500 on a Durable Endpoint's checkpoint); 400 nines
+    # were an OverflowError in the parse itself.
+    with pytest.raises(DurationError, match="longer than"):
+        parse_duration_ms(text)
+    assert parse_duration_ms("106751d") == 106_751 * 86_400_000
 
 
 def test_a_2xx_without_the_sdk_header_is_a_failure() -> None:

@@ -59,6 +59,11 @@ def _fn(**extra: Any) -> dict[str, Any]:
             {"triggers": [{"cron": "TZ=Mars/Olympus 0 9 * * *"}]},
             "triggers[0].cron: unknown time zone 'Mars/Olympus'",
         ),
+        # Found beside the API fuzz: the host's IDNA decoding raised past the check (a 500).
+        (
+            {"steps": {"step": {"runtime": {"url": "http://xn--zz/api/inngest"}}}},
+            "steps.step.runtime.url: is not a valid URL",
+        ),
         (
             {"triggers": [{"cron": "0 * * * *"}, {"cron": "0 * * * *"}]},
             "triggers[1].cron: duplicate cron expression",

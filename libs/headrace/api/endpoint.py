@@ -149,7 +149,7 @@ async def _output(ctx: ApiContext, request: Request) -> Response:
     until = loop.time() + OUTPUT_WAIT_S
     while True:
         run = await ctx.stores.get_run(run_id)
-        if run is None or not run.output_token or not hmac.compare_digest(run.output_token, token):
+        if run is None or not run.output_token or not _same(run.output_token, token):
             return api_error(401, "unable to find run with auth token")
         if run.status in ENDED:
             return _response_of(run)
@@ -158,6 +158,11 @@ async def _output(ctx: ApiContext, request: Request) -> Response:
                 {"status": "running", "message": "run did not end within 5 minutes"}
             )
         await asyncio.sleep(OUTPUT_POLL_S)
+
+
+def _same(expected: str, given: str) -> bool:
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _response_of(run: RunState) -> Response:

@@ -36,6 +36,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from headrace.api.context import ApiContext, acting, api_error
 from headrace.core.durations import format_iso_ms
+from headrace.core.errors import InputError
 from headrace.core.jsonutil import decode
 from headrace.realtime.bus import Bus
 from headrace.realtime.chunks import MAX_STREAM_BYTES, ChunkSplitter
@@ -81,17 +82,20 @@ async def _bounded_body(request: Request, limit: int) -> bytes | None:
     return bytes(body)
 
 
-def _as_json(body: bytes) -> bytes | None:
-    """JSON as sent; other text as a JSON string (as Inngest does); None for non-UTF-8."""
+def _as_json(body: bytes) -> bytes:
+    """JSON as sent; other text as a JSON string (as Inngest does)."""
     try:
         text = body.decode()
     except UnicodeDecodeError:
-        return None
+        raise InputError("the body must be UTF-8 text or JSON") from None
     try:
         json.loads(text)
         return body
     except ValueError:
         return json.dumps(text).encode()
+    except RecursionError:
+        # Deeper than any decoder reading it would go (Inngest's too: Go's stops at 10,000).
+        raise InputError("the body's JSON is nested too deeply") from None
 
 
 class _Compose(Protocol):
@@ -131,9 +135,10 @@ def realtime_routes(ctx: ApiContext, bus: Bus, tokens: TokenIssuer) -> list[Base
         body = await _bounded_body(request, MAX_MESSAGE_BYTES)
         if body is None:
             return api_error(413, f"a realtime message is at most {MAX_MESSAGE_BYTES} bytes")
-        data = _as_json(body)
-        if data is None:
-            return api_error(400, "the body must be UTF-8 text or JSON")
+        try:
+            data = _as_json(body)
+        except InputError as err:
+            return api_error(err.status, str(err))
         await bus.publish(message(KIND_DATA, data))
         return Response(status_code=200)
 

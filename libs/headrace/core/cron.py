@@ -56,7 +56,8 @@ def parse_cron(expression: str) -> CronSchedule:
             name, _, text = text[len(prefix) :].partition(" ")
             try:
                 zone = zoneinfo.ZoneInfo(name)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            # OSError: a name the zone database cannot even look up (too long, a directory).
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
                 raise CronError(f"unknown time zone {name!r}") from None
             text = text.strip()
             break

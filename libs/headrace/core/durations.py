@@ -16,6 +16,9 @@ _UNIT_MS = {
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MS = datetime.timedelta(milliseconds=1)
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# Inngest reads durations into Go's time.Duration, int64 nanoseconds (about 292 years); longer
+# ones are not durations to it, and here a deadline past them would not fit a 64-bit record.
+MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 
 
 class DurationError(ValueError):
@@ -38,6 +41,8 @@ def parse_duration_ms(text: str) -> int:
         raise DurationError(
             f"invalid duration {text!r}: expected forms like 30s, 5m, 1h30m, 2d, 1w"
         )
+    if total > MAX_DURATION_MS:
+        raise DurationError(f"invalid duration {text!r}: longer than {MAX_DURATION_MS} ms")
     return int(total)
 
 

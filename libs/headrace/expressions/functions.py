@@ -59,7 +59,8 @@ def json_parse(value: object) -> dict[str, object]:
         return {}
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # Event data is anyone's: JSON nested past the decoder's depth parses to nothing.
         return {}
     return parsed if isinstance(parsed, dict) else {}
 

@@ -15,7 +15,7 @@ import cel
 
 from headrace.expressions.errors import EvaluationError, ExpressionError
 from headrace.expressions.functions import FUNCTIONS
-from headrace.expressions.lexer import tokenize
+from headrace.expressions.lexer import Kind, Token, tokenize
 from headrace.expressions.nulls import rewrite_null_checks
 from headrace.expressions.paths import Chain, Selection, prune, selection
 from headrace.expressions.syntax import references, required_equalities
@@ -23,6 +23,14 @@ from headrace.expressions.syntax import references, required_equalities
 # Distinct sources kept compiled. Pause expressions are unique per run once the trigger event is
 # substituted, so the bound matters; the pause index holds its own references to its programs.
 CACHE_SIZE = 10_000
+# cel-rust's parser and evaluator recurse once per operator of a chain (`a.a.a...`, `1+1+...`)
+# on the caller's stack, and a chain of about 20,000 overflows it: the process dies. Bounds well
+# below that, and far above any real expression; the CEL reference parsers' own limits are
+# 100,000 code points and a depth of 250 (cel-cpp parser/options.h).
+MAX_EXPRESSION_CHARS = 100_000
+MAX_OPERATORS = 2_000
+# Separators: a list of many items is wide, not deep.
+_SEPARATORS = {",", ":"}
 
 _POSITION = re.compile(r"ERROR: <input>:(\d+):(\d+): ")
 
@@ -78,8 +86,9 @@ def context(variables: Mapping[str, object]) -> cel.Context:
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def compile_expression(source: str) -> Program:
     """The compiled program for `source`, from the cache when it was compiled before."""
-    compiled = _compile(source, source)
     tokens = tokenize(source)
+    _check_size(source, tokens)
+    compiled = _compile(source, source)
     refs = references(tokens)
     rewritten = rewrite_null_checks(source, tokens, refs)
     if rewritten != source:
@@ -89,6 +98,14 @@ def compile_expression(source: str) -> Program:
         ((ref.root, *ref.path), value) for ref, value in required_equalities(tokens, refs)
     )
     return Program(source, compiled, chains, equalities)
+
+
+def _check_size(source: str, tokens: list[Token]) -> None:
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(source, f"longer than {MAX_EXPRESSION_CHARS} characters")
+    operators = sum(1 for t in tokens if t.kind is Kind.OPERATOR and t.text not in _SEPARATORS)
+    if operators > MAX_OPERATORS:
+        raise ExpressionError(source, f"more than {MAX_OPERATORS} operators")
 
 
 def _compile(text: str, source: str) -> cel.Program:

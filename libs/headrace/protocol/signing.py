@@ -33,4 +33,6 @@ def bearer_matches(authorization: str | None, key: str) -> bool:
     candidates = {hashed_signing_key(key), key}
     if prefix:
         candidates.add(prefix.group(0) + hashed_signing_key(key))
-    return any(hmac.compare_digest(token, c) for c in candidates)
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError), and a
+    # stranger's header may hold any latin-1 text.
+    return any(hmac.compare_digest(token.encode(), c.encode()) for c in candidates)

@@ -21,9 +21,11 @@ def url_problem(url: str, *, max_chars: int = MAX_URL_CHARS) -> str | None:
     try:
         parsed = httpx.URL(url)
         port = parsed.port
+        # Decoding an IDNA host can fail too (idna.IDNAError, a ValueError): `xn--zz`.
+        host = parsed.host
     except (httpx.InvalidURL, ValueError) as err:
         return f"is not a valid URL: {err}"
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not host:
         return "must be an http:// or https:// URL with a host"
     if port is not None and not 1 <= port <= 65535:
         return f"has the port {port}, out of the range 1 to 65535"
