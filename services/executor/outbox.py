@@ -94,10 +94,14 @@ class Outbox:
                 out.events.append(PauseDeleted(account_id=run.account_id, pause_id=pause.pause_id))
 
     async def publish(self, run: RunState) -> None:
-        """Make the effects of the run's last transition: pauses, the records announcing them,
-        history, then the rest. A client that reads "step.waiting" in the history and sends the
-        event at once must find the pause announced ahead of its event on the account's
-        partition of the events topic, or the runner would not match it."""
+        """Make the effects of the run's last transition. History comes as early as it can, as
+        readers look for it once the run is written, except after a new pause's announcement:
+        a client that reads "step.waiting" and sends the event at once must find the pause
+        announced ahead of its event on the account's partition of the events topic, or the
+        runner would not match it."""
+        announces_pauses = bool(run.outbox_pauses)
+        if not announces_pauses:
+            await self._append_history(run)
         partition = partition_for(run.account_id, self._log.partitions)
         for pause in run.outbox_pauses:
             await self._stores.put_pause(pause, partition)
@@ -105,14 +109,18 @@ class Outbox:
             await self._stores.delete_pause(pause_id)
         if run.status in ENDED:
             await self._stores.retain_run(run)
-        announcements = [(t, v) for t, v in run.outbox if t == self._topics.events]
-        for topic, value in announcements:
-            await self._log.publish(topic, run.account_id, value)
-        for entry in run.outbox_history:
-            await self._stores.append_history(entry)
+        for topic, value in run.outbox:
+            if topic == self._topics.events:
+                await self._log.publish(topic, run.account_id, value)
+        if announces_pauses:
+            await self._append_history(run)
         for topic, value in run.outbox:
             if topic != self._topics.events:
                 await self._log.publish(topic, run.account_id, value)
+
+    async def _append_history(self, run: RunState) -> None:
+        for entry in run.outbox_history:
+            await self._stores.append_history(entry)
 
     async def release(self, account_id: str, lease_id: str) -> None:
         """Free a lease outside a transition: its call was stale (its outcome already stored)."""
