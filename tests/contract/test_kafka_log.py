@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, KafkaTimeoutError
 
 from headrace.adapters.kafka import KafkaLog, LogClosedError, TopicError
+from headrace.adapters.kafka.errors import KafkaUnavailable
 from headrace.messages.topics import partition_for
 from headrace.ports.log import Consumer, LogRecord
 from headrace.runtime.consume import ConsumeLoop
@@ -194,7 +195,7 @@ async def test_a_member_that_stops_leaves_at_once_and_close_stops_the_rest(
         await log.publish("t", "acct", b"x")
 
 
-async def test_a_commit_refused_after_a_rebalance_is_dropped_and_other_errors_raise(
+async def test_a_commit_refused_after_a_rebalance_is_dropped_and_other_errors_raise_translated(
     make_log: MakeLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = make_log()
@@ -214,8 +215,9 @@ async def test_a_commit_refused_after_a_rebalance_is_dropped_and_other_errors_ra
         raise KafkaTimeoutError()
 
     monkeypatch.setattr(aiokafka_consumer, "commit", timed_out)
-    with pytest.raises(KafkaTimeoutError):
+    with pytest.raises(KafkaUnavailable) as outage:
         await consumer.commit({0: 1})
+    assert outage.value.retryable and isinstance(outage.value.__cause__, KafkaTimeoutError)
     await consumer.commit({99: 1})  # not owned: ignored, never sent
     monkeypatch.undo()
     await asyncio.wait_for(consumer.stop(), DEADLINE_S)

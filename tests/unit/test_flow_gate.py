@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aiokafka.errors import KafkaConnectionError
 from headrace.services.scheduler.flow import FlowGate
 from headrace.services.scheduler.wheel import TimerWheel
 
+from headrace.adapters.kafka.errors import KafkaUnavailable
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.core.clock import FakeClock
@@ -39,7 +39,7 @@ class Harness:
 
     async def _send(self, item: Deliverable, encoded: bytes) -> None:
         if self.kafka_down:
-            raise KafkaConnectionError("the broker does not answer")
+            raise KafkaUnavailable("the broker does not answer")
         self.sent.append(DELIVERABLE_CODEC.decode(encoded))
 
     async def _fire(self, timer: Timer) -> None:
@@ -97,7 +97,7 @@ async def test_a_waiting_call_whose_delivery_fails_goes_on_the_next_admit(
     for run in ("r1", "r2", "r3"):
         await h.call(run)
     h.kafka_down = True
-    with pytest.raises(KafkaConnectionError):
+    with pytest.raises(KafkaUnavailable):
         await h.gate.release(0, _lease("r1"))
     # r3 took the freed slot but could not leave: it keeps its place and its lease.
     assert h.gate.waiting == 1 and h.gate.held("fn:acct:f") == 2

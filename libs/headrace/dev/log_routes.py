@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from headrace.adapters.inproc.log import InProcLog
-from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
 from headrace.api.context import ApiContext, acting
 from headrace.api.v1 import parse_limit
 from headrace.core.durations import format_iso_ms
 from headrace.messages.topics import Topics
+from headrace.ports.log import MAX_RECORD_BYTES
 from headrace.runtime.dead_letter import DeadLetter
 from headrace.services.ingest.intake import EVENT_KEY_HEADER
 

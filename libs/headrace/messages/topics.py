@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 
 import msgspec
-from aiokafka.partitioner import murmur2
+
+from headrace.core.murmur2 import murmur2
 
 
 class Topics(msgspec.Struct, frozen=True):
@@ -47,6 +48,6 @@ class Topics(msgspec.Struct, frozen=True):
 def partition_for(account_id: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2 of the key), so the in-process log agrees with Kafka.
 
-    Cached: aiokafka's murmur2 is pure Python, and the keys are a few account ids.
+    Cached: murmur2 is pure Python, and the keys are a few account ids.
     """
     return (murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions

@@ -24,6 +24,11 @@ from typing import Protocol
 
 import msgspec
 
+# The largest record a log takes: a run's start carries its trigger events (up to 3 MB each; a
+# batch carries several). The Kafka adapter sets its topics' limit to this; the dev intake
+# refuses larger bodies before they reach the log.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+
 
 class LogRecord(msgspec.Struct, frozen=True):
     topic: str

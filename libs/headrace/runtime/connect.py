@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import click
-from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
 
+from headrace.adapters.cassandra.connect import (
+    CassandraCluster,
+    cassandra_session,
+    open_stores,
+)
+from headrace.adapters.cassandra.connect import cassandra_cluster as cassandra_nodes
 from headrace.adapters.cassandra.schema import migrate as migrate_schema
-from headrace.adapters.cassandra.security import translated
-from headrace.adapters.cassandra.stores import CassandraStores
 from headrace.adapters.kafka.log import KafkaLog
 from headrace.core.errors import AuthenticationFailed
 from headrace.messages.topics import Topics
@@ -34,32 +36,13 @@ class Connection:
     close: Callable[[], Awaitable[None]]
 
 
-def cassandra_cluster(settings: ClusterSettings) -> Cluster:
-    # The configured levels are the default profile's, so that `migrate`'s reads of its ledger
-    # see what an earlier run applied, as the stores' reads do.
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
-        **settings.cassandra_consistency.driver_options(),
+def cassandra_cluster(settings: ClusterSettings) -> CassandraCluster:
+    return cassandra_nodes(
+        settings.cassandra_hosts,
+        settings.cassandra_port,
+        consistency=settings.cassandra_consistency,
+        security=settings.cassandra_security,
     )
-    return Cluster(
-        list(settings.cassandra_hosts),
-        port=settings.cassandra_port,
-        protocol_version=5,
-        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
-        **settings.cassandra_security.cluster_options(),
-    )
-
-
-def cassandra_session(cluster: Cluster) -> Session:
-    """`cluster.connect()`, with every node refusing the login or TLS raised as
-    `CassandraAuthenticationFailed`."""
-    try:
-        return cluster.connect()
-    except Exception as err:
-        refused = translated(err)
-        if refused is err:
-            raise
-        raise refused from err
 
 
 def kafka_log(settings: ClusterSettings) -> KafkaLog:
@@ -88,7 +71,7 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
     try:
         session = await asyncio.to_thread(cassandra_session, cluster)
         stores = await asyncio.to_thread(
-            CassandraStores,
+            open_stores,
             session,
             settings.keyspace,
             retention_s=settings.retention_s,

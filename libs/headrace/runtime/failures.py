@@ -16,15 +16,7 @@ from __future__ import annotations
 import enum
 
 import msgspec
-from aiokafka.errors import (
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    MessageSizeTooLargeError,
-)
-from cassandra import RequestExecutionException
 
-from headrace.adapters.cassandra.session import RETRYABLE_ERRORS
 from headrace.core.errors import Fenced, HeadraceError
 
 
@@ -35,25 +27,17 @@ class Disposition(enum.Enum):
     LEAVE = "leave"
 
 
-# What the Cassandra adapter retries (its stores raise them translated, as TransientError), and
-# the rest of the "could not execute" family raised outside it. A query Cassandra refuses
-# (RequestValidationException: a schema not migrated, say) is not an outage.
-_CASSANDRA_OUTAGES = (*RETRYABLE_ERRORS, RequestExecutionException)
-# aiokafka marks some outage symptoms not retriable: a send that timed out, a lost connection.
-_KAFKA_OUTAGES = (KafkaConnectionError, KafkaTimeoutError)
-
-
 def classify(err: BaseException) -> Disposition:
+    """By the project's own errors: the adapters translate their drivers' at their edge
+    (headrace.adapters.kafka.errors, headrace.adapters.cassandra.session), so a driver error
+    that reaches here untranslated is one nobody has judged yet."""
     if isinstance(err, msgspec.DecodeError | msgspec.ValidationError):
         return Disposition.DEAD_LETTER
     if isinstance(err, Fenced):
         return Disposition.LEAVE
     if isinstance(err, HeadraceError):
         return Disposition.RETRY if err.retryable else Disposition.DEAD_LETTER
-    if isinstance(err, MessageSizeTooLargeError):
-        return Disposition.DEAD_LETTER
-    if isinstance(err, KafkaError) and (err.retriable or isinstance(err, _KAFKA_OUTAGES)):
-        return Disposition.RETRY
-    if isinstance(err, (*_CASSANDRA_OUTAGES, OSError, TimeoutError)):
+    # A socket error or timeout outside any adapter (an HTTP call, a stalled await): an outage.
+    if isinstance(err, OSError | TimeoutError):
         return Disposition.RETRY
     return Disposition.RETRY_BOUNDED

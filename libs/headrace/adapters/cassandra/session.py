@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from cassandra import OperationTimedOut, Timeout, Unavailable
+from cassandra import OperationTimedOut, RequestExecutionException
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile, NoHostAvailable, Session
 from cassandra.query import (
     BatchStatement,
@@ -33,8 +33,11 @@ _CONCURRENCY = 32
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,47}")
 
-# No replica answered in time, or too few were alive: trying again later can work.
-RETRYABLE_ERRORS = (Unavailable, Timeout, OperationTimedOut, NoHostAvailable)
+# No replica answered in time, too few were alive, or a replica failed to execute (the whole
+# "could not execute" family: Unavailable, timeouts, read/write failures): trying again later
+# can work. A query Cassandra refuses (RequestValidationException: a schema not migrated, say)
+# is not among them.
+RETRYABLE_ERRORS = (RequestExecutionException, OperationTimedOut, NoHostAvailable)
 
 
 class CassandraUnavailable(TransientError):

@@ -17,13 +17,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 
 from headrace.adapters.kafka.security import PLAINTEXT, KafkaSecurity, start_client
+from headrace.ports.log import MAX_RECORD_BYTES
 
 READY_TIMEOUT_S = 30.0
 
 
-# The largest record headrace writes: a run's start carries its trigger events (up to 3 MB
-# each; a batch carries several). Brokers refuse larger records than the topic allows.
-MAX_RECORD_BYTES = 32 * 1024 * 1024
+# Brokers refuse records larger than their topic allows.
 TOPIC_CONFIGS = {"max.message.bytes": str(MAX_RECORD_BYTES)}
 
 

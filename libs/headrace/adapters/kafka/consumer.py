@@ -29,9 +29,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError
 
-from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
+from headrace.adapters.kafka.errors import translating
 from headrace.adapters.kafka.security import KafkaSecurity, start_client
-from headrace.ports.log import LogRecord, PartitionsCallback
+from headrace.ports.log import MAX_RECORD_BYTES, LogRecord, PartitionsCallback
 
 if TYPE_CHECKING:
     from headrace.adapters.kafka.log import KafkaLog
@@ -100,6 +100,7 @@ class KafkaConsumer:
         self._stopping = False
         self._stopped = False
 
+    @translating
     async def start(self) -> None:
         """Join the group in the background; `poll` returns records once partitions arrive.
 
@@ -136,6 +137,7 @@ class KafkaConsumer:
     def assignment(self) -> set[int]:
         return set(self._owned)
 
+    @translating
     async def poll(self, max_records: int, timeout_ms: int) -> list[LogRecord]:
         """Run the hooks of pending group changes, then return records of owned partitions.
 
@@ -157,11 +159,12 @@ class KafkaConsumer:
         await asyncio.sleep(max(deadline - loop.time(), 0))
         return []
 
+    @translating
     async def commit(self, offsets: dict[int, int]) -> None:
         """Commit the offsets of owned partitions; ignore the rest.
 
         A commit refused because the group rebalanced is dropped, not raised. Other failures
-        raise aiokafka's KafkaError, whose `retriable` says whether committing again can help.
+        raise translated (see .errors).
         """
         consumer = self._consumer
         mine = {
@@ -184,6 +187,7 @@ class KafkaConsumer:
                 error=str(error),
             )
 
+    @translating
     async def lag(self) -> dict[int, int]:
         """End offset minus the group's committed offset, per owned partition.
 

@@ -29,13 +29,14 @@ from aiokafka.errors import (
 )
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from headrace.adapters.kafka.admin import MAX_RECORD_BYTES, ensure_topics
+from headrace.adapters.kafka.admin import ensure_topics
 from headrace.adapters.kafka.consumer import GroupSettings, KafkaConsumer
+from headrace.adapters.kafka.errors import translating
 from headrace.adapters.kafka.security import PLAINTEXT, KafkaSecurity, start_client
 from headrace.adapters.kafka.tail import KafkaTail
 from headrace.core.errors import TransientError
 from headrace.messages.topics import partition_for
-from headrace.ports.log import Outgoing, PartitionsCallback
+from headrace.ports.log import MAX_RECORD_BYTES, Outgoing, PartitionsCallback
 
 # Durable when acknowledged, and no duplicates or reordering from the producer's own retries.
 PRODUCER_SETTINGS: dict[str, Any] = {
@@ -146,6 +147,7 @@ class KafkaLog:
         """The name of `topic` on the cluster."""
         return self._topic_prefix + topic
 
+    @translating
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         """Create the missing ones of `topics` with the configured partition count.
 
@@ -173,13 +175,14 @@ class KafkaLog:
                 )
                 self._ready_topics |= wanted
 
+    @translating
     async def publish(
         self, topic: str, key: str, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
     ) -> None:
         """Append a record; durable when this returns.
 
-        Raises aiokafka's KafkaError when the cluster did not acknowledge the record within the
-        producer's own retries; `retriable` on the error says whether publishing again can help.
+        Raises `KafkaUnavailable` when the cluster did not acknowledge the record within the
+        producer's own retries, `RecordRejected` when it never will (see .errors).
         """
         await self.ensure_topics([topic])
         producer = await self._started_producer()
@@ -196,6 +199,7 @@ class KafkaLog:
             await self._replace_producer(producer)
             raise ProducerReset(f"the Kafka producer was replaced after {err!r}") from err
 
+    @translating
     async def publish_many(self, topic: str, records: Sequence[Outgoing]) -> None:
         """Append the records, durable when this returns: each partition's share goes as whole
         producer batches (a few hundred records per request instead of one future each).
@@ -232,6 +236,7 @@ class KafkaLog:
                 if future.done() and not future.cancelled():
                     future.exception()
 
+    @translating
     async def ping(self) -> None:
         """Raise unless a broker answers a metadata request now (a readiness probe)."""
         producer = await self._started_producer()

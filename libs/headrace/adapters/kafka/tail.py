@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import ConsumerStoppedError
 
-from headrace.adapters.kafka.admin import MAX_RECORD_BYTES
 from headrace.adapters.kafka.consumer import log_record
+from headrace.adapters.kafka.errors import translating
 from headrace.adapters.kafka.security import KafkaSecurity, start_client
-from headrace.ports.log import LogRecord
+from headrace.ports.log import MAX_RECORD_BYTES, LogRecord
 
 if TYPE_CHECKING:
     from headrace.adapters.kafka.log import KafkaLog
@@ -33,6 +33,7 @@ class KafkaTail:
         self._client_id = client_id
         self._consumer: AIOKafkaConsumer | None = None
 
+    @translating
     async def start(self) -> None:
         await self._log.ensure_topics([self._topic])
         consumer = AIOKafkaConsumer(
@@ -58,6 +59,7 @@ class KafkaTail:
             raise
         self._consumer = consumer
 
+    @translating
     async def poll(self, max_records: int, timeout_ms: int) -> list[LogRecord]:
         if self._consumer is None:
             raise RuntimeError("poll before start")

@@ -1,0 +1,75 @@
+"""Opening the driver's cluster, session and the stores, with the driver's errors translated at
+this edge: a refused login or TLS handshake as `CassandraAuthenticationFailed` (permanent), a
+node that does not answer as `CassandraUnavailable` (retried)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeAlias, TypeVar
+
+from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
+from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+
+from headrace.adapters.cassandra.consistency import DEFAULT_CONSISTENCY, CassandraConsistency
+from headrace.adapters.cassandra.security import CassandraSecurity
+from headrace.adapters.cassandra.security import translated as refusal_translated
+from headrace.adapters.cassandra.session import translate as outage_translated
+from headrace.adapters.cassandra.stores import CassandraStores
+from headrace.core.retention import DEFAULT_RETENTION_S
+
+T = TypeVar("T")
+
+# The driver's cluster (connections to every node), as callers above the adapter name it.
+CassandraCluster: TypeAlias = Cluster
+
+
+def cassandra_cluster(
+    hosts: Sequence[str],
+    port: int,
+    *,
+    consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
+    security: CassandraSecurity | None = None,
+) -> CassandraCluster:
+    # The configured levels are the default profile's, so that `migrate`'s reads of its ledger
+    # see what an earlier run applied, as the stores' reads do.
+    profile = ExecutionProfile(
+        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy()),
+        **consistency.driver_options(),
+    )
+    return Cluster(
+        list(hosts),
+        port=port,
+        protocol_version=5,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        **(security or CassandraSecurity()).cluster_options(),
+    )
+
+
+def _translating(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except Exception as err:
+        translated = refusal_translated(err)
+        if translated is err:
+            translated = outage_translated(err)
+        if translated is err:
+            raise
+        raise translated from err
+
+
+def cassandra_session(cluster: CassandraCluster) -> Session:
+    """`cluster.connect()` (blocking), with the driver's errors translated."""
+    return _translating(cluster.connect)
+
+
+def open_stores(
+    session: Session,
+    keyspace: str,
+    *,
+    retention_s: int = DEFAULT_RETENTION_S,
+    consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
+) -> CassandraStores:
+    """The stores (blocking: every statement is prepared), with the driver's errors translated."""
+    return _translating(
+        lambda: CassandraStores(session, keyspace, retention_s=retention_s, consistency=consistency)
+    )
