@@ -24,7 +24,6 @@ wake-up loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -34,6 +33,7 @@ import structlog
 from headrace.services.scheduler.wheel import TimerWheel
 
 from headrace.core.clock import Clock
+from headrace.core.wake import sleep_until_woken
 from headrace.flow.config import plan_run
 from headrace.flow.fairqueue import FairQueue
 from headrace.flow.gcra import Gcra
@@ -343,18 +343,7 @@ class FlowGate:
         while True:
             # Cleared first: anything that starts waiting meanwhile wakes the next round.
             self._wake.clear()
-            wake_at = await self.admit()
-            waker = asyncio.ensure_future(self._wake.wait())
-            waiters = {waker}
-            if wake_at is not None:
-                waiters.add(asyncio.ensure_future(self._clock.sleep_until(wake_at)))
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in waiters:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            await sleep_until_woken(self._clock, await self.admit(), self._wake)
 
     # --- partition ownership ------------------------------------------------------------------
 

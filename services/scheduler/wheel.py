@@ -8,13 +8,13 @@ the store; later ones are picked up by the next refill. Overdue timers fire at o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from headrace.core.clock import Clock
+from headrace.core.wake import sleep_until_woken
 from headrace.messages.state import Timer
 from headrace.obs.metrics import observe_timer_lateness
 from headrace.ports.stores import TimerStore
@@ -116,12 +116,4 @@ class TimerWheel:
         next_due = self._heap[0][0] if self._heap else None
         refill_at = self._clock.now_ms() + self._window_ms // 4
         deadline = refill_at if next_due is None else min(next_due, refill_at)
-        sleeper = asyncio.ensure_future(self._clock.sleep_until(deadline))
-        waker = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (sleeper, waker):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await sleep_until_woken(self._clock, deadline, self._wake)

@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from headrace.core.doubling import DoublingDelay
 from headrace.core.errors import InputError
 from headrace.ports.log import BatchHandler, Consumer, Handler, LogRecord
 from headrace.runtime.dead_letter import DeadLetters
@@ -156,7 +157,7 @@ class ConsumeLoop:
     async def _settle(self, records: Sequence[LogRecord]) -> None:
         """Handle `records` until each is done or dead-lettered, then let the commit point pass
         them; a cancelled call leaves them unfinished."""
-        delay = self._retry_initial_s
+        backoff = self._backoff()
         attempts = 0
         while True:
             try:
@@ -173,11 +174,10 @@ class ConsumeLoop:
                     for record in records:
                         await self._settle([record])
                     return
-                if await self._failed(records[0], err, attempts, delay):
+                if await self._failed(records[0], err, attempts, backoff.delay_s):
                     outcomes = [None]
                     break
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+                await backoff.sleep()
         for record, rejection in zip(records, outcomes, strict=True):
             if rejection is not None:
                 await self._reject(record, rejection)
@@ -187,10 +187,12 @@ class ConsumeLoop:
 
     async def _reject(self, record: LogRecord, err: Exception) -> None:
         """Dead-letter a record its handler rejected, however long the log takes to answer."""
-        delay = self._retry_initial_s
+        backoff = self._backoff()
         while not await self._dead_letter(record, err, self._where(record, 1)):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_max_s)
+            await backoff.sleep()
+
+    def _backoff(self) -> DoublingDelay:
+        return DoublingDelay(self._retry_initial_s, self._retry_max_s)
 
     def _given_up(self, err: Exception, attempts: int) -> bool:
         disposition = classify(err)

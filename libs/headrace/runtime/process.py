@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from headrace.core.clock import Clock, SystemClock
+from headrace.core.doubling import DoublingDelay
 from headrace.core.errors import AuthenticationFailed
 from headrace.messages.topics import Topics
 from headrace.obs.metrics import metrics_route
@@ -163,7 +164,7 @@ class ServiceProcess:
 
     async def _connect(self, connect: Connect) -> Connection | None:
         """Until Kafka and Cassandra answer (or SIGTERM): retry with backoff, not ready."""
-        delay = 0.5
+        backoff = DoublingDelay(0.5, 10.0)
         while not self._stopping.is_set():
             try:
                 connection = await connect(self.settings)
@@ -180,11 +181,10 @@ class ServiceProcess:
                     "cannot connect yet; retrying",
                     service=self.name,
                     error=str(err),
-                    retry_in_s=delay,
+                    retry_in_s=backoff.delay_s,
                 )
                 try:
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    await asyncio.wait_for(self._stopping.wait(), backoff.take())
                 except TimeoutError:
                     pass
-                delay = min(delay * 2, 10.0)
         return None

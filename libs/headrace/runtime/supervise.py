@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from headrace.core.doubling import DoublingDelay
 from headrace.runtime.failures import Disposition, classify
 
 log = structlog.get_logger(__name__)
@@ -26,7 +27,7 @@ async def keep_running(
     max_delay_s: float = 5.0,
 ) -> None:
     """Run `run()` until cancelled, starting it again whenever it raises."""
-    delay = first_delay_s
+    backoff = DoublingDelay(first_delay_s, max_delay_s)
     while True:
         try:
             await run()
@@ -36,8 +37,7 @@ async def keep_running(
                 log.warning("background loop waits for a dependency", loop=name, error=repr(err))
             else:
                 log.exception("background loop failed; restarting", loop=name)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
+            await backoff.sleep()
 
 
 def spawn(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
