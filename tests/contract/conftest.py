@@ -17,7 +17,7 @@ from headrace.adapters.cassandra import CassandraStores
 from headrace.adapters.cassandra.schema import migrate
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
-from headrace.infra.cassandra import local_cluster
+from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.ports.stores import Stores
 
 
@@ -37,7 +37,7 @@ def store_keyspace(cassandra_session: Session) -> Iterator[str]:
     try:
         yield keyspace
     finally:
-        cassandra_session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}")
+        drop_keyspace(cassandra_session, keyspace)
 
 
 @pytest.fixture(

@@ -27,7 +27,7 @@ from headrace.adapters.cassandra.runs import MAX_OPEN_S, RunTables
 from headrace.adapters.cassandra.session import Cql, translate
 from headrace.adapters.cassandra.timers import SLOT_MS, TimerTables
 from headrace.core.errors import Conflict
-from headrace.messages.model import Event, Pause
+from headrace.messages.model import Event
 from headrace.messages.state import HistoryEntry, RunState, Timer
 
 RETENTION_S = 3600
@@ -151,49 +151,6 @@ async def test_a_key_vanishes_by_ttl_and_can_be_claimed_again(
     # Gone by TTL: claimable again even by a caller whose clock says it is still valid.
     assert await stores.claim("k", "second", ttl_ms=60_000, now_ms=0) is None
     assert await stores.claim("k", "third", ttl_ms=60_000, now_ms=1) == "second"
-
-
-# --- lightweight transactions under contention ---
-
-
-async def test_racing_claims_have_one_winner(stores: CassandraStores) -> None:
-    results = await asyncio.gather(
-        *(stores.claim("fresh", f"v{i}", ttl_ms=60_000, now_ms=0) for i in range(8))
-    )
-    assert results.count(None) == 1
-    winner = f"v{results.index(None)}"
-    assert all(r in (None, winner) for r in results)
-
-    # Expired by the callers' clock but still stored: taken over by exactly one of them.
-    assert await stores.claim("old", "stale", ttl_ms=1000, now_ms=0) is None
-    results = await asyncio.gather(
-        *(stores.claim("old", f"w{i}", ttl_ms=60_000, now_ms=5000) for i in range(8))
-    )
-    assert results.count(None) == 1
-    winner = f"w{results.index(None)}"
-    assert all(r in (None, winner) for r in results)
-
-
-async def test_racing_creates_and_pause_deletes_have_one_winner(stores: CassandraStores) -> None:
-    created = await asyncio.gather(*(stores.create_run(_run(output=i)) for i in range(6)))
-    assert created.count(True) == 1
-    run = await stores.get_run("r1")
-    assert run is not None and run.output == created.index(True)
-
-    pause = Pause(
-        pause_id="r1:h",
-        account_id="acct",
-        run_id="r1",
-        fn_id="fn",
-        kind="wait",
-        event_name="e",
-        expires_ms=10,
-    )
-    await stores.put_pause(pause, partition=3)
-    deleted = await asyncio.gather(*(stores.delete_pause("r1:h") for _ in range(6)))
-    assert deleted.count(True) == 1
-    assert await stores.pauses_for_partition(3) == []
-    assert await stores.pauses_for_run("r1") == []
 
 
 # --- timers ---

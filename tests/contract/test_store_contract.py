@@ -1,5 +1,5 @@
 """The store ports' guarantees, checked on every adapter: SQLite (in memory and on disk) and
-Cassandra.
+Cassandra, races included (calls in flight at once: on Cassandra, lightweight transactions).
 
 Cassandra isolation: one keyspace per module, migrated once, emptied before each test. A fresh
 keyspace per test (the `cassandra_keyspace` fixture) costs about 2 s a test on two cores: 1.3 s
@@ -141,6 +141,46 @@ async def test_keys_are_claimed_by_the_first_caller_until_they_expire(stores: St
     assert await stores.claim("k", "first", ttl_ms=1000, now_ms=0) is None
     assert await stores.claim("k", "second", ttl_ms=1000, now_ms=500) == "first"
     assert await stores.claim("k", "third", ttl_ms=1000, now_ms=1500) is None
+
+
+async def test_racing_claims_have_one_winner_the_first_caller(stores: Stores) -> None:
+    results = await asyncio.gather(
+        *(stores.claim("fresh", f"v{i}", ttl_ms=60_000, now_ms=0) for i in range(8))
+    )
+    assert results.count(None) == 1
+    winner = f"v{results.index(None)}"
+    assert all(r in (None, winner) for r in results)
+
+    # Expired by the callers' clock but still stored: taken over by exactly one of them.
+    assert await stores.claim("old", "stale", ttl_ms=1000, now_ms=0) is None
+    results = await asyncio.gather(
+        *(stores.claim("old", f"w{i}", ttl_ms=60_000, now_ms=5000) for i in range(8))
+    )
+    assert results.count(None) == 1
+    winner = f"w{results.index(None)}"
+    assert all(r in (None, winner) for r in results)
+
+
+async def test_racing_creates_and_pause_deletes_have_one_winner(stores: Stores) -> None:
+    created = await asyncio.gather(*(stores.create_run(_run(output=i)) for i in range(6)))
+    assert created.count(True) == 1
+    run = await stores.get_run("r1")
+    assert run is not None and run.output == created.index(True)
+
+    pause = Pause(
+        pause_id="r1:h",
+        account_id="acct",
+        run_id="r1",
+        fn_id="fn",
+        kind="wait",
+        event_name="e",
+        expires_ms=10,
+    )
+    await stores.put_pause(pause, partition=3)
+    deleted = await asyncio.gather(*(stores.delete_pause("r1:h") for _ in range(6)))
+    assert deleted.count(True) == 1
+    assert await stores.pauses_for_partition(3) == []
+    assert await stores.pauses_for_run("r1") == []
 
 
 async def test_a_keys_holder_is_read_until_it_expires(stores: Stores) -> None:
