@@ -10,33 +10,33 @@ from headrace.services.executor.service import Executor
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.protocol.driver import AppDriver
+from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
-from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
 
 
-async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
-    settings = proc.settings
+async def wire(host: Host, log_port: Log, stores: Stores) -> None:
+    settings = host.settings
     accounts = settings.accounts()
-    driver = AppDriver(proc.clock, keys=accounts, timeout_s=settings.call_timeout_s)
+    driver = AppDriver(host.clock, keys=accounts, timeout_s=settings.call_timeout_s)
     executor = Executor(
         log_port,
-        proc.topics,
+        host.topics,
         stores,
         driver,
-        proc.clock,
+        host.clock,
         server_kind=accounts.server_kind,
         backoff_scale=settings.backoff_scale,
     )
-    proc.loops(log_port).add(
-        proc.topics.work,
+    host.loops(log_port).add(
+        host.topics.work,
         "executor",
         executor.handle,
         concurrency=settings.executor_concurrency,
         on_assigned=executor.on_assigned,
         on_revoked=executor.on_revoked,
     )
-    proc.on_stop(driver.close)
+    host.on_stop(driver.close)
 
 
 @click.command()

@@ -23,10 +23,10 @@ from headrace.ports.stores import Stores
 from headrace.realtime.bus import LogBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
+from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
-from headrace.runtime.supervise import spawn
 
 # Intake records carry no order headrace relies on: batches of them, several at once (a batch's
 # events go out as one produce request per partition; see benchmarks/intake_throughput.md).
@@ -54,7 +54,7 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     # Realtime messages cross replicas through the log; each ingest tails it from its end.
     realtime = LogBus(Hub(), log_port, proc.topics.realtime)
     await realtime.start()
-    proc.tasks.append(spawn("realtime", realtime.run))
+    proc.spawn("realtime", realtime.run)
     proc.on_stop(realtime.stop)
     api = build_app(
         ctx,
@@ -64,10 +64,14 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         rate_limit=settings.rate_limit,
     )
     proc.add_routes([Mount("/", app=api)])
-    intake = Intake(ingest, ctx.keys, proc.clock)
-    for name in settings.intake_topics:
-        proc.loops(log_port).add_batched(
-            proc.topics.intake(name),
+    wire_intake(proc, log_port, Intake(ingest, ctx.keys, proc.clock))
+
+
+def wire_intake(host: Host, log_port: Log, intake: Intake) -> None:
+    """The loops that read the intake topics producers publish events to (both modes)."""
+    for name in host.settings.intake_topics:
+        host.loops(log_port).add_batched(
+            host.topics.intake(name),
             "ingest",
             intake.handle,
             batch_size=INTAKE_BATCH,

@@ -9,15 +9,15 @@ from headrace.services.runner.service import Runner
 
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
-from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
 
 
-async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
-    runner = Runner(log_port, proc.topics, stores, proc.clock)
-    proc.loops(log_port).add(
-        proc.topics.events,
+async def wire(host: Host, log_port: Log, stores: Stores) -> None:
+    runner = Runner(log_port, host.topics, stores, host.clock)
+    host.loops(log_port).add(
+        host.topics.events,
         "runner",
         runner.handle,
         concurrency=1,

@@ -9,26 +9,25 @@ from headrace.services.scheduler.service import Scheduler, lease_ms
 
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
-from headrace.runtime.process import ServiceProcess
 from headrace.runtime.settings import cluster_options
-from headrace.runtime.supervise import spawn
 
 
-async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
+async def wire(host: Host, log_port: Log, stores: Stores) -> None:
     scheduler = Scheduler(
-        log_port, proc.topics, stores, proc.clock, lease_ms=lease_ms(proc.settings.call_timeout_s)
+        log_port, host.topics, stores, host.clock, lease_ms=lease_ms(host.settings.call_timeout_s)
     )
-    proc.loops(log_port).add(
-        proc.topics.schedule,
+    host.loops(log_port).add(
+        host.topics.schedule,
         "scheduler",
         scheduler.handle,
         concurrency=1,
         on_assigned=scheduler.on_assigned,
         on_revoked=scheduler.on_revoked,
     )
-    proc.tasks.append(spawn("timer-wheel", scheduler.wheel.run))
-    proc.tasks.append(spawn("flow-control", scheduler.flow.run))
+    host.spawn("timer-wheel", scheduler.wheel.run)
+    host.spawn("flow-control", scheduler.flow.run)
 
 
 @click.command()

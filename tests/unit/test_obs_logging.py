@@ -107,7 +107,6 @@ async def test_a_dev_server_masks_its_keys_and_the_dashboard_token_it_made_up(
     assert token is not None
     configure_logging("json", "info", file=stderr)
     structlog.get_logger("test").info("oops", note=f"token {token}, key ek-{'5e' * 16}")
-    await server.driver.close()
     server.db.close()
 
     [line] = _lines(stderr)

@@ -92,5 +92,4 @@ async def test_headrace_dev_sweeps_by_its_retention_settings() -> None:
         await server.sweeper.sweep()
         assert server.embedded_log.newest(server.topics.dead_letter, 10) == []
     finally:
-        await server.driver.close()
         server.db.close()

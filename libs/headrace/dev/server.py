@@ -1,13 +1,18 @@
-"""Wiring of `headrace dev`: every service in one process, talking only through the log."""
+"""`headrace dev`: every service in one process, talking only through the log.
+
+The services are wired by their own packages' `wire` (as in distributed mode; this server is
+their host, runtime/host.py). What is particular to one process is here: the embedded adapters,
+the HTTP app with the dev routes and the dashboard, the SQLite sweeper and the app syncer."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from starlette.routing import BaseRoute
 
 from headrace.adapters.inproc.log import InProcLog
 from headrace.adapters.sqlite.database import Database
@@ -25,23 +30,21 @@ from headrace.messages.topics import Topics
 from headrace.obs.logging import register_secrets
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
-from headrace.protocol.accounts import AccountKeys
-from headrace.protocol.driver import AppDriver
 from headrace.realtime.bus import LocalBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.supervise import spawn
+from headrace.services.executor.main import wire as wire_executor
 from headrace.services.executor.outbox import Outbox
-from headrace.services.executor.service import Executor
 from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
 from headrace.services.ingest.intake import Intake
-from headrace.services.ingest.main import INTAKE_BATCH, INTAKE_CONCURRENCY
+from headrace.services.ingest.main import wire_intake
 from headrace.services.ingest.sync import AppSync
-from headrace.services.runner.service import Runner
-from headrace.services.scheduler.service import Scheduler, lease_ms
+from headrace.services.runner.main import wire as wire_runner
+from headrace.services.scheduler.main import wire as wire_scheduler
 
 log = structlog.get_logger(__name__)
 
@@ -61,33 +64,9 @@ class DevServer:
         self.embedded_log = InProcLog(settings.partitions, self.db, self.clock)
         self.log: Log = ObservedLog(self.embedded_log)
         self.topics = Topics()
-        # One account; its signing key, when given, makes this server check signatures.
-        keys = AccountKeys.of(
-            settings.event_keys.items() if settings.event_keys is not None else None,
-            settings.signing_key,
-        )
-        server_kind = keys.server_kind
-        self.driver = AppDriver(self.clock, keys=keys, timeout_s=settings.call_timeout_s)
+        keys = settings.accounts()
         self.ingest = EventIngest(self.log, self.topics, self.clock)
         self.sync = AppSync(self.log, self.topics, self.stores, self.clock)
-        self.intake = Intake(self.ingest, keys, self.clock)
-        self.runner = Runner(self.log, self.topics, self.stores, self.clock)
-        self.scheduler = Scheduler(
-            self.log,
-            self.topics,
-            self.stores,
-            self.clock,
-            lease_ms=lease_ms(settings.call_timeout_s),
-        )
-        self.executor = Executor(
-            self.log,
-            self.topics,
-            self.stores,
-            self.driver,
-            self.clock,
-            server_kind=server_kind,
-            backoff_scale=settings.backoff_scale,
-        )
         self.syncer = AppSyncer(
             settings.sdk_urls, settings.poll_interval_s, keys, self.clock, self.sync.register
         )
@@ -119,7 +98,8 @@ class DevServer:
             metrics_allows=self.dashboard_auth.allows,
             rate_limit=settings.rate_limit,
         )
-        self.loops = Loops(self.log, self.topics.dead_letter)
+        self._loops = Loops(self.log, self.topics.dead_letter)
+        self._keys = keys
         self.sweeper = Sweeper(
             self.stores,
             self.embedded_log,
@@ -128,52 +108,36 @@ class DevServer:
             self.clock,
         )
         self._tasks: list[asyncio.Task[Any]] = []
+        self._on_stop: list[Callable[[], Awaitable[None]]] = []
         self._http: HttpServer | None = None
         self._http_task: asyncio.Task[None] | None = None
 
+    # --- the host the services attach to (runtime/host.py) ---
+
+    def loops(self, log_port: Log) -> Loops:
+        return self._loops
+
+    def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(spawn(name, run))
+
+    def add_routes(self, routes: list[BaseRoute]) -> None:
+        self.app.router.routes.extend(routes)
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self._on_stop.append(callback)
+
     async def start(self) -> None:
-        self.loops.add(
-            self.topics.events,
-            "runner",
-            self.runner.handle,
-            concurrency=1,
-            on_assigned=self.runner.on_assigned,
-            on_revoked=self.runner.on_revoked,
-        )
-        self.loops.add(
-            self.topics.schedule,
-            "scheduler",
-            self.scheduler.handle,
-            concurrency=1,
-            on_assigned=self.scheduler.on_assigned,
-            on_revoked=self.scheduler.on_revoked,
-        )
-        self.loops.add(
-            self.topics.work,
-            "executor",
-            self.executor.handle,
-            concurrency=self.settings.executor_concurrency,
-            on_assigned=self.executor.on_assigned,
-            on_revoked=self.executor.on_revoked,
-        )
-        # As the distributed ingest wires it (services/ingest/main.py), on the embedded log.
-        for name in self.settings.intake_topics:
-            self.loops.add_batched(
-                self.topics.intake(name),
-                "ingest",
-                self.intake.handle,
-                batch_size=INTAKE_BATCH,
-                concurrency=INTAKE_CONCURRENCY,
-            )
-        await self.loops.start()
-        self._tasks.append(spawn("timer-wheel", self.scheduler.wheel.run))
-        self._tasks.append(spawn("flow-control", self.scheduler.flow.run))
-        self._tasks.append(spawn("retention", self.sweeper.run))
+        # The services of distributed mode, built as they are there, on the embedded adapters.
+        for wire in (wire_runner, wire_scheduler, wire_executor):
+            await wire(self, self.log, self.stores)
+        wire_intake(self, self.log, Intake(self.ingest, self._keys, self.clock))
+        await self._loops.start()
+        self.spawn("retention", self.sweeper.run)
         self._http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         self._http_task = await self._http.start()
         self._tasks.append(self._http_task)
         if self.settings.sdk_urls:
-            self._tasks.append(spawn("syncer", self.syncer.run))
+            self.spawn("syncer", self.syncer.run)
         log.info(
             "headrace dev is up",
             url=f"http://{self.settings.host}:{self.settings.port}",
@@ -189,14 +153,15 @@ class DevServer:
     async def stop(self) -> None:
         if self._http is not None and self._http_task is not None:
             await self._http.finish(self._http_task)
-        await _within("stopping the consume loops", self.loops.stop())
+        await _within("stopping the consume loops", self._loops.stop())
         for task in self._tasks:
             task.cancel()
         await _within(
             "stopping the HTTP server and timers",
             asyncio.gather(*self._tasks, return_exceptions=True),
         )
-        await self.driver.close()
+        for callback in self._on_stop:
+            await callback()
         await self.log.close()
         self.db.close()
         log.info("headrace dev stopped")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
 from headrace.flow.client_rate import ClientRate
+from headrace.protocol.accounts import AccountKeys
 
 
 @dataclass(frozen=True)
@@ -35,3 +36,9 @@ class DevSettings:
     dead_letter_retention_s: int = DEFAULT_DEAD_LETTER_RETENTION_S
     # Writing requests per client (api/rate_limit.py): none by default, on one's own machine.
     rate_limit: ClientRate = field(default_factory=ClientRate)
+
+    def accounts(self) -> AccountKeys:
+        """One account; its signing key, when given, makes the server check signatures; no
+        event keys accept any key."""
+        pairs = self.event_keys.items() if self.event_keys is not None else None
+        return AccountKeys.of(pairs, self.signing_key)

@@ -37,6 +37,7 @@ from headrace.runtime.connect import Connection
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.supervise import spawn
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +93,9 @@ class ServiceProcess:
 
     def add_routes(self, routes: list[BaseRoute]) -> None:
         self.app.router.routes.extend(routes)
+
+    def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        self.tasks.append(spawn(name, run))
 
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` at shutdown, after the loops have stopped."""
