@@ -17,9 +17,9 @@ from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
 from headrace.api.realtime import realtime_routes
 from headrace.dashboard import DashboardAuth, dashboard_routes
-from headrace.dev.syncer import AppSyncer
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.protocol.app_syncer import AppSyncer
 from headrace.realtime.bus import LogBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer

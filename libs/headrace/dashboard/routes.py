@@ -26,8 +26,8 @@ from headrace.core.jsonutil import loads
 from headrace.dashboard import data, timeline
 from headrace.dashboard.auth import COOKIE, DashboardAuth
 from headrace.dashboard.formatting import FILTERS
-from headrace.dev.syncer import AppSyncer
 from headrace.messages.state import ENDED
+from headrace.protocol.app_syncer import AppSyncer
 
 log = structlog.get_logger(__name__)
 

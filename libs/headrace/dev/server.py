@@ -25,11 +25,11 @@ from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.dev.log_routes import dev_log_routes
 from headrace.dev.retention import Sweeper
 from headrace.dev.settings import DevSettings
-from headrace.dev.syncer import AppSyncer
 from headrace.messages.topics import Topics
 from headrace.obs.logging import register_secrets
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
+from headrace.protocol.app_syncer import AppSyncer
 from headrace.realtime.bus import LocalBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
