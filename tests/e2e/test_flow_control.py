@@ -18,15 +18,27 @@ from headrace.testing.dev import DevHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
 
-async def _runs(dev: DevHandle, fn_id: str, count: int, timeout: float = 20) -> list[RunState]:
-    """At least `count` runs of the function, oldest first."""
+async def _runs(
+    dev: DevHandle, fn_id: str, count: int, timeout: float = 20, step_s: float = 0.25
+) -> list[RunState]:
+    """At least `count` runs of the function, oldest first, the engine's time passing."""
 
     async def probe() -> list[RunState] | None:
         runs = await dev.runs_of_function(fn_id)
         return runs if len(runs) >= count else None
 
-    runs = await eventually(probe, timeout=timeout, what=f"{count} run(s) of {fn_id}")
+    what = f"{count} run(s) of {fn_id}"
+    runs = await dev.passing(probe, step_s=step_s, timeout=timeout, what=what)
     return sorted(runs, key=lambda r: r.run_id)
+
+
+async def _let_pass(dev: DevHandle, seconds: float) -> None:
+    """Let the engine's time pass in half seconds, on a fake clock each with a moment of real
+    time for what it starts to happen."""
+    for _ in range(round(seconds / 0.5)):
+        await dev.advance(0.5)
+        if dev.clock is not None:
+            await asyncio.sleep(0.1)
 
 
 def _data(run: RunState) -> dict[str, Any]:
@@ -35,6 +47,7 @@ def _data(run: RunState) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.fake_clock
 async def test_a_debounce_starts_one_run_with_the_last_event_per_key(dev: DevHandle) -> None:
     client = make_client(dev.url, "debounce-app")
 
@@ -54,7 +67,7 @@ async def test_a_debounce_starts_one_run_with_the_last_event_per_key(dev: DevHan
         runs = await _runs(dev, "debounce-app-debounced", 2)
         ended = [await dev.finished(r.run_id) for r in runs]
         # One period later no other run has started.
-        await asyncio.sleep(1.5)
+        await _let_pass(dev, 1.5)
         assert len(await dev.runs_of_function("debounce-app-debounced")) == 2
 
     assert sorted((_data(r)["who"], r.output) for r in ended) == [("a", 2), ("b", 3)]
@@ -183,6 +196,7 @@ def _per_tick(runs: list[RunState]) -> collections.Counter[str]:
     return collections.Counter(str(_data(r)["scheduledAt"]) for r in runs)
 
 
+@pytest.mark.fake_clock
 async def test_a_cron_schedule_fires_once_per_tick_until_a_sync_removes_it(
     dev: DevHandle,
 ) -> None:
@@ -204,7 +218,7 @@ async def test_a_cron_schedule_fires_once_per_tick_until_a_sync_removes_it(
         await _resync(dev, smaller.url)
         await eventually(lambda: _archived(dev, "cron-app-tick"), what="the function archived")
         settled = len(await dev.runs_of_function("cron-app-tick"))
-        await asyncio.sleep(2.5)
+        await _let_pass(dev, 2.5)
         after = await dev.runs_of_function("cron-app-tick")
 
     assert all(count == 1 for count in _per_tick(runs).values()), _per_tick(runs)
