@@ -12,11 +12,10 @@ from headrace.messages.records import Call
 from headrace.messages.state import RunState
 from headrace.obs import metrics
 from headrace.obs.tracing import record_run_span
-from headrace.protocol import ops as opcodes
-from headrace.protocol.ops import Outcome
+from headrace.protocol.ops import STEP_RUN, Outcome, StepError, StepFailed
 
 # The ops by which an app reports that it ran a step inline (during a discovery call).
-_RAN_STEP = (*opcodes.STEP_RUN, opcodes.STEP_ERROR, opcodes.STEP_FAILED)
+_RAN_STEP = (*STEP_RUN, StepError, StepFailed)
 
 
 def run_attributes(run: RunState) -> dict[str, Any]:
@@ -53,7 +52,7 @@ def observe_call(
 ) -> None:
     """Name the call's span for what ran (a step, or discovery only), and record its metrics."""
     result = call_outcome(out)
-    inline = next((op for op in outcome.ops or [] if op.op in _RAN_STEP), None)
+    inline = next((op for op in outcome.ops or [] if isinstance(op, _RAN_STEP)), None)
     is_step = item.target is not None or inline is not None
     if item.target is None and inline is not None:
         span.set_attribute("headrace.step.hash", inline.id)

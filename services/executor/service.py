@@ -43,7 +43,7 @@ from headrace.ports.stores import Stores
 from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.driver import AppDriver
 from headrace.protocol.endpoint import endpoint_request
-from headrace.protocol.ops import AI_GATEWAY, GATEWAY, Op, Outcome
+from headrace.protocol.ops import AIGateway, Gateway, Op, Outcome
 from headrace.protocol.registration import retries_of, step_url
 from headrace.protocol.request import build_body, call_url
 from headrace.runtime.ownership import Ownership
@@ -418,9 +418,9 @@ class Executor:
         step.run that returned its response (or a step error)."""
         if op.id in memo_keys:
             return op
-        if op.op == AI_GATEWAY:
-            return await self._driver.gateway(op.opts, op)
-        if op.op == GATEWAY:
+        if isinstance(op, AIGateway):
+            return await self._driver.gateway(op)
+        if isinstance(op, Gateway):
             return await self._driver.fetch(op)
         return op
 

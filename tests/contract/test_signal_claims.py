@@ -15,7 +15,7 @@ from headrace.messages.model import Pause
 from headrace.messages.state import RunState
 from headrace.messages.topics import Topics
 from headrace.ports.stores import Stores
-from headrace.protocol.ops import Op
+from headrace.protocol.ops import Op, decode_op
 from headrace.runtime.signal_claims import claim_signals
 
 ACCOUNT = "acct"
@@ -25,7 +25,14 @@ KEY = signals.signal_key(ACCOUNT, "order-7")
 
 
 def _wait(step_hash: str, **opts: Any) -> Op:
-    return Op(op="WaitForSignal", id=step_hash, name="order-7", opts={"signal": "order-7", **opts})
+    return decode_op(
+        {
+            "op": "WaitForSignal",
+            "id": step_hash,
+            "name": "order-7",
+            "opts": {"signal": "order-7", **opts},
+        }
+    )
 
 
 async def _running(stores: Stores, run_id: str) -> RunState:

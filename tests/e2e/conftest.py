@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, start_dev
+from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, fake_clock, start_dev
 
 MODES = ["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mark.cassandra])]
 
@@ -47,9 +47,11 @@ async def distributed_engine(
 
 @pytest.fixture
 async def dev_engine(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[EngineHandle]:
-    """`@pytest.mark.dev_settings(...)` on a test sets DevSettings fields (a short call timeout)."""
+    """`@pytest.mark.dev_settings(...)` on a test sets DevSettings fields (a short call timeout);
+    `@pytest.mark.fake_clock` runs the engine on a fake clock, moved by `dev.advance`."""
     marker = request.node.get_closest_marker("dev_settings")
-    handle = await start_dev(tmp_path / "state", **(marker.kwargs if marker else {}))
+    clock = fake_clock() if request.node.get_closest_marker("fake_clock") else None
+    handle = await start_dev(tmp_path / "state", clock=clock, **(marker.kwargs if marker else {}))
     yield handle
     await handle.stop()
 

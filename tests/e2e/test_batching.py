@@ -7,6 +7,7 @@ import datetime
 
 import httpx
 import inngest
+import pytest
 
 from headrace.testing.dev import DevHandle
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -37,6 +38,7 @@ async def test_a_full_batch_starts_one_run_with_all_its_events(dev: DevHandle) -
         assert len(await dev.stores.runs_for_event(event_id)) == 1
 
 
+@pytest.mark.fake_clock
 async def test_a_batch_starts_at_its_timeout_and_keys_split_batches(dev: DevHandle) -> None:
     client = make_client(dev.url, "batch-key-app")
     received: collections.defaultdict[str, list[int]] = collections.defaultdict(list)
@@ -57,8 +59,8 @@ async def test_a_batch_starts_at_its_timeout_and_keys_split_batches(dev: DevHand
         ids = await dev.send(
             *({"name": "test/order", "data": {"customer": c, "n": n}} for n, c in enumerate("abab"))
         )
-        run_a = await dev.finished(await dev.run_of_event(ids[0]))
-        run_b = await dev.finished(await dev.run_of_event(ids[1]))
+        run_a = await dev.finished(await dev.run_of_event(ids[0], step_s=0.25), step_s=0.25)
+        run_b = await dev.finished(await dev.run_of_event(ids[1], step_s=0.25), step_s=0.25)
 
     assert run_a.run_id != run_b.run_id
     assert run_a.event_ids == [ids[0], ids[2]] and run_b.event_ids == [ids[1], ids[3]]

@@ -8,6 +8,7 @@ import datetime
 import threading
 
 import inngest
+import pytest
 
 from headrace.testing.dev import DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -79,6 +80,7 @@ async def test_an_event_sent_while_the_call_declaring_the_wait_runs_fulfils_it(
     assert run.output == {"order": "o-3", "who": "ann"}
 
 
+@pytest.mark.fake_clock
 async def test_wait_for_event_times_out_with_none(dev: DevHandle) -> None:
     client = make_client(dev.url, "timeout-app")
 
@@ -92,10 +94,11 @@ async def test_wait_for_event_times_out_with_none(dev: DevHandle) -> None:
     with ServedApp(client, [lonely]) as app:
         await dev.sync(app.url, "timeout-app")
         [event_id] = await dev.send({"name": "test/lonely"})
-        run = await dev.finished(await dev.run_of_event(event_id))
+        run = await dev.finished(await dev.run_of_event(event_id), step_s=0.25)
 
     assert run.status == "completed"
     assert run.output == "timed out"
+    assert run.ended_ms - run.started_ms >= 1000
 
 
 async def test_cancel_on_a_matching_event_cancels_a_sleeping_run(dev: DevHandle) -> None:
@@ -193,6 +196,7 @@ async def test_invoke_of_a_failing_function_raises_its_error(dev: DevHandle) -> 
     assert seen == {"name": "ValueError", "message": "callee exploded"}
 
 
+@pytest.mark.fake_clock
 async def test_invoke_times_out(dev: DevHandle) -> None:
     client = make_client(dev.url, "invoke-timeout-app")
 
@@ -216,10 +220,11 @@ async def test_invoke_times_out(dev: DevHandle) -> None:
     with ServedApp(client, [slowpoke, impatient]) as app:
         await dev.sync(app.url, "invoke-timeout-app")
         [event_id] = await dev.send({"name": "test/impatient"})
-        run = await dev.finished(await dev.run_of_event(event_id))
+        run = await dev.finished(await dev.run_of_event(event_id), step_s=0.25)
 
     assert run.status == "completed"
     assert run.output == "InngestInvokeTimeoutError"
+    assert run.ended_ms - run.started_ms >= 1000
 
 
 async def test_failure_handler_runs_with_the_failed_run_and_error(dev: DevHandle) -> None:
@@ -279,14 +284,15 @@ async def test_non_retriable_error_fails_without_retrying(dev: DevHandle) -> Non
     assert attempts == [0]
 
 
+@pytest.mark.fake_clock
 async def test_retry_after_is_honoured(dev: DevHandle) -> None:
     client = make_client(dev.url, "retry-after-app")
-    seen: list[float] = []
+    seen: list[int] = []
 
     @client.create_function(fn_id="later", trigger=inngest.TriggerEvent(event="test/later"))
     async def later(ctx: inngest.Context) -> str:
         async def step() -> str:
-            seen.append(datetime.datetime.now().timestamp())
+            seen.append(dev.now_ms())
             if len(seen) == 1:
                 raise inngest.RetryAfterError("busy", retry_after=datetime.timedelta(seconds=2))
             return "done"
@@ -296,12 +302,12 @@ async def test_retry_after_is_honoured(dev: DevHandle) -> None:
     with ServedApp(client, [later]) as app:
         await dev.sync(app.url, "retry-after-app")
         [event_id] = await dev.send({"name": "test/later"})
-        run = await dev.finished(await dev.run_of_event(event_id))
+        run = await dev.finished(await dev.run_of_event(event_id), step_s=0.25)
 
     assert run.status == "completed"
     assert len(seen) == 2
     # The dev fixture shrinks backoff to milliseconds; only Retry-After can explain this gap.
-    assert 1.5 <= seen[1] - seen[0] <= 4.0
+    assert 2_000 <= seen[1] - seen[0] <= 4_000
 
 
 async def _has_kind(dev: DevHandle, run_id: str, kind: str) -> bool:

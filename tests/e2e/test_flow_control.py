@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,31 @@ import inngest
 import pytest
 
 from headrace.messages.state import ENDED, RunState
-from headrace.testing.dev import DevHandle, eventually, start_dev
+from headrace.testing.dev import DevHandle, eventually, fake_clock, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
 
-async def _runs(dev: DevHandle, fn_id: str, count: int, timeout: float = 20) -> list[RunState]:
-    """At least `count` runs of the function, oldest first."""
+async def _runs(
+    dev: DevHandle, fn_id: str, count: int, timeout: float = 20, step_s: float = 0.25
+) -> list[RunState]:
+    """At least `count` runs of the function, oldest first, the engine's time passing."""
 
     async def probe() -> list[RunState] | None:
         runs = await dev.runs_of_function(fn_id)
         return runs if len(runs) >= count else None
 
-    runs = await eventually(probe, timeout=timeout, what=f"{count} run(s) of {fn_id}")
+    what = f"{count} run(s) of {fn_id}"
+    runs = await dev.passing(probe, step_s=step_s, timeout=timeout, what=what)
     return sorted(runs, key=lambda r: r.run_id)
+
+
+async def _let_pass(dev: DevHandle, seconds: float) -> None:
+    """Let the engine's time pass in half seconds, on a fake clock each with a moment of real
+    time for what it starts to happen."""
+    for _ in range(round(seconds / 0.5)):
+        await dev.advance(0.5)
+        if dev.clock is not None:
+            await asyncio.sleep(0.1)
 
 
 def _data(run: RunState) -> dict[str, Any]:
@@ -35,6 +46,7 @@ def _data(run: RunState) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.fake_clock
 async def test_a_debounce_starts_one_run_with_the_last_event_per_key(dev: DevHandle) -> None:
     client = make_client(dev.url, "debounce-app")
 
@@ -54,7 +66,7 @@ async def test_a_debounce_starts_one_run_with_the_last_event_per_key(dev: DevHan
         runs = await _runs(dev, "debounce-app-debounced", 2)
         ended = [await dev.finished(r.run_id) for r in runs]
         # One period later no other run has started.
-        await asyncio.sleep(1.5)
+        await _let_pass(dev, 1.5)
         assert len(await dev.runs_of_function("debounce-app-debounced")) == 2
 
     assert sorted((_data(r)["who"], r.output) for r in ended) == [("a", 2), ("b", 3)]
@@ -62,6 +74,7 @@ async def test_a_debounce_starts_one_run_with_the_last_event_per_key(dev: DevHan
     assert await dev.stores.runs_for_event(ids[0]) == []
 
 
+@pytest.mark.fake_clock
 async def test_a_debounce_timeout_caps_the_delay_since_the_first_event(dev: DevHandle) -> None:
     client = make_client(dev.url, "debounce-timeout-app")
 
@@ -81,15 +94,25 @@ async def test_a_debounce_timeout_caps_the_delay_since_the_first_event(dev: DevH
         # the last one; the timeout starts one about 3 s after the first.
         ids = []
         for n in range(13):
-            ids += await dev.send({"name": "test/debounce-capped", "data": {"n": n}})
-            await asyncio.sleep(0.5)
+            [event_id] = await dev.send({"name": "test/debounce-capped", "data": {"n": n}})
+            ids.append(event_id)
+            await eventually(lambda e=event_id: _debounced(dev, e), what=f"event {n} debounced")
+            await dev.advance(0.5)
         # Linked at start, created by the executor: wait until it exists.
-        await dev.finished(await dev.run_of_event(ids[-1]))
+        await dev.finished(await dev.run_of_event(ids[-1], step_s=0.25), step_s=0.25)
         runs = await dev.runs_of_function("debounce-timeout-app-capped")
 
     started = sorted(_data(r)["n"] for r in runs)
     assert started[-1] == 12 and started[0] < 12, "no run while events kept coming"
     assert len(started) <= 4, started  # one per 3 s at most, then one after the last event
+
+
+async def _debounced(dev: DevHandle, event_id: str) -> bool:
+    """The runner has taken the event: it is the debounce's buffered one, or started a run."""
+    for partition in range(dev.partitions):
+        if any(event_id in b.event_ids for b in await dev.stores.batches_for_partition(partition)):
+            return True
+    return bool(await dev.stores.runs_for_event(event_id))
 
 
 async def test_idempotency_starts_one_run_per_key_value(dev: DevHandle) -> None:
@@ -183,6 +206,7 @@ def _per_tick(runs: list[RunState]) -> collections.Counter[str]:
     return collections.Counter(str(_data(r)["scheduledAt"]) for r in runs)
 
 
+@pytest.mark.fake_clock
 async def test_a_cron_schedule_fires_once_per_tick_until_a_sync_removes_it(
     dev: DevHandle,
 ) -> None:
@@ -204,7 +228,7 @@ async def test_a_cron_schedule_fires_once_per_tick_until_a_sync_removes_it(
         await _resync(dev, smaller.url)
         await eventually(lambda: _archived(dev, "cron-app-tick"), what="the function archived")
         settled = len(await dev.runs_of_function("cron-app-tick"))
-        await asyncio.sleep(2.5)
+        await _let_pass(dev, 2.5)
         after = await dev.runs_of_function("cron-app-tick")
 
     assert all(count == 1 for count in _per_tick(runs).values()), _per_tick(runs)
@@ -215,7 +239,8 @@ async def test_a_cron_schedule_fires_once_per_tick_until_a_sync_removes_it(
 
 
 async def test_a_cron_schedule_keeps_firing_once_per_tick_across_a_restart(tmp_path: Path) -> None:
-    first = await start_dev(tmp_path / "state")
+    clock = fake_clock()
+    first = await start_dev(tmp_path / "state", clock=clock)
     client = make_client(first.url, "cron-restart-app")
 
     @client.create_function(fn_id="tick", trigger=inngest.TriggerCron(cron="* * * * * *"))
@@ -228,11 +253,11 @@ async def test_a_cron_schedule_keeps_firing_once_per_tick_across_a_restart(tmp_p
             before = len(await _runs(first, "cron-restart-app-tick", 2))
         finally:
             await first.stop()
-        stopped_ms = int(time.time() * 1000)
-        await asyncio.sleep(3)
+        stopped_ms = clock.now_ms()
+        await clock.advance(3_000)
         # The same state; the app calls nothing on the engine, so a new port is fine.
-        second = await start_dev(tmp_path / "state")
-        restarted_ms = int(time.time() * 1000)
+        second = await start_dev(tmp_path / "state", clock=clock)
+        restarted_ms = clock.now_ms()
         try:
             runs = await _runs(second, "cron-restart-app-tick", before + 3)
         finally:

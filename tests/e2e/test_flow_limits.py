@@ -57,13 +57,16 @@ def _set(flag: threading.Event) -> Any:
     return probe
 
 
-async def _runs(dev: DevHandle, event_ids: list[str], timeout: float) -> list[RunState]:
-    """Every event's run, once all have ended."""
+async def _runs(
+    dev: DevHandle, event_ids: list[str], timeout: float, step_s: float | None = None
+) -> list[RunState]:
+    """Every event's run, once all have ended; `step_s` as for `dev.finished`."""
     deadline = time.monotonic() + timeout
     runs = []
     for event_id in event_ids:
         left = max(deadline - time.monotonic(), 0.1)
-        runs.append(await dev.finished(await dev.run_of_event(event_id, left), left))
+        run_id = await dev.run_of_event(event_id, left, step_s=step_s)
+        runs.append(await dev.finished(run_id, left, step_s=step_s))
     return runs
 
 
@@ -217,6 +220,7 @@ async def test_a_rate_limit_skips_the_events_over_it(dev: DevHandle) -> None:
     assert [len(r) for r in burst_runs] == [1, 1, 1] + [0] * 27
 
 
+@pytest.mark.fake_clock
 async def test_a_throttle_starts_runs_at_its_configured_rate(dev: DevHandle) -> None:
     client = make_client(dev.url, "throttle-app")
     started: list[float] = []
@@ -232,7 +236,7 @@ async def test_a_throttle_starts_runs_at_its_configured_rate(dev: DevHandle) -> 
     with ServedApp(client, [paced]) as app:
         await dev.sync(app.url, "throttle-app")
         ids = await dev.send(*({"name": "test/throttle", "data": {"n": n}} for n in range(8)))
-        runs = await _runs(dev, ids, timeout=30)
+        runs = await _runs(dev, ids, timeout=30, step_s=0.2)
 
     assert {r.status for r in runs} == {"completed"}
     # limit 2 per 2 s, no burst: two at once, then one every second (period / limit). Each
@@ -318,6 +322,7 @@ async def test_a_start_timeout_cancels_a_run_that_waited_too_long(dev: DevHandle
     assert ran == ["first"]
 
 
+@pytest.mark.fake_clock
 async def test_a_finish_timeout_cancels_a_run_that_runs_too_long(dev: DevHandle) -> None:
     client = make_client(dev.url, "finish-timeout-app")
 
@@ -334,7 +339,7 @@ async def test_a_finish_timeout_cancels_a_run_that_runs_too_long(dev: DevHandle)
     with ServedApp(client, [slow]) as app:
         await dev.sync(app.url, "finish-timeout-app")
         [event_id] = await dev.send({"name": "test/finish-timeout", "data": {}})
-        run = await dev.finished(await dev.run_of_event(event_id), timeout=20)
+        run = await dev.finished(await dev.run_of_event(event_id), timeout=20, step_s=0.25)
 
     assert run.status == "cancelled" and "finish timeout" in run.failure
     assert 1_000 <= run.ended_ms - run.started_ms < 30_000

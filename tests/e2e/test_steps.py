@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import itertools
+from pathlib import Path
 
 import inngest
+import pytest
 
-from headrace.testing.dev import DevHandle
+from headrace.testing.dev import DevHandle, fake_clock, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
 
@@ -141,23 +144,55 @@ async def test_parallel_steps_race_mode_continues_after_the_first(dev: DevHandle
     assert completed.index("fast") < completed.index("slow")
 
 
+@pytest.mark.fake_clock
 async def test_sleep_then_continue(dev: DevHandle) -> None:
     client = make_client(dev.url, "sleep-app")
 
     @client.create_function(fn_id="napper", trigger=inngest.TriggerEvent(event="test/sleep"))
     async def napper(ctx: inngest.Context) -> str:
         await ctx.step.sleep("nap", datetime.timedelta(seconds=1))
-        until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(milliseconds=500)
+        until = datetime.datetime.fromtimestamp(dev.now_ms() / 1000 + 0.5, datetime.UTC)
         await ctx.step.sleep_until("nap-until", until)
         return "rested"
 
     with ServedApp(client, [napper]) as app:
         await dev.sync(app.url, "sleep-app")
         [event_id] = await dev.send({"name": "test/sleep"})
-        run = await dev.finished(await dev.run_of_event(event_id))
+        run = await dev.finished(await dev.run_of_event(event_id), step_s=0.25)
 
     assert run.status == "completed"
     assert run.output == "rested"
     assert run.ended_ms - run.started_ms >= 1400
     kinds = [h.kind for h in await dev.history(run.run_id)]
     assert kinds.count("step.sleeping") == 2
+
+
+async def test_a_failed_step_is_retried_on_inngests_backoff_schedule(tmp_path: Path) -> None:
+    """On a fake clock the schedule needs no shrinking: 15 s then 30 s, each plus up to 30 s of
+    jitter (Inngest's pkg/backoff), passed in a moment."""
+    dev = await start_dev(tmp_path / "state", clock=fake_clock(), backoff_scale=1.0)
+    client = make_client(dev.url, "backoff-app")
+    tries: list[int] = []
+
+    @client.create_function(fn_id="flaky", trigger=inngest.TriggerEvent(event="test/backoff"))
+    async def flaky(ctx: inngest.Context) -> int:
+        async def attempt() -> int:
+            tries.append(dev.now_ms())
+            if len(tries) < 3:
+                raise RuntimeError(f"attempt {len(tries)}")
+            return len(tries)
+
+        return await ctx.step.run("flaky", attempt)
+
+    try:
+        with ServedApp(client, [flaky]) as app:
+            await dev.sync(app.url, "backoff-app")
+            [event_id] = await dev.send({"name": "test/backoff", "data": {}})
+            run = await dev.finished(await dev.run_of_event(event_id), step_s=2)
+    finally:
+        await dev.stop()
+
+    assert (run.status, run.output) == ("completed", 3)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tries)]
+    assert 15_000 <= gaps[0] <= 15_000 + 30_000 + 20_000, gaps
+    assert 30_000 <= gaps[1] <= 30_000 + 30_000 + 20_000, gaps

@@ -9,7 +9,7 @@ import json
 
 from headrace.core.clock import SystemClock
 from headrace.protocol.driver import AppDriver
-from headrace.protocol.ops import REQUEST_FAILED, Op, Outcome
+from headrace.protocol.ops import AIGateway, AIGatewayOpts, Outcome, RequestFailed
 from headrace.protocol.response import MAX_ANSWER_BYTES
 from headrace.testing.hostile_app import (
     Answer,
@@ -87,15 +87,11 @@ async def test_a_model_answer_past_the_limit_fails_the_ai_step_with_the_reason()
     driver = AppDriver(SystemClock())
     try:
         async with app.serving():
-            op = Op(
-                op="AIGateway",
-                id="h",
-                opts={"url": f"{app.url}?fnId=model", "body": {}},
-            )
-            settled = await driver.gateway(op.opts, op)
+            op = AIGateway(id="h", opts=AIGatewayOpts(url=f"{app.url}?fnId=model", body={}))
+            settled = await driver.gateway(op)
     finally:
         await driver.close()
-    assert settled.op == REQUEST_FAILED
+    assert isinstance(settled, RequestFailed)
     assert settled.error["message"] == (
         f"Error making AI request: the response is larger than {MAX_ANSWER_BYTES} bytes"
     )

@@ -27,7 +27,7 @@ def test_the_qi_id_names_the_call_it_was_given_in_and_who_made_it() -> None:
         Call(account_id="", run_id="r1", seq=3),
         Call(account_id="", run_id="r1", target="ab12", attempt=2),
     ):
-        _, named = read_checkpoint("r1", _body(qi_id=queue_item_id(call, 1, 7)))
+        _, _, named = read_checkpoint("r1", _body(qi_id=queue_item_id(call, 1, 7)))
         assert named == Dispatch(call, partition=1, epoch=7)
 
 
@@ -53,7 +53,7 @@ def test_a_body_that_is_not_a_checkpoint_is_refused(body: bytes, why: str) -> No
 
 def test_a_steps_duration_comes_from_its_timing_whatever_its_shape() -> None:
     for timing, ms in ({"a": 1, "b": 7_500_000}, 7), ("soon", 0), ({"b": -1}, 0), (None, 0):
-        checkpoint, _ = read_checkpoint(
+        _, steps, _ = read_checkpoint(
             "r1", _body(steps=[{"op": "StepRun", "id": "h1", "data": 1, "timing": timing}])
         )
-        assert checkpoint.steps[0].duration_ms == ms
+        assert steps[0].duration_ms == ms

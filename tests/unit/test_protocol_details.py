@@ -13,6 +13,7 @@ from headrace.core.clock import SystemClock
 from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
 from headrace.core.ids import seeded_event_ids, step_hash
 from headrace.protocol.driver import AppDriver
+from headrace.protocol.ops import RunComplete
 from headrace.protocol.request import MAX_INLINE_BYTES, build_body, call_url
 from headrace.protocol.response import read_response
 from headrace.protocol.signing import bearer_matches, hashed_signing_key, sign
@@ -104,7 +105,7 @@ def test_a_step_op_without_an_id_is_an_invalid_answer() -> None:
     }
     assert outcome.retryable
     done = read_response(206, SDK, b'[{"op": "RunComplete", "data": 1}]', 0)
-    assert done.ops is not None and done.ops[0].op == "RunComplete"
+    assert done.ops is not None and isinstance(done.ops[0], RunComplete)
 
 
 def test_a_single_op_object_and_a_streamed_response_are_read() -> None:

@@ -15,10 +15,15 @@ from headrace.messages.records import (
     Resume,
 )
 from headrace.messages.state import RunState
-from headrace.protocol.ops import Op, Outcome
+from headrace.protocol.ops import Op, Outcome, decode_op
 
 NOW = 1_700_000_000_000
 HOUR = 3_600_000
+
+
+def _op(**fields: object) -> Op:
+    """An op as an app sends it, read as the engine reads it."""
+    return decode_op(fields)
 
 
 def _machine(run: RunState, memos: set[str] | None = None, max_attempts: int = 3) -> RunMachine:
@@ -64,7 +69,7 @@ def test_a_step_result_is_memoized_and_discovery_follows() -> None:
     machine = _machine(run)
     call = Call(account_id="acct", run_id="run", seq=0)
     assert machine.is_current_call(call)
-    machine.apply_call(call, Outcome(ops=[Op(op="StepRun", id="h1", data=5)]), stack_len_at_call=0)
+    machine.apply_call(call, Outcome(ops=[_op(op="StepRun", id="h1", data=5)]), stack_len_at_call=0)
     assert machine.out.memos == {"h1": b'{"data":5}'}
     assert run.stack == ["h1"]
     assert _calls(machine) == [(None, 0, 1, 0)]
@@ -75,7 +80,7 @@ def test_a_step_result_is_memoized_and_discovery_follows() -> None:
 def test_a_step_s_input_from_the_sdk_goes_into_its_history() -> None:
     machine = _machine(_started())
     call = Call(account_id="acct", run_id="run", seq=0)
-    op = Op(op="StepRun", id="h1", data=5, opts={"input": [{"order": 7}]})
+    op = _op(op="StepRun", id="h1", data=5, opts={"input": [{"order": 7}]})
     machine.apply_call(call, Outcome(ops=[op]), stack_len_at_call=0)
     [completed] = [h for h in machine.out.history if h.kind == "step.completed"]
     assert completed.input == [{"order": 7}]
@@ -84,7 +89,7 @@ def test_a_step_s_input_from_the_sdk_goes_into_its_history() -> None:
 def test_parallel_steps_discover_only_when_all_have_settled_in_wait_mode() -> None:
     run = _started()
     machine = _machine(run)
-    planned = [Op(op="StepPlanned", id="a"), Op(op="StepPlanned", id="b")]
+    planned = [_op(op="StepPlanned", id="a"), _op(op="StepPlanned", id="b")]
     machine.apply_call(Call(account_id="acct", run_id="run"), Outcome(ops=planned), 0)
     assert run.disable_immediate
     assert sorted(_calls(machine)) == [("a", 0, 0, 0), ("b", 0, 0, 0)]
@@ -92,14 +97,14 @@ def test_parallel_steps_discover_only_when_all_have_settled_in_wait_mode() -> No
     first = _machine(run)
     first.apply_call(
         Call(account_id="acct", run_id="run", target="a"),
-        Outcome(ops=[Op(op="StepRun", id="a", data=1)]),
+        Outcome(ops=[_op(op="StepRun", id="a", data=1)]),
         len(run.stack),
     )
     assert _calls(first) == []
     second = _machine(run, {"a"})
     second.apply_call(
         Call(account_id="acct", run_id="run", target="b"),
-        Outcome(ops=[Op(op="StepRun", id="b", data=2)]),
+        Outcome(ops=[_op(op="StepRun", id="b", data=2)]),
         len(run.stack),
     )
     assert _calls(second) == [(None, 0, 1, 0)]
@@ -111,7 +116,7 @@ def test_a_step_error_is_retried_with_backoff_then_memoized_as_failed() -> None:
     machine = _machine(run)
     machine.apply_call(
         Call(account_id="acct", run_id="run"),
-        Outcome(ops=[Op(op="StepError", id="s", error=error)]),
+        Outcome(ops=[_op(op="StepError", id="s", error=error)]),
         0,
     )
     [(target, attempt, _, at)] = _calls(machine)
@@ -126,7 +131,7 @@ def test_a_step_error_is_retried_with_backoff_then_memoized_as_failed() -> None:
     last = _machine(run)
     last.apply_call(
         Call(account_id="acct", run_id="run", target="s", attempt=2),
-        Outcome(ops=[Op(op="StepError", id="s", error=error)]),
+        Outcome(ops=[_op(op="StepError", id="s", error=error)]),
         0,
     )
     assert last.out.memos == {"s": b'{"error":{"message":"no","name":"Boom"}}'}
@@ -155,12 +160,12 @@ def test_an_answer_with_no_op_to_act_on_is_a_failed_call_retried_then_failing_th
 def test_a_step_call_answered_without_its_step_is_retried_then_fails_the_run() -> None:
     run = _started()
     _machine(run).apply_call(
-        Call(account_id="acct", run_id="run"), Outcome(ops=[Op(op="StepPlanned", id="s")]), 0
+        Call(account_id="acct", run_id="run"), Outcome(ops=[_op(op="StepPlanned", id="s")]), 0
     )
     step_call = Call(account_id="acct", run_id="run", target="s")
     # The step planned again, as a discovery would: nothing settles it or calls it again.
     machine = _machine(run, max_attempts=2)
-    machine.apply_call(step_call, Outcome(ops=[Op(op="StepPlanned", id="s")], status=206), 0)
+    machine.apply_call(step_call, Outcome(ops=[_op(op="StepPlanned", id="s")], status=206), 0)
     [(target, attempt, _, _)] = _calls(machine)
     assert (target, attempt) == ("s", 1)
 
@@ -202,7 +207,7 @@ def test_a_sleep_becomes_a_timer_and_its_wake_up_continues_the_run() -> None:
     machine = _machine(run)
     machine.apply_call(
         Call(account_id="acct", run_id="run"),
-        Outcome(ops=[Op(op="Sleep", id="z", name="z", opts={"duration": "1h"})]),
+        Outcome(ops=[_op(op="Sleep", id="z", name="z", opts={"duration": "1h"})]),
         0,
     )
     [wake] = machine.out.schedule
@@ -221,7 +226,7 @@ def test_a_wait_substitutes_the_trigger_event_into_its_expression() -> None:
     opts = {"event": "approved", "if": "async.data.order == event.data.order", "timeout": "1m"}
     machine.apply_call(
         Call(account_id="acct", run_id="run"),
-        Outcome(ops=[Op(op="WaitForEvent", id="w", name="approved", opts=opts)]),
+        Outcome(ops=[_op(op="WaitForEvent", id="w", name="approved", opts=opts)]),
         0,
     )
     [created] = [r for r in machine.out.events if isinstance(r, PauseCreated)]
@@ -237,7 +242,7 @@ def test_a_wait_begins_when_the_call_that_declared_it_was_sent() -> None:
     machine.apply_call(
         Call(account_id="acct", run_id="run"),
         Outcome(
-            ops=[Op(op="WaitForEvent", id="w", name="approved", opts={"timeout": "1m"})],
+            ops=[_op(op="WaitForEvent", id="w", name="approved", opts={"timeout": "1m"})],
             duration_ms=250,
         ),
         0,
@@ -251,7 +256,7 @@ def test_cancel_ends_the_run_and_forgets_its_waits() -> None:
     machine = _machine(run)
     machine.apply_call(
         Call(account_id="acct", run_id="run"),
-        Outcome(ops=[Op(op="WaitForEvent", id="w", name="x", opts={"timeout": "1h"})]),
+        Outcome(ops=[_op(op="WaitForEvent", id="w", name="x", opts={"timeout": "1h"})]),
         0,
     )
     cancelling = _machine(run)
@@ -265,7 +270,7 @@ def test_cancel_ends_the_run_and_forgets_its_waits() -> None:
 def test_immediate_execution_comes_back_after_parallel_steps_for_request_version_2() -> None:
     for version, expected in ((2, False), (1, True)):
         run = _started()
-        planned = [Op(op="StepPlanned", id="a"), Op(op="StepPlanned", id="b")]
+        planned = [_op(op="StepPlanned", id="a"), _op(op="StepPlanned", id="b")]
         _machine(run).apply_call(
             Call(account_id="acct", run_id="run"),
             Outcome(ops=planned, request_version=version),
@@ -275,7 +280,7 @@ def test_immediate_execution_comes_back_after_parallel_steps_for_request_version
         for step in ("a", "b"):
             _machine(run, set(run.stack)).apply_call(
                 Call(account_id="acct", run_id="run", target=step),
-                Outcome(ops=[Op(op="StepRun", id=step, data=1)], request_version=version),
+                Outcome(ops=[_op(op="StepRun", id=step, data=1)], request_version=version),
                 len(run.stack),
             )
         assert run.disable_immediate is expected, version
@@ -289,12 +294,12 @@ def test_the_request_version_is_learned_once_from_a_generator_response() -> None
     _machine(run).apply_call(call, Outcome(error={"message": "x"}, request_version=1), 0)
     assert run.req_version == -1
     run = _started()
-    planned = [Op(op="StepPlanned", id="a")]
+    planned = [_op(op="StepPlanned", id="a")]
     _machine(run).apply_call(call, Outcome(ops=planned, request_version=1), 0)
     assert run.req_version == 1
     # Later answers do not change it (Inngest's executor stores it only while unknown).
     step = Call(account_id="acct", run_id="run", target="a")
-    _machine(run).apply_call(step, Outcome(ops=[Op(op="StepRun", id="a")], request_version=2), 0)
+    _machine(run).apply_call(step, Outcome(ops=[_op(op="StepRun", id="a")], request_version=2), 0)
     assert run.req_version == 1
 
 
@@ -302,7 +307,7 @@ def test_the_legacy_step_op_is_stored_as_it_came() -> None:
     run = _started()
     machine = _machine(run)
     call = Call(account_id="acct", run_id="run", seq=0)
-    ops = [Op(op="Step", id="old", data={"data": 5}), Op(op="StepRun", id="new", data=5)]
+    ops = [_op(op="Step", id="old", data={"data": 5}), _op(op="StepRun", id="new", data=5)]
     machine.apply_call(call, Outcome(ops=ops), stack_len_at_call=0)
     assert machine.out.memos == {"old": b'{"data":5}', "new": b'{"data":5}'}
 
@@ -314,8 +319,8 @@ def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
     machine.apply_checkpoint(
         call,
         [
-            Op(op="StepPlanned", id="h2"),
-            Op(op="StepRun", id="h1", data={"n": 5}, timing={"a": 1, "b": 7_500_000}),
+            _op(op="StepPlanned", id="h2"),
+            _op(op="StepRun", id="h1", data={"n": 5}, timing={"a": 1, "b": 7_500_000}),
         ],
     )
     assert machine.out.memos == {"h1": b'{"data":{"n":5}}'}
@@ -330,12 +335,12 @@ def test_a_checkpointed_step_is_memoized_while_its_call_goes_on() -> None:
 
     # A step checkpointed twice (the SDK retried its POST) is stored once.
     again = _machine(run, {"h1"})
-    again.apply_checkpoint(call, [Op(op="StepRun", id="h1", data={"n": 6})])
+    again.apply_checkpoint(call, [_op(op="StepRun", id="h1", data={"n": 6})])
     assert again.out.memos == {} and run.stack == ["h1"]
 
     # The call's answer, RunComplete in a 206, ends the run with its output.
     answered = _machine(run, {"h1"})
-    complete = Op(op="RunComplete", id="c", data={"total": 5})
+    complete = _op(op="RunComplete", id="c", data={"total": 5})
     answered.apply_call(call, Outcome(ops=[complete]), stack_len_at_call=0)
     assert (run.status, run.output, run.stack) == ("completed", {"total": 5}, ["h1"])
 
@@ -351,7 +356,7 @@ def test_a_checkpoint_restarts_the_retry_budget_of_its_call() -> None:
     retry = Call(account_id="acct", run_id="run", attempt=1)
     checkpointed = _machine(run)
     assert checkpointed.sdk_attempt(retry) == 1
-    checkpointed.apply_checkpoint(retry, [Op(op="StepRun", id="h1", data=1)])
+    checkpointed.apply_checkpoint(retry, [_op(op="StepRun", id="h1", data=1)])
     assert checkpointed.sdk_attempt(retry) == 0
     memos = set(checkpointed.out.memos)
     for attempt in (1, 2):
@@ -377,7 +382,7 @@ def test_an_endpoint_s_request_is_its_run_s_first_call_until_it_hands_the_run_ov
     machine = _machine(run)
     machine.start_endpoint(HOUR)
     request = Call(account_id="acct", run_id="run", seq=0)
-    machine.apply_endpoint_checkpoint(request, [Op(op="StepRun", id="h1", data=1)])
+    machine.apply_endpoint_checkpoint(request, [_op(op="StepRun", id="h1", data=1)])
     assert machine.out.memos == {"h1": b'{"data":1}'}
     assert _calls(machine) == [] and machine.is_current_call(request)
     assert [h.kind for h in machine.out.history] == ["run.started", "step.completed"]
@@ -385,7 +390,7 @@ def test_an_endpoint_s_request_is_its_run_s_first_call_until_it_hands_the_run_ov
     handed = _machine(run, {"h1"})
     handed.apply_endpoint_checkpoint(
         request,
-        [Op(op="StepRun", id="h2", data=2), Op(op="Sleep", id="s", name="1s", opts={})],
+        [_op(op="StepRun", id="h2", data=2), _op(op="Sleep", id="s", name="1s", opts={})],
     )
     assert handed.out.memos == {"h2": b'{"data":2}'}
     assert run.planned == {"s": "sleep"}
@@ -399,7 +404,7 @@ def test_an_endpoint_s_return_ends_its_run() -> None:
     machine.start_endpoint(HOUR)
     request = Call(account_id="acct", run_id="run", seq=0)
     response = {"status": 200, "headers": {}, "body": "{}"}
-    machine.apply_endpoint_checkpoint(request, [Op(op="RunComplete", id="c", data=response)])
+    machine.apply_endpoint_checkpoint(request, [_op(op="RunComplete", id="c", data=response)])
     assert (run.status, run.output) == ("completed", response)
 
 
@@ -417,7 +422,7 @@ def test_an_endpoint_s_run_stores_its_request_s_event_and_times_its_request_out(
     assert timer.timer_id == "run:timeout:endpoint"
 
     request = machine.request_call()
-    machine.apply_endpoint_checkpoint(request, [Op(op="StepRun", id="h1", data=1)])
+    machine.apply_endpoint_checkpoint(request, [_op(op="StepRun", id="h1", data=1)])
     late = _machine(run, {"h1"})
     assert late.request_holds_run()
     late.time_out_request(HOUR)
@@ -430,7 +435,7 @@ def test_an_endpoint_s_timeout_leaves_a_run_the_engine_has_taken_over() -> None:
     machine = _machine(run)
     machine.start_endpoint(HOUR)
     machine.apply_endpoint_checkpoint(
-        machine.request_call(), [Op(op="Sleep", id="s", name="1s", opts={})]
+        machine.request_call(), [_op(op="Sleep", id="s", name="1s", opts={})]
     )
     late = _machine(run)
     assert not late.request_holds_run()

@@ -13,7 +13,15 @@ from headrace.messages.model import Pause
 from headrace.messages.records import Call, PauseCreated, PauseDeleted, Resume
 from headrace.messages.state import RunState
 from headrace.protocol import gateway
-from headrace.protocol.ops import Op, Outcome
+from headrace.protocol.ops import (
+    FetchOpts,
+    Gateway,
+    InvalidOp,
+    Op,
+    Outcome,
+    WaitForSignal,
+    decode_op,
+)
 
 NOW = 1_700_000_000_000
 YEAR_MS = 365 * 86_400_000
@@ -33,7 +41,15 @@ def _started() -> RunState:
 
 
 def _wait(**opts: object) -> Op:
-    return Op(op="WaitForSignal", id="h1", name="sig", displayName="for-signal", opts=opts)
+    return decode_op(
+        {
+            "op": "WaitForSignal",
+            "id": "h1",
+            "name": "sig",
+            "displayName": "for-signal",
+            "opts": opts,
+        }
+    )
 
 
 def _discover(machine: RunMachine, op: Op, conflicts: frozenset[str] = frozenset()) -> None:
@@ -109,39 +125,38 @@ def test_a_wait_without_a_signal_name_fails_its_step() -> None:
     assert b"needs a signal name" in machine.out.memos["h1"]
 
 
-def test_read_wait_takes_onconflict_and_dates() -> None:
-    wait = signals.read_wait({"signal": "s", "timeout": "2026-01-01T00:00:00Z"}, NOW)
-    assert isinstance(wait, signals.SignalWait)
-    assert wait.expires_ms == 1_767_225_600_000
+def test_a_wait_op_takes_onconflict_and_dates() -> None:
+    wait = _wait(signal="s", timeout="2026-01-01T00:00:00Z")
+    assert isinstance(wait, WaitForSignal)
+    assert wait.expires_ms(NOW) == 1_767_225_600_000
     assert not wait.replace
-    replace = signals.read_wait({"signal": "s", "conflict": "replace"}, NOW)
-    assert isinstance(replace, signals.SignalWait) and replace.replace
-    assert "onConflict" in str(signals.read_wait({"signal": "s", "conflict": "merge"}, NOW))
-    assert "invalid date 'soon'" in str(signals.read_wait({"signal": "s", "timeout": "soon"}, NOW))
+    replace = _wait(signal="s", conflict="replace")
+    assert isinstance(replace, WaitForSignal) and replace.replace
+    merge = _wait(signal="s", conflict="merge")
+    assert isinstance(merge, InvalidOp) and "onConflict" in merge.reason
+    soon = _wait(signal="s", timeout="soon")
+    assert isinstance(soon, InvalidOp) and "invalid date 'soon'" in soon.reason
 
 
 def test_a_fetch_op_becomes_the_request_it_names() -> None:
     request = gateway.build_fetch(
-        {
-            "url": "http://api.test/x?q=1",
-            "method": "post",
-            "headers": {"x-token": "t"},
-            "body": "a=b&c=d",
-        }
+        FetchOpts(
+            url="http://api.test/x?q=1", method="post", headers={"x-token": "t"}, body="a=b&c=d"
+        )
     )
     assert request == gateway.FetchRequest(
         method="POST", url="http://api.test/x?q=1", headers={"x-token": "t"}, body=b"a=b&c=d"
     )
-    bare = gateway.build_fetch({"url": "https://api.test/"})
+    bare = gateway.build_fetch(FetchOpts(url="https://api.test/"))
     assert isinstance(bare, gateway.FetchRequest)
     assert (bare.method, bare.body, bare.headers) == ("GET", None, {})
-    assert "http(s) url" in str(gateway.build_fetch({"url": "file:///etc/passwd"}))
-    trace = gateway.build_fetch({"url": "http://a/", "method": "TRACE"})
+    assert "http(s) url" in str(gateway.build_fetch(FetchOpts(url="file:///etc/passwd")))
+    trace = gateway.build_fetch(FetchOpts(url="http://a/", method="TRACE"))
     assert "cannot make a TRACE" in str(trace)
 
 
 def test_a_response_becomes_a_step_result_the_sdk_reads_as_a_response() -> None:
-    op = Op(op="Gateway", id="h2", displayName="step.fetch: api.test", userland={"id": "f"})
+    op = Gateway(id="h2", displayName="step.fetch: api.test", userland={"id": "f"})
     done = gateway.fetched_op(
         op,
         "http://api.test/x",
@@ -149,7 +164,7 @@ def test_a_response_becomes_a_step_result_the_sdk_reads_as_a_response() -> None:
         [("content-type", "text/plain"), ("set-cookie", "a=1"), ("set-cookie", "b=2")],
         b"not here",
     )
-    assert (done.op, done.id, done.display) == ("StepRun", "h2", "f")
+    assert (done.opcode, done.id, done.display) == ("StepRun", "h2", "f")
     assert done.data == {
         "url": "http://api.test/x",
         "headers": {"content-type": "text/plain", "set-cookie": "a=1,b=2"},
@@ -157,7 +172,7 @@ def test_a_response_becomes_a_step_result_the_sdk_reads_as_a_response() -> None:
         "status_code": 404,
     }
     failed = gateway.failed_op(op, "ConnectError: refused")
-    assert failed.op == "headrace:RequestFailed"
+    assert failed.opcode == "headrace:RequestFailed"
     assert failed.error == {
         "name": "GatewayError",
         "message": "Error making gateway request: ConnectError: refused",
@@ -168,7 +183,7 @@ def test_a_failed_request_is_retried_by_calling_the_run_again_then_fails_the_ste
     """The SDK cannot run a fetch step when called for it: the retry is a discovery call after
     a backoff, which reports the op again; the last attempt's error is the step's memo."""
     run = _started()
-    failed = gateway.failed_op(Op(op="Gateway", id="h3", userland={"id": "f"}), "timeout")
+    failed = gateway.failed_op(Gateway(id="h3", userland={"id": "f"}), "timeout")
     for attempt in range(3):
         machine = _machine(run)
         call = Call(account_id="acct", run_id="run", seq=attempt)

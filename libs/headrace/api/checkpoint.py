@@ -39,7 +39,7 @@ from headrace.runtime.ownership import Ownership
 async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
     run_id = request.path_params["run_id"]
     try:
-        checkpoint, dispatch = read_checkpoint(run_id, await request.body())
+        checkpoint, steps, dispatch = read_checkpoint(run_id, await request.body())
     except InputError as err:
         return api_error(err.status, str(err))
 
@@ -58,7 +58,7 @@ async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
         call.account_id = run.account_id
         if not machine.is_current_call(call) or await _superseded(ctx, run.owner_epoch, dispatch):
             return api_error(409, f"the call {checkpoint.qi_id!r} of run {run_id} is not current")
-        machine.apply_checkpoint(call, checkpoint.steps)
+        machine.apply_checkpoint(call, steps)
         newer_owner = dispatch.epoch > run.owner_epoch
         if not machine.out.history and not newer_owner:
             return JSONResponse({})

@@ -54,7 +54,7 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
     if ctx.outbox is None:
         return api_error(404, "this server does not take checkpoints")
     try:
-        new = read_new_run(await request.body())
+        new, steps = read_new_run(await request.body())
     except InputError as err:
         return api_error(err.status, str(err))
     now = ctx.clock.now_ms()
@@ -84,8 +84,8 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
     )
     machine = _machine(ctx, run, set(), fn)
     machine.start_endpoint(ctx.endpoint_timeout_ms)
-    conflicts = await claim_signals(ctx.stores, run, set(), new.steps, now)
-    machine.apply_endpoint_checkpoint(machine.request_call(), new.steps, conflicts)
+    conflicts = await claim_signals(ctx.stores, run, set(), steps, now)
+    machine.apply_endpoint_checkpoint(machine.request_call(), steps, conflicts)
     if not await ctx.outbox.commit(run, machine.out, f"endpoint:{new_ulid(now)}", 0, create=True):
         return api_error(409, f"run {new.run_id} exists already")
     for event_id in run.event_ids:
@@ -113,7 +113,7 @@ async def _steps(ctx: ApiContext, request: Request) -> Response:
         return api_error(404, "this server does not take checkpoints")
     run_id = request.path_params["run_id"]
     try:
-        checkpoint = read_sync_steps(run_id, await request.body())
+        checkpoint, steps = read_sync_steps(run_id, await request.body())
     except InputError as err:
         return api_error(err.status, str(err))
     outbox = ctx.outbox
@@ -128,10 +128,8 @@ async def _steps(ctx: ApiContext, request: Request) -> Response:
         if not machine.request_holds_run():
             # The request handed the run over (or it ended): the engine goes on with it now.
             return api_error(409, f"run {run_id} is no longer its request's")
-        conflicts = await claim_signals(
-            ctx.stores, run, set(memos), checkpoint.steps, ctx.clock.now_ms()
-        )
-        machine.apply_endpoint_checkpoint(machine.request_call(), checkpoint.steps, conflicts)
+        conflicts = await claim_signals(ctx.stores, run, set(memos), steps, ctx.clock.now_ms())
+        machine.apply_endpoint_checkpoint(machine.request_call(), steps, conflicts)
         if not machine.out.history and not machine.out.schedule:
             return JSONResponse({})
         await outbox.commit(

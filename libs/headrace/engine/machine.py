@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from headrace.core.backoff import backoff_ms
-from headrace.core.durations import DurationError, parse_deadline_ms, parse_duration_ms
 from headrace.core.jsonutil import canonical, loads
 from headrace.engine import signals, system_events
 from headrace.engine.transition import Transition
@@ -34,12 +33,29 @@ from headrace.messages.records import (
 )
 from headrace.messages.records import Enqueue as EnqueueRecord
 from headrace.messages.state import ENDED, HistoryEntry, RunState, StepKind
-from headrace.protocol import ops as opcodes
 from headrace.protocol.endpoint import endpoint_timer_id
-from headrace.protocol.ops import Op, Outcome
+from headrace.protocol.ops import (
+    STEP_RUN,
+    DiscoveryRequest,
+    InvalidOp,
+    InvokeFunction,
+    LegacyStep,
+    NoOp,
+    Op,
+    Outcome,
+    RequestFailed,
+    RunComplete,
+    Sleep,
+    StepError,
+    StepFailed,
+    StepPlanned,
+    StepRun,
+    WaitForEvent,
+    WaitForSignal,
+    invalid_error,
+)
 
 MAX_SLEEP_MS = 366 * 86_400_000
-DEFAULT_INVOKE_TIMEOUT_MS = 365 * 86_400_000
 DISCOVERY = ""
 EndStatus = Literal["completed", "failed", "cancelled"]
 # The kinds of waiting step that have a pause, deleted when the step settles or the run ends.
@@ -215,14 +231,14 @@ class RunMachine:
         for op in ops:
             if op.id in self.memo_keys:
                 continue
-            if op.op in opcodes.STEP_RUN:
+            if isinstance(op, STEP_RUN):
                 if call.target is None:
                     self.run.budget_from = call.attempt
                 self._step_completed(op, call.attempt, op.duration_ms)
-            elif op.op == opcodes.STEP_PLANNED:
+            elif isinstance(op, StepPlanned):
                 self._history("step.planned", op=op, attempt=call.attempt)
 
-    def _step_completed(self, op: Op, attempt: int, duration_ms: int) -> None:
+    def _step_completed(self, op: StepRun | LegacyStep, attempt: int, duration_ms: int) -> None:
         memo = _step_memo(op)
         self._history(
             "step.completed", op=op, attempt=attempt, output=memo, duration_ms=duration_ms
@@ -238,8 +254,8 @@ class RunMachine:
         make, by calling the endpoint (Inngest `checkpoint.go` `CheckpointSyncSteps`).
         `signal_conflicts` as for `apply_call`: the request's waits for signals are claimed as
         a call's are."""
-        finished = [op for op in ops if op.op in opcodes.STEP_RUN]
-        answer = [op for op in ops if op.op not in opcodes.STEP_RUN]
+        finished = [op for op in ops if isinstance(op, STEP_RUN)]
+        answer = [op for op in ops if not isinstance(op, STEP_RUN)]
         self.apply_checkpoint(call, finished)
         if answer:
             self.apply_call(call, Outcome(ops=answer), len(self.run.stack), signal_conflicts)
@@ -337,42 +353,41 @@ class RunMachine:
                 return  # a signal conflict failed the run
             if op.id in self.memo_keys:
                 continue
-            if op.op in opcodes.STEP_RUN:
-                self._step_completed(op, call.attempt, outcome.duration_ms)
-            elif op.op == opcodes.STEP_ERROR:
-                self._step_error(op, call, outcome)
-            elif op.op == opcodes.STEP_FAILED:
-                self._step_failed(op, call.attempt, op.error, outcome.duration_ms)
-            elif op.op == opcodes.REQUEST_FAILED:
-                self._request_failed(op, outcome)
-            elif op.op == opcodes.STEP_PLANNED:
-                self._plan_step(op)
-            elif op.op == opcodes.SLEEP:
-                self._sleep(op)
-            elif op.op == opcodes.WAIT_FOR_EVENT:
-                self._wait_for_event(op, call)
-            elif op.op == opcodes.WAIT_FOR_SIGNAL:
-                self._wait_for_signal(op, call)
-            elif op.op == opcodes.INVOKE:
-                self._invoke(op, call)
-            elif op.op == opcodes.RUN_COMPLETE:
-                self._finish("completed", op.data)
-                return
-            elif op.op in (opcodes.DISCOVERY, opcodes.NONE):
-                if self._ready_to_discover():
-                    self._request_discovery()
-            else:
-                self._step_failed(
-                    op,
-                    call.attempt,
-                    {
-                        "name": "UnsupportedOpcode",
-                        "message": f"headrace does not run {op.op[:100]!r}",
-                    },
-                    outcome.duration_ms,
-                )
+            match op:
+                case StepRun() | LegacyStep():
+                    self._step_completed(op, call.attempt, outcome.duration_ms)
+                case StepError():
+                    self._step_error(op, call, outcome)
+                case StepFailed():
+                    self._step_failed(op, call.attempt, op.error, outcome.duration_ms)
+                case RequestFailed():
+                    self._request_failed(op, outcome)
+                case StepPlanned():
+                    self._plan_step(op)
+                case Sleep():
+                    self._sleep(op)
+                case WaitForEvent():
+                    self._wait_for_event(op, call)
+                case WaitForSignal():
+                    self._wait_for_signal(op)
+                case InvokeFunction():
+                    self._invoke(op)
+                case RunComplete():
+                    self._finish("completed", op.data)
+                    return
+                case DiscoveryRequest() | NoOp():
+                    if self._ready_to_discover():
+                        self._request_discovery()
+                case InvalidOp():
+                    self._step_failed(op, call.attempt, op.error, outcome.duration_ms)
+                case _:
+                    # AIGateway and Gateway: the executor made their requests, and put the
+                    # result in their place; one left here was never asked for.
+                    reason = "the engine made no request for it"
+                    error = invalid_error(op.opcode, op.display, reason)
+                    self._step_failed(op, call.attempt, error, outcome.duration_ms)
 
-    def _step_error(self, op: Op, call: Call, outcome: Outcome) -> None:
+    def _step_error(self, op: StepError, call: Call, outcome: Outcome) -> None:
         error = _error_object(op.error)
         if outcome.retryable and call.attempt + 1 < self.max_attempts:
             self.run.planned[op.id] = "step"
@@ -401,7 +416,7 @@ class RunMachine:
         else:
             self._step_failed(op, call.attempt, error, outcome.duration_ms)
 
-    def _request_failed(self, op: Op, outcome: Outcome) -> None:
+    def _request_failed(self, op: RequestFailed, outcome: Outcome) -> None:
         """The request headrace made for a step (step.fetch, step.ai.infer) got no usable
         answer. The SDK cannot run such a step when called for it, so it is retried as Inngest
         retries it (by requeueing the call that reported it): the run is called again after a
@@ -426,10 +441,10 @@ class RunMachine:
         self._history("step.failed", op=op, attempt=attempt, output=memo, duration_ms=duration_ms)
         self._settle(op.id, memo, op.display)
 
-    def _plan_step(self, op: Op) -> None:
+    def _plan_step(self, op: StepPlanned) -> None:
         if op.id in self.run.planned:
             return
-        if (op.opts or {}).get("parallelMode") == "race":
+        if op.race:
             self.run.race = True
         self.run.planned[op.id] = "step"
         self.run.step_names[op.id] = op.display
@@ -440,62 +455,34 @@ class RunMachine:
             timer_id=f"{self.run.run_id}:call:{op.id}:0",
         )
 
-    def _sleep(self, op: Op) -> None:
+    def _sleep(self, op: Sleep) -> None:
         if op.id in self.run.planned:
             return
-        opts = op.opts or {}
-        spec = opts.get("duration")
-        if not isinstance(spec, str):
-            spec = op.name or ""
-        try:
-            until = parse_deadline_ms(spec, self.now_ms)
-        except DurationError as err:
-            self._step_failed(op, 0, {"name": "InvalidSleep", "message": str(err)}, 0)
-            return
-        until = min(until, self.now_ms + MAX_SLEEP_MS)
+        until = min(op.until_ms(self.now_ms), self.now_ms + MAX_SLEEP_MS)
         self._begin_wait(op, "sleep", "step.sleeping", {"until": until}, until, None, "sleep")
 
-    def _wait_for_event(self, op: Op, call: Call) -> None:
+    def _wait_for_event(self, op: WaitForEvent, call: Call) -> None:
         if op.id in self.run.planned:
             return
-        opts = op.opts or {}
-        event_name = opts.get("event") or op.name
-        expression = opts.get("if") or None
-        if not isinstance(event_name, str) or not event_name:
-            self._step_failed(
-                op,
-                call.attempt,
-                {"name": "InvalidWait", "message": "waitForEvent needs an event name"},
-                0,
-            )
-            return
-        try:
-            timeout_ms = parse_duration_ms(str(opts.get("timeout") or ""))
-        except DurationError as err:
-            self._step_failed(op, call.attempt, {"name": "InvalidWait", "message": str(err)}, 0)
-            return
+        expression = op.expression
         if expression is not None:
+            # Read against the run's trigger: only here can the expression be checked.
             try:
                 expression = substitute_event(
-                    str(expression), self.run.events[0] if self.run.events else {}
+                    expression, self.run.events[0] if self.run.events else {}
                 )
                 compile_expression(expression)
             except ExpressionError as err:
-                self._step_failed(
-                    op, call.attempt, {"name": "InvalidExpression", "message": str(err)}, 0
-                )
+                error = invalid_error(op.opcode, op.display, str(err))
+                self._step_failed(op, call.attempt, error, 0)
                 return
-        expires = self.now_ms + timeout_ms
-        detail = {"event": event_name, "if": expression, "timeout_ms": timeout_ms}
+        expires = self.now_ms + op.timeout_ms
+        detail = {"event": op.event, "if": expression, "timeout_ms": op.timeout_ms}
         self._begin_wait(op, "wait", "step.waiting", detail, expires, None, "timeout")
-        self._add_pause(self._pause(op, "wait", event_name, expression, expires))
+        self._add_pause(self._pause(op, "wait", op.event, expression, expires))
 
-    def _wait_for_signal(self, op: Op, call: Call) -> None:
+    def _wait_for_signal(self, op: WaitForSignal) -> None:
         if op.id in self.run.planned:
-            return
-        wait = signals.read_wait(op.opts, self.now_ms)
-        if isinstance(wait, str):
-            self._step_failed(op, call.attempt, {"name": "InvalidWait", "message": wait}, 0)
             return
         if op.id in self._signal_conflicts:
             # Inngest fails the run at once, without retries (executor.go: ErrSignalConflict
@@ -503,41 +490,25 @@ class RunMachine:
             self.run.failure = signals.CONFLICT_ERROR["message"]
             self._finish("failed", dict(signals.CONFLICT_ERROR))
             return
-        detail = {"signal": wait.signal, "timeout_ms": wait.expires_ms - self.now_ms}
-        self._begin_wait(op, "signal", "step.waiting", detail, wait.expires_ms, None, "timeout")
-        self._add_pause(self._pause(op, "signal", wait.signal, None, wait.expires_ms))
+        expires = op.expires_ms(self.now_ms)
+        detail = {"signal": op.signal, "timeout_ms": expires - self.now_ms}
+        self._begin_wait(op, "signal", "step.waiting", detail, expires, None, "timeout")
+        self._add_pause(self._pause(op, "signal", op.signal, None, expires))
 
-    def _invoke(self, op: Op, call: Call) -> None:
+    def _invoke(self, op: InvokeFunction) -> None:
         if op.id in self.run.planned:
             return
-        opts = op.opts or {}
-        function_id = opts.get("function_id")
-        payload = opts.get("payload") if isinstance(opts.get("payload"), dict) else {}
-        assert isinstance(payload, dict)
-        if not isinstance(function_id, str) or not function_id:
-            self._step_failed(
-                op,
-                call.attempt,
-                {"name": "InvalidInvoke", "message": "invoke needs a function_id"},
-                0,
-            )
-            return
-        try:
-            timeout = opts.get("timeout")
-            timeout_ms = parse_duration_ms(str(timeout)) if timeout else DEFAULT_INVOKE_TIMEOUT_MS
-        except DurationError as err:
-            self._step_failed(op, call.attempt, {"name": "InvalidInvoke", "message": str(err)}, 0)
-            return
+        function_id = op.opts.function_id
+        payload = op.opts.payload
         correlation = f"{self.run.run_id}.{op.id}"
-        expires = self.now_ms + timeout_ms
+        expires = self.now_ms + op.timeout_ms
         detail = {"function_id": function_id, "correlation_id": correlation}
         self._begin_wait(op, "invoke", "step.invoking", detail, expires, INVOKE_TIMEOUT, "timeout")
         expression = f"async.data.correlation_id == {_cel_string(correlation)}"
         self._add_pause(
             self._pause(op, "invoke", system_events.FINISHED, expression, expires, correlation)
         )
-        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-        assert isinstance(data, dict)
+        data = payload.data if payload is not None and payload.data is not None else {}
         invoked: dict[str, Any] = {
             "name": system_events.INVOKED,
             "id": correlation,
@@ -553,8 +524,8 @@ class RunMachine:
                 },
             },
         }
-        if isinstance(payload.get("user"), dict):
-            invoked["user"] = payload["user"]
+        if payload is not None and payload.user is not None:
+            invoked["user"] = payload.user
         self._emit_event(invoked)
 
     # --- resuming and cancelling -----------------------------------------------------------
@@ -729,7 +700,6 @@ class RunMachine:
     ) -> None:
         step = op.id if op is not None else step_hash
         name = op.display if op is not None else (self.run.step_names.get(step) if step else None)
-        step_input = (op.opts or {}).get("input") if op is not None else None
         self.out.history.append(
             HistoryEntry(
                 entry_id=self.new_id(),
@@ -742,16 +712,16 @@ class RunMachine:
                 duration_ms=duration_ms,
                 output=output,
                 error=error,
-                input=step_input if isinstance(step_input, list) else None,
+                input=op.input if op is not None else None,
             )
         )
 
 
-def _step_memo(op: Op) -> Any:
+def _step_memo(op: StepRun | LegacyStep) -> Any:
     """What a finished step stores, as Inngest does (state/opcode.go `Output`): StepRun's data
     wrapped as {"data": ...}, so the SDK tells data from an error; the legacy `Step` op (JS's V0
     executor) sends its data already wrapped, and it is stored as it came."""
-    if op.op == opcodes.LEGACY_STEP:
+    if isinstance(op, LegacyStep):
         return op.data
     return {"data": op.data}
 

@@ -1,5 +1,5 @@
-"""step.waitForSignal: what a WaitForSignal op asks for, and the facts the executor (which claims
-the signal) and the signal API (which resumes the run holding it) share.
+"""step.waitForSignal: the facts the executor (which claims the signal a WaitForSignal op asks
+for: protocol/ops.py) and the signal API (which resumes the run holding it) share.
 
 A signal is held by one wait at a time per account, as in Inngest (the signal -> pause hash of
 pkg/execution/state/redis_state/lua/savePause.lua): the key `signal_key` names the pause holding
@@ -15,46 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
-from headrace.core.durations import DurationError, parse_deadline_ms
 from headrace.messages.model import Pause
 from headrace.messages.state import ENDED, RunState
 
-# A wait without a timeout waits a year (state/opcode.go `SignalOpts.Expires`).
-DEFAULT_TIMEOUT_MS = 365 * 86_400_000
 # A run whose wait finds its signal held (executor.go handleGeneratorWaitForSignal).
 CONFLICT_ERROR = {
     "name": "Error",
     "message": "Signal conflict; signal wait already exists for another run",
 }
-
-
-class SignalWait(msgspec.Struct, frozen=True, kw_only=True):
-    signal: str
-    expires_ms: int
-    replace: bool
-
-
-def read_wait(opts: dict[str, Any] | None, now_ms: int) -> SignalWait | str:
-    """The wait a WaitForSignal op's `opts` ({signal, timeout, conflict}) asks for, or why it
-    cannot be made."""
-    opts = opts or {}
-    signal = opts.get("signal")
-    if not isinstance(signal, str) or not signal:
-        return "waitForSignal needs a signal name"
-    timeout = opts.get("timeout")
-    if timeout is None or timeout == "":
-        expires_ms = now_ms + DEFAULT_TIMEOUT_MS
-    else:
-        try:
-            expires_ms = parse_deadline_ms(str(timeout), now_ms)
-        except DurationError as err:
-            return str(err)
-    conflict = opts.get("conflict")
-    if conflict not in (None, "", "fail", "replace"):
-        return f"waitForSignal's onConflict must be 'fail' or 'replace', not {conflict!r}"
-    return SignalWait(signal=signal, expires_ms=expires_ms, replace=conflict == "replace")
 
 
 def signal_key(account_id: str, signal: str) -> str:

@@ -14,8 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from headrace.core.jsonutil import loads
-from headrace.protocol import ops as opcodes
-from headrace.protocol.ops import Op
+from headrace.protocol.ops import AIGateway, AIGatewayOpts, RequestFailed, StepRun
 from headrace.protocol.urls import url_problem
 
 
@@ -25,16 +24,16 @@ class GatewayRequest(msgspec.Struct, kw_only=True):
     body: bytes
 
 
-def build_request(opts: dict[str, Any] | None) -> GatewayRequest | str:
+def build_request(opts: AIGatewayOpts | None) -> GatewayRequest | str:
     """The HTTP request of an AIGateway op, or why it cannot be made."""
-    opts = opts or {}
-    url = opts.get("url")
-    if not isinstance(url, str) or not url:
+    opts = opts or AIGatewayOpts()
+    url = opts.url
+    if not url:
         return "the AIGateway op has no url"
     if (problem := url_problem(url)) is not None:
         return f"the AIGateway op's url {problem}"
-    key = str(opts.get("auth_key") or "")
-    fmt = str(opts.get("format") or "")
+    key = opts.auth_key or ""
+    fmt = opts.format or ""
     # Go's canonical header case (X-Api-Key): some model APIs and test doubles look names up
     # case-sensitively.
     headers = {"Content-Type": "application/json"}
@@ -50,22 +49,23 @@ def build_request(opts: dict[str, Any] | None) -> GatewayRequest | str:
         headers["X-Api-Key"] = key
     else:
         headers["Authorization"] = f"Bearer {key}"
-    for name, value in (opts.get("headers") or {}).items():
-        headers[_canonical(str(name))] = str(value)
-    return GatewayRequest(url=url, headers=headers, body=msgspec.json.encode(opts.get("body")))
+    for name, value in (opts.headers or {}).items():
+        headers[_canonical(name)] = value
+    return GatewayRequest(url=url, headers=headers, body=msgspec.json.encode(opts.body))
 
 
-def settled_op(op: Op, status: int, body: bytes, transport_error: str | None = None) -> Op:
+def settled_op(
+    op: AIGateway, status: int, body: bytes, transport_error: str | None = None
+) -> StepRun | RequestFailed:
     """The op that stands for the gateway call's result: a StepRun with the response as data,
     or an error of the step, retried by calling the run again (the JS SDK cannot run an
     AIGateway step when called for it), as a failed step.fetch is."""
-    common = {"id": op.id, "name": op.name, "displayName": op.displayName, "userland": op.userland}
     if transport_error is None and 200 <= status < 300:
         try:
             data: Any = loads(body) if body.strip() else None
         except msgspec.DecodeError:
             data = body.decode(errors="replace")
-        return Op(op="StepRun", data=data, **common)
+        return StepRun(data=data, **op.common())
     reason = transport_error or f"unsuccessful status code: {status}"
     text = body.decode(errors="replace") if body else '{"error":"Error making AI request"}'
     error = {
@@ -73,7 +73,7 @@ def settled_op(op: Op, status: int, body: bytes, transport_error: str | None = N
         "message": f"Error making AI request: {reason}",
         "stack": text,
     }
-    return Op(op=opcodes.REQUEST_FAILED, error=error, **common)
+    return RequestFailed(error=error, **op.common())
 
 
 def _canonical(name: str) -> str:

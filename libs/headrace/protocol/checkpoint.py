@@ -10,20 +10,20 @@ and no newer owner has taken the run over from that executor.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import decode
 from headrace.messages.records import Call
-from headrace.protocol import ops as opcodes
-from headrace.protocol.ops import Op
+from headrace.protocol.ops import STEP_RUN, InvalidOp, Op, StepPlanned, decode_ops
 
 # What a checkpoint may carry: finished steps, and the SDK's notice that a step is about to run
 # (Inngest opens a span for it; headrace's trace shows it running: api/gql/trace.py). Inngest
 # refuses any other opcode (pkg/execution/checkpoint/checkpoint.go `checkpointAsyncSteps`:
 # "cannot checkpoint opcode").
-_CHECKPOINTABLE = opcodes.STEP_RUN | {opcodes.STEP_PLANNED}
+_CHECKPOINTABLE = (*STEP_RUN, StepPlanned)
 
 
 class AsyncCheckpoint(msgspec.Struct, kw_only=True):
@@ -35,7 +35,7 @@ class AsyncCheckpoint(msgspec.Struct, kw_only=True):
     run_id: str
     fn_id: str
     qi_id: str
-    steps: list[Op]
+    steps: list[dict[str, Any]]  # read by `read_checkpoint`
     request_id: str | None = None
     generation_id: int | None = None
     request_started_at: int | None = None
@@ -56,20 +56,25 @@ def queue_item_id(call: Call, partition: int, epoch: int) -> str:
     return f"{partition}:{epoch}:{call.seq}:{call.attempt}:{call.target or ''}"
 
 
-def read_checkpoint(run_id: str, body: bytes) -> tuple[AsyncCheckpoint, Dispatch]:
-    """The checkpoint and the call it was taken in; InputError (400) for anything else."""
+def read_checkpoint(run_id: str, body: bytes) -> tuple[AsyncCheckpoint, list[Op], Dispatch]:
+    """The checkpoint, its steps and the call it was taken in; InputError (400) for anything
+    else."""
     try:
         checkpoint = decode(body, AsyncCheckpoint)
+        steps = decode_ops(checkpoint.steps)
     except msgspec.DecodeError as err:
         raise InputError(f"the body is not a checkpoint: {err}") from None
     if checkpoint.run_id != run_id:
         raise InputError(f"the body's run_id {checkpoint.run_id!r} is not the URL's {run_id!r}")
-    unknown = sorted({op.op for op in checkpoint.steps} - _CHECKPOINTABLE)
-    if unknown:
-        raise InputError(f"cannot checkpoint opcodes {unknown}: only finished step.run steps")
-    if any(not op.id for op in checkpoint.steps):
+    invalid = next((op for op in steps if not isinstance(op, _CHECKPOINTABLE)), None)
+    if invalid is not None:
+        raise InputError(
+            f"cannot checkpoint a {invalid.opcode[:100]!r} op: only finished step.run steps"
+            + (f" ({invalid.reason})" if isinstance(invalid, InvalidOp) else "")
+        )
+    if any(not op.id for op in steps):
         raise InputError("every checkpointed step needs its id")
-    return checkpoint, _dispatch_of(run_id, checkpoint.qi_id)
+    return checkpoint, steps, _dispatch_of(run_id, checkpoint.qi_id)
 
 
 def _dispatch_of(run_id: str, qi_id: str) -> Dispatch:

@@ -21,7 +21,7 @@ from headrace.protocol import gateway as fetch_gateway
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.http10 import app_client
-from headrace.protocol.ops import Op, Outcome
+from headrace.protocol.ops import AIGateway, Gateway, Op, Outcome
 from headrace.protocol.response import MAX_ANSWER_BYTES, read_response, too_large, transport_error
 from headrace.protocol.signing import sign
 from headrace.protocol.urls import CALLABLE_URL_CHARS, url_problem
@@ -115,9 +115,9 @@ class AppDriver:
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         return outcome
 
-    async def gateway(self, opts: dict[str, Any] | None, op: Op) -> Op:
+    async def gateway(self, op: AIGateway) -> Op:
         """Make the model call of an AIGateway op; return the op standing for its result."""
-        request = build_request(opts)
+        request = build_request(op.opts)
         if isinstance(request, str):
             return settled_op(op, 0, b"", request)
         # The query may hold the model provider's key (gemini's `?key=`): the span has none.
@@ -143,7 +143,7 @@ class AppDriver:
                 return settled_op(op, response.status_code, b"", limit)
             return settled_op(op, response.status_code, body)
 
-    async def fetch(self, op: Op) -> Op:
+    async def fetch(self, op: Gateway) -> Op:
         """Make the request of a Gateway op (step.fetch); return the op standing for its
         response. Its headers and body can hold the app's secrets: neither is logged, nor is
         the URL's query."""

@@ -33,7 +33,7 @@ import msgspec
 from headrace.core.errors import InputError
 from headrace.core.jsonutil import decode
 from headrace.messages.state import AppRecord, FunctionRecord
-from headrace.protocol.ops import Op
+from headrace.protocol.ops import Op, decode_ops
 from headrace.protocol.registration import DEFAULT_RETRIES, MAX_RETRIES
 
 HTTP_REQUEST_EVENT = "inngest/http.request"
@@ -71,7 +71,7 @@ class NewRun(msgspec.Struct, kw_only=True):
 
     run_id: str
     event: HttpRequestEvent
-    steps: list[Op] = []
+    steps: list[dict[str, Any]] = []  # read by `read_new_run`
     request_version: int | None = None
     retries: int | None = None
     ts: int | None = None
@@ -83,14 +83,15 @@ class SyncSteps(msgspec.Struct, kw_only=True):
     run_id: str
     fn_id: str
     app_id: str
-    steps: list[Op]
+    steps: list[dict[str, Any]]  # read by `read_sync_steps`
     ts: int | None = None
 
 
-def read_new_run(body: bytes) -> NewRun:
-    """The new run; InputError (400) for a body that cannot start one."""
+def read_new_run(body: bytes) -> tuple[NewRun, list[Op]]:
+    """The new run and its first steps; InputError (400) for a body that cannot start one."""
     try:
         new = decode(body, NewRun)
+        steps = decode_ops(new.steps)
     except msgspec.DecodeError as err:
         raise InputError(f"the body is not a new endpoint run: {err}") from None
     if not _ULID.match(new.run_id):
@@ -106,19 +107,20 @@ def read_new_run(body: bytes) -> NewRun:
         raise InputError(f"event.data.path {data.path!r} must start with /")
     if new.retries is not None and not 0 <= new.retries <= MAX_RETRIES:
         raise InputError(f"retries must be 0 to {MAX_RETRIES}, got {new.retries}")
-    _check_steps(new.steps)
-    return new
+    _check_steps(steps)
+    return new, steps
 
 
-def read_sync_steps(run_id: str, body: bytes) -> SyncSteps:
+def read_sync_steps(run_id: str, body: bytes) -> tuple[SyncSteps, list[Op]]:
     try:
-        steps = decode(body, SyncSteps)
+        checkpoint = decode(body, SyncSteps)
+        steps = decode_ops(checkpoint.steps)
     except msgspec.DecodeError as err:
         raise InputError(f"the body is not a checkpoint of steps: {err}") from None
-    if steps.run_id != run_id:
-        raise InputError(f"the body's run_id {steps.run_id!r} is not the URL's {run_id!r}")
-    _check_steps(steps.steps)
-    return steps
+    if checkpoint.run_id != run_id:
+        raise InputError(f"the body's run_id {checkpoint.run_id!r} is not the URL's {run_id!r}")
+    _check_steps(steps)
+    return checkpoint, steps
 
 
 def _check_steps(steps: list[Op]) -> None:

@@ -13,12 +13,9 @@ driver's timeout and `MAX_RESPONSE_BYTES`.
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-from headrace.protocol import ops as opcodes
-from headrace.protocol.ops import Op
+from headrace.protocol.ops import FetchOpts, Gateway, RequestFailed, StepRun
 from headrace.protocol.urls import url_problem
 
 # Inngest's largest step output (consts.MaxStepOutputSize): the response is stored as a memo.
@@ -33,21 +30,19 @@ class FetchRequest(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes | None
 
 
-def build_fetch(opts: dict[str, Any] | None) -> FetchRequest | str:
+def build_fetch(opts: FetchOpts | None) -> FetchRequest | str:
     """The request a Gateway op asks for, or why it cannot be made."""
-    opts = opts or {}
-    url = opts.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+    opts = opts or FetchOpts()
+    url = opts.url
+    if url is None or not url.startswith(("http://", "https://")):
         return "step.fetch needs an http(s) url"
     if (problem := url_problem(url)) is not None:
         return f"step.fetch's url {problem}"
-    method = str(opts.get("method") or "GET").upper()
+    method = (opts.method or "GET").upper()
     if method not in _METHODS:
         return f"step.fetch cannot make a {method} request"
-    raw_headers = opts.get("headers") if isinstance(opts.get("headers"), dict) else {}
-    assert isinstance(raw_headers, dict)
-    headers = {str(name): str(value) for name, value in raw_headers.items()}
-    body = opts.get("body")
+    headers = dict(opts.headers or {})
+    body = opts.body
     if body is None or body == "":
         data = None
     elif isinstance(body, str):
@@ -59,7 +54,9 @@ def build_fetch(opts: dict[str, Any] | None) -> FetchRequest | str:
     return FetchRequest(method=method, url=url, headers=headers, body=data)
 
 
-def fetched_op(op: Op, url: str, status: int, headers: list[tuple[str, str]], body: bytes) -> Op:
+def fetched_op(
+    op: Gateway, url: str, status: int, headers: list[tuple[str, str]], body: bytes
+) -> StepRun:
     """The op standing for a response: a StepRun with it as data."""
     joined: dict[str, str] = {}
     for name, value in headers:
@@ -70,15 +67,11 @@ def fetched_op(op: Op, url: str, status: int, headers: list[tuple[str, str]], bo
         "body": body.decode(errors="replace"),
         "status_code": status,
     }
-    return Op(op="StepRun", data=data, **_common(op))
+    return StepRun(data=data, **op.common())
 
 
-def failed_op(op: Op, reason: str) -> Op:
+def failed_op(op: Gateway, reason: str) -> RequestFailed:
     """The op standing for a request that got no usable answer: an error of the step, retried
     by calling the run again (the machine's `_request_failed`)."""
     error = {"name": "GatewayError", "message": f"Error making gateway request: {reason}"}
-    return Op(op=opcodes.REQUEST_FAILED, error=error, **_common(op))
-
-
-def _common(op: Op) -> dict[str, Any]:
-    return {"id": op.id, "name": op.name, "displayName": op.displayName, "userland": op.userland}
+    return RequestFailed(error=error, **op.common())

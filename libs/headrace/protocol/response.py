@@ -8,8 +8,7 @@ import msgspec
 
 from headrace.core.backoff import retry_after_ms
 from headrace.core.jsonutil import loads
-from headrace.protocol import ops as opcodes
-from headrace.protocol.ops import Op, Outcome
+from headrace.protocol.ops import WITHOUT_STEP, Outcome, decode_ops
 
 # The largest answer read from an app, as Inngest's (consts.MaxSDKResponseBodySize: a step's
 # largest output plus its largest input).
@@ -18,8 +17,6 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 # limit (executor.HandleGeneratorResponse, consts.DefaultMaxStepLimit). Checked before the
 # executor makes any request an op asks for (step.fetch, step.ai.infer).
 MAX_OPS = 1_000
-# The ops that stand for no step, and so need no id.
-_WITHOUT_STEP = frozenset({opcodes.NONE, opcodes.DISCOVERY, opcodes.RUN_COMPLETE})
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -90,13 +87,15 @@ def _read_ops(parsed: Any, status: int, request_version: int | None, no_retry: b
             retryable=False,
         )
     try:
-        ops = [msgspec.convert(item, Op) for item in items]
+        ops = decode_ops(items)
     except msgspec.ValidationError as err:
         return Outcome(
             error=_error("UnexpectedResponse", f"the app answered 206 with an invalid op: {err}"),
             status=status,
         )
-    nameless = next((op.op for op in ops if not op.id and op.op not in _WITHOUT_STEP), None)
+    nameless = next(
+        (op.opcode for op in ops if not op.id and not isinstance(op, WITHOUT_STEP)), None
+    )
     if nameless is not None:
         # A step without an id could never be told apart, memoized or called for.
         return Outcome(

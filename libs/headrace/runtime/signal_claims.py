@@ -14,8 +14,7 @@ from headrace.core.errors import TransientError
 from headrace.engine import signals
 from headrace.messages.state import RunState
 from headrace.ports.stores import Stores
-from headrace.protocol import ops as opcodes
-from headrace.protocol.ops import Op
+from headrace.protocol.ops import Op, WaitForSignal
 
 # The key outlives its wait by a day, so a late signal still finds the (expired) pause.
 _GRACE_MS = 86_400_000
@@ -29,15 +28,12 @@ async def claim_signals(
     signal another run's wait holds (and that do not replace it)."""
     conflicts = set()
     for op in ops:
-        if op.op != opcodes.WAIT_FOR_SIGNAL or op.id in memo_keys or op.id in run.planned:
+        if not isinstance(op, WaitForSignal) or op.id in memo_keys or op.id in run.planned:
             continue
-        wait = signals.read_wait(op.opts, now_ms)
-        if isinstance(wait, str):
-            continue  # the machine fails the step
-        key = signals.signal_key(run.account_id, wait.signal)
+        key = signals.signal_key(run.account_id, op.signal)
         pause_id = signals.pause_id(run.run_id, op.id)
-        ttl_ms = max(wait.expires_ms - now_ms, 0) + _GRACE_MS
-        if not await _claim(stores, key, pause_id, ttl_ms, wait.replace, now_ms):
+        ttl_ms = max(op.expires_ms(now_ms) - now_ms, 0) + _GRACE_MS
+        if not await _claim(stores, key, pause_id, ttl_ms, op.replace, now_ms):
             conflicts.add(op.id)
     return frozenset(conflicts)
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from headrace.core.clock import FakeClock
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.messages.state import ENDED, HistoryEntry, RunState
@@ -45,6 +46,7 @@ class EngineHandle:
         *,
         partitions: int,
         restart: Callable[[], Awaitable[Stores]] | None = None,
+        clock: FakeClock | None = None,
     ) -> None:
         self.url = url
         self.stores = stores
@@ -52,7 +54,39 @@ class EngineHandle:
         self.partitions = partitions
         self._stop = stop
         self._restart = restart
+        self.clock = clock
         self.account = "default"
+
+    def now_ms(self) -> int:
+        """The engine's time."""
+        return self.clock.now_ms() if self.clock is not None else time.time_ns() // 1_000_000
+
+    async def advance(self, seconds: float) -> None:
+        """Let `seconds` of the engine's time pass: at once on a fake clock, else in real
+        time (a distributed engine's processes each read the system clock)."""
+        if self.clock is not None:
+            await self.clock.advance(int(seconds * 1000))
+        else:
+            await asyncio.sleep(seconds)
+
+    async def passing(
+        self,
+        probe: Callable[[], Awaitable[T | None]],
+        *,
+        step_s: float,
+        timeout: float = 20.0,
+        what: str = "condition",
+    ) -> T:
+        """`eventually`, the engine's time passing meanwhile: on a fake clock, `step_s` more
+        each time `probe` finds nothing yet; else as it passes."""
+
+        async def moved() -> T | None:
+            value = await probe()
+            if (value is None or value is False) and self.clock is not None:
+                await self.clock.advance(int(step_s * 1000))
+            return value
+
+        return await eventually(moved, timeout=timeout, what=what)
 
     async def stop(self) -> None:
         await self._stop()
@@ -101,15 +135,34 @@ class EngineHandle:
 
         return await eventually(probe, timeout=timeout, what=f"{count} run(s) of {event_id}")
 
-    async def run_of_event(self, event_id: str, timeout: float = 20) -> str:
-        return (await self.runs_of_event(event_id, 1, timeout))[0]
+    async def run_of_event(
+        self, event_id: str, timeout: float = 20, *, step_s: float | None = None
+    ) -> str:
+        """`step_s`: the engine's time passes meanwhile, as in `passing`."""
+        if step_s is None:
+            return (await self.runs_of_event(event_id, 1, timeout))[0]
 
-    async def finished(self, run_id: str, timeout: float = 20) -> RunState:
+        async def probe() -> str | None:
+            runs = await self.stores.runs_for_event(event_id)
+            return runs[0] if runs else None
+
+        what = f"a run of {event_id}"
+        return await self.passing(probe, step_s=step_s, timeout=timeout, what=what)
+
+    async def finished(
+        self, run_id: str, timeout: float = 20, *, step_s: float | None = None
+    ) -> RunState:
+        """The run once it has ended; `step_s`: the engine's time passes meanwhile, as in
+        `passing`."""
+
         async def probe() -> RunState | None:
             run = await self.stores.get_run(run_id)
             return run if run is not None and run.status in ENDED else None
 
-        return await eventually(probe, timeout=timeout, what=f"run {run_id} to end")
+        what = f"run {run_id} to end"
+        if step_s is not None:
+            return await self.passing(probe, step_s=step_s, timeout=timeout, what=what)
+        return await eventually(probe, timeout=timeout, what=what)
 
     async def history(self, run_id: str) -> list[HistoryEntry]:
         return await self.stores.list_history(run_id)
@@ -132,7 +185,16 @@ DevHandle = EngineHandle
 TEST_ENDPOINT_TIMEOUT_S = 8.0
 
 
-async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
+def fake_clock() -> FakeClock:
+    """A fake clock that starts at the real time: SDKs compute some times themselves
+    (`step.sleepUntil(new Date(...))`), and those must fall near the engine's."""
+    return FakeClock(time.time_ns() // 1_000_000)
+
+
+async def start_dev(
+    state_dir: Path | None, *, clock: FakeClock | None = None, **overrides: Any
+) -> EngineHandle:
+    """`clock`: time for the whole engine, moved by `EngineHandle.advance`."""
     settings = DevSettings(
         port=overrides.pop("port", None) or free_port(),
         state_dir=state_dir,
@@ -141,7 +203,7 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
         endpoint_timeout_s=overrides.pop("endpoint_timeout_s", TEST_ENDPOINT_TIMEOUT_S),
         **overrides,
     )
-    servers = [DevServer(settings)]
+    servers = [DevServer(settings, clock)]
     await servers[0].start()
 
     async def stop() -> None:
@@ -151,7 +213,7 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
         # The same settings: same port and state dir (a restart of an in-memory engine
         # starts empty, which is the caller's to avoid).
         await servers[-1].stop()
-        servers.append(DevServer(settings))
+        servers.append(DevServer(settings, clock))
         await servers[-1].start()
         return servers[-1].stores
 
@@ -161,4 +223,5 @@ async def start_dev(state_dir: Path | None, **overrides: Any) -> EngineHandle:
         stop,
         partitions=settings.partitions,
         restart=restart,
+        clock=clock,
     )
