@@ -27,6 +27,7 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         proc.clock,
         server_kind=accounts.server_kind,
         backoff_scale=settings.backoff_scale,
+        max_steps=settings.max_steps,
     )
     proc.loops(log_port).add(
         proc.topics.work,

@@ -47,6 +47,7 @@ def _machine(ctx: ApiContext, run: RunState, memo_keys: set[str], fn: FunctionRe
         now_ms=ctx.clock.now_ms(),
         new_id=lambda: new_ulid(ctx.clock.now_ms()),
         backoff_scale=ctx.backoff_scale,
+        max_steps=ctx.max_steps,
     )
 
 

@@ -15,6 +15,7 @@ from headrace.obs.setup import setup_observability
 from headrace.runtime.settings import (
     dead_letter_retention_option,
     intake_topics_option,
+    max_steps_option,
     parse_topics,
     rate_limit_options,
     retention_option,
@@ -75,6 +76,7 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
     help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
 )
 @intake_topics_option
+@max_steps_option
 @retention_option
 @dead_letter_retention_option
 @_RATE_LIMIT[0]
@@ -101,6 +103,7 @@ def dev(
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
+    max_steps: int,
     retention: int,
     dead_letter_retention: int,
     rate_limit: float,
@@ -124,6 +127,7 @@ def dev(
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
+        max_steps=max_steps,
         retention_s=retention,
         dead_letter_retention_s=dead_letter_retention,
         rate_limit=ClientRate(rate_limit, rate_burst),

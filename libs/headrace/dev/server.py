@@ -87,6 +87,7 @@ class DevServer:
             self.clock,
             server_kind=server_kind,
             backoff_scale=settings.backoff_scale,
+            max_steps=settings.max_steps,
         )
         self.syncer = AppSyncer(
             settings.sdk_urls, settings.poll_interval_s, keys, self.clock, self.sync.register
@@ -101,6 +102,7 @@ class DevServer:
             controls=self.controls,
             outbox=Outbox(self.log, self.topics, self.stores),
             backoff_scale=settings.backoff_scale,
+            max_steps=settings.max_steps,
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )
         self.dashboard_auth, self.dashboard_login = _dashboard_auth(settings, keys.required)

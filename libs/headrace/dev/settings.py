@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.flow.client_rate import ClientRate
 
 
@@ -26,6 +27,8 @@ class DevSettings:
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0
     executor_concurrency: int = 200
+    # A run fails when its settled steps reach this (Inngest's limit).
+    max_steps: int = DEFAULT_MAX_STEPS
     # Topics (under the prefix) of the embedded log whose records the intake reads as events.
     intake_topics: tuple[str, ...] = ("intake",)
     # Asked by the dashboard and /metrics when keys are required (a random one when not given).

@@ -20,6 +20,7 @@ from headrace.core.retention import (
     DEFAULT_RETENTION_S,
     MAX_RETENTION_S,
 )
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
 from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
 
@@ -55,6 +56,8 @@ class ClusterSettings:
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0
     executor_concurrency: int = 200
+    # A run fails when its settled steps reach this (executor; ingest for Durable Endpoints).
+    max_steps: int = DEFAULT_MAX_STEPS
     # The ingest serves the dashboard only to requests that show this token.
     dashboard_token: str | None = None
     # Topics (under the prefix) that producers publish events to, read by the ingest.
@@ -115,6 +118,18 @@ dead_letter_retention_option = click.option(
     default=DEFAULT_DEAD_LETTER_RETENTION_S,
     show_default=True,
     help="Seconds records of the dead-letter topic are kept.",
+)
+
+
+# Shared by `headrace dev`.
+max_steps_option = click.option(
+    "--max-steps",
+    envvar="HEADRACE_MAX_STEPS",
+    type=click.IntRange(1, MAX_STEPS_CEILING),
+    default=DEFAULT_MAX_STEPS,
+    show_default=True,
+    help="Steps a run may settle; at this many it fails (InngestErrFunctionOverflowed) instead "
+    "of calling its app again, as in Inngest.",
 )
 
 
@@ -349,6 +364,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
         ),
         intake_topics_option,
+        max_steps_option,
         retention_option,
         dead_letter_retention_option,
         click.option(
@@ -410,6 +426,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
+        max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
         retention_s=options.get("retention", DEFAULT_RETENTION_S),
