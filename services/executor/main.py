@@ -18,7 +18,12 @@ from headrace.runtime.settings import cluster_options
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     settings = proc.settings
     accounts = settings.accounts()
-    driver = AppDriver(proc.clock, keys=accounts, timeout_s=settings.call_timeout_s)
+    driver = AppDriver(
+        proc.clock,
+        keys=accounts,
+        timeout_s=settings.call_timeout_s,
+        require_signed_answers=settings.require_signed_answers,
+    )
     executor = Executor(
         log_port,
         proc.topics,

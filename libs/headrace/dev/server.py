@@ -67,7 +67,12 @@ class DevServer:
             settings.signing_key,
         )
         server_kind = keys.server_kind
-        self.driver = AppDriver(self.clock, keys=keys, timeout_s=settings.call_timeout_s)
+        self.driver = AppDriver(
+            self.clock,
+            keys=keys,
+            timeout_s=settings.call_timeout_s,
+            require_signed_answers=settings.require_signed_answers,
+        )
         self.ingest = EventIngest(self.log, self.topics, self.clock)
         self.sync = AppSync(self.log, self.topics, self.stores, self.clock)
         self.intake = Intake(self.ingest, keys, self.clock)

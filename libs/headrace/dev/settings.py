@@ -20,6 +20,8 @@ class DevSettings:
     poll_interval_s: float = 5.0
     event_keys: dict[str, str] | None = None
     signing_key: str | None = None
+    # An app's answer to a signed call must be signed too (docs/answer-signatures.md).
+    require_signed_answers: bool = False
     partitions: int = 4
     # Shrinks the retry backoff schedule; 1.0 is Inngest's (15 s, 30 s, 1 m, ...).
     backoff_scale: float = 1.0

@@ -51,6 +51,8 @@ class ClusterSettings:
     # The default account's signing key, and (account, signing key) pairs for the others.
     signing_key: str | None = None
     signing_keys: tuple[tuple[str, str], ...] = ()
+    # An app's answer to a signed call must be signed too (docs/answer-signatures.md).
+    require_signed_answers: bool = False
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
     # How long a Durable Endpoint's request may hold its run before the run fails.
@@ -131,6 +133,24 @@ max_steps_option = click.option(
     help="Steps a run may settle; at this many it fails (InngestErrFunctionOverflowed) instead "
     "of calling its app again, as in Inngest.",
 )
+
+
+# Shared by `headrace dev`.
+require_signed_answers_option = click.option(
+    "--require-signed-answers",
+    envvar="HEADRACE_REQUIRE_SIGNED_ANSWERS",
+    is_flag=True,
+    default=False,
+    help="Refuse an app's answer without a valid X-Inngest-Signature (the SDKs sign in "
+    "production mode); without it, only an answer that carries one has it checked. Needs a "
+    "signing key.",
+)
+
+
+def require_signing_key(required: bool, has_key: bool) -> None:
+    """`--require-signed-answers` without a key: no call is signed, so no answer would be."""
+    if required and not has_key:
+        raise click.UsageError("--require-signed-answers needs a signing key")
 
 
 def parse_topics(value: str) -> tuple[str, ...]:
@@ -365,6 +385,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
         ),
         intake_topics_option,
         max_steps_option,
+        require_signed_answers_option,
         retention_option,
         dead_letter_retention_option,
         click.option(
@@ -409,6 +430,9 @@ def _security_from(options: dict[str, Any]) -> tuple[KafkaSecurity, CassandraSec
 
 def settings_from(options: dict[str, Any]) -> ClusterSettings:
     kafka_security, cassandra_security = _security_from(options)
+    signing_keys = _pairs(options.get("signing_keys", ""), "ACCOUNT=SIGNING_KEY")
+    require_signed = bool(options.get("require_signed_answers"))
+    require_signing_key(require_signed, bool(options["signing_key"] or signing_keys))
     return ClusterSettings(
         kafka_bootstrap=options["kafka_bootstrap"],
         cassandra_hosts=tuple(h.strip() for h in options["cassandra_hosts"].split(",") if h),
@@ -422,7 +446,8 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         port=options["port"],
         event_keys=_pairs(options["event_keys"], "KEY=ACCOUNT"),
         signing_key=options["signing_key"],
-        signing_keys=_pairs(options.get("signing_keys", ""), "ACCOUNT=SIGNING_KEY"),
+        signing_keys=signing_keys,
+        require_signed_answers=require_signed,
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
