@@ -82,9 +82,7 @@ async def main() -> None:
                 settings = bench_settings("event_lists")
                 _, engine = await start_cluster(settings, Path(tmp) / "logs")
             try:
-                results[mode] = await measure(
-                    engine, args.large, args.mb, args.small, args.rounds
-                )
+                results[mode] = await measure(engine, args.large, args.mb, args.small, args.rounds)
             finally:
                 await engine.stop()
                 if mode != "dev":
