@@ -1,7 +1,8 @@
 """Fuzz every route of the HTTP API (api/openapi.json) on `headrace dev` in this process, as
 tests/e2e/test_fuzz_api.py does but with as many requests per route as asked and a fresh seed:
-prints each route's status histogram and every problem found (a 5xx, no answer within the
-bound, something stored from a refused request, a protected route answering a stranger).
+prints each route's status histogram, how many requests got past validation (2xx), and every
+problem found (a 5xx, no answer within the bound, something stored from a refused request, a
+protected route answering a stranger).
 
 Run from the repository root: .venv/bin/python benchmarks/fuzz_api.py [N] [--seed S]
 [--only open|keyed] [--route TEXT]; N requests per route on an open server and N on one with
@@ -26,8 +27,9 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from headrace.api.openapi import document
 from headrace.obs.logging import configure_logging
+from headrace.testing.api_bodies import fuzz_requests
 from headrace.testing.api_fuzz import Target, problems
-from headrace.testing.api_requests import ApiRequest, Operation, operations, requests
+from headrace.testing.api_requests import ApiRequest, Operation, operations
 
 SHOWN_PER_ROUTE = 3
 
@@ -54,7 +56,7 @@ def fuzz_route(
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(requests(doc, op, target.known))
+    @given(fuzz_requests(doc, op, target.known, target.held))
     def one(request: ApiRequest) -> None:
         outcome = loop.run_until_complete(target.send(request))
         result.statuses[outcome.status] += 1
@@ -70,9 +72,10 @@ def fuzz_route(
 
 def report(server: str, op: Operation, result: RouteResult) -> None:
     total = sum(result.statuses.values())
+    passed = sum(n for status, n in result.statuses.items() if 200 <= status < 300)
     histogram = "  ".join(f"{status}:{n}" for status, n in sorted(result.statuses.items()))
     print(
-        f"{server:5}  {op.name:42}  {total:6}  {len(result.found):4}  "
+        f"{server:5}  {op.name:42}  {total:6}  {passed:6}  {len(result.found):4}  "
         f"{result.seconds:6.1f}s  {histogram}",
         flush=True,
     )
@@ -92,7 +95,7 @@ def main() -> int:
     # Refusals are logged at info; a warning or an error is worth seeing among the results.
     configure_logging(level="warning")
     print(f"seed {run_seed}, {args.count} requests per route and server", flush=True)
-    print(f"{'server':5}  {'route':42}  {'sent':>6}  {'bad':>4}  {'time':>7}  statuses")
+    print(f"{'server':5}  {'route':42}  {'sent':>6}  {'2xx':>6}  {'bad':>4}  {'time':>7}  statuses")
     ops = [op for op in operations(document()) if not op.websocket and args.route in op.name]
     bad = 0
     sent = 0

@@ -18,7 +18,12 @@ from headrace.runtime.settings import cluster_options
 async def wire(host: Host, log_port: Log, stores: Stores) -> None:
     settings = host.settings
     accounts = settings.accounts()
-    driver = AppDriver(host.clock, keys=accounts, timeout_s=settings.call_timeout_s)
+    driver = AppDriver(
+        host.clock,
+        keys=accounts,
+        timeout_s=settings.call_timeout_s,
+        require_signed_answers=settings.require_signed_answers,
+    )
     executor = Executor(
         log_port,
         host.topics,
@@ -27,6 +32,7 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
         host.clock,
         server_kind=accounts.server_kind,
         backoff_scale=settings.backoff_scale,
+        max_steps=settings.max_steps,
     )
     host.loops(log_port).add(
         host.topics.work,

@@ -23,6 +23,7 @@ from headrace.core.errors import Conflict, Fenced
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.engine.transition import Transition
 from headrace.messages.flow import lease_id
 from headrace.messages.records import (
@@ -90,6 +91,7 @@ class Executor:
         server_kind: str = "dev",
         backoff_scale: float = 1.0,
         rng: random.Random | None = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self._stores = stores
         self._driver = driver
@@ -97,6 +99,7 @@ class Executor:
         self._server_kind = server_kind
         self._backoff_scale = backoff_scale
         self._rng = rng
+        self._max_steps = max_steps
         self._locks = RunLocks()
         self._outbox = Outbox(log_port, topics, stores)
         self._ownership = Ownership(stores, clock)
@@ -126,6 +129,7 @@ class Executor:
             new_id=self._new_id,
             rng=self._rng,
             backoff_scale=self._backoff_scale,
+            max_steps=self._max_steps,
         )
 
     async def handle(self, record: LogRecord) -> None:

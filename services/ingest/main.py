@@ -45,6 +45,7 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
         controls=controls,
         outbox=Outbox(log_port, proc.topics, stores),
         backoff_scale=settings.backoff_scale,
+        max_steps=settings.max_steps,
         endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
     )
     sync = AppSync(log_port, proc.topics, stores, proc.clock)

@@ -19,7 +19,7 @@ import pytest
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.core.errors import Conflict
-from headrace.messages.model import Batch, Event, Pause
+from headrace.messages.model import LISTED_PAYLOAD_BYTES, Batch, Event, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 from headrace.ports.stores import Stores
 
@@ -244,6 +244,26 @@ async def test_events_and_the_runs_they_started(stores: Stores) -> None:
     assert await stores.runs_for_event("00") == ["r1", "r2"]
 
 
+async def test_a_listing_leaves_a_large_payload_out_and_the_event_keeps_it(
+    stores: Stores,
+) -> None:
+    big = {"id": "big-1", "ts": 5, "v": "2", "data": {"blob": "x" * (2 * LISTED_PAYLOAD_BYTES)}}
+    small = {"id": "small-1", "data": {"n": 1}, "user": {"u": 1}}
+    for i, payload in enumerate([small, big]):
+        await stores.put_event(
+            Event(internal_id=f"0{i}", account_id="acct", name="e", payload=payload, received_ms=i)
+        )
+
+    [big_listed, small_listed] = await stores.list_event_listings("acct")
+    assert (big_listed.internal_id, big_listed.omitted) == ("01", True)
+    assert big_listed.payload == {"id": "big-1", "ts": 5, "v": "2"}
+    assert (small_listed.payload, small_listed.omitted) == (small, False)
+    # The event itself, and a list of whole events, still have the payload whole.
+    whole = await stores.get_event("01")
+    assert whole is not None and whole.payload == big
+    assert [e.payload for e in await stores.list_events("acct")] == [big, small]
+
+
 async def test_apps_and_functions_per_account(stores: Stores) -> None:
     await stores.put_app(AppRecord(app_id="app", account_id="acct", url="http://a"))
     await stores.put_app(AppRecord(app_id="app", account_id="acct", url="http://b"))
@@ -315,6 +335,31 @@ async def test_a_sqlite_state_dir_from_before_run_versions_is_upgraded(tmp_path:
         await stores.save_run(second)
     stored = await stores.get_run("r1")
     assert stored is not None and stored.version == 1 and stored.stack == ["a"]
+    db.close()
+
+
+async def test_a_sqlite_state_dir_from_before_listings_lists_its_events_whole(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "old.db")
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE event_receipts (receipt_id TEXT PRIMARY KEY, internal_id TEXT, "
+        "account_id TEXT, name TEXT, body BLOB, expires_ms INTEGER)"
+    )
+    event = Event(internal_id="01", account_id="acct", name="a", payload={"data": 1}, received_ms=1)
+    old.execute(
+        "INSERT INTO event_receipts VALUES ('01', '01', 'acct', 'a', ?, 9e15)",
+        (msgspec.msgpack.encode(event),),
+    )
+    old.commit()
+    old.close()
+
+    db = Database(path)
+    stores = SqliteStores(db)
+    [listed] = await stores.list_event_listings("acct")
+    assert (listed.internal_id, listed.payload, listed.omitted) == ("01", {"data": 1}, False)
+    assert [h.name for h in await stores.list_event_heads("acct")] == ["a"]
     db.close()
 
 

@@ -21,7 +21,8 @@ if (!["3", "4"].includes(major) || !port || !appId) {
 const sdk = await import(`inngest${major}`);
 const { serve } = await import(`inngest${major}/node`);
 const origin = `http://127.0.0.1:${port}`;
-// baseUrl comes from INNGEST_BASE_URL, set by the test helper; dev mode means no signing.
+// baseUrl comes from INNGEST_BASE_URL, set by the test helper; dev mode means no signing, unless
+// INNGEST_SIGNING_KEY is set: then the app runs in production mode (checks and signs).
 // HEADRACE_TS_CHECKPOINTING=off turns off 4.x's checkpointing (on by default), =on turns it on
 // (3.x has it off by default).
 const checkpointing = { on: { checkpointing: true }, off: { checkpointing: false } }[
@@ -33,7 +34,8 @@ const middleware =
   process.env.HEADRACE_TS_REALTIME_MIDDLEWARE === "1"
     ? { middleware: [(await import("@inngest/realtime/middleware")).realtimeMiddleware()] }
     : {};
-const client = new sdk.Inngest({ id: appId, isDev: true, ...checkpointing, ...middleware });
+const isDev = !process.env.INNGEST_SIGNING_KEY;
+const client = new sdk.Inngest({ id: appId, isDev, ...checkpointing, ...middleware });
 
 // The two majors take a function's trigger differently: 3.x as a second argument, 4.x inside
 // the options (`triggers`). The test functions are written once against this shim.

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from headrace.api.controls import RunControls
 from headrace.core.clock import Clock
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.ports.stores import Stores
 from headrace.protocol.accounts import DEFAULT_ACCOUNT, AccountKeys
 from headrace.protocol.endpoint import ENDPOINT_TIMEOUT_MS
@@ -32,6 +33,8 @@ class ApiContext:
     outbox: Outbox | None = None
     # Shrinks retry delays decided here (an endpoint's step error), as the executor's.
     backoff_scale: float = 1.0
+    # The per-run step limit, as the executor's (a Durable Endpoint's run is moved here too).
+    max_steps: int = DEFAULT_MAX_STEPS
     # How long a Durable Endpoint's request may hold its run (protocol/endpoint.py).
     endpoint_timeout_ms: int = ENDPOINT_TIMEOUT_MS
 

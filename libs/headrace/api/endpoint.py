@@ -47,6 +47,7 @@ def _machine(ctx: ApiContext, run: RunState, memo_keys: set[str], fn: FunctionRe
         now_ms=ctx.clock.now_ms(),
         new_id=lambda: new_ulid(ctx.clock.now_ms()),
         backoff_scale=ctx.backoff_scale,
+        max_steps=ctx.max_steps,
     )
 
 
@@ -57,6 +58,10 @@ async def _new_run(ctx: ApiContext, request: Request) -> Response:
         new, steps = read_new_run(await request.body())
     except InputError as err:
         return api_error(err.status, str(err))
+    # Refused before anything is written (its app and function, signal claims); the create
+    # below still refuses the one of two racing requests that loses.
+    if await ctx.stores.get_run(new.run_id) is not None:
+        return api_error(409, f"run {new.run_id} exists already")
     now = ctx.clock.now_ms()
     app, fn = endpoint_records(ctx.account, new, now)
     stored = await ctx.stores.get_function(ctx.account, fn.fn_id)

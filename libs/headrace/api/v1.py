@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from headrace.api.context import ApiContext, acting, api_error
 from headrace.core.durations import format_iso_ms
-from headrace.messages.model import Event
+from headrace.messages.model import Event, EventListing
 from headrace.messages.state import ENDED, RunState
 
 _DEFAULT_LIMIT = 20
@@ -32,9 +32,9 @@ def _time(ms: int) -> str | None:
     return format_iso_ms(ms) if ms else None
 
 
-def _event_json(event: Event) -> dict[str, Any]:
+def _event_json(event: Event | EventListing) -> dict[str, Any]:
     payload = event.payload
-    return {
+    shown = {
         "internal_id": event.internal_id,
         "id": payload.get("id", ""),
         "name": event.name,
@@ -44,6 +44,11 @@ def _event_json(event: Event) -> dict[str, Any]:
         "v": payload.get("v"),
         "received_at": format_iso_ms(event.received_ms),
     }
+    if isinstance(event, EventListing) and event.omitted:
+        # A list leaves a large payload out; GET /v1/events/{id} has it whole.
+        shown["data"] = None
+        shown["data_omitted"] = True
+    return shown
 
 
 def _run_json(run: RunState) -> dict[str, Any]:
@@ -87,7 +92,7 @@ async def _list_events(ctx: ApiContext, request: Request) -> Response:
         limit = parse_limit(request.query_params.get("limit"))
     except ValueError:
         return api_error(400, "limit must be an integer")
-    events = await ctx.stores.list_events(
+    events = await ctx.stores.list_event_listings(
         ctx.account, name=request.query_params.get("name") or None, limit=limit
     )
     return data_response(ctx, [_event_json(event) for event in events])

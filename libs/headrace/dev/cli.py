@@ -15,8 +15,11 @@ from headrace.obs.setup import setup_observability
 from headrace.runtime.settings import (
     dead_letter_retention_option,
     intake_topics_option,
+    max_steps_option,
     parse_topics,
     rate_limit_options,
+    require_signed_answers_option,
+    require_signing_key,
     retention_option,
 )
 
@@ -75,6 +78,8 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
     help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
 )
 @intake_topics_option
+@max_steps_option
+@require_signed_answers_option
 @retention_option
 @dead_letter_retention_option
 @_RATE_LIMIT[0]
@@ -101,6 +106,8 @@ def dev(
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
+    max_steps: int,
+    require_signed_answers: bool,
     retention: int,
     dead_letter_retention: int,
     rate_limit: float,
@@ -109,6 +116,7 @@ def dev(
     log_level: str,
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
+    require_signing_key(require_signed_answers, bool(signing_key))
     # The server registers its secrets for masking (dev/server.py).
     setup_observability("dev", log_format=log_format, log_level=log_level)
     settings = DevSettings(
@@ -119,11 +127,13 @@ def dev(
         poll_interval_s=poll_interval,
         event_keys={key: "default" for key in event_keys} if event_keys else None,
         signing_key=signing_key,
+        require_signed_answers=require_signed_answers,
         backoff_scale=retry_scale,
         call_timeout_s=call_timeout,
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
+        max_steps=max_steps,
         retention_s=retention,
         dead_letter_retention_s=dead_letter_retention,
         rate_limit=ClientRate(rate_limit, rate_burst),

@@ -80,6 +80,7 @@ class DevServer:
             controls=self.controls,
             outbox=Outbox(self.log, self.topics, self.stores),
             backoff_scale=settings.backoff_scale,
+            max_steps=settings.max_steps,
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )
         self.dashboard_auth, self.dashboard_login = _dashboard_auth(settings, keys.required)

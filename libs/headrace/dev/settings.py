@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
 
@@ -20,6 +21,8 @@ class DevSettings:
     poll_interval_s: float = 5.0
     event_keys: dict[str, str] | None = None
     signing_key: str | None = None
+    # An app's answer to a signed call must be signed too (docs/answer-signatures.md).
+    require_signed_answers: bool = False
     partitions: int = 4
     # Shrinks the retry backoff schedule; 1.0 is Inngest's (15 s, 30 s, 1 m, ...).
     backoff_scale: float = 1.0
@@ -27,6 +30,8 @@ class DevSettings:
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0
     executor_concurrency: int = 200
+    # A run fails when its settled steps reach this (Inngest's limit).
+    max_steps: int = DEFAULT_MAX_STEPS
     # Topics (under the prefix) of the embedded log whose records the intake reads as events.
     intake_topics: tuple[str, ...] = ("intake",)
     # Asked by the dashboard and /metrics when keys are required (a random one when not given).

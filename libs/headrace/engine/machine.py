@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from headrace.core.backoff import backoff_ms
 from headrace.core.jsonutil import canonical, loads
-from headrace.engine import signals, system_events
+from headrace.engine import signals, step_limit, system_events
 from headrace.engine.transition import Transition
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
 from headrace.messages.flow import finish_timer_id
@@ -81,6 +81,7 @@ class RunMachine:
         new_id: Callable[[], str],
         rng: random.Random | None = None,
         backoff_scale: float = 1.0,
+        max_steps: int = step_limit.DEFAULT_MAX_STEPS,
     ) -> None:
         self.run = run
         self.memo_keys = set(memo_keys)
@@ -89,6 +90,7 @@ class RunMachine:
         self.new_id = new_id
         self.rng = rng
         self.backoff_scale = backoff_scale
+        self.max_steps = max_steps
         self._signal_conflicts: frozenset[str] = frozenset()
         # When the call being applied was sent: the moment the waits it declares began.
         self._call_sent_ms = now_ms
@@ -216,7 +218,7 @@ class RunMachine:
         grew = len(self.run.stack) > stack_len_at_call
         if grew and self._ready_to_discover():
             self._request_discovery()
-        if self._left_idle(call):
+        if self.run.status not in ENDED and self._left_idle(call):
             self._answer_without_a_move(call, outcome)
 
     def apply_checkpoint(self, call: Call, ops: list[Op]) -> None:
@@ -442,7 +444,7 @@ class RunMachine:
         self._settle(op.id, memo, op.display)
 
     def _plan_step(self, op: StepPlanned) -> None:
-        if op.id in self.run.planned:
+        if op.id in self.run.planned or not self._within_step_limit():
             return
         if op.race:
             self.run.race = True
@@ -631,7 +633,7 @@ class RunMachine:
         return self.run.race or not self.run.planned
 
     def _request_discovery(self, at_ms: int = 0) -> None:
-        if self.run.discover_pending:
+        if self.run.discover_pending or not self._within_step_limit():
             return
         # Parallelism has ended (or, in race mode, one branch settled): let the SDK run the next
         # lone step.run immediately again, as Inngest does for request version >= 2
@@ -646,6 +648,16 @@ class RunMachine:
             at_ms=at_ms,
             timer_id=f"{self.run.run_id}:discover:{self.run.discover_seq}",
         )
+
+    def _within_step_limit(self) -> bool:
+        """Whether the run may call its app again; a run whose settled steps (every kind, as
+        Inngest counts the outputs it saved) reached the limit fails instead. Checked where a
+        call is asked for, as Inngest checks before each call it makes."""
+        if len(self.run.stack) < self.max_steps:
+            return True
+        self.run.failure = step_limit.FAILURE
+        self._finish("failed", step_limit.overflow_error(self.max_steps))
+        return False
 
     def _finish(self, status: EndStatus, output: Any) -> None:
         self.run.status = status

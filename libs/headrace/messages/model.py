@@ -54,6 +54,49 @@ class Event(msgspec.Struct, kw_only=True):
     receipt_id: str = ""
 
 
+# The largest event (its record, msgpack-encoded) an event list carries whole; a larger one's
+# payload is left out of lists, so a list never reads megabytes per row (GET /v1/events/{id}
+# has it whole).
+LISTED_PAYLOAD_BYTES = 64 * 1024
+# What a list keeps of a payload it leaves out, when small.
+_KEPT_FIELDS = ("id", "ts", "v")
+_KEPT_FIELD_BYTES = 1024
+_listing_encoder = msgspec.msgpack.Encoder()
+
+
+class EventListing(msgspec.Struct, kw_only=True):
+    """What an event list reads: stored beside the event, its payload whole when small, else
+    only the payload's id, ts and v, with `omitted` set. An event's own record decodes as one
+    too (payload whole): stores written before listings existed are read that way."""
+
+    internal_id: str
+    account_id: str
+    name: str
+    received_ms: int
+    payload: dict[str, Any] = {}
+    omitted: bool = False
+
+
+def listing_of(event: Event, stored_bytes: int) -> EventListing:
+    """`stored_bytes`: the size of the event's own record, which bounds its payload's."""
+    payload = event.payload
+    omitted = stored_bytes > LISTED_PAYLOAD_BYTES
+    if omitted:
+        payload = {
+            key: payload[key]
+            for key in _KEPT_FIELDS
+            if key in payload and len(_listing_encoder.encode(payload[key])) <= _KEPT_FIELD_BYTES
+        }
+    return EventListing(
+        internal_id=event.internal_id,
+        account_id=event.account_id,
+        name=event.name,
+        received_ms=event.received_ms,
+        payload=payload,
+        omitted=omitted,
+    )
+
+
 class EventHead(msgspec.Struct, kw_only=True):
     """An event's stored record read without its payload (msgspec skips the field): what a
     list of events shows, without decoding megabytes of data per row."""

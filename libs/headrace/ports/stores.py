@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from headrace.messages.model import Batch, Event, EventHead, Pause
+from headrace.messages.model import Batch, Event, EventHead, EventListing, Pause
 from headrace.messages.state import AppRecord, FunctionRecord, HistoryEntry, RunState, Timer
 
 
@@ -84,6 +84,12 @@ class EventStore(Protocol):
         self, account_id: str, *, name: str | None = None, limit: int = 50
     ) -> list[EventHead]:
         """As `list_events`, without the payloads."""
+        ...
+
+    async def list_event_listings(
+        self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
+    ) -> list[EventListing]:
+        """As `list_events`, with large payloads left out (`EventListing`), reading no more."""
         ...
 
     async def link_run(self, event_id: str, run_id: str) -> None: ...

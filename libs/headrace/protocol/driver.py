@@ -20,6 +20,7 @@ from headrace.obs.tracing import tracer
 from headrace.protocol import gateway as fetch_gateway
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
+from headrace.protocol.answer_signature import AnswerCheck
 from headrace.protocol.http10 import app_client
 from headrace.protocol.ops import AIGateway, Gateway, Op, Outcome
 from headrace.protocol.response import MAX_ANSWER_BYTES, read_response, too_large, transport_error
@@ -35,10 +36,14 @@ class AppDriver:
         keys: AccountKeys | None = None,
         timeout_s: float = 300.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        require_signed_answers: bool = False,
     ) -> None:
+        """`require_signed_answers`: an answer to a signed call must be signed too; without,
+        only an answer that carries a signature has it checked."""
         self._clock = clock
         self._keys = keys or AccountKeys()
         self._timeout_s = timeout_s
+        self._require_signed_answers = require_signed_answers
         self._client = app_client(
             httpx.Timeout(timeout_s, connect=10.0),
             httpx.Limits(max_connections=200, max_keepalive_connections=50),
@@ -68,11 +73,13 @@ class AppDriver:
             all_headers = {"content-type": "application/json", **headers}
             propagate.inject(all_headers)
             signing_key = self._keys.signing_key(account_id)
+            check = None
             if signing_key:
                 all_headers["x-inngest-signature"] = sign(
                     body, signing_key, self._clock.now_ms() // 1000
                 )
-            outcome = await self._post(url, body, all_headers, before_send, method)
+                check = AnswerCheck(signing_key, self._require_signed_answers)
+            outcome = await self._post(url, body, all_headers, before_send, method, check)
             span.set_attribute("http.response.status_code", outcome.status)
             if outcome.error is not None:
                 span.set_status(StatusCode.ERROR, str(outcome.error.get("name") or "error"))
@@ -85,6 +92,7 @@ class AppDriver:
         all_headers: dict[str, str],
         before_send: Callable[[], None] | None,
         method: str,
+        check: AnswerCheck | None,
     ) -> Outcome:
         started = time.monotonic()
         extensions = {"trace": _on_first_byte(before_send)} if before_send is not None else None
@@ -111,6 +119,7 @@ class AppDriver:
                     {k.lower(): v for k, v in response.headers.items()},
                     content,
                     self._clock.now_ms(),
+                    check,
                 )
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         return outcome

@@ -8,6 +8,7 @@ import msgspec
 
 from headrace.core.backoff import retry_after_ms
 from headrace.core.jsonutil import loads
+from headrace.protocol.answer_signature import ERROR_NAME, AnswerCheck
 from headrace.protocol.ops import WITHOUT_STEP, Outcome, decode_ops
 
 # The largest answer read from an app, as Inngest's (consts.MaxSDKResponseBodySize: a step's
@@ -27,10 +28,22 @@ def _error(name: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"name": name, "message": message, **extra}
 
 
-def read_response(status: int, headers: dict[str, str], body: bytes, now_ms: int) -> Outcome:
-    """Interpret one response. `headers` must have lower-case names."""
+def read_response(
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    now_ms: int,
+    check: AnswerCheck | None = None,
+) -> Outcome:
+    """Interpret one response. `headers` must have lower-case names. `check`: the signature
+    the answer must carry, for a signed call; an answer that fails it is not read."""
     if status == 201:
-        return _read_stream(body, now_ms)
+        return _read_stream(body, now_ms, check)
+    problem = check.problem(status, headers, body, now_ms // 1000) if check else None
+    if problem is not None:
+        # Not retried: the same app with the same key signs the same way every time, and a
+        # retry would run the step's code again for an answer that is refused again.
+        return Outcome(error=_error(ERROR_NAME, problem), status=status, retryable=False)
     request_version = _int(_header(headers, "x-inngest-req-version"))
     no_retry = (_header(headers, "x-inngest-no-retry") or "").lower() == "true"
     retry_after = retry_after_ms(_header(headers, "retry-after"), now_ms)
@@ -108,7 +121,7 @@ def _read_ops(parsed: Any, status: int, request_version: int | None, no_retry: b
     return Outcome(ops=ops, status=status, request_version=request_version, retryable=not no_retry)
 
 
-def _read_stream(body: bytes, now_ms: int) -> Outcome:
+def _read_stream(body: bytes, now_ms: int, check: AnswerCheck | None) -> Outcome:
     """A 201 streams keep-alive spaces, then {"status", "headers", "body"}."""
     try:
         wrapper = loads(body.strip())
@@ -122,7 +135,7 @@ def _read_stream(body: bytes, now_ms: int) -> Outcome:
         )
     inner_bytes = inner.encode() if isinstance(inner, str) else msgspec.json.encode(inner)
     headers.setdefault("x-inngest-sdk", "streamed")
-    return read_response(status, headers, inner_bytes, now_ms)
+    return read_response(status, headers, inner_bytes, now_ms, check)
 
 
 def too_large(status: int, limit: int) -> Outcome:

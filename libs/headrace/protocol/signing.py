@@ -13,10 +13,15 @@ def _bare(key: str) -> str:
     return _PREFIX.sub("", key)
 
 
+def body_mac(body: bytes, key: str, timestamp: str) -> str:
+    """HMAC-SHA256 over body + timestamp, with the key's bare part: what a signature's `s` is,
+    on requests and on the SDKs' answers alike."""
+    return hmac.new(_bare(key).encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
 def sign(body: bytes, key: str, now_s: int) -> str:
-    """The `X-Inngest-Signature` value for `body`: HMAC-SHA256 over body + timestamp."""
-    mac = hmac.new(_bare(key).encode(), body + str(now_s).encode(), hashlib.sha256).hexdigest()
-    return f"t={now_s}&s={mac}"
+    """The `X-Inngest-Signature` value for `body`."""
+    return f"t={now_s}&s={body_mac(body, key, str(now_s))}"
 
 
 def hashed_signing_key(key: str) -> str:

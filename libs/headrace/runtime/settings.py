@@ -20,6 +20,7 @@ from headrace.core.retention import (
     DEFAULT_RETENTION_S,
     MAX_RETENTION_S,
 )
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
 from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
 
@@ -50,11 +51,15 @@ class ClusterSettings:
     # The default account's signing key, and (account, signing key) pairs for the others.
     signing_key: str | None = None
     signing_keys: tuple[tuple[str, str], ...] = ()
+    # An app's answer to a signed call must be signed too (docs/answer-signatures.md).
+    require_signed_answers: bool = False
     backoff_scale: float = 1.0
     call_timeout_s: float = 300.0
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0
     executor_concurrency: int = 200
+    # A run fails when its settled steps reach this (executor; ingest for Durable Endpoints).
+    max_steps: int = DEFAULT_MAX_STEPS
     # The ingest serves the dashboard only to requests that show this token.
     dashboard_token: str | None = None
     # Topics (under the prefix) that producers publish events to, read by the ingest.
@@ -116,6 +121,36 @@ dead_letter_retention_option = click.option(
     show_default=True,
     help="Seconds records of the dead-letter topic are kept.",
 )
+
+
+# Shared by `headrace dev`.
+max_steps_option = click.option(
+    "--max-steps",
+    envvar="HEADRACE_MAX_STEPS",
+    type=click.IntRange(1, MAX_STEPS_CEILING),
+    default=DEFAULT_MAX_STEPS,
+    show_default=True,
+    help="Steps a run may settle; at this many it fails (InngestErrFunctionOverflowed) instead "
+    "of calling its app again, as in Inngest.",
+)
+
+
+# Shared by `headrace dev`.
+require_signed_answers_option = click.option(
+    "--require-signed-answers",
+    envvar="HEADRACE_REQUIRE_SIGNED_ANSWERS",
+    is_flag=True,
+    default=False,
+    help="Refuse an app's answer without a valid X-Inngest-Signature (the SDKs sign in "
+    "production mode); without it, only an answer that carries one has it checked. Needs a "
+    "signing key.",
+)
+
+
+def require_signing_key(required: bool, has_key: bool) -> None:
+    """`--require-signed-answers` without a key: no call is signed, so no answer would be."""
+    if required and not has_key:
+        raise click.UsageError("--require-signed-answers needs a signing key")
 
 
 def parse_topics(value: str) -> tuple[str, ...]:
@@ -349,6 +384,8 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
         ),
         intake_topics_option,
+        max_steps_option,
+        require_signed_answers_option,
         retention_option,
         dead_letter_retention_option,
         click.option(
@@ -393,6 +430,9 @@ def _security_from(options: dict[str, Any]) -> tuple[KafkaSecurity, CassandraSec
 
 def settings_from(options: dict[str, Any]) -> ClusterSettings:
     kafka_security, cassandra_security = _security_from(options)
+    signing_keys = _pairs(options.get("signing_keys", ""), "ACCOUNT=SIGNING_KEY")
+    require_signed = bool(options.get("require_signed_answers"))
+    require_signing_key(require_signed, bool(options["signing_key"] or signing_keys))
     return ClusterSettings(
         kafka_bootstrap=options["kafka_bootstrap"],
         cassandra_hosts=tuple(h.strip() for h in options["cassandra_hosts"].split(",") if h),
@@ -406,10 +446,12 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         port=options["port"],
         event_keys=_pairs(options["event_keys"], "KEY=ACCOUNT"),
         signing_key=options["signing_key"],
-        signing_keys=_pairs(options.get("signing_keys", ""), "ACCOUNT=SIGNING_KEY"),
+        signing_keys=signing_keys,
+        require_signed_answers=require_signed,
         backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
+        max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
         retention_s=options.get("retention", DEFAULT_RETENTION_S),

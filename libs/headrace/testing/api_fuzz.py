@@ -20,6 +20,7 @@ from headrace.core.ids import new_ulid
 from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
+from headrace.testing.api_bodies import Held
 from headrace.testing.api_requests import ApiRequest, Operation
 
 # Bounded time per request: any answer the fuzz can reach comes in milliseconds (the long polls
@@ -45,6 +46,8 @@ class Target:
     # Ids of what the server holds (an app, its functions, a run, an event, its intake
     # topics): the fuzz draws path segments and fields from them too, to reach past "not found".
     known: list[str] = field(default_factory=list)
+    # Durable Endpoint runs held by their requests, for the checkpoints' mostly-valid bodies.
+    held: Held | None = None
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,17 +91,20 @@ class Target:
             "framework": "none",
             "functions": [{**function, "steps": {"step": step}}],
         }
-        request = {"domain": "http://127.0.0.1:1", "method": "POST", "path": "/x", "body": "{}"}
-        run = {
-            "run_id": new_ulid(self.server.clock.now_ms()),
-            "event": {"name": "inngest/http.request", "data": request},
-            "steps": [{"op": "StepRun", "id": "h1", "data": 1}],
-        }
         synced = await self.client.post("/fn/register", json=sync, headers=auth)
-        created = await self.client.post("/v1/checkpoint", json=run, headers=auth)
+        created, held_steps, held_async = [
+            await self._endpoint_run(path, auth) for path in ("/x", "/steps", "/async")
+        ]
         sent = await self.client.post(f"/e/{event_key}", json={"name": "fuzz/go"})
-        for response in (synced, created, sent):
+        for response in (synced, sent):
             response.raise_for_status()
+        self.held = Held(
+            steps_run=held_steps["run_id"],
+            steps_fn=held_steps["fn_id"],
+            steps_app=held_steps["app_id"],
+            async_run=held_async["run_id"],
+            async_fn=held_async["fn_id"],
+        )
         stores = self.server.stores
         # As stored: the function ids the sync made of the app's and its own.
         functions = await stores.list_functions(DEFAULT_ACCOUNT)
@@ -106,11 +112,24 @@ class Target:
         self.known = [
             *(app.app_id for app in apps),
             *(fn.fn_id for fn in functions),
-            created.json()["data"]["run_id"],
+            created["run_id"],
             *sent.json()["ids"],
             "fuzz/go",
             *settings.intake_topics,
         ]
+
+    async def _endpoint_run(self, path: str, auth: dict[str, str]) -> dict[str, str]:
+        """A new Durable Endpoint run with one step, held by its request."""
+        request = {"domain": "http://127.0.0.1:1", "method": "POST", "path": path, "body": "{}"}
+        run = {
+            "run_id": new_ulid(self.server.clock.now_ms()),
+            "event": {"name": "inngest/http.request", "data": request},
+            "steps": [{"op": "StepRun", "id": "h1", "data": 1}],
+        }
+        created = await self.client.post("/v1/checkpoint", json=run, headers=auth)
+        created.raise_for_status()
+        data: dict[str, str] = created.json()["data"]
+        return data
 
     async def _changes(self) -> int:
         return await self.server.db.run(lambda conn: conn.total_changes)

@@ -217,7 +217,9 @@ class _Schemas:
             fitting = st.builds(lambda a, b: {**b, **a}, fitting, more)
         # A field of another type, or one missing: what a stranger's client gets wrong. Less
         # often inside a value, so that whole bodies still fit as often as not.
-        broken = st.builds(_break, fitting, st.sampled_from(sorted(props) or [""]), any_json(4))
+        broken = st.builds(
+            break_field, fitting, st.sampled_from(sorted(props) or [""]), any_json(4)
+        )
         return st.one_of(fitting, broken) if depth == 0 else st.one_of(fitting, fitting, broken)
 
     def _string(self, schema: dict[str, Any]) -> st.SearchStrategy[Json]:
@@ -245,7 +247,8 @@ class _Schemas:
         return text
 
 
-def _break(value: Json, key: str, other: Json) -> Json:
+def break_field(value: Json, key: str, other: Json) -> Json:
+    """`value` with `key` set to `other`, or removed (when `other` is a boolean)."""
     if not isinstance(value, dict) or not key:
         return other
     broken = dict(value)

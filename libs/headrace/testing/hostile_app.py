@@ -1,6 +1,7 @@
 """A hostile app for protocol fuzzing: a raw HTTP server on loopback that the engine syncs and
 calls, and that answers each call with whatever bytes the test chose for the function called,
-however broken (a stranger's app, so a fake is right here; no SDK would answer like this)."""
+however broken (a stranger's app, so a fake is right here; no SDK would answer like this).
+And a stranger in the path: a proxy that changes a real app's answers on their way back."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 # Writes one whole answer, then returns; the connection is closed after it.
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+# Changes an answer on its way: (headers with lower-case names, body) -> the same, changed.
+Tamper = Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]]
+# What the proxy does not pass on as it came: it sends the body whole and decoded, then closes.
+_HOP_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
+)
 
 SDK_HEADERS = {"x-inngest-sdk": "inngest-py:v0.5.19", "content-type": "application/json"}
 
@@ -138,5 +147,49 @@ class HostileApp:
             await self.answers[fn_id](reader, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the engine hung up: what a cut-off answer ends with
+        finally:
+            writer.close()
+
+
+class TamperingProxy:
+    """Forwards each request to the app at `target` (an origin) and passes its answer back
+    through `tamper` (None: as it came), signature header and all. A real app served with this
+    proxy's `origin` as its own is called through it."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.tamper: Tamper | None = None
+        self.origin = ""
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[TamperingProxy]:
+        async with httpx.AsyncClient(base_url=self.target, timeout=60) as client:
+            self._client = client
+            server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+            self.origin = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            async with server:
+                yield self
+                server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_line, *fields = head.decode("latin-1").split("\r\n")
+            method, target, _ = request_line.split(" ", 2)
+            headers = {}
+            for field in filter(None, fields):
+                name, _, value = field.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            sent = {k: v for k, v in headers.items() if k not in _HOP_HEADERS | {"host"}}
+            answer = await self._client.request(method, target, content=body, headers=sent)
+            out = {k: v for k, v in answer.headers.items() if k not in _HOP_HEADERS}
+            content = answer.content
+            if self.tamper is not None:
+                out, content = self.tamper(out, content)
+            writer.write(http_answer(answer.status_code, content, out, sdk=False))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the engine hung up
         finally:
             writer.close()

@@ -7,6 +7,10 @@ first. A listing reads that short index (at most retention / one hour rows,
 since everything carries the retention TTL) and then the newest buckets until it has enough:
 one partition per bucket, never a scan. An hour of one account's events is the largest
 partition; a busier account would want a finer bucket.
+
+A feed row holds the event's listing (its payload only when small, messages/model.py
+`EventListing`), so a list reads no large payload; a list of whole events reads each one's
+record by id. Rows written before listings hold the whole event, which decodes as a listing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from typing import TypeVar
 import msgspec
 
 from headrace.adapters.cassandra.session import Cql
-from headrace.messages.model import INTERNAL_PREFIX, Event, EventHead
+from headrace.messages.model import (
+    INTERNAL_PREFIX,
+    Event,
+    EventHead,
+    EventListing,
+    listing_of,
+)
 
 BUCKET_MS = 3_600_000
 _ALL = ""
@@ -27,6 +37,7 @@ _enc = msgspec.msgpack.Encoder()
 T = TypeVar("T")
 _event = msgspec.msgpack.Decoder(Event)
 _event_head = msgspec.msgpack.Decoder(EventHead)
+_event_listing = msgspec.msgpack.Decoder(EventListing)
 
 
 def _feed(name: str | None, internal: bool = True) -> str:
@@ -75,12 +86,13 @@ class EventTables:
         # write below is keyed by the receipt, so writing the event again changes nothing.
         receipt = event.receipt_id or event.internal_id
         body = _enc.encode(event)
+        listing = _enc.encode(listing_of(event, len(body)))
         bucket = event.received_ms // BUCKET_MS
         account, ttl = event.account_id, self._event_ttl_s
         writes = [self._cql.write(self._put_event, (event.internal_id, receipt, body, ttl))]
         for feed in _feeds(event.name):
             writes.append(
-                self._cql.write(self._put_feed, (account, feed, bucket, receipt, body, ttl))
+                self._cql.write(self._put_feed, (account, feed, bucket, receipt, listing, ttl))
             )
             writes.append(
                 self._cql.write(self._put_bucket, (account, feed, bucket, self._event_bucket_ttl_s))
@@ -94,12 +106,20 @@ class EventTables:
     async def list_events(
         self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
     ) -> list[Event]:
-        return await self._list_events(_event, account_id, name, limit, internal)
+        listed = await self._list_events(_event_head, account_id, name, limit, internal)
+        found = await asyncio.gather(*(self.get_event(head.internal_id) for head in listed))
+        # One that expired between the two reads is left out.
+        return [event for event in found if event is not None]
 
     async def list_event_heads(
         self, account_id: str, *, name: str | None = None, limit: int = 50
     ) -> list[EventHead]:
         return await self._list_events(_event_head, account_id, name, limit, True)
+
+    async def list_event_listings(
+        self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
+    ) -> list[EventListing]:
+        return await self._list_events(_event_listing, account_id, name, limit, internal)
 
     async def _list_events(
         self,

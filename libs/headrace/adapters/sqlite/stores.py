@@ -17,7 +17,15 @@ from headrace.adapters.sqlite.database import Database
 from headrace.core.clock import Clock, SystemClock
 from headrace.core.errors import Conflict
 from headrace.core.retention import DEFAULT_RETENTION_S, MAX_OPEN_S
-from headrace.messages.model import INTERNAL_PREFIX, Batch, Event, EventHead, Pause
+from headrace.messages.model import (
+    INTERNAL_PREFIX,
+    Batch,
+    Event,
+    EventHead,
+    EventListing,
+    Pause,
+    listing_of,
+)
 from headrace.messages.state import (
     ENDED,
     AppRecord,
@@ -39,7 +47,7 @@ CREATE TABLE IF NOT EXISTS memos (run_id TEXT, hash TEXT, value BLOB, PRIMARY KE
 CREATE TABLE IF NOT EXISTS history (run_id TEXT, entry_id TEXT, body BLOB,
     PRIMARY KEY (run_id, entry_id));
 CREATE TABLE IF NOT EXISTS event_receipts (receipt_id TEXT PRIMARY KEY, internal_id TEXT,
-    account_id TEXT, name TEXT, body BLOB, expires_ms INTEGER);
+    account_id TEXT, name TEXT, listing BLOB, body BLOB, expires_ms INTEGER);
 CREATE INDEX IF NOT EXISTS event_receipts_by_id ON event_receipts (internal_id, receipt_id);
 CREATE INDEX IF NOT EXISTS event_receipts_by_name ON event_receipts (account_id, name, receipt_id);
 CREATE TABLE IF NOT EXISTS event_runs (event_id TEXT, run_id TEXT, expires_ms INTEGER,
@@ -68,6 +76,8 @@ CREATE INDEX IF NOT EXISTS keys_by_expiry ON keys (expires_ms);
 
 _enc = msgspec.msgpack.Encoder()
 T = TypeVar("T")
+# What lists read: an event's listing, or its body where it has none (stored before listings).
+_LISTING = "COALESCE(listing, body)"
 
 
 def _columns(conn: Any, table: str) -> set[str]:
@@ -84,6 +94,9 @@ def _create_schema(conn: Any) -> None:
         if "expires_ms" not in _columns(conn, table):
             conn.execute(f"ALTER TABLE {table} ADD COLUMN expires_ms INTEGER")
     conn.executescript(_EXPIRY_INDEXES)
+    if "listing" not in _columns(conn, "event_receipts"):
+        # From before listings: lists read those rows' bodies (which decode as listings).
+        conn.execute("ALTER TABLE event_receipts ADD COLUMN listing BLOB")
 
 
 def _insert_memos(conn: Any, run_id: str, memos: dict[str, bytes] | None) -> None:
@@ -288,16 +301,18 @@ class SqliteStores:
     async def put_event(self, event: Event) -> None:
         # Events made by headrace itself have no receipt; their internal id is unique.
         receipt = event.receipt_id or event.internal_id
+        body = _enc.encode(event)
         await self._db.execute(
             "INSERT OR IGNORE INTO event_receipts "
-            "(receipt_id, internal_id, account_id, name, body, expires_ms) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "(receipt_id, internal_id, account_id, name, listing, body, expires_ms) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 receipt,
                 event.internal_id,
                 event.account_id,
                 event.name,
-                _enc.encode(event),
+                _enc.encode(listing_of(event, len(body))),
+                body,
                 self._clock.now_ms() + self._retention_ms,
             ),
         )
@@ -312,15 +327,26 @@ class SqliteStores:
     async def list_events(
         self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
     ) -> list[Event]:
-        return await self._list_events(Event, account_id, name, limit, internal)
+        return await self._list_events(Event, "body", account_id, name, limit, internal)
 
     async def list_event_heads(
         self, account_id: str, *, name: str | None = None, limit: int = 50
     ) -> list[EventHead]:
-        return await self._list_events(EventHead, account_id, name, limit, True)
+        return await self._list_events(EventHead, _LISTING, account_id, name, limit, True)
+
+    async def list_event_listings(
+        self, account_id: str, *, name: str | None = None, limit: int = 50, internal: bool = True
+    ) -> list[EventListing]:
+        return await self._list_events(EventListing, _LISTING, account_id, name, limit, internal)
 
     async def _list_events(
-        self, kind: type[T], account_id: str, name: str | None, limit: int, internal: bool
+        self,
+        kind: type[T],
+        column: str,
+        account_id: str,
+        name: str | None,
+        limit: int,
+        internal: bool,
     ) -> list[T]:
         where, params = "account_id = ?", [account_id]
         if name is not None:
@@ -329,7 +355,7 @@ class SqliteStores:
             prefix = [len(INTERNAL_PREFIX), INTERNAL_PREFIX]
             where, params = where + " AND substr(name, 1, ?) != ?", [*params, *prefix]
         rows = await self._db.execute(
-            f"SELECT body FROM event_receipts WHERE {where} ORDER BY receipt_id DESC LIMIT ?",
+            f"SELECT {column} FROM event_receipts WHERE {where} ORDER BY receipt_id DESC LIMIT ?",
             (*params, limit),
         )
         return [_dec(kind, r[0]) for r in rows]

@@ -17,7 +17,7 @@ from headrace.api.gql.resolvers import context_of, output_text
 from headrace.api.gql.trace import View, time_of
 from headrace.core.jsonutil import dumps_text
 from headrace.engine import system_events
-from headrace.messages.model import Event
+from headrace.messages.model import Event, EventListing
 
 # Inngest's cqrs.MaxEvents: how many events `events` lists.
 EVENTS_LISTED = 51
@@ -62,11 +62,14 @@ async def resolve_stream(
         raise GraphQLError(f"limit must be 1 to {STREAM_LIMIT_MAX}, got {limit}")
     context = context_of(info)
     internal = bool(query.get("includeInternalEvents"))
-    events = await context.stores.list_events(context.account, limit=limit, internal=internal)
+    # Listings: a stream item shows no payload but a cron tick's schedule, which is small.
+    events = await context.stores.list_event_listings(
+        context.account, limit=limit, internal=internal
+    )
     return [_stream_item(event) for event in events]
 
 
-def _stream_item(event: Event) -> View:
+def _stream_item(event: EventListing) -> View:
     cron = event.name == system_events.CRON
     data = event.payload.get("data")
     schedule = data.get("cron") if cron and isinstance(data, dict) else None
