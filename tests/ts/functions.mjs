@@ -53,9 +53,11 @@ export const FUNCTIONS = {
 
   wait: ({ define, ev }) =>
     define({ id: "wait" }, { event: ev("wait") }, async ({ step }) => {
+      // Longer than an engine restart takes on a loaded machine (the restart test sends the
+      // awaited event after one): a wait that timed out would prove nothing.
       const approval = await step.waitForEvent("approval", {
         event: ev("approved"),
-        timeout: "30s",
+        timeout: "5m",
         match: "data.order",
       });
       return approval ? { by: approval.data.by, order: approval.data.order } : null;
