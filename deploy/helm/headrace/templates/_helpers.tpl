@@ -107,6 +107,8 @@ HEADRACE_CASSANDRA_SSL_CAFILE: {{ printf "%s/%s" (include "headrace.cassandraTls
 HEADRACE_CALL_TIMEOUT: {{ .Values.callTimeoutSeconds | quote }}
 HEADRACE_RETENTION: {{ .Values.retentionSeconds | int64 | quote }}
 HEADRACE_DEAD_LETTER_RETENTION: {{ .Values.deadLetterRetentionSeconds | int64 | quote }}
+HEADRACE_MAX_STEPS: {{ .Values.maxSteps | int64 | quote }}
+HEADRACE_REQUIRE_SIGNED_ANSWERS: {{ .Values.requireSignedAnswers | quote }}
 HEADRACE_LOG_FORMAT: {{ .Values.logging.format | quote }}
 HEADRACE_LOG_LEVEL: {{ .Values.logging.level | quote }}
 {{- if .Values.otel.endpoint }}
