@@ -29,7 +29,8 @@ from headrace.testing.dev import EngineHandle
 # Timers are kept in whole milliseconds of the wall clock: a wake up to this much before the
 # sleep's end, measured on the app's monotonic clock, is rounding, not an early wake.
 ROUNDING_S = 0.005
-SETTLE_S = 600.0  # how long every run has to end once the faults are over
+SETTLE_S = 600.0
+INVOKED = "inngest/function.invoked"  # how long every run has to end once the faults are over
 
 
 @dataclass
@@ -90,28 +91,19 @@ async def check(
     found = Findings()
     starts = events.of(START)
     found.runs = len(starts)
-    main_runs: dict[str, str] = {}  # run id -> key
+    event_runs: dict[str, list[str]] = {}
     async with httpx.AsyncClient(timeout=30) as client:
-        for event_id, ack in starts.items():
-            key = ack.data["key"]
-            deadline = asyncio.get_running_loop().time() + SETTLE_S
+        deadline = time.monotonic() + SETTLE_S
+        for event_id in starts:
             runs = await _runs_of(client, engine.url, event_id)
-            while not runs and asyncio.get_running_loop().time() < deadline:
+            while not runs and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
                 runs = await _runs_of(client, engine.url, event_id)
-            at_app = {r for r, calls in requests.of.items() if _key(calls, START) == key}
-            if not runs:
-                found.runs_lost.append({"event": event_id, "key": key, "at_app": sorted(at_app)})
-                continue
-            if len(runs) > 1 or len(at_app) > 1:
-                found.runs_twice.append(
-                    {"event": event_id, "runs": [r["run_id"] for r in runs], "at_app": at_app}
-                )
-            main_runs[runs[0]["run_id"]] = key
+            event_runs[event_id] = [r["run_id"] for r in runs]
     ended: dict[str, Any] = {}
-    for run_id in main_runs:
+    for run_id in (runs[0] for runs in event_runs.values() if runs):
         try:
-            run = await engine.finished(run_id, timeout=SETTLE_S)
+            run = await engine.finished(run_id, timeout=max(deadline - time.monotonic(), 1))
         except AssertionError:
             found.runs_lost.append({"run": run_id, "why": "never ended"})
             continue
@@ -120,15 +112,32 @@ async def check(
             continue
         ended[run_id] = run.output
     found.runs_ended_s = round(time.monotonic() - t0, 1)
-    child_runs = {r for r, calls in requests.of.items() if _event_name(calls) != START}
+
+    # The app's thread still records calls: read a copy (taken in one step under the GIL).
+    calls_of = dict(requests.of)
+    runs_at_app: dict[str, set[str]] = collections.defaultdict(set)  # key -> main runs
+    children: dict[str, set[str]] = collections.defaultdict(set)  # key -> child runs
+    for run_id, calls in calls_of.items():
+        if key := _key(calls, START):
+            runs_at_app[key].add(run_id)
+        elif key := _key(calls, INVOKED):
+            children[key].add(run_id)
+    for event_id, runs in event_runs.items():
+        key = starts[event_id].data["key"]
+        if not runs:
+            found.runs_lost.append({"event": event_id, "key": key, "at_app": runs_at_app[key]})
+        elif len(runs) > 1 or len(runs_at_app[key]) > 1:
+            found.runs_twice.append({"event": event_id, "runs": runs, "at_app": runs_at_app[key]})
 
     for run_id, output in ended.items():
-        calls = sorted(requests.of[run_id], key=lambda r: r.arrived)
-        _check_outputs(found, run_id, output, calls, requests, executions)
+        calls = sorted(calls_of[run_id], key=lambda r: r.arrived)
+        child_runs = children[str(_key(calls, START))]
+        _check_outputs(found, run_id, output, calls, child_runs, executions)
         _check_sleep(found, run_id, calls)
         _check_wait(found, run_id, output, calls, events)
         if flaky.failed[run_id] == 0:
             found.not_retried.append(run_id)
+    child_runs = {r for runs in children.values() for r in runs}
 
     for runs, steps in ((list(ended), MAIN_STEPS), (sorted(child_runs), (CHILD_STEP,))):
         verdict = await check_given_steps_never_ran_again(
@@ -140,12 +149,9 @@ async def check(
     return found
 
 
-def _event_name(calls: list[Request]) -> str | None:
-    return calls[0].event.get("name") if calls else None
-
-
 def _key(calls: list[Request], name: str) -> str | None:
-    if _event_name(calls) != name:
+    """The workload key of a run whose trigger event is `name`."""
+    if not calls or calls[0].event.get("name") != name:
         return None
     return str(calls[0].event.get("data", {}).get("key"))
 
@@ -155,7 +161,7 @@ def _check_outputs(
     run_id: str,
     output: Any,
     calls: list[Request],
-    requests: Requests,
+    child_runs: set[str],
     executions: Executions,
 ) -> None:
     """The output holds, for each step, the one value the app was ever handed for it, which
@@ -172,18 +178,11 @@ def _check_outputs(
             problems.append({"step": step, "output": value, "handed": sorted(handed[step])})
         if step in MAIN_STEPS and value not in [e.token for e in executions.of[(run_id, step)]]:
             problems.append({"step": step, "output": value, "why": "no execution returned it"})
-    child = [
-        r for r, cs in requests.of.items() if _key(cs, "inngest/function.invoked") == _my_key(calls)
-    ]
-    child_tokens = {e.token for r in child for e in executions.of[(r, CHILD_STEP)]}
+    child_tokens = {e.token for r in child_runs for e in executions.of[(r, CHILD_STEP)]}
     if isinstance(output, dict) and output.get("child") not in child_tokens:
         problems.append({"step": "child", "output": output.get("child"), "why": "not run"})
     if problems:
         found.wrong_outputs.append({"run": run_id, "problems": problems})
-
-
-def _my_key(calls: list[Request]) -> str | None:
-    return _key(calls, START)
 
 
 def _check_sleep(found: Findings, run_id: str, calls: list[Request]) -> None:
