@@ -109,8 +109,12 @@ class Nemesis:
     def _at(self) -> float:
         return round(time.monotonic() - self.t0, 3)
 
-    async def run(self, plan: list[Fault]) -> None:
-        for fault in plan:
+    async def run(self, plan: list[Fault], seconds: float) -> None:
+        """The faults of `plan` in turn: every kind once, then more until `seconds` have
+        passed (a restart of Kafka or Cassandra takes far longer than its hold)."""
+        for i, fault in enumerate(plan):
+            if i >= len(KINDS) and time.monotonic() - self.t0 >= seconds:
+                return
             await asyncio.sleep(fault.gap_s)
             record: dict[str, Any] = {"kind": fault.kind, "start": self._at()}
             self.faults.append(record)

@@ -138,7 +138,7 @@ async def test_a_fault_schedule_breaks_no_promise(
         nemesis = Nemesis(cluster, private_infra, fault_cluster.netns, t0, PARTITIONS)
         async with offering_go(events, requests):
             try:
-                await nemesis.run(faults)
+                await nemesis.run(faults, FAULT_S)
             finally:
                 await nemesis.settled()
             faults_over = time.monotonic() - t0
