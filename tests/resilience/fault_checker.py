@@ -45,6 +45,7 @@ class Findings:
     stale_wait_matches: list[Any] = field(default_factory=list)
     limit_violations: list[Any] = field(default_factory=list)
     not_retried: list[Any] = field(default_factory=list)  # the flaky step never failed
+    children_unfinished: list[Any] = field(default_factory=list)
     concurrency_peak: int = 0
     runs_ended_s: float = 0.0  # when the last run had ended, after t0
 
@@ -59,11 +60,13 @@ class Findings:
             "stale_wait_matches": len(self.stale_wait_matches),
             "limit_violations": len(self.limit_violations),
             "not_retried": len(self.not_retried),
+            "children_unfinished": len(self.children_unfinished),
         }
 
     def details(self, limit: int = 10) -> dict[str, Any]:
         kinds = ("runs_lost", "runs_twice", "wrong_outputs", "stored_steps_run_again")
         kinds += ("early_wakes", "stale_wait_matches", "limit_violations", "not_retried")
+        kinds += ("children_unfinished",)
         return {kind: getattr(self, kind)[:limit] for kind in kinds if getattr(self, kind)}
 
 
@@ -138,12 +141,22 @@ async def check(
         _check_wait(found, run_id, output, calls, events)
         if flaky.failed[run_id] == 0:
             found.not_retried.append(run_id)
-    child_runs = {r for runs in children.values() for r in runs}
+    child_runs = set()
+    for run_id in sorted(r for runs in children.values() for r in runs):
+        child = await engine.stores.get_run(run_id)
+        if child is not None and child.status == "completed":
+            child_runs.add(run_id)
+        else:  # a child the app saw whose run never completed (a parent lost, or an extra)
+            found.children_unfinished.append({"run": run_id, "status": child and child.status})
 
     for runs, steps in ((list(ended), MAIN_STEPS), (sorted(child_runs), (CHILD_STEP,))):
-        verdict = await check_given_steps_never_ran_again(
-            engine, runs, executions, requests, t0=t0, steps=steps
-        )
+        try:
+            verdict = await check_given_steps_never_ran_again(
+                engine, runs, executions, requests, t0=t0, steps=steps
+            )
+        except AssertionError as error:  # a step not stored, or stored but never run
+            found.wrong_outputs.append({"steps": steps, "error": str(error)})
+            continue
         found.stored_steps_run_again += verdict.violations
         found.in_flight_duplicates += verdict.extra_executions
     _check_limit(found, executions, child_runs, t0)
