@@ -12,7 +12,7 @@ import itertools
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ class Execution:
     started: float  # time.monotonic() in the app when the step body began
     # When the request it ran in arrived (time.monotonic()), when `Requests` listens.
     request: float | None = None
+    ended: float = 0.0  # when the body returned
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Request:
     run_id: str
     step_id: str  # ctx.step_id: "step" for a discovery call, else the step hash asked for
     attempt: int
-    memos: frozenset[str]  # the keys of the body's `steps`
+    memos: Mapping[str, Any]  # the body's `steps`: memoized outputs by step hash
+    event: Mapping[str, Any] = field(default_factory=dict)  # the run's trigger event
 
 
 @dataclass
@@ -76,7 +78,8 @@ class Requests:
                 run_id,
                 str(ctx.get("step_id", "")),
                 int(ctx.get("attempt", 0)),
-                frozenset(payload.get("steps") or {}),
+                dict(payload.get("steps") or {}),
+                payload.get("event") or {},
             )
         )
 
@@ -90,14 +93,22 @@ class Executions:
     )
     in_flight: int = 0
 
-    async def run(self, run_id: str, step: str) -> str:
-        """A step body that takes a while, so a kill can catch calls in flight."""
+    async def run(
+        self,
+        run_id: str,
+        step: str,
+        seconds: float = 0.1,
+        body: Callable[[], Awaitable[str]] | None = None,
+    ) -> str:
+        """A step body that takes a while, so a kill can catch calls in flight; its output is
+        a random token, or what `body` returns."""
         started = time.monotonic()
         self.in_flight += 1
         try:
-            await asyncio.sleep(0.1)
-            token = f"{step}:{uuid.uuid4().hex}"
-            self.of[(run_id, step)].append(Execution(token, started, _arrival.get()))
+            await asyncio.sleep(seconds)
+            token = f"{step}:{uuid.uuid4().hex}" if body is None else await body()
+            execution = Execution(token, started, _arrival.get(), time.monotonic())
+            self.of[(run_id, step)].append(execution)
             return token
         finally:
             self.in_flight -= 1
@@ -213,6 +224,7 @@ async def check_given_steps_never_ran_again(
     requests: Requests,
     *,
     t0: float = 0.0,
+    steps: tuple[str, ...] = STEPS,
 ) -> Verdict:
     """Each run stored every step, each stored output comes from one of the step's
     executions, and no step ran again once the app had been handed its output.
@@ -230,15 +242,15 @@ async def check_given_steps_never_ran_again(
 
     for run_id in run_ids:
         history = await engine.history(run_id)
-        completed = [h for h in history if h.kind == "step.completed" and h.step_name in STEPS]
+        completed = [h for h in history if h.kind == "step.completed" and h.step_name in steps]
         hashes = {h.step_name: h.step_hash for h in completed}
-        assert set(hashes) == set(STEPS), (run_id, hashes)
+        assert set(hashes) == set(steps), (run_id, hashes)
         for entry in completed:
             tokens = [e.token for e in executions.of[(run_id, entry.step_name)]]
             assert entry.output["data"] in tokens, (run_id, entry.step_name, "stored, not run")
         calls = requests.of[run_id]
         names = {h.step_hash: h.step_name for h in history if h.step_hash and h.step_name}
-        for step in STEPS:
+        for step in steps:
             step_hash = hashes[step]
             given = min((r.arrived for r in calls if step_hash in r.memos), default=None)
             ran = sorted(executions.of[(run_id, step)], key=lambda e: e.started)

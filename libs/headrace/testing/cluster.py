@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,8 @@ class Cluster:
     procs: list[ServiceProc] = field(default_factory=list)
     # More environment for every service (where to export traces, other keys), over the rest.
     env: dict[str, str] = field(default_factory=dict)
+    # The command a service runs under, if any (e.g. `headrace.testing.netns.command`).
+    wrap: Callable[[ServiceProc], list[str]] | None = None
 
     def _env(self, port: int) -> dict[str, str]:
         s = self.settings
@@ -117,7 +120,7 @@ class Cluster:
     def spawn(self, proc: ServiceProc) -> None:
         log = (self.log_dir / f"{proc.name}-{proc.port}.log").open("ab")
         proc.process = subprocess.Popen(
-            [sys.executable, "-m", "headrace", proc.name],
+            [*(self.wrap(proc) if self.wrap else []), sys.executable, "-m", "headrace", proc.name],
             env=self._env(proc.port),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -196,9 +199,11 @@ async def start_cluster(
     *,
     counts: dict[str, int] | None = None,
     env: dict[str, str] | None = None,
+    wrap: Callable[[ServiceProc], list[str]] | None = None,
 ) -> tuple[Cluster, EngineHandle]:
-    """`counts` of each service; by default an ingest, two runners, a scheduler, two executors."""
-    cluster = Cluster(settings, log_dir, counts or dict(DEFAULT_COUNTS), env=env or {})
+    """`counts` of each service; by default an ingest, two runners, a scheduler, two executors.
+    `wrap(proc)`: the command prefix to run a service under."""
+    cluster = Cluster(settings, log_dir, counts or dict(DEFAULT_COUNTS), env=env or {}, wrap=wrap)
     await cluster.start()
     connection = await connect_cluster(settings)
 
