@@ -241,3 +241,36 @@ async def test_a_batch_that_meets_an_outage_is_retried_whole_until_it_ends() -> 
     assert calls == [5] * 10
     assert await _dead(log) == []
     assert await _committed_past_all(log)
+
+
+async def test_a_hook_that_meets_an_outage_runs_again_and_the_loop_goes_on_consuming() -> None:
+    """An assignment hook that raises (an executor taking its partition's epoch from a
+    Cassandra that is restarting) propagates from `poll`; the loop polls again, the hook runs
+    again, and no record of the partition is handled before it succeeds. Found by the fault
+    schedule: the loop's task died with the error, the member never polled again, and its
+    consumer group stalled in a rebalance for good while the process reported ready."""
+    log = InProcLog(partitions=1)
+    await log.publish("t", "acct", b"x")
+    hooks: list[bool] = []  # whether each run of the hook succeeded
+    handled: list[tuple[bytes, int]] = []  # each record, with the hook runs done by then
+
+    async def on_assigned(_: set[int]) -> None:
+        hooks.append(len(hooks) >= 2)
+        if not hooks[-1]:
+            raise TransientError("cassandra restarting")
+
+    async def handler(record: LogRecord) -> None:
+        handled.append((record.value, len(hooks)))
+
+    loop = ConsumeLoop(
+        log.consumer("t", "g", on_assigned=on_assigned),
+        handler,
+        name="svc",
+        dead_letters=DeadLetters(log, "dead", "svc"),
+        retry_initial_s=0.001,
+        retry_max_s=0.002,
+    )
+    await _run_until(loop, lambda: bool(handled))
+
+    assert hooks == [False, False, True]
+    assert handled == [(b"x", 3)]

@@ -95,7 +95,7 @@ class ConsumeLoop:
         committer = asyncio.create_task(self._commit_periodically())
         try:
             while not self._stopping.is_set():
-                records = await self._consumer.poll(self._poll_size, timeout_ms=200)
+                records = await self._poll()
                 for start in range(0, len(records), self._batch_size):
                     await self._slots.acquire()
                     if self._stopping.is_set():
@@ -113,6 +113,28 @@ class ConsumeLoop:
             committer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await committer
+
+    async def _poll(self) -> list[LogRecord]:
+        """The next records, polling again after a failure for as long as it lasts: a poll
+        runs the group's hooks (an executor takes its partitions' epochs from Cassandra there),
+        and a member that stopped polling would hold its group's rebalance for good."""
+        backoff = self._backoff()
+        while True:
+            try:
+                return await self._consumer.poll(self._poll_size, timeout_ms=200)
+            except Exception as err:
+                if classify(err) is Disposition.RETRY:
+                    log.warning(
+                        "poll failed; polling again",
+                        loop=self._name,
+                        error=repr(err),
+                        retry_in_s=backoff.delay_s,
+                    )
+                else:
+                    log.exception("poll failed; polling again", loop=self._name)
+                if self._stopping.is_set():
+                    return []
+                await backoff.sleep()
 
     async def drain(self, partitions: set[int] | None = None) -> None:
         """Wait for in-flight records (of `partitions`, or all) and commit them.

@@ -302,9 +302,11 @@ class InProcConsumer:
             parts = self._log._topic(self._topic)
             for partition in gained:
                 self._positions[partition] = max(committed.get(partition, 0), parts[partition].base)
-            self._owned |= gained
+            # Owned once the hook has run: a hook that raises runs again at the next poll, and
+            # no record of the partition is returned before it succeeds (the port's promise).
             if self._on_assigned is not None:
                 await self._on_assigned(gained)
+            self._owned |= gained
 
     def _pending(self, max_records: int) -> list[LogRecord]:
         out: list[LogRecord] = []
