@@ -14,7 +14,6 @@ on a cluster and a Kafka and Cassandra of the test's own, each recorded with its
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import signal
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from held_partitions import HeldPartitions, label
 
 from headrace.infra import InfraConfig, down, start_each
 from headrace.messages.topics import partition_for
@@ -77,10 +77,6 @@ def plan(seed: int, seconds: float) -> list[Fault]:
     return faults
 
 
-def label(proc: ServiceProc) -> str:
-    return f"{proc.name}-{proc.port}"
-
-
 async def readiness(cluster: Cluster) -> dict[str, bool]:
     async with httpx.AsyncClient(timeout=3) as client:
         states = {}
@@ -102,9 +98,10 @@ class Nemesis:
     partitions: int
     faults: list[dict[str, Any]] = field(default_factory=list)
     restarts: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # by port
-    # Where each service's current process began its log, and how far `partitions_of` read it.
-    log_from: dict[int, int] = field(default_factory=dict)
-    _read: dict[int, tuple[int, set[int]]] = field(default_factory=dict)
+    held: HeldPartitions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.held = HeldPartitions(self.cluster)
 
     def _at(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -138,8 +135,7 @@ class Nemesis:
 
     async def _restart(self, proc: ServiceProc, after_s: float) -> None:
         await asyncio.sleep(after_s)
-        self.log_from[proc.port] = self._log(proc).stat().st_size
-        self._read.pop(proc.port, None)
+        self.held.restarting(proc)
         try:
             await self.cluster.restart(proc)
         finally:
@@ -159,7 +155,7 @@ class Nemesis:
         struck = []
         for _ in range(2):
             victim = await self._owner()
-            struck.append({"service": label(victim), "held": sorted(self.partitions_of(victim))})
+            struck.append({"service": label(victim), "held": sorted(self.held.of(victim))})
             await self._strike(victim, fault.hold_s)
         record["struck"] = struck
 
@@ -246,32 +242,6 @@ class Nemesis:
 
     # --- who holds the account's partition, by the executors' logs ---
 
-    def _log(self, proc: ServiceProc) -> Path:
-        return self.cluster.log_dir / f"{label(proc)}.log"
-
-    def partitions_of(self, proc: ServiceProc) -> set[int]:
-        """The `work` partitions the executor's current process holds, by its log."""
-        offset, held = self._read.get(proc.port, (self.log_from.get(proc.port, 0), set()))
-        with self._log(proc).open("rb") as log:
-            log.seek(offset)
-            text = log.read()
-        complete = text.rfind(b"\n") + 1  # a line still being written is read next time
-        for line in text[:complete].splitlines():
-            if b'"partitions ' not in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("group") != self.cluster.group("executor"):
-                continue
-            if entry.get("event") == "partitions assigned":
-                held |= set(entry["partitions"])
-            elif entry.get("event") == "partitions revoked":
-                held -= set(entry["partitions"])
-        self._read[proc.port] = (offset + complete, held)
-        return set(held)
-
     async def _owner(self) -> ServiceProc:
         """The executor holding the account's partition; between owners (a rebalance), the
         next one. A minute without one is a failure of the test's own reading (the logs say
@@ -280,7 +250,7 @@ class Nemesis:
         deadline = time.monotonic() + OWNER_WAIT_S
         while True:
             for proc in self.cluster.of("executor"):
-                if proc.port not in self.restarts and partition in self.partitions_of(proc):
+                if proc.port not in self.restarts and partition in self.held.of(proc):
                     return proc
             if time.monotonic() > deadline:
                 raise AssertionError(

@@ -21,7 +21,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from fault_nemesis import Nemesis, plan
 from fault_workload import EventLog, Flaky, functions, offering_go, start_runs
 from workload import Executions, Requests
 
-from headrace.infra import InfraConfig, down, up
+from headrace.infra import InfraConfig
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing import netns
 from headrace.testing.cluster import Cluster, ServiceProc, start_cluster
@@ -56,22 +56,6 @@ def _seed() -> int:
 def _append(target: Path, line: str) -> None:
     with target.open("a") as out:
         out.write(line + "\n")
-
-
-@pytest.fixture
-def private_infra(tmp_path: Path) -> Iterator[InfraConfig]:
-    config = InfraConfig(
-        state_dir=tmp_path / "infra",
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        cassandra_port=free_port(),
-        cassandra_storage_port=free_port(),
-    )
-    try:
-        up(config)
-        yield config
-    finally:
-        down(config, wipe=True)
 
 
 @dataclass

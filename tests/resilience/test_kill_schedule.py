@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from held_partitions import HeldPartitions, label
 from workload import (
     Executions,
     Requests,
@@ -84,50 +85,20 @@ def plan(seed: int, services: int) -> list[Strike]:
     ]
 
 
-def _label(proc: ServiceProc) -> str:
-    return f"{proc.name}-{proc.port}"
-
-
 @dataclass
 class Nemesis:
     cluster: Cluster
     t0: float
     kills: list[dict[str, Any]] = field(default_factory=list)
     restarts: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # by port
-    # Where each service's current process began writing its log (logs are appended), and
-    # how far its log has been read for `partitions_of`, with what it held by then.
-    log_from: dict[int, int] = field(default_factory=dict)
-    _read: dict[int, tuple[int, set[int]]] = field(default_factory=dict)
+    held: HeldPartitions = field(init=False)
 
-    def _log(self, proc: ServiceProc) -> Any:
-        return self.cluster.log_dir / f"{_label(proc)}.log"
-
-    def partitions_of(self, proc: ServiceProc) -> set[int]:
-        """The `work` partitions the executor's current process holds, by its log."""
-        offset, held = self._read.get(proc.port, (self.log_from.get(proc.port, 0), set()))
-        with self._log(proc).open("rb") as log:
-            log.seek(offset)
-            text = log.read()
-        complete = text.rfind(b"\n") + 1  # a line still being written is read next time
-        for line in text[:complete].splitlines():
-            if b'"partitions ' not in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("group") != self.cluster.group("executor"):
-                continue
-            if entry.get("event") == "partitions assigned":
-                held |= set(entry["partitions"])
-            elif entry.get("event") == "partitions revoked":
-                held -= set(entry["partitions"])
-        self._read[proc.port] = (offset + complete, held)
-        return set(held)
+    def __post_init__(self) -> None:
+        self.held = HeldPartitions(self.cluster)
 
     def owner(self) -> ServiceProc | None:
         for proc in self.cluster.of("executor"):
-            if proc.port not in self.restarts and ACCOUNT_PARTITION in self.partitions_of(proc):
+            if proc.port not in self.restarts and ACCOUNT_PARTITION in self.held.of(proc):
                 return proc
         return None
 
@@ -142,12 +113,12 @@ class Nemesis:
             pending = self.restarts.get(victim.port)
             if pending is not None:
                 await pending
-            held = sorted(self.partitions_of(victim)) if victim.name == "executor" else None
+            held = sorted(self.held.of(victim)) if victim.name == "executor" else None
             self.cluster.kill(victim)
             self.kills.append(
                 {
                     "at": round(time.monotonic() - self.t0, 3),
-                    "service": _label(victim),
+                    "service": label(victim),
                     "owner": strike.victim is None,  # struck as the owner (`held` says if it was)
                     "held": held,
                     "restart_after": strike.restart_after_s,
@@ -173,8 +144,7 @@ class Nemesis:
 
     async def _restart(self, proc: ServiceProc, after_s: float) -> None:
         await asyncio.sleep(after_s)
-        self.log_from[proc.port] = self._log(proc).stat().st_size
-        self._read.pop(proc.port, None)
+        self.held.restarting(proc)
         try:
             await self.cluster.restart(proc)
         finally:
@@ -189,19 +159,19 @@ class Nemesis:
         """Every change of the executors' `work` partitions that touched the account's one."""
         changes = []
         for proc in self.cluster.of("executor"):
-            for line in self._log(proc).read_text().splitlines():
+            for line in self.held.log(proc).read_text().splitlines():
                 if '"partitions ' not in line and '"service ready"' not in line:
                     continue
                 entry = json.loads(line)
                 at = datetime.datetime.fromisoformat(entry["timestamp"]).timestamp() - wall0
                 if entry["event"] == "service ready":
-                    changes.append((round(at, 3), _label(proc), "ready", []))
+                    changes.append((round(at, 3), label(proc), "ready", []))
                 elif (
                     entry.get("group") == self.cluster.group("executor")
                     and ACCOUNT_PARTITION in entry["partitions"]
                 ):
                     held = entry["partitions"]
-                    changes.append((round(at, 3), _label(proc), entry["event"], held))
+                    changes.append((round(at, 3), label(proc), entry["event"], held))
         return sorted(changes)
 
 

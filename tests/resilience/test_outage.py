@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,32 +22,16 @@ from workload import (
     start_runs,
 )
 
-from headrace.infra import InfraConfig, down, start_each, up
+from headrace.infra import InfraConfig, down, start_each
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import Cluster, start_cluster
 from headrace.testing.dev import EngineHandle, eventually
-from headrace.testing.sdk_app import ServedApp, free_port, make_client
+from headrace.testing.sdk_app import ServedApp, make_client
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
 
 RUNS = 100
 OUTAGE_S = 30
-
-
-@pytest.fixture
-def private_infra(tmp_path: Path) -> Iterator[InfraConfig]:
-    config = InfraConfig(
-        state_dir=tmp_path / "infra",
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        cassandra_port=free_port(),
-        cassandra_storage_port=free_port(),
-    )
-    try:
-        up(config)
-        yield config
-    finally:
-        down(config, wipe=True)
 
 
 @pytest.fixture
