@@ -7,16 +7,14 @@ with an error that says so, and the engine goes on serving the same app."""
 from __future__ import annotations
 
 import collections
-import dataclasses
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import inngest
 import pytest
+from own_engine import own_engine
 
-from headrace.runtime.settings import ClusterSettings
 from headrace.testing.dev import EngineHandle, start_dev
 from headrace.testing.hostile_app import Tamper, TamperingProxy
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
@@ -30,19 +28,13 @@ SIGNING_KEY = "signkey-prod-" + "5e" * 32
 )
 async def signed(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineHandle]:
     """An engine with a signing key that requires signed answers."""
-    if request.param == "dev":
-        engine = await start_dev(None, signing_key=SIGNING_KEY, require_signed_answers=True)
-    else:
-        from headrace.testing.cluster import start_cluster
-
-        base: ClusterSettings = request.getfixturevalue("distributed_settings")
-        drop: Callable[[str], None] = request.getfixturevalue("drop_keyspace")
-        name = f"answers_{uuid.uuid4().hex[:8]}"
-        settings = dataclasses.replace(base, keyspace=name, topic_prefix=f"{name}.")
-        request.addfinalizer(lambda: drop(name))
-        env = {"HEADRACE_SIGNING_KEY": SIGNING_KEY, "HEADRACE_REQUIRE_SIGNED_ANSWERS": "true"}
-        counts = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
-        _, engine = await start_cluster(settings, tmp_path / "logs", counts=counts, env=env)
+    engine = await own_engine(
+        request,
+        tmp_path,
+        "answers",
+        dev={"signing_key": SIGNING_KEY, "require_signed_answers": True},
+        env={"HEADRACE_SIGNING_KEY": SIGNING_KEY, "HEADRACE_REQUIRE_SIGNED_ANSWERS": "true"},
+    )
     yield engine
     await engine.stop()
 

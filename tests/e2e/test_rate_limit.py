@@ -5,17 +5,15 @@ room for timing here.)"""
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
+from own_engine import own_engine
 
 from headrace.flow.client_rate import ClientRate
-from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.dev import EngineHandle, eventually
 
 ONE_AN_HOUR = ClientRate(1 / 3600, 2)
 
@@ -24,23 +22,18 @@ ONE_AN_HOUR = ClientRate(1 / 3600, 2)
     params=["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mark.cassandra])]
 )
 async def limited(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineHandle]:
-    if request.param == "dev":
-        engine = await start_dev(None, rate_limit=ONE_AN_HOUR)
-    else:
-        from headrace.testing.cluster import start_cluster
-
-        base: ClusterSettings = request.getfixturevalue("distributed_settings")
-        drop: Callable[[str], None] = request.getfixturevalue("drop_keyspace")
-        name = f"rate_{uuid.uuid4().hex[:8]}"
-        settings = dataclasses.replace(base, keyspace=name, topic_prefix=f"{name}.")
-        request.addfinalizer(lambda: drop(name))
-        env = {
-            "HEADRACE_RATE_LIMIT": str(ONE_AN_HOUR.per_second),
-            "HEADRACE_RATE_BURST": str(ONE_AN_HOUR.burst),
-        }
-        _, engine = await start_cluster(
-            settings, tmp_path / "logs", counts={"ingest": 1, "runner": 1}, env=env
-        )
+    env = {
+        "HEADRACE_RATE_LIMIT": str(ONE_AN_HOUR.per_second),
+        "HEADRACE_RATE_BURST": str(ONE_AN_HOUR.burst),
+    }
+    engine = await own_engine(
+        request,
+        tmp_path,
+        "rate",
+        dev={"rate_limit": ONE_AN_HOUR},
+        env=env,
+        services=("ingest", "runner"),
+    )
     yield engine
     await engine.stop()
 

@@ -6,17 +6,15 @@ the step beyond it. The engine runs with a limit of 4 (`--max-steps`); the defau
 from __future__ import annotations
 
 import collections
-import dataclasses
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import inngest
 import pytest
+from own_engine import own_engine
 
-from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.dev import EngineHandle
 from headrace.testing.sdk_app import ServedApp, make_client
 
 LIMIT = 4
@@ -26,20 +24,9 @@ LIMIT = 4
     params=["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mark.cassandra])]
 )
 async def limited(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineHandle]:
-    if request.param == "dev":
-        engine = await start_dev(None, max_steps=LIMIT)
-    else:
-        from headrace.testing.cluster import start_cluster
-
-        base: ClusterSettings = request.getfixturevalue("distributed_settings")
-        drop: Callable[[str], None] = request.getfixturevalue("drop_keyspace")
-        name = f"steps_{uuid.uuid4().hex[:8]}"
-        settings = dataclasses.replace(base, keyspace=name, topic_prefix=f"{name}.")
-        request.addfinalizer(lambda: drop(name))
-        counts = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
-        _, engine = await start_cluster(
-            settings, tmp_path / "logs", counts=counts, env={"HEADRACE_MAX_STEPS": str(LIMIT)}
-        )
+    engine = await own_engine(
+        request, tmp_path, "steps", dev={"max_steps": LIMIT}, env={"HEADRACE_MAX_STEPS": str(LIMIT)}
+    )
     yield engine
     await engine.stop()
 
