@@ -1,14 +1,40 @@
-"""What the distributed-mode benchmarks share: settings on the local Kafka and Cassandra
-(`headrace infra up`, started if needed) with a keyspace and topics of their own, and dropping
-that keyspace afterwards (each one left behind costs Cassandra heap)."""
+"""What the benchmarks share: an engine in either mode, and for distributed mode settings on
+the local Kafka and Cassandra (`headrace infra up`, started if needed) with a keyspace and topics
+of their own, and dropping that keyspace afterwards (each one left behind costs Cassandra
+heap)."""
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from headrace.infra import up
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.runtime.settings import ClusterSettings
+from headrace.testing.cluster import start_cluster
+from headrace.testing.dev import EngineHandle, start_dev
+
+
+@contextlib.asynccontextmanager
+async def engine_in(mode: str, name: str) -> AsyncIterator[EngineHandle]:
+    """`headrace dev` (mode "dev") or one process per service (distributed, on settings named
+    after `name`), in a temporary directory; stopped, and its keyspace dropped, at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = None
+        if mode == "dev":
+            engine = await start_dev(Path(tmp) / "state")
+        else:
+            settings = bench_settings(name)
+            _, engine = await start_cluster(settings, Path(tmp) / "logs")
+        try:
+            yield engine
+        finally:
+            await engine.stop()
+            if settings is not None:
+                drop(settings)
 
 
 def bench_settings(name: str) -> ClusterSettings:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
-from bench_cluster import bench_settings, drop
+from bench_cluster import engine_in
 
-from headrace.testing.cluster import TEST_DASHBOARD_TOKEN, start_cluster
-from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
+from headrace.testing.dev import EngineHandle, eventually
 
 
 async def _median_ms(http: httpx.AsyncClient, path: str, rounds: int) -> tuple[float, int]:
@@ -75,18 +73,8 @@ async def main() -> None:
     args = parser.parse_args()
     results: dict[str, dict[str, tuple[float, int]]] = {}
     for mode in args.modes.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            if mode == "dev":
-                engine = await start_dev(Path(tmp) / "state")
-            else:
-                settings = bench_settings("event_lists")
-                _, engine = await start_cluster(settings, Path(tmp) / "logs")
-            try:
-                results[mode] = await measure(engine, args.large, args.mb, args.small, args.rounds)
-            finally:
-                await engine.stop()
-                if mode != "dev":
-                    drop(settings)
+        async with engine_in(mode, "event_lists") as engine:
+            results[mode] = await measure(engine, args.large, args.mb, args.small, args.rounds)
     print(f"{args.large} events of {args.mb:g} MB among the newest, {args.small} small ones")
     print("| mode | request | median (ms) | answer (bytes) |")
     print("|---|---|---|---|")

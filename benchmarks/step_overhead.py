@@ -19,15 +19,12 @@ import argparse
 import asyncio
 import itertools
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import inngest
-from bench_cluster import bench_settings, drop
+from bench_cluster import engine_in
 
-from headrace.testing.cluster import start_cluster
-from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.dev import EngineHandle
 from headrace.testing.sdk_app import ServedApp, make_client
 
 
@@ -78,18 +75,8 @@ async def main() -> None:
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     for mode in args.modes.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            if mode == "dev":
-                engine = await start_dev(Path(tmp) / "state")
-            else:
-                settings = bench_settings("steps")
-                _, engine = await start_cluster(settings, Path(tmp) / "logs")
-            try:
-                results[mode] = await measure(engine, args.runs, args.steps, args.burst)
-            finally:
-                await engine.stop()
-                if mode != "dev":
-                    drop(settings)
+        async with engine_in(mode, "steps") as engine:
+            results[mode] = await measure(engine, args.runs, args.steps, args.burst)
     print(f"{args.runs} runs x {args.steps} steps one at a time; then {args.burst} runs at once")
     print("| mode | step p50 (ms) | step p99 (ms) | runs/s | steps/s |")
     print("|---|---|---|---|---|")

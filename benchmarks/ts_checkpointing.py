@@ -23,14 +23,11 @@ import asyncio
 import itertools
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from bench_cluster import bench_settings, drop
+from bench_cluster import engine_in
 
-from headrace.testing.cluster import start_cluster
-from headrace.testing.dev import EngineHandle, start_dev
+from headrace.testing.dev import EngineHandle
 from headrace.testing.ts_app import TsApp
 
 
@@ -80,24 +77,14 @@ async def main() -> None:
     args = parser.parse_args()
     rows: list[tuple[str, str, int, dict[str, float], str]] = []
     for mode in args.modes.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            if mode == "dev":
-                engine = await start_dev(Path(tmp) / "state")
-            else:
-                settings = bench_settings("tsckpt")
-                _, engine = await start_cluster(settings, Path(tmp) / "logs")
-            try:
-                for round_no in range(1, args.rounds + 1):
-                    for checkpointing in ("on", "off"):
-                        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
-                        result = await measure(
-                            engine, checkpointing, round_no, args.runs, args.steps, args.burst
-                        )
-                        rows.append((mode, checkpointing, round_no, result, load))
-            finally:
-                await engine.stop()
-                if mode != "dev":
-                    drop(settings)
+        async with engine_in(mode, "tsckpt") as engine:
+            for round_no in range(1, args.rounds + 1):
+                for checkpointing in ("on", "off"):
+                    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+                    result = await measure(
+                        engine, checkpointing, round_no, args.runs, args.steps, args.burst
+                    )
+                    rows.append((mode, checkpointing, round_no, result, load))
     print(f"{args.runs} runs x {args.steps} steps one at a time; then {args.burst} runs at once")
     print(
         "| mode | checkpointing | round | step p50 (ms) | step p99 (ms) | runs/s "
