@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from held_partitions import HeldPartitions, label
+from strikes import Strikes, label
 
 from headrace.infra import InfraConfig, down, start_each
 from headrace.messages.topics import partition_for
@@ -97,11 +97,10 @@ class Nemesis:
     t0: float
     partitions: int
     faults: list[dict[str, Any]] = field(default_factory=list)
-    restarts: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # by port
-    held: HeldPartitions = field(init=False)
+    strikes: Strikes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.held = HeldPartitions(self.cluster)
+        self.strikes = Strikes(self.cluster)
 
     def _at(self) -> float:
         return round(time.monotonic() - self.t0, 3)
@@ -127,24 +126,12 @@ class Nemesis:
     # --- kills and pauses ---
 
     async def _strike(self, victim: ServiceProc, restart_after_s: float) -> None:
-        pending = self.restarts.get(victim.port)
-        if pending is not None:  # one still restarting is let come up first
-            await pending
-        self.cluster.kill(victim)
-        self.restarts[victim.port] = asyncio.create_task(self._restart(victim, restart_after_s))
-
-    async def _restart(self, proc: ServiceProc, after_s: float) -> None:
-        await asyncio.sleep(after_s)
-        self.held.restarting(proc)
-        try:
-            await self.cluster.restart(proc)
-        finally:
-            self.restarts.pop(proc.port, None)
+        await self.strikes.up(victim)
+        self.strikes.kill(victim, restart_after_s)
 
     async def settled(self) -> None:
         """Every service killed is up again."""
-        while self.restarts:
-            await asyncio.gather(*self.restarts.values())
+        await self.strikes.settled()
 
     async def kill(self, fault: Fault, record: dict[str, Any]) -> None:
         victim = self.cluster.procs[fault.pick % len(self.cluster.procs)]
@@ -155,7 +142,7 @@ class Nemesis:
         struck = []
         for _ in range(2):
             victim = await self._owner()
-            struck.append({"service": label(victim), "held": sorted(self.held.of(victim))})
+            struck.append({"service": label(victim), "held": sorted(self.strikes.held.of(victim))})
             await self._strike(victim, fault.hold_s)
         record["struck"] = struck
 
@@ -250,7 +237,7 @@ class Nemesis:
         deadline = time.monotonic() + OWNER_WAIT_S
         while True:
             for proc in self.cluster.of("executor"):
-                if proc.port not in self.restarts and partition in self.held.of(proc):
+                if not self.strikes.restarting(proc) and partition in self.strikes.held.of(proc):
                     return proc
             if time.monotonic() > deadline:
                 raise AssertionError(

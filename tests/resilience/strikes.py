@@ -1,8 +1,10 @@
-"""Which `work` partitions each executor process holds, read from its log, for the tests that
-strike the account partition's owner (the kill schedule, the fault schedule's nemesis)."""
+"""Killing services of a cluster and starting them again, and which `work` partitions each
+executor process holds (read from its log), for the tests that strike the account partition's
+owner: the kill schedule and the fault schedule's nemesis."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,3 +54,41 @@ class HeldPartitions:
                 held -= set(entry["partitions"])
         self._read[proc.port] = (offset + complete, held)
         return set(held)
+
+
+@dataclass
+class Strikes:
+    """SIGKILLs, each followed by a restart after a while; one service at a time per port."""
+
+    cluster: Cluster
+    held: HeldPartitions = field(init=False)
+    _restarts: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # by port
+
+    def __post_init__(self) -> None:
+        self.held = HeldPartitions(self.cluster)
+
+    def restarting(self, proc: ServiceProc) -> bool:
+        return proc.port in self._restarts
+
+    async def up(self, proc: ServiceProc) -> None:
+        """Wait until `proc`, if it is restarting, is up again (killing it then is the strike)."""
+        pending = self._restarts.get(proc.port)
+        if pending is not None:
+            await pending
+
+    def kill(self, proc: ServiceProc, restart_after_s: float) -> None:
+        self.cluster.kill(proc)
+        self._restarts[proc.port] = asyncio.create_task(self._restart(proc, restart_after_s))
+
+    async def _restart(self, proc: ServiceProc, after_s: float) -> None:
+        await asyncio.sleep(after_s)
+        self.held.restarting(proc)
+        try:
+            await self.cluster.restart(proc)
+        finally:
+            self._restarts.pop(proc.port, None)
+
+    async def settled(self) -> None:
+        """Every service killed is up again."""
+        while self._restarts:
+            await asyncio.gather(*self._restarts.values())

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from held_partitions import HeldPartitions, label
+from strikes import Strikes, label
 from workload import (
     Executions,
     Requests,
@@ -90,15 +90,16 @@ class Nemesis:
     cluster: Cluster
     t0: float
     kills: list[dict[str, Any]] = field(default_factory=list)
-    restarts: dict[int, asyncio.Task[None]] = field(default_factory=dict)  # by port
-    held: HeldPartitions = field(init=False)
+    strikes: Strikes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.held = HeldPartitions(self.cluster)
+        self.strikes = Strikes(self.cluster)
 
     def owner(self) -> ServiceProc | None:
         for proc in self.cluster.of("executor"):
-            if proc.port not in self.restarts and ACCOUNT_PARTITION in self.held.of(proc):
+            if not self.strikes.restarting(proc) and ACCOUNT_PARTITION in self.strikes.held.of(
+                proc
+            ):
                 return proc
         return None
 
@@ -109,12 +110,8 @@ class Nemesis:
                 victim = await self._next_owner()
             else:
                 victim = self.cluster.procs[strike.victim]
-            # One still restarting is let come up first: killing it then is the strike.
-            pending = self.restarts.get(victim.port)
-            if pending is not None:
-                await pending
-            held = sorted(self.held.of(victim)) if victim.name == "executor" else None
-            self.cluster.kill(victim)
+            await self.strikes.up(victim)
+            held = sorted(self.strikes.held.of(victim)) if victim.name == "executor" else None
             self.kills.append(
                 {
                     "at": round(time.monotonic() - self.t0, 3),
@@ -124,9 +121,7 @@ class Nemesis:
                     "restart_after": strike.restart_after_s,
                 }
             )
-            self.restarts[victim.port] = asyncio.create_task(
-                self._restart(victim, strike.restart_after_s)
-            )
+            self.strikes.kill(victim, strike.restart_after_s)
 
     async def _next_owner(self) -> ServiceProc:
         """The executor holding the account's partition; between owners (a rebalance), the
@@ -142,24 +137,15 @@ class Nemesis:
             await asyncio.sleep(0.1)
         return owner
 
-    async def _restart(self, proc: ServiceProc, after_s: float) -> None:
-        await asyncio.sleep(after_s)
-        self.held.restarting(proc)
-        try:
-            await self.cluster.restart(proc)
-        finally:
-            self.restarts.pop(proc.port, None)
-
     async def settled(self) -> None:
         """Every service killed is up again."""
-        while self.restarts:
-            await asyncio.gather(*self.restarts.values())
+        await self.strikes.settled()
 
     def ownership(self, wall0: float) -> list[tuple[float, str, str, list[int]]]:
         """Every change of the executors' `work` partitions that touched the account's one."""
         changes = []
         for proc in self.cluster.of("executor"):
-            for line in self.held.log(proc).read_text().splitlines():
+            for line in self.strikes.held.log(proc).read_text().splitlines():
                 if '"partitions ' not in line and '"service ready"' not in line:
                     continue
                 entry = json.loads(line)
