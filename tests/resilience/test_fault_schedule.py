@@ -41,7 +41,7 @@ from headrace.testing.sdk_app import ServedApp, free_port, make_client
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
 
 RUNS = int(os.environ.get("HEADRACE_FAULT_RUNS", "120"))
-FAULT_S = float(os.environ.get("HEADRACE_FAULT_SECONDS", "30"))
+FAULT_S = float(os.environ.get("HEADRACE_FAULT_SECONDS", "40"))
 PARTITIONS = 4
 LOG_LEVEL = os.environ.get("HEADRACE_FAULT_LOG_LEVEL", "info")
 # The first of each of these runs in a network namespace of its own, so it can be cut off.
