@@ -51,6 +51,8 @@ class Outbox:
         if run.status in ENDED:
             await self._forget_pauses(run, out)
         run.last_record = record_id
+        if run.status in ENDED and not run.ended_by_record:
+            run.ended_by_record = record_id
         run.owner_epoch = epoch
         schedule: list[ScheduleRecord] = []
         for record in out.schedule:

@@ -23,11 +23,12 @@ import inngest
 import inngest.fast_api
 import msgspec
 import pytest
+from prometheus_client import REGISTRY
 from headrace.services.executor.service import Executor
 
 from headrace.adapters.inproc.log import InProcLog
 from headrace.core.clock import FakeClock
-from headrace.core.errors import Fenced
+from headrace.core.errors import Fenced, TransientError
 from headrace.messages.records import (
     SCHEDULE_CODEC,
     WORK_CODEC,
@@ -412,3 +413,68 @@ async def test_a_writer_killed_between_the_run_and_its_history_leaves_a_history_
         assert entry.output == msgspec.json.decode(memos[entry.step_hash or ""])
     assert len({h.step_hash for h in completed}) == len(completed)
     assert scenario.executions == {"a": 1, "b": 1, "c": 1}
+
+
+class LostAckStores:
+    """The real stores, where every run write is applied and then reported failed, once per
+    write: a Cassandra write that timed out after the replica applied it (the soak saw 14 such
+    `CAS operation timed out` in one second). The consume loop handles the record again."""
+
+    def __init__(self, inner: Stores) -> None:
+        self._inner = inner
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def create_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> bool:
+        await self._inner.create_run(run, memos)
+        self.lost += 1
+        raise TransientError("write timed out (applied)")
+
+    async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
+        await self._inner.save_run(run, memos)
+        self.lost += 1
+        raise TransientError("write timed out (applied)")
+
+
+def _counted(metric: str, labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value(metric, labels) or 0.0
+
+
+async def test_a_run_whose_writes_lost_their_acknowledgements_is_counted_started_and_ended(
+    stores: Stores,
+) -> None:
+    """Each write of the run is applied and reported failed, so each record is handled twice,
+    the second time finding its own transition stored and making its effects. The run ends,
+    each step ran once, and the metrics count it started once and ended once: before, the
+    repeat made the effects but skipped the counts, and the soak reported a run as never ended
+    (runs started minus runs ended) that the executor had completed."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    lossy = LostAckStores(stores)
+    executor = scenario.executor(lossy)
+    await executor.on_assigned({scenario.partition})
+    fn_id = _start_item(scenario).fn_id
+    started = _counted("headrace_runs_started_total", {"function": fn_id})
+    ended = _counted("headrace_runs_ended_total", {"function": fn_id, "status": "completed"})
+
+    async def handle_as_the_loop_does(item: WorkRecord) -> None:
+        record = scenario.record(item)
+        with pytest.raises(TransientError):
+            await executor.handle(record)
+        await executor.handle(record)
+
+    await handle_as_the_loop_does(_start_item(scenario))
+    while items := await scenario.published():
+        for item in items:
+            await handle_as_the_loop_does(item)
+
+    assert (await scenario.run()).status == "completed"
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}
+    assert lossy.lost >= 6  # the start, each step's outcome, each sleep's end
+    assert _counted("headrace_runs_started_total", {"function": fn_id}) == started + 1
+    assert (
+        _counted("headrace_runs_ended_total", {"function": fn_id, "status": "completed"})
+        == ended + 1
+    )

@@ -76,6 +76,9 @@ class RunState(msgspec.Struct, kw_only=True):
     # run's own row: made after the row is written, and made again by a record repeated after a
     # crash (each is idempotent). A transition that loses the race for the row makes none.
     last_record: str = ""
+    # The record whose transition ended the run: its repeat after a lost acknowledgement counts
+    # the end (metrics, the run's root span), which only that record's first handling would.
+    ended_by_record: str = ""
     outbox: list[tuple[str, bytes]] = []  # (topic, record) to publish
     outbox_history: list[HistoryEntry] = []
     outbox_pauses: list[Pause] = []
