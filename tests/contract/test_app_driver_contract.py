@@ -3,7 +3,13 @@ SDK's answer, the same whether the app is called in-process (httpx's ASGI transp
 real HTTP on loopback (uvicorn on a free port). The app is a scripted ASGI app that answers as
 an SDK would (protocol §3): 200 done, 206 ops, 201 streamed, errors retried or not, Retry-After,
 the SDK headers, signatures both ways, and every way an answer goes wrong, each an Outcome with a
-clear error, never an exception."""
+clear error, never an exception.
+
+Where httpx's ASGI transport cannot stand for a network it is not used: a refused connection is
+tested over loopback alone. It also differs where the engine never uses it (the executor's
+driver always has its own transport): an app that raises, or returns without finishing its
+answer, raises out of the call in-process (a 500, a NetworkError over HTTP), and `before_send`
+never runs in-process (no httpcore trace; tests/contract/test_run_writers.py stands one in)."""
 
 from __future__ import annotations
 
