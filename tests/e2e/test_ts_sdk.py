@@ -181,6 +181,20 @@ async def test_retries_1_gives_two_attempts(
     assert "broken, attempt 2" in str(run.output)
 
 
+async def test_a_step_s_retry_after_delays_its_next_attempt(
+    dev: EngineHandle, serve: list[TsApp], major: str
+) -> None:
+    """RetryAfterError thrown in a step: a 206 of its StepError with Retry-After, which the
+    retry waits for (the test engine's backoff is milliseconds)."""
+    app = await _start(dev, serve, major, "ts-retry-after", ["retry-after"])
+    [event_id] = await dev.send(_event(app, "retry-after"))
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+
+    assert run.status == "completed", app.log()
+    assert app.counts() == {"busy": 2}
+    assert 2_000 <= run.output["waited_ms"] < 10_000
+
+
 async def test_cancel_on_cancels_the_matching_run_while_it_sleeps(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:

@@ -97,6 +97,17 @@ export const FUNCTIONS = {
       return "unreachable";
     }),
 
+  // A step that asks to be retried 2 s later: the SDK answers its StepError with Retry-After.
+  "retry-after": ({ define, ev, count, sdk }) =>
+    define({ id: "retry-after" }, { event: ev("retry-after") }, async ({ step }) => {
+      const before = await step.run("before", () => Date.now());
+      const after = await step.run("busy", () => {
+        if (count("busy") === 1) throw new sdk.RetryAfterError("busy", "2s");
+        return Date.now();
+      });
+      return { waited_ms: after - before };
+    }),
+
   // The same outside any step: the function's own body throws.
   "retry-once-body": ({ define, ev, count }) =>
     define({ id: "retry-once-body", retries: 1 }, { event: ev("retry-once-body") }, async () => {

@@ -187,6 +187,18 @@ def test_retry_after_overrides_the_backoff() -> None:
     )
     assert _calls(machine) == [(None, 1, 0, NOW + 2_000)]
 
+    # A StepError in a 206 with Retry-After (the JS SDK's RetryAfterError thrown in a step).
+    stepped = _machine(_started())
+    stepped.apply_call(
+        Call(account_id="acct", run_id="run"),
+        Outcome(
+            ops=[_op(op="StepError", id="s", error={"name": "E", "message": "busy"})],
+            retry_after_ms=2_000,
+        ),
+        0,
+    )
+    assert _calls(stepped) == [("s", 1, 0, NOW + 2_000)]
+
 
 def test_a_function_error_fails_the_run_after_its_attempts_and_emits_system_events() -> None:
     run = _started()

@@ -69,7 +69,7 @@ def read_response(
             )
         parsed = None
     if status == 206:
-        return _read_ops(parsed, status, request_version, no_retry)
+        return _read_ops(parsed, status, request_version, no_retry, retry_after)
     if 200 <= status < 300:
         return Outcome(done=True, result=parsed, status=status, request_version=request_version)
     error = parsed if isinstance(parsed, dict) else None
@@ -87,7 +87,13 @@ def read_response(
     )
 
 
-def _read_ops(parsed: Any, status: int, request_version: int | None, no_retry: bool) -> Outcome:
+def _read_ops(
+    parsed: Any,
+    status: int,
+    request_version: int | None,
+    no_retry: bool,
+    retry_after: int | None,
+) -> Outcome:
     items = parsed if isinstance(parsed, list) else [] if parsed is None else [parsed]
     if len(items) > MAX_OPS:
         return Outcome(
@@ -118,7 +124,15 @@ def _read_ops(parsed: Any, status: int, request_version: int | None, no_retry: b
             ),
             status=status,
         )
-    return Outcome(ops=ops, status=status, request_version=request_version, retryable=not no_retry)
+    # Retry-After on ops is for their StepError: its retry waits for it, as in Inngest (the JS
+    # SDK's RetryAfterError thrown in a step).
+    return Outcome(
+        ops=ops,
+        status=status,
+        request_version=request_version,
+        retryable=not no_retry,
+        retry_after_ms=retry_after,
+    )
 
 
 def _read_stream(body: bytes, now_ms: int, check: AnswerCheck | None) -> Outcome:
