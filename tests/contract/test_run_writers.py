@@ -23,8 +23,8 @@ import inngest
 import inngest.fast_api
 import msgspec
 import pytest
-from prometheus_client import REGISTRY
 from headrace.services.executor.service import Executor
+from prometheus_client import REGISTRY
 
 from headrace.adapters.inproc.log import InProcLog
 from headrace.core.clock import FakeClock
