@@ -72,6 +72,6 @@ def fetched_op(
 
 def failed_op(op: Gateway, reason: str) -> RequestFailed:
     """The op standing for a request that got no usable answer: an error of the step, retried
-    by calling the run again (the machine's `_request_failed`)."""
+    by calling the run again (`engine/retries.py` `request_failed`)."""
     error = {"name": "GatewayError", "message": f"Error making gateway request: {reason}"}
     return RequestFailed(error=error, **op.common())
