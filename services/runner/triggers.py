@@ -5,11 +5,23 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from headrace.services.runner.invokes import invoked_fn_id
+
+from headrace.engine import system_events
 from headrace.expressions import ExpressionError, evaluate_bool
+from headrace.messages.model import Event
 from headrace.messages.state import FunctionRecord
 
 
-def matches(fn: FunctionRecord, payload: dict[str, Any]) -> bool:
+def triggered(functions: list[FunctionRecord], event: Event) -> list[FunctionRecord]:
+    """The functions `event` starts: the one an invoke names, else those whose triggers match."""
+    if event.name == system_events.INVOKED:
+        target = invoked_fn_id(event)
+        return [fn for fn in functions if fn.fn_id == target and not fn.archived]
+    return [fn for fn in functions if _matches(fn, event.payload)]
+
+
+def _matches(fn: FunctionRecord, payload: dict[str, Any]) -> bool:
     """True when one of the function's event triggers matches: name (with `*` globs), then
     its expression over `event`."""
     name = payload.get("name")

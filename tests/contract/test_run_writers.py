@@ -318,9 +318,9 @@ async def test_a_call_repeated_while_its_outcome_waits_to_be_applied_is_not_sent
     other = asyncio.create_task(executor.handle(scenario.record(wake)))
     await held.read_reached.wait()
     repeat = asyncio.create_task(executor.handle(scenario.record(call)))
-    await _until(lambda: executor._locks.contenders(RUN_ID) == 2)
+    await _until(lambda: executor._runs.locks.contenders(RUN_ID) == 2)
     scenario.b_may_finish.set()  # the app answers the first call; its outcome waits for the lock
-    await _until(lambda: executor._locks.contenders(RUN_ID) == 3)
+    await _until(lambda: executor._runs.locks.contenders(RUN_ID) == 3)
     held.read_release.set()
     await asyncio.gather(first, other, repeat)
 

@@ -74,7 +74,7 @@ async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
 
 async def _superseded(ctx: ApiContext, run_epoch: int, dispatch: Dispatch) -> bool:
     """Whether the call was made by a former owner of the run: the run is stamped with a newer
-    epoch, and the partition's counter agrees (as Executor._read decides)."""
+    epoch, and the partition's counter agrees (as RunTransactions.read decides)."""
     if run_epoch <= dispatch.epoch:
         return False
     return await Ownership(ctx.stores, ctx.clock).superseded(dispatch.partition, dispatch.epoch)

@@ -1,0 +1,268 @@
+"""A `Call` record: build the request from the run as stored, call the app, and apply the
+outcome to the run as it is then. A call stays in flight from being built until its outcome is
+applied; a call whose run this executor changed after the body was built is not sent, but built
+again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+from headrace.services.executor.observe import call_attributes, observe_call, observe_run_end
+from headrace.services.executor.outbox import Outbox
+from headrace.services.executor.runs import CONFLICT_ROUNDS, Handling, RunTransactions, gone
+
+from headrace.core.clock import Clock
+from headrace.core.errors import Conflict
+from headrace.engine.machine import RunMachine
+from headrace.messages.flow import lease_id
+from headrace.messages.records import Call
+from headrace.messages.state import ENDED, FunctionRecord, RunState
+from headrace.obs.tracing import run_span
+from headrace.ports.stores import Stores
+from headrace.protocol.checkpoint import queue_item_id
+from headrace.protocol.driver import AppDriver
+from headrace.protocol.endpoint import endpoint_request
+from headrace.protocol.ops import AIGateway, Gateway, Op, Outcome
+from headrace.protocol.registration import step_url
+from headrace.protocol.request import build_body, call_url
+from headrace.runtime.signal_claims import claim_signals
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    run: RunState
+    fn: FunctionRecord
+    body: bytes
+    stack_len: int  # the run's stack when the body was built
+    memo_keys: set[str]
+
+
+class StaleCall(Exception):
+    """A call not sent: its run changed after its body was built."""
+
+
+class Calls:
+    def __init__(
+        self,
+        runs: RunTransactions,
+        outbox: Outbox,
+        stores: Stores,
+        driver: AppDriver,
+        clock: Clock,
+        server_kind: str,
+    ) -> None:
+        self._runs = runs
+        self._outbox = outbox
+        self._stores = stores
+        self._driver = driver
+        self._clock = clock
+        self._server_kind = server_kind
+        self._in_flight: set[tuple[str, str | None, int, int]] = set()
+
+    async def call(self, item: Call, h: Handling) -> None:
+        # A call the scheduler gated holds a lease until its outcome is stored.
+        lease = (
+            lease_id(item.run_id, item.target, item.seq, item.attempt)
+            if item.flow is not None
+            else None
+        )
+        for _ in range(CONFLICT_ROUNDS):
+            prepared = await self._runs.transact(item.run_id, lambda: self._prepare(item, h, lease))
+            if prepared is None:
+                return
+            if await self._send(item, h, lease, prepared):
+                return
+            log.info("the run changed while its call waited to be sent; building it again")
+        raise Conflict(f"run {item.run_id} kept changing while its call waited to be sent")
+
+    async def _send(
+        self, item: Call, h: Handling, lease: str | None, prepared: PreparedCall
+    ) -> bool:
+        """Make the call and apply its outcome; False when the call was not sent because the
+        run changed after its body was built (build it again)."""
+        key = (item.run_id, item.target, item.attempt, item.seq)
+        run, fn = prepared.run, prepared.fn
+        step_name = run.step_names.get(item.target or "", "") if item.target else "discovery"
+        # The span covers the call and making its outcome durable: one step attempt.
+        with (
+            run_span("step", run.run_id, call_attributes(run, item)) as span,
+            structlog.contextvars.bound_contextvars(
+                fn_id=run.fn_id, step=step_name, attempt=item.attempt
+            ),
+        ):
+            # The call stays in flight here until its outcome is applied: a repeat of its record
+            # handled in between would read the run as it was before the outcome, find the call
+            # current, and send it again from that state (issue 13: the step ran twice, the
+            # repeat reaching the app after the next call had handed it the stored output).
+            try:
+                headers = {
+                    "x-run-id": run.run_id,
+                    "x-inngest-server-kind": self._server_kind,
+                    # -1 until the SDK has chosen; JS reads this header before the
+                    # body's `version` (InngestCommHandler), so it must match it.
+                    "x-inngest-req-version": str(run.req_version),
+                    "x-inngest-step-id": item.target or "step",
+                }
+                url, body, method = (
+                    call_url(step_url(fn.config) or "", run.fn_id, item.target),
+                    prepared.body,
+                    "POST",
+                )
+                endpoint = endpoint_request(fn.config, run.events)
+                if endpoint is not None:
+                    # A Durable Endpoint: its first request again, which the SDK takes for a
+                    # call by its X-Run-ID and signature (empty unless signed), reading the
+                    # run through the API (protocol/endpoint.py).
+                    url, body, method = endpoint.url, endpoint.body, endpoint.method
+                    headers["content-type"] = endpoint.content_type
+                    headers["x-inngest-signature"] = ""
+                    if run.disable_immediate:
+                        headers["x-inngest-force-step-plan"] = "true"
+                try:
+                    outcome = await self._driver.call(
+                        url,
+                        body,
+                        headers,
+                        account_id=run.account_id,
+                        before_send=lambda: self._check_unchanged(prepared),
+                        method=method,
+                    )
+                except StaleCall:
+                    span.set_attribute("headrace.call.stale", True)
+                    return False
+                finally:
+                    self._runs.call_sent(run.run_id)
+                conflicts: frozenset[str] = frozenset()
+                if outcome.ops:
+                    outcome.ops = [
+                        await self._make_request(op, prepared.memo_keys) for op in outcome.ops
+                    ]
+                    conflicts = await claim_signals(
+                        self._stores, run, prepared.memo_keys, outcome.ops, self._clock.now_ms()
+                    )
+                if outcome.error is not None:
+                    # The error's name and message only: its other fields can carry user data.
+                    log.warning(
+                        "app call failed",
+                        status=outcome.status,
+                        error_name=outcome.error.get("name"),
+                        error_message=str(outcome.error.get("message") or "")[:300],
+                    )
+                else:
+                    log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
+                applied = await self._runs.transact(
+                    item.run_id,
+                    lambda: self._apply(item, h, fn, outcome, prepared.stack_len, lease, conflicts),
+                )
+            finally:
+                self._in_flight.discard(key)
+            observe_call(span, run, item, outcome, applied.out if applied else None)
+        if applied is not None and applied.run.status in ENDED:
+            with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
+                log.info("run ended", status=applied.run.status)
+            observe_run_end(applied.run)
+        return True
+
+    async def _make_request(self, op: Op, memo_keys: set[str]) -> Op:
+        """step.ai.infer and step.fetch: headrace makes the request; the op then reads as a
+        step.run that returned its response (or a step error)."""
+        if op.id in memo_keys:
+            return op
+        if isinstance(op, AIGateway):
+            return await self._driver.gateway(op)
+        if isinstance(op, Gateway):
+            return await self._driver.fetch(op)
+        return op
+
+    def _check_unchanged(self, prepared: PreparedCall) -> None:
+        """As the call's first byte is about to leave: refuse to send a body built from a state
+        older than one this executor has written since (a request can wait for a connection
+        for seconds under load). Writes by other executors are fenced (see ownership.py)."""
+        run = prepared.run
+        if self._runs.written_since(run):
+            raise StaleCall(f"run {run.run_id} changed since version {run.version}")
+
+    async def _prepare(self, item: Call, h: Handling, lease: str | None) -> PreparedCall | None:
+        """The request body of the call, built from the run as stored now; None when there is
+        no call to make (the record is stale, repeated, or the run's function is gone)."""
+        key = (item.run_id, item.target, item.attempt, item.seq)
+        found = await self._runs.read(item.run_id, h)
+        if found is None:
+            await self._release(item, lease)
+            return None
+        run, memos = found
+        if run.last_record == h.record_id:
+            await self._outbox.publish(run)
+            return None
+        if key in self._in_flight:
+            # The same call is running here already (or its outcome is being applied); its
+            # lease is freed when it ends.
+            return None
+        fn = await self._stores.get_function(run.account_id, run.fn_id)
+        machine = self._runs.machine(run, set(memos), fn)
+        if not machine.is_current_call(item):
+            await self._release(item, lease)
+            return None
+        if fn is None or fn.archived:
+            machine.fail(gone(run.fn_id, fn))
+            await self._runs.commit(run, machine.out, h, release=lease)
+            observe_run_end(run)
+            return None
+        body = build_body(
+            run_id=run.run_id,
+            fn_id=run.fn_id,
+            events=run.events,
+            memos=memos,
+            stack=_stack_naming_every_memo(run, memos),
+            attempt=machine.sdk_attempt(item),
+            max_attempts=machine.max_attempts,
+            target=item.target,
+            disable_immediate=run.disable_immediate,
+            version=run.req_version,
+            queue_item=queue_item_id(item, h.partition, h.epoch),
+        )
+        self._in_flight.add(key)
+        self._runs.call_built(run)
+        return PreparedCall(run, fn, body, len(run.stack), set(memos))
+
+    async def _apply(
+        self,
+        item: Call,
+        h: Handling,
+        fn: FunctionRecord,
+        outcome: Outcome,
+        stack_len: int,
+        lease: str | None,
+        signal_conflicts: frozenset[str],
+    ) -> RunMachine | None:
+        """Apply the call's outcome to the run as it is now; None when the call is stale."""
+        found = await self._runs.read(item.run_id, h)
+        if found is None:
+            await self._release(item, lease)
+            return None
+        fresh, memos = found
+        machine = self._runs.machine(fresh, set(memos), fn)
+        if not machine.is_current_call(item):
+            await self._release(item, lease)
+            return None
+        machine.apply_call(item, outcome, stack_len, signal_conflicts)
+        await self._runs.commit(fresh, machine.out, h, release=lease)
+        return machine
+
+    async def _release(self, item: Call, lease: str | None) -> None:
+        if lease is not None:
+            await self._outbox.release(item.account_id, lease)
+
+
+def _stack_naming_every_memo(run: RunState, memos: dict[str, bytes]) -> list[str]:
+    """The run's stack, with any stored memo it lacks put at its end: a stored step is always
+    given to the app as done, never run again. Versioned writes keep the two in step, so a
+    memo outside the stack is a broken invariant, and said loudly."""
+    missing = sorted(set(memos) - set(run.stack))
+    if not missing:
+        return run.stack
+    log.error("stored memos missing from the run's stack; given to the app as done", memos=missing)
+    return [*run.stack, *missing]
