@@ -194,8 +194,7 @@ class Calls:
             await self._release(item, lease)
             return None
         run, memos = found
-        if run.last_record == h.record_id:
-            await self._outbox.publish(run)
+        if await self._runs.repeated(run, h):
             return None
         if key in self._in_flight:
             # The same call is running here already (or its outcome is being applied); its

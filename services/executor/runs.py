@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import structlog
 from headrace.services.executor.locks import RunLocks
+from headrace.services.executor.observe import observe_run_end
 from headrace.services.executor.outbox import Outbox
 
 from headrace.core.clock import Clock
@@ -20,6 +21,7 @@ from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.engine.transition import Transition
 from headrace.messages.state import FunctionRecord, RunState
+from headrace.obs.metrics import run_started
 from headrace.ports.stores import Stores
 from headrace.protocol.registration import retries_of
 from headrace.runtime.ownership import Ownership
@@ -111,6 +113,21 @@ class RunTransactions:
                 f"this executor holds epoch {h.epoch}"
             )
         return found
+
+    async def repeated(self, run: RunState, h: Handling, *, creates: bool = False) -> bool:
+        """Whether the run's last transition is this record's: the record is handled again
+        after its write's acknowledgement was lost (a store timeout after the write applied) or
+        after a crash. Its effects are made again, and counted as its first handling would
+        have: the start of the run it `creates`, and the end it made. Counts are at least once
+        (a crash after counting, before the offset's commit, counts again), never lost."""
+        if run.last_record != h.record_id:
+            return False
+        await self._outbox.publish(run)
+        if creates:
+            run_started(run.fn_id)
+        if run.ended_by_record == h.record_id:
+            observe_run_end(run)
+        return True
 
     async def commit(
         self,

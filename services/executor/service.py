@@ -105,9 +105,7 @@ class Executor:
         async def step() -> RunState | None:
             found = await self._runs.read(item.run_id, h)
             if found is not None:
-                existing = found[0]
-                if existing.last_record == h.record_id:
-                    await self._outbox.publish(existing)
+                await self._runs.repeated(found[0], h, creates=True)
                 return None
             fn = await self._stores.get_function(item.account_id, item.fn_id)
             run = RunState(
@@ -183,8 +181,7 @@ class Executor:
             if found is None:
                 return None
             run, memos = found
-            if run.last_record == h.record_id:
-                await self._outbox.publish(run)
+            if await self._runs.repeated(run, h):
                 return None
             fn = await self._stores.get_function(run.account_id, run.fn_id)
             machine = self._runs.machine(run, set(memos), fn)
