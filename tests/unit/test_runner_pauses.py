@@ -4,62 +4,17 @@ pause was announced (docs/waits.md)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from headrace.services.runner.service import Runner
+from runner_harness import BEGAN, RunnerHarness
 
-from headrace.adapters.inproc.log import InProcLog
-from headrace.adapters.sqlite.database import Database
-from headrace.adapters.sqlite.stores import SqliteStores
-from headrace.core.clock import FakeClock
-from headrace.messages.model import Event, Pause
-from headrace.messages.records import (
-    EVENTS_CODEC,
-    SCHEDULE_CODEC,
-    Enqueue,
-    EventAccepted,
-    EventsRecord,
-    PauseCreated,
-    Resume,
-)
-from headrace.messages.topics import Topics
-from headrace.ports.log import LogRecord
-
-TOPICS = Topics()
-BEGAN = 1_700_000_000_000
+from headrace.messages.model import Pause
+from headrace.messages.records import PauseCreated, Resume
 
 
-class Harness:
-    def __init__(self) -> None:
-        self.log = InProcLog(partitions=1)
-        self.stores = SqliteStores(Database(":memory:"))
-        self.runner = Runner(self.log, TOPICS, self.stores, FakeClock(BEGAN + 1_000))
-        self._offsets = itertools.count()
-
-    async def handle(self, item: EventsRecord) -> None:
-        value = EVENTS_CODEC.encode(item)
-        offset = next(self._offsets)
-        await self.runner.handle(LogRecord(TOPICS.events, 0, offset, "acct", value))
-
-    async def event(self, received_ms: int, account: str = "acct", **data: Any) -> None:
-        payload = {"name": "approved", "data": data}
-        event_id = f"e{received_ms}"
-        event = Event(
-            internal_id=event_id,
-            account_id=account,
-            name="approved",
-            payload=payload,
-            received_ms=received_ms,
-        )
-        await self.handle(EventAccepted(event=event))
-
-    def scheduled(self) -> list[Any]:
-        items = [SCHEDULE_CODEC.decode(r.value) for r in self.log.newest(TOPICS.schedule, 10)]
-        return [i.item for i in items if isinstance(i, Enqueue)]
-
+class Harness(RunnerHarness):
     def resumed_with(self) -> list[Any]:
         return [i.memo["data"] for i in self.scheduled() if isinstance(i, Resume)]
 
