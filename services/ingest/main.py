@@ -23,10 +23,10 @@ from headrace.protocol.app_syncer import AppSyncer
 from headrace.realtime.bus import LogBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
+from headrace.runtime.cluster_options import cluster_options
 from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
-from headrace.runtime.settings import cluster_options
 
 # Intake records carry no order headrace relies on: batches of them, several at once (a batch's
 # events go out as one produce request per partition; see benchmarks/intake_throughput.md).

@@ -17,8 +17,8 @@ from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.messages.state import RunState
 from headrace.ports.log import LogRecord
+from headrace.runtime.cluster_options import cluster_options, settings_from
 from headrace.runtime.dead_letter import DeadLetters
-from headrace.runtime.settings import cluster_options, settings_from
 
 
 @click.command()

@@ -12,7 +12,7 @@ from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.flow.client_rate import ClientRate
 from headrace.obs.setup import setup_observability
-from headrace.runtime.settings import (
+from headrace.runtime.shared_options import (
     dead_letter_retention_option,
     intake_topics_option,
     max_steps_option,
