@@ -17,6 +17,7 @@ from headrace.testing.cluster import Cluster, start_cluster
 from headrace.testing.dev import EngineHandle
 from headrace.testing.sdk_app import free_port
 
+
 @pytest.fixture
 def private_infra(tmp_path: Path) -> Iterator[InfraConfig]:
     """A Kafka and a Cassandra of the test's own (other ports, its own state directory), for
