@@ -6,15 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from headrace.services.executor.outbox import Outbox
-from headrace.services.ingest.events import EventIngest
 from headrace.services.ingest.http import build_app
 from headrace.services.ingest.intake import Intake
-from headrace.services.ingest.sync import AppSync
+from headrace.services.ingest.parts import IngestParts
 from starlette.routing import Mount
 
-from headrace.api.context import ApiContext
-from headrace.api.controls import RunControls
 from headrace.api.realtime import realtime_routes
 from headrace.dashboard import DashboardAuth, dashboard_routes
 from headrace.ports.log import Log
@@ -23,10 +19,10 @@ from headrace.protocol.app_syncer import AppSyncer
 from headrace.realtime.bus import LogBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
+from headrace.runtime.cluster_options import cluster_options
 from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
-from headrace.runtime.settings import cluster_options
 
 # Intake records carry no order headrace relies on: batches of them, several at once (a batch's
 # events go out as one produce request per partition; see benchmarks/intake_throughput.md).
@@ -36,21 +32,10 @@ INTAKE_CONCURRENCY = 4
 
 async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     settings = proc.settings
-    ingest = EventIngest(log_port, proc.topics, proc.clock)
-    controls = RunControls(log_port, proc.topics, stores, proc.clock, ingest.send)
-    ctx = ApiContext(
-        stores=stores,
-        clock=proc.clock,
-        keys=settings.accounts(),
-        controls=controls,
-        outbox=Outbox(log_port, proc.topics, stores),
-        backoff_scale=settings.backoff_scale,
-        max_steps=settings.max_steps,
-        endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
-    )
-    sync = AppSync(log_port, proc.topics, stores, proc.clock)
+    parts = IngestParts.build(settings, log_port, proc.topics, stores, proc.clock)
+    ctx = parts.ctx
     # Distributed mode never takes unknown keys: no keys configured means no events accepted.
-    syncer = AppSyncer([], 0, ctx.keys, proc.clock, sync.register)
+    syncer = AppSyncer([], 0, ctx.keys, proc.clock, parts.sync.register)
     dashboard = dashboard_routes(ctx, DashboardAuth.with_token(settings.dashboard_token), syncer)
     # Realtime messages cross replicas through the log; each ingest tails it from its end.
     realtime = LogBus(Hub(), log_port, proc.topics.realtime)
@@ -59,13 +44,13 @@ async def wire(proc: ServiceProcess, log_port: Log, stores: Stores) -> None:
     proc.on_stop(realtime.stop)
     api = build_app(
         ctx,
-        ingest,
-        sync,
+        parts.events,
+        parts.sync,
         extra_routes=[*dashboard, *realtime_routes(ctx, realtime, TokenIssuer(ctx.keys))],
         rate_limit=settings.rate_limit,
     )
     proc.add_routes([Mount("/", app=api)])
-    wire_intake(proc, log_port, Intake(ingest, ctx.keys, proc.clock))
+    wire_intake(proc, log_port, parts.intake())
 
 
 def wire_intake(host: Host, log_port: Log, intake: Intake) -> None:

@@ -9,9 +9,9 @@ from headrace.services.runner.service import Runner
 
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.runtime.cluster_options import cluster_options
 from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
-from headrace.runtime.settings import cluster_options
 
 
 async def wire(host: Host, log_port: Log, stores: Stores) -> None:

@@ -14,7 +14,7 @@ from inngest._internal import net
 from headrace.dev.cli import dev
 from headrace.protocol.answer_signature import AnswerCheck
 from headrace.protocol.response import read_response
-from headrace.runtime.settings import cluster_options, settings_from
+from headrace.runtime.cluster_options import cluster_options, settings_from
 
 KEY = "signkey-prod-" + "5e" * 32
 OTHER_KEY = "signkey-prod-" + "a7" * 32

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from headrace.adapters.cassandra.consistency import CassandraConsistency
 from headrace.cli import main
+from headrace.runtime.cluster_options import cluster_options, settings_from
 from headrace.runtime.connect import cassandra_cluster
-from headrace.runtime.settings import cluster_options, settings_from
 
 
 @click.command()

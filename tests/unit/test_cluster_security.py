@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from headrace.adapters.cassandra.security import CassandraAuthenticationFailed, translated
 from headrace.adapters.kafka.security import KafkaSecurity, raise_refusal
 from headrace.infra.tls import server_tls
-from headrace.runtime.settings import ClusterSettings, cluster_options, settings_from
+from headrace.runtime.cluster_options import cluster_options, settings_from
+from headrace.runtime.settings import ClusterSettings
 
 KAFKA_SECRET = "kafka-secret-7d1e"
 CASSANDRA_SECRET = "cassandra-secret-91aa"

@@ -9,7 +9,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from headrace.runtime.settings import cluster_options, settings_from
+from headrace.runtime.cluster_options import cluster_options, settings_from
 
 
 @click.command()

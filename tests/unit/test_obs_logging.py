@@ -103,11 +103,11 @@ async def test_a_dev_server_masks_its_keys_and_the_dashboard_token_it_made_up(
     # Keys required and no token given: the server makes one up, which no log line may hold.
     settings = DevSettings(state_dir=None, event_keys={"ek-" + "5e" * 16: "default"})
     server = DevServer(settings)
-    token = server.dashboard_auth.token
+    token = server.ingest.dashboard_auth.token
     assert token is not None
     configure_logging("json", "info", file=stderr)
     structlog.get_logger("test").info("oops", note=f"token {token}, key ek-{'5e' * 16}")
-    server.db.close()
+    server.embedded.db.close()
 
     [line] = _lines(stderr)
     assert line["note"] == "token [redacted], key [redacted]"

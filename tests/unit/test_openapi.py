@@ -30,8 +30,7 @@ async def server(request: pytest.FixtureRequest) -> AsyncIterator[DevServer]:
         )
     dev = DevServer(settings)
     yield dev
-    await dev.log.close()
-    dev.db.close()
+    await dev.embedded.close()
 
 
 def _mounted(server: DevServer) -> set[tuple[str, str]]:

@@ -17,8 +17,8 @@ from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.messages.state import RunState
 from headrace.ports.log import LogRecord
+from headrace.runtime.cluster_options import cluster_options, settings_from
 from headrace.runtime.dead_letter import DeadLetters
-from headrace.runtime.settings import cluster_options, settings_from
 
 
 @click.command()
@@ -81,15 +81,15 @@ async def test_headrace_dev_sweeps_by_its_retention_settings() -> None:
         run.status = "completed"
         await server.stores.save_run(run)
         await server.stores.retain_run(run)
-        letters = DeadLetters(server.embedded_log, server.topics.dead_letter, "ingest")
+        letters = DeadLetters(server.embedded.bare_log, server.topics.dead_letter, "ingest")
         await letters.put(LogRecord("headrace.intake", 0, 0, "acct", b"x", ()), ValueError("x"))
 
         await clock.advance(60_000)
         await server.sweeper.sweep()
         assert await server.stores.get_run("r1") is None
-        assert len(server.embedded_log.newest(server.topics.dead_letter, 10)) == 1
+        assert len(server.embedded.bare_log.newest(server.topics.dead_letter, 10)) == 1
         await clock.advance(60_000)
         await server.sweeper.sweep()
-        assert server.embedded_log.newest(server.topics.dead_letter, 10) == []
+        assert server.embedded.bare_log.newest(server.topics.dead_letter, 10) == []
     finally:
-        server.db.close()
+        server.embedded.db.close()

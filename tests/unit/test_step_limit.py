@@ -16,7 +16,7 @@ from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.messages.records import Call, EventAccepted, Resume
 from headrace.messages.state import RunState
 from headrace.protocol.ops import Op, Outcome, decode_op
-from headrace.runtime.settings import cluster_options, settings_from
+from headrace.runtime.cluster_options import cluster_options, settings_from
 
 OVERFLOWED = {
     "name": "InngestErrFunctionOverflowed",

@@ -12,7 +12,7 @@ from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.flow.client_rate import ClientRate
 from headrace.obs.setup import setup_observability
-from headrace.runtime.settings import (
+from headrace.runtime.shared_options import (
     dead_letter_retention_option,
     intake_topics_option,
     max_steps_option,
@@ -117,7 +117,7 @@ def dev(
 ) -> None:
     """Run ingest, runner, scheduler and executor in one process, on embedded storage."""
     require_signing_key(require_signed_answers, bool(signing_key))
-    # The server registers its secrets for masking (dev/server.py).
+    # The server registers its secrets for masking (dev/ingest.py).
     setup_observability("dev", log_format=log_format, log_level=log_level)
     settings = DevSettings(
         host=host,
@@ -154,9 +154,10 @@ async def _serve(settings: DevSettings) -> None:
         err=True,
     )
     dashboard = f"http://{settings.host}:{settings.port}/dashboard"
-    if server.dashboard_auth.required:
+    ingest = server.ingest
+    if ingest.dashboard_auth.required:
         dashboard += (
-            f" (keys are required: log in with the dashboard token, {server.dashboard_login})"
+            f" (keys are required: log in with the dashboard token, {ingest.dashboard_login})"
         )
     click.echo(f"dashboard: {dashboard}", err=True)
     await stopping.wait()

@@ -22,7 +22,8 @@ from headrace.core.errors import AuthenticationFailed
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
-from headrace.runtime.settings import ClusterSettings, cluster_options, settings_from
+from headrace.runtime.cluster_options import cluster_options, settings_from
+from headrace.runtime.settings import ClusterSettings
 
 PROBE_TIMEOUT_S = 3.0
 

@@ -11,9 +11,9 @@ from headrace.core.errors import AuthenticationFailed
 from headrace.obs.setup import setup_observability
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.runtime.cluster_options import settings_from
 from headrace.runtime.connect import connect_cluster
 from headrace.runtime.process import ServiceProcess
-from headrace.runtime.settings import settings_from
 
 Wire = Callable[[ServiceProcess, Log, Stores], Awaitable[None]]
 

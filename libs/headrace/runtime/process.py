@@ -33,11 +33,11 @@ from headrace.obs.metrics import metrics_route
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
+from headrace.runtime.attachments import Attachments
 from headrace.runtime.connect import Connection
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.settings import ClusterSettings
-from headrace.runtime.supervise import spawn
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +59,7 @@ class ServiceProcess:
         self.app.router.routes.append(metrics_route())
         self._not_found = self.app.router.default
         self.app.router.default = self._until_wired
-        self.tasks: list[asyncio.Task[Any]] = []
-        self._loops: Loops | None = None
-        self._on_stop: list[Callable[[], Awaitable[None]]] = []
+        self._attached = Attachments(self.topics.dead_letter)
         self._stopping = asyncio.Event()
 
     async def _health(self, _: Request) -> Response:
@@ -95,16 +93,14 @@ class ServiceProcess:
         self.app.router.routes.extend(routes)
 
     def spawn(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
-        self.tasks.append(spawn(name, run))
+        self._attached.spawn(name, run)
 
     def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` at shutdown, after the loops have stopped."""
-        self._on_stop.append(callback)
+        self._attached.on_stop(callback)
 
     def loops(self, log_port: Log) -> Loops:
-        if self._loops is None:
-            self._loops = Loops(log_port, self.topics.dead_letter)
-        return self._loops
+        return self._attached.loops(log_port)
 
     async def run(
         self, connect: Connect, wire: Callable[[ServiceProcess, Log, Stores], Awaitable[None]]
@@ -128,22 +124,15 @@ class ServiceProcess:
         connected = dataclasses.replace(connected, log=ObservedLog(connected.log))
         try:
             await wire(self, connected.log, connected.stores)
-            if self._loops is not None:
-                await self._loops.start()
+            await self._attached.start_loops()
             self.wired = True
             log.info("service ready", service=self.name, port=self.settings.port)
-            self.tasks.append(asyncio.create_task(self._probe(connected.probe)))
+            self._attached.tasks.append(asyncio.create_task(self._probe(connected.probe)))
             await self._stopping.wait()
         finally:
             self.wired = False
             log.info("service stopping", service=self.name)
-            if self._loops is not None:
-                await self._loops.stop()
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            for callback in self._on_stop:
-                await callback()
+            await self._attached.stop()
             await connected.close()
             http.should_exit = True
             await http_task

@@ -132,7 +132,7 @@ class Target:
         return data
 
     async def _changes(self) -> int:
-        return await self.server.db.run(lambda conn: conn.total_changes)
+        return await self.server.embedded.db.run(lambda conn: conn.total_changes)
 
     async def send(self, request: ApiRequest) -> Outcome:
         before = await self._changes()
@@ -156,8 +156,7 @@ class Target:
 
     async def close(self) -> None:
         await self.client.aclose()
-        await self.server.log.close()
-        self.server.db.close()
+        await self.server.embedded.close()
 
 
 def refused(outcome: Outcome) -> bool:

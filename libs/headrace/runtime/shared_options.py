@@ -1,0 +1,104 @@
+"""The flags both `headrace dev` and the service commands take, each with its `HEADRACE_*`
+variable, and how their values are read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from headrace.core.retention import (
+    DEFAULT_DEAD_LETTER_RETENTION_S,
+    DEFAULT_RETENTION_S,
+    MAX_RETENTION_S,
+)
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS, MAX_STEPS_CEILING
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# In `headrace dev` the same intake reads the same topics, on the embedded log.
+intake_topics_option = click.option(
+    "--intake-topics",
+    envvar="HEADRACE_INTAKE_TOPICS",
+    default="intake",
+    show_default=True,
+    help="Comma-separated topics (under the prefix) producers publish events to; the ingest "
+    "reads them. Empty: none.",
+)
+
+
+# `headrace dev` sweeps its SQLite state and dead letters by the same settings.
+retention_option = click.option(
+    "--retention",
+    envvar="HEADRACE_RETENTION",
+    type=click.IntRange(1, MAX_RETENTION_S),
+    default=DEFAULT_RETENTION_S,
+    show_default=True,
+    help="Seconds ended runs (with their memos and history) and events are kept.",
+)
+dead_letter_retention_option = click.option(
+    "--dead-letter-retention",
+    envvar="HEADRACE_DEAD_LETTER_RETENTION",
+    type=click.IntRange(1, MAX_RETENTION_S),
+    default=DEFAULT_DEAD_LETTER_RETENTION_S,
+    show_default=True,
+    help="Seconds records of the dead-letter topic are kept.",
+)
+
+
+max_steps_option = click.option(
+    "--max-steps",
+    envvar="HEADRACE_MAX_STEPS",
+    type=click.IntRange(1, MAX_STEPS_CEILING),
+    default=DEFAULT_MAX_STEPS,
+    show_default=True,
+    help="Steps a run may settle; at this many it fails (InngestErrFunctionOverflowed) instead "
+    "of calling its app again, as in Inngest.",
+)
+
+
+require_signed_answers_option = click.option(
+    "--require-signed-answers",
+    envvar="HEADRACE_REQUIRE_SIGNED_ANSWERS",
+    is_flag=True,
+    default=False,
+    help="Refuse an app's answer without a valid X-Inngest-Signature (the SDKs sign in "
+    "production mode); without it, only an answer that carries one has it checked. Needs a "
+    "signing key.",
+)
+
+
+def require_signing_key(required: bool, has_key: bool) -> None:
+    """`--require-signed-answers` without a key: no call is signed, so no answer would be."""
+    if required and not has_key:
+        raise click.UsageError("--require-signed-answers needs a signing key")
+
+
+def parse_topics(value: str) -> tuple[str, ...]:
+    """`--intake-topics`: comma-separated names, blanks dropped."""
+    return tuple(t.strip() for t in value.split(",") if t.strip())
+
+
+def rate_limit_options(per_second: float, burst: int) -> list[Callable[[F], F]]:
+    """`--rate-limit` and `--rate-burst`: writing requests per client (api/rate_limit.py)."""
+    return [
+        click.option(
+            "--rate-limit",
+            envvar="HEADRACE_RATE_LIMIT",
+            type=click.FloatRange(min=0),
+            default=per_second,
+            show_default=True,
+            help="Writing requests (POST, PUT, DELETE) per second per account or, for a key "
+            "no account has, per address; over it: 429 with Retry-After. 0: no limit.",
+        ),
+        click.option(
+            "--rate-burst",
+            envvar="HEADRACE_RATE_BURST",
+            type=click.IntRange(min=1),
+            default=burst,
+            show_default=True,
+            help="How many writing requests per client may come at once.",
+        ),
+    ]
