@@ -94,12 +94,11 @@ class FlowGate:
         """Deliver `item` now, or hold it until flow control lets it go."""
         async with self._lock:
             flow = self._flow(partition)
-            now = self._clock.now_ms()
             match item:
                 case StartRun():
                     await self._offer_start(flow, item)
                 case Call(flow=run_flow) if run_flow is not None:
-                    await self._apply(flow, flow.offer_call(item, encoded, now))
+                    await self._apply(flow, flow.offer_call(item, encoded, self._clock.now_ms()))
                 case CancelRun():
                     await self._apply(flow, flow.cancel(item.run_id))
                     await self._send(item, encoded)
