@@ -31,6 +31,10 @@ class FairQueue(Generic[T]):
         """Every waiting item as (id, payload), in no particular order."""
         return ((item_id, payload) for item_id, (_, _, payload) in self._items.items())
 
+    def get(self, item_id: str) -> T | None:
+        found = self._items.get(item_id)
+        return None if found is None else found[2]
+
     def has_queue(self, queue: str) -> bool:
         """Whether anything waits in `queue` (a newcomer must then wait behind it)."""
         return queue in self._queues
