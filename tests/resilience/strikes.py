@@ -1,6 +1,6 @@
 """Killing services of a cluster and starting them again, and which `work` partitions each
 executor process holds (read from its log), for the tests that strike the account partition's
-owner, for the fault schedule's nemesis."""
+owner: the kill schedule and the fault schedule's nemesis."""
 
 from __future__ import annotations
 
