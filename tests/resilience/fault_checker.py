@@ -70,6 +70,18 @@ class Findings:
         return {kind: getattr(self, kind)[:limit] for kind in kinds if getattr(self, kind)}
 
 
+async def _flaky_attempt_failed(engine: EngineHandle, run_id: str) -> bool:
+    """Whether the engine recorded a failed call that carried the flaky step's first attempt: a
+    call that timed out before the app ran its body (a congested app, a cut) counts as an
+    attempt, as in Inngest, so the attempt the app then sees is a retry, and succeeds. The step
+    is called by its hash, or run inside a discovery call (a run-level error)."""
+    history = await engine.history(run_id)
+    return any(
+        (h.kind == "step.errored" and h.step_hash == HASH["flaky"]) or h.kind == "run.errored"
+        for h in history
+    )
+
+
 def _data(memo: Any) -> Any:
     """A memo as the SDK is handed it: `{"data": output}` for a step's output."""
     return memo.get("data") if isinstance(memo, dict) and "data" in memo else memo
@@ -139,7 +151,7 @@ async def check(
         _check_outputs(found, run_id, output, calls, child_runs, executions)
         _check_sleep(found, run_id, calls)
         _check_wait(found, run_id, output, calls, events)
-        if flaky.failed[run_id] == 0:
+        if flaky.failed[run_id] == 0 and not await _flaky_attempt_failed(engine, run_id):
             found.not_retried.append(run_id)
     child_runs = set()
     for run_id in sorted(r for runs in children.values() for r in runs):
