@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.checkpoint import checkpoint_routes
 from headrace.api.context import ApiContext
@@ -26,13 +25,6 @@ RUN_ID = "01JRUN0000000000000000000A"
 KEY = "signkey-prod-123abc"
 OTHER_KEY = "signkey-prod-456def"
 DISCOVERY = Call(account_id="default", run_id=RUN_ID, seq=2)
-
-
-@pytest.fixture
-def stores() -> Iterator[SqliteStores]:
-    db = Database(":memory:")
-    yield SqliteStores(db)
-    db.close()
 
 
 @pytest.fixture

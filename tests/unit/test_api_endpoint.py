@@ -3,7 +3,7 @@ and a step error in the endpoint's request hands the run to the engine as a retr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,7 +12,6 @@ from headrace.services.executor.outbox import Outbox
 from starlette.applications import Starlette
 
 from headrace.adapters.inproc.log import InProcLog
-from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.context import ApiContext
 from headrace.api.endpoint import endpoint_routes
@@ -26,13 +25,6 @@ RUN_ID = "01JRVN0000000000000000000A"
 KEY = "signkey-prod-123abc"
 OTHER_KEY = "signkey-prod-456def"
 TOPICS = Topics(prefix="t.")
-
-
-@pytest.fixture
-def stores() -> Iterator[SqliteStores]:
-    db = Database(":memory:")
-    yield SqliteStores(db)
-    db.close()
 
 
 @pytest.fixture

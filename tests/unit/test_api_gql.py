@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -11,7 +11,6 @@ import inngest
 import pytest
 from starlette.applications import Starlette
 
-from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.context import ApiContext
 from headrace.api.gql.routes import gql_routes
@@ -44,13 +43,6 @@ query GetRunFromEventID($event_id: ID!) {
   event(query: {eventId: $event_id}) { id name raw functionRuns { id status } }
 }
 """
-
-
-@pytest.fixture
-def stores() -> Iterator[SqliteStores]:
-    db = Database(":memory:")
-    yield SqliteStores(db)
-    db.close()
 
 
 @pytest.fixture

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
 
-from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.api.context import ApiContext
 from headrace.api.sdk_data import sdk_data_routes
@@ -23,13 +22,6 @@ from headrace.protocol.signing import hashed_signing_key
 
 RUN_ID = "01JRUN0000000000000000000A"
 SIGNING_KEY = "signkey-prod-123abc"
-
-
-@pytest.fixture
-def stores() -> Iterator[SqliteStores]:
-    db = Database(":memory:")
-    yield SqliteStores(db)
-    db.close()
 
 
 def _client(

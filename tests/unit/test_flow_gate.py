@@ -5,14 +5,11 @@ for its turn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from headrace.services.scheduler.flow import FlowGate
 from headrace.services.scheduler.wheel import TimerWheel
 
 from headrace.adapters.kafka.errors import KafkaUnavailable
-from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.core.clock import FakeClock
 from headrace.messages.flow import RunFlow, Slot, lease_id
@@ -21,13 +18,6 @@ from headrace.messages.state import FunctionRecord, Timer
 
 LEASE_MS = 10_000
 SLOTS = [Slot("fn:acct:f", 2)]
-
-
-@pytest.fixture
-def stores() -> Iterator[SqliteStores]:
-    db = Database(":memory:")
-    yield SqliteStores(db)
-    db.close()
 
 
 class Harness:

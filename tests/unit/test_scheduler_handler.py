@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
-import pytest
 from headrace.services.scheduler.service import Scheduler
 
 from headrace.adapters.inproc.log import InProcLog
-from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.core.clock import FakeClock
 from headrace.messages.records import (
@@ -31,13 +29,6 @@ from headrace.ports.log import LogRecord
 from headrace.testing.dev import eventually
 
 PARTITION = 0
-
-
-@pytest.fixture
-def stores() -> Iterator[SqliteStores]:
-    db = Database(":memory:")
-    yield SqliteStores(db)
-    db.close()
 
 
 class Harness:
