@@ -51,18 +51,18 @@ class Executor:
     ) -> None:
         self._stores = stores
         self._clock = clock
-        self._outbox = Outbox(log_port, topics, stores)
+        outbox = Outbox(log_port, topics, stores)
         self._ownership = Ownership(stores, clock)
         self._runs = RunTransactions(
             stores,
-            self._outbox,
+            outbox,
             self._ownership,
             clock,
             backoff_scale=backoff_scale,
             rng=rng,
             max_steps=max_steps,
         )
-        self._calls = Calls(self._runs, self._outbox, stores, driver, clock, server_kind)
+        self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self._ownership.on_assigned(partitions)

@@ -36,7 +36,6 @@ class Harness:
 
     def __init__(self, stores: SqliteStores, clock: FakeClock, log: InProcLog) -> None:
         self.topics = Topics()
-        self.clock = clock
         self.log = log
         self.scheduler = Scheduler(log, self.topics, stores, clock, lease_ms=60_000)
         self._offset = 0

@@ -20,8 +20,6 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 
-import msgspec
-
 from headrace.flow.config import RunPlan
 from headrace.flow.effects import (
     AddTimer,
@@ -40,8 +38,6 @@ from headrace.flow.gcra import Gcra
 from headrace.messages.flow import Slot, lease_id, start_timer_id
 from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, StartRun
 from headrace.messages.state import Timer
-
-_enc = msgspec.msgpack.Encoder()
 
 
 def _start_item_id(run_id: str) -> str:
@@ -255,7 +251,7 @@ class PartitionFlow:
             timer_id=start_timer_id(item.run_id),
             partition=self.partition,
             fire_ms=at_ms,
-            record=_enc.encode(cancel),
+            record=DELIVERABLE_CODEC.encode(cancel),
         )
 
     def _admission(self, queue: str, item_id: str, waiting: Waiting, now_ms: int) -> list[Effect]:
