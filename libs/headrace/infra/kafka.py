@@ -179,3 +179,32 @@ async def _describe_cluster(bootstrap: str) -> dict[str, Any]:
         return await admin.describe_cluster()
     finally:
         await admin.close()
+
+
+def topic_names(bootstrap: str) -> set[str]:
+    """Every topic on the broker (Kafka's own internal ones included)."""
+    return asyncio.run(_topic_names(bootstrap))
+
+
+def delete_topics(bootstrap: str, names: set[str]) -> None:
+    """Delete `names`, a hundred per request: the broker takes its time over thousands."""
+    asyncio.run(_delete_topics(bootstrap, sorted(names)))
+
+
+async def _topic_names(bootstrap: str) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def _delete_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    await admin.start()
+    try:
+        for start in range(0, len(names), 100):
+            await admin.delete_topics(names[start : start + 100], timeout_ms=60_000)
+    finally:
+        await admin.close()

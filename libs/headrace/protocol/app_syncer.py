@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 
 SYNC_KIND = "x-inngest-sync-kind"
 IN_BAND = "in_band"
+# How long a sync may take: the app's own POST to /fn/register runs inside it, and that waits
+# out a store or broker that is slow to answer.
+SYNC_TIMEOUT_S = 30
 
 # Stores what an app registers in an account (services/ingest/sync.py `AppSync.register`).
 Register = Callable[[str, SyncRequest], Awaitable[object]]
@@ -96,7 +99,7 @@ class AppSyncer:
         return ok, detail
 
     async def run(self) -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=SYNC_TIMEOUT_S) as client:
             while True:
                 await asyncio.gather(*(self.sync_once(client, url) for url in self._urls))
                 await asyncio.sleep(self._interval_s)

@@ -15,6 +15,7 @@ from headrace.dev.server import DevServer
 from headrace.dev.settings import DevSettings
 from headrace.messages.state import ENDED, HistoryEntry, RunState
 from headrace.ports.stores import Stores
+from headrace.protocol.app_syncer import SYNC_TIMEOUT_S
 from headrace.testing.sdk_app import free_port
 
 T = TypeVar("T")
@@ -109,7 +110,7 @@ class EngineHandle:
         """Sync an app the way `headrace dev -u` does, and wait until it is registered (in
         `account`, by default the handle's). A production-mode app wants `server_kind="cloud"`
         and registers with its signing key's account."""
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=SYNC_TIMEOUT_S) as client:
             response = await client.put(
                 app_url, json={"url": app_url}, headers={"x-inngest-server-kind": server_kind}
             )

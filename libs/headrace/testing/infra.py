@@ -22,11 +22,12 @@ keyspace (`cassandra_keyspace`), so tests share the servers but never each other
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -45,6 +46,7 @@ from headrace.infra import (
 )
 from headrace.infra.cassandra import drop_keyspace as drop_keyspace_in
 from headrace.infra.cassandra import local_cluster
+from headrace.infra.kafka import delete_topics, topic_names
 from headrace.infra.secured import SecuredEndpoints, secured_endpoints
 
 KAFKA_FIXTURES = frozenset({"kafka_bootstrap", "kafka_topic_prefix", "new_topic"})
@@ -65,6 +67,10 @@ class InfraSession:
         self.results: dict[str, Started | InfraError] = {}
         self.lease: Path | None = None
         self.stopped: list[str] = []
+        # The broker's topics when this session first reached it: what is new at the end was
+        # made by tests (every cluster a test starts makes its own set) and is deleted then.
+        self._topics_before: set[str] | None = None
+        self.cleanup = ""
 
     def ensure(self, names: set[str]) -> None:
         """Start, in parallel, every component in `names` not yet tried in this session."""
@@ -74,6 +80,9 @@ class InfraSession:
         if self.lease is None:
             self.lease = leases.acquire(self.config.state_dir)
         self.results.update(start_each(self.config, missing))
+        kafka = self.results.get("kafka")
+        if "kafka" in missing and isinstance(kafka, Started):
+            self._topics_before = _in_thread(topic_names, kafka.address)
 
     def require(self, name: str) -> Started:
         """The started component, or fail the calling test with the reason it did not start."""
@@ -86,8 +95,29 @@ class InfraSession:
     def finish(self) -> None:
         """Drop the lease; the last session out stops what `headrace infra up` did not pin."""
         if self.lease is not None:
-            leases.release(self.config.state_dir, self.lease, self._stop_unpinned)
+            leases.release(self.config.state_dir, self.lease, self._last_out)
             self.lease = None
+
+    def _last_out(self) -> None:
+        self._drop_new_topics()
+        self._stop_unpinned()
+
+    def _drop_new_topics(self) -> None:
+        """Delete the topics made since this session began. Only the last session out does it,
+        so no topic another session is using goes. Left behind, they pile up run after run
+        (thousands of partitions), and a broker carrying them starts and answers slower."""
+        kafka = self.results.get("kafka")
+        if self._topics_before is None or not isinstance(kafka, Started):
+            return
+        try:
+            made = _in_thread(topic_names, kafka.address) - self._topics_before
+            made = {name for name in made if not name.startswith("__")}
+            if made:
+                _in_thread(delete_topics, kafka.address, made)
+        except Exception as err:  # a broker gone at the end is worth a line, not a failure
+            self.cleanup = f"the topics made by this session were not deleted: {err!r}"
+        else:
+            self.cleanup = f"deleted the {len(made)} topics made by this session"
 
     def _stop_unpinned(self) -> None:
         # The last session out: what any session started, even one this session did not use
@@ -111,10 +141,20 @@ class InfraSession:
                 how = f"started in {result.start_s:.1f} s{fetch}"
             end = "stopped at session end" if name in self.stopped else "left running"
             lines.append(f"{name}: {result.address} pid {result.pid}, {how}; {end}")
+        if self.cleanup:
+            lines.append(f"kafka: {self.cleanup}")
         return lines
 
 
 _SESSION_KEY = pytest.StashKey[InfraSession]()
+T = TypeVar("T")
+
+
+def _in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Call a function that runs its own event loop, from a thread that may have one running
+    (pytest-asyncio's), in a thread of its own."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function, *args).result()
 
 
 def needed_components(item: pytest.Item) -> set[str]:
