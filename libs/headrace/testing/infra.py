@@ -12,7 +12,7 @@ How it starts and stops:
   started in parallel, or reused if it already runs;
 - at the end, what `headrace infra up` started is left running; anything else is stopped,
   unless another pytest session on the machine still uses it (see `headrace.infra.leases`):
-  the last session out stops it;
+  the last session out stops it, and deletes the Kafka topics made since it began;
 - a component that cannot start fails (errors) every test that needs it, never skips it: a
   test suite that quietly skipped its Kafka tests would pass while proving nothing.
 
