@@ -1,55 +1,66 @@
-"""Rate limits (`rateLimit`), decided by the runner when an event triggers a function: an event
-over the limit starts no run. One GCRA state per key, kept in memory by the owner of the
-account's partition and written to the FlowStore on every admission, so a new owner reloads it.
-"""
+"""Rate limits (`rateLimit`) at the event, handled for the partition's flow state: the TAT of
+each admission is written to the FlowStore (a new owner reloads it), and each skip is marked
+under the event's dedupe key, so the first decision stands for an event handled again."""
 
 from __future__ import annotations
 
 import msgspec
+import structlog
+from headrace.services.runner.flows import RATE_LIMIT, RunnerFlows
 
 from headrace.core.clock import Clock
+from headrace.engine import system_events
 from headrace.flow.config import rate_limit
+from headrace.flow.ratelimit import (
+    ADMITTED,
+    MARKER_TTL_MS,
+    RATE_LIMITED,
+    SKIPPED,
+    admit_repeat,
+    marker_key,
+)
+from headrace.flow.runner_effects import PutRateLimit, RateLimitEffect, Skip
 from headrace.messages.model import Event
 from headrace.messages.state import FunctionRecord
 from headrace.ports.stores import Stores
 
-KIND = "ratelimit"
+log = structlog.get_logger(__name__)
 
 _enc = msgspec.msgpack.Encoder()
-_float_dec = msgspec.msgpack.Decoder(float)
 
 
 class RateLimiter:
-    def __init__(self, stores: Stores, clock: Clock) -> None:
+    def __init__(self, stores: Stores, clock: Clock, flows: RunnerFlows) -> None:
         self._stores = stores
         self._clock = clock
-        self._tats: dict[str, tuple[int, float]] = {}
+        self._flows = flows
 
-    async def allow(self, fn: FunctionRecord, event: Event, partition: int) -> bool:
-        """Whether `event` may start a run of `fn`; True when `fn` has no rate limit."""
-        limit = rate_limit(fn.account_id, fn.fn_id, fn.config, event.payload)
-        if limit is None:
-            return True
-        key, gcra = limit
-        found = self._tats.get(key)
-        admitted, tat = gcra.admit(found[1] if found else None, self._clock.now_ms())
-        if admitted:
-            await self._stores.put_flow(partition, KIND, key, _enc.encode(tat))
-            self._tats[key] = (partition, tat)
-        return admitted
-
-    async def own(self, partitions: set[int]) -> None:
+    async def limited(
+        self, fn: FunctionRecord, event: Event, partition: int, dedupe: str, *, repeat: bool
+    ) -> bool:
+        """Whether `fn`'s rate limit skips this event (never an invoke)."""
+        if event.name == system_events.INVOKED or not fn.config.get("rateLimit"):
+            return False
         now = self._clock.now_ms()
-        for partition in partitions:
-            for key, body in await self._stores.flow_entries(partition, KIND):
-                tat = _float_dec.decode(body)
-                if tat <= now:
-                    # Past: the same as never seen, so it need not be kept.
-                    await self._stores.delete_flow(partition, KIND, key)
-                else:
-                    self._tats[key] = (partition, tat)
-
-    def release(self, partitions: set[int]) -> None:
-        for key, (partition, _) in list(self._tats.items()):
-            if partition in partitions:
-                del self._tats[key]
+        marker = marker_key(fn.account_id, fn.fn_id, dedupe)
+        if repeat:
+            first = await self._stores.claim(marker, ADMITTED, MARKER_TTL_MS, now)
+            return RATE_LIMITED in admit_repeat(first)
+        limit = rate_limit(fn.account_id, fn.fn_id, fn.config, event.payload)
+        assert limit is not None  # the function has a rate limit
+        flow = self._flows.of(partition)
+        effects: list[RateLimitEffect] = flow.rate_limit(limit, now)
+        for effect in effects:
+            match effect:
+                case PutRateLimit(key=key, tat=tat):
+                    await self._stores.put_flow(partition, RATE_LIMIT, key, _enc.encode(tat))
+                case Skip():
+                    await self._stores.claim(marker, SKIPPED, MARKER_TTL_MS, now)
+                    log.info(
+                        "event skipped by the function's rate limit",
+                        account_id=fn.account_id,
+                        fn_id=fn.fn_id,
+                        event_id=event.internal_id,
+                    )
+            flow.apply(effect)
+        return RATE_LIMITED in effects

@@ -2,17 +2,19 @@
 what the decisions schedule is published here.
 
 The runner owns, per partition: trigger matching (`triggers.py`), the index of pending pauses
-(waits, invokes, cancels: `pauses.py`), the run-start flow controls (idempotency, debounce,
-batching, rate limit, singleton) and run deduplication (`starts.py`), and cron ticks
-(`cron.py`). Pause and run decisions are made by the partition's owner only.
+(waits, invokes, cancels: `pauses.py`), the run-start flow controls and run deduplication
+(`starts.py`), and cron ticks (`cron.py`). The flow controls decide in `headrace.flow`
+(idempotency, debounce, batching, rate limit, singleton); their partition state is
+`flows.py`'s, and `idempotency.py`, `buffers.py`, `ratelimit.py` and `singleton.py` carry out
+what they decide. Pause and run decisions are made by the partition's owner only.
 """
 
 from __future__ import annotations
 
 import structlog
-from headrace.services.runner.batching import Batcher, batch_config
+from headrace.services.runner.buffers import Buffers
 from headrace.services.runner.cron import CronTicks, cron_event
-from headrace.services.runner.debounce import Debouncer, debounce_config
+from headrace.services.runner.flows import RunnerFlows
 from headrace.services.runner.functions import AccountFunctions
 from headrace.services.runner.idempotency import first_of_its_key
 from headrace.services.runner.invokes import invoked_fn_id, not_found_event
@@ -24,6 +26,8 @@ from headrace.services.runner.triggers import triggered
 
 from headrace.core.clock import Clock
 from headrace.engine import system_events
+from headrace.flow.batching import batch_config
+from headrace.flow.debounce import debounce_config
 from headrace.messages.model import Batch, Event
 from headrace.messages.records import (
     EVENTS_CODEC,
@@ -56,30 +60,34 @@ class Runner:
         self._clock = clock
         self._functions = AccountFunctions(stores)
         self._pauses = Pauses(stores, clock, self._schedule)
-        self._rate_limiter = RateLimiter(stores, clock)
+        self._flows = RunnerFlows(stores, clock)
         self._starter = RunStarter(
             stores,
             clock,
             self._functions,
             self._pauses,
             Singletons(stores, clock, self._cancel_run),
-            self._rate_limiter,
+            RateLimiter(stores, clock, self._flows),
             self._schedule,
         )
-        self._batcher = Batcher(stores, clock, self._batch_due_at, self._starter.start_batch)
-        self._debouncer = Debouncer(self._batcher, clock, self._batch_due_at, self._cancel_due)
+        self._buffers = Buffers(
+            stores,
+            clock,
+            self._flows,
+            self._batch_due_at,
+            self._cancel_due,
+            self._starter.start_batch,
+        )
         self._crons = CronTicks(clock, self._schedule)
 
     # --- partition ownership ---
 
     async def on_assigned(self, partitions: set[int]) -> None:
-        await self._batcher.own(partitions)
-        await self._rate_limiter.own(partitions)
+        await self._flows.own(partitions)
         await self._pauses.own(partitions)
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        self._batcher.release(partitions)
-        self._rate_limiter.release(partitions)
+        self._flows.release(partitions)
         self._pauses.release(partitions)
         self._functions.clear()
 
@@ -102,7 +110,7 @@ class Runner:
                 self._functions.forget(account_id)
                 await self._crons.schedule_all(await self._functions.of(account_id))
             case BatchDue(batch_key=batch_key, batch_id=batch_id):
-                await self._batcher.due(batch_key, batch_id)
+                await self._buffers.due(batch_key, batch_id, record.partition)
             case CronDue() as due:
                 await self._on_cron(due, record.partition)
 
@@ -120,10 +128,10 @@ class Runner:
                 bound.debug("run skipped: idempotency key seen", fn_id=fn.fn_id)
                 continue
             if not invoked and debounce_config(fn) is not None:
-                await self._debouncer.add(fn, event, partition)
+                await self._buffers.debounce(fn, event, partition)
                 continue
             batched = not invoked and batch_config(fn) is not None
-            if batched and await self._batcher.add(fn, event, partition):
+            if batched and await self._buffers.batch(fn, event, partition):
                 continue
             await self._starter.start_run(fn, event, partition)
             bound.debug("run started", fn_id=fn.fn_id)

@@ -14,7 +14,6 @@ from headrace.services.runner.singleton import Singletons
 
 from headrace.core.clock import Clock
 from headrace.core.ids import new_ulid
-from headrace.engine import system_events
 from headrace.messages.model import Batch, Event
 from headrace.messages.records import Deliverable, StartRun
 from headrace.messages.state import FunctionRecord
@@ -60,33 +59,11 @@ class RunStarter:
             # between claiming and publishing still starts the run.
             if await self._stores.get_run(existing) is not None:
                 return
-        if await self._rate_limited(fn, event, partition, dedupe, repeat=existing is not None):
+        if await self._rate_limiter.limited(
+            fn, event, partition, dedupe, repeat=existing is not None
+        ):
             return
         await self._start(fn, existing or candidate, [event], partition)
-
-    async def _rate_limited(
-        self, fn: FunctionRecord, event: Event, partition: int, dedupe: str, *, repeat: bool
-    ) -> bool:
-        """Whether `fn`'s rate limit skips this event. The first decision stands: a skip is
-        marked under the event's dedupe key, so a repeat of the event after a crash is skipped
-        again, and an admitted event is not counted twice."""
-        if event.name == system_events.INVOKED or not fn.config.get("rateLimit"):
-            return False
-        now = self._clock.now_ms()
-        marker = f"ratelimited:{fn.account_id}:{fn.fn_id}:{dedupe}"
-        if repeat:
-            first = await self._stores.claim(marker, "admitted", DEDUPE_TTL_MS, now)
-            return first == "skipped"
-        if await self._rate_limiter.allow(fn, event, partition):
-            return False
-        await self._stores.claim(marker, "skipped", DEDUPE_TTL_MS, now)
-        log.info(
-            "event skipped by the function's rate limit",
-            account_id=fn.account_id,
-            fn_id=fn.fn_id,
-            event_id=event.internal_id,
-        )
-        return True
 
     async def start_batch(self, batch: Batch, partition: int) -> None:
         """Start the run of a full or due batch (or debounce); its id is the run's."""

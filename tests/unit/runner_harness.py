@@ -20,6 +20,7 @@ from headrace.messages.records import (
     Enqueue,
     EventAccepted,
     EventsRecord,
+    ScheduleRecord,
 )
 from headrace.messages.topics import Topics
 from headrace.ports.log import LogRecord
@@ -60,8 +61,11 @@ class RunnerHarness:
         await self.handle(EventAccepted(event=event))
         return event
 
+    def published(self) -> list[ScheduleRecord]:
+        """Every record published on `schedule` so far, oldest first."""
+        records = sorted(self.log.newest(TOPICS.schedule, 1000), key=lambda r: r.offset)
+        return [SCHEDULE_CODEC.decode(r.value) for r in records]
+
     def scheduled(self) -> list[Any]:
         """Every item scheduled so far, oldest first."""
-        records = sorted(self.log.newest(TOPICS.schedule, 1000), key=lambda r: r.offset)
-        items = [SCHEDULE_CODEC.decode(r.value) for r in records]
-        return [i.item for i in items if isinstance(i, Enqueue)]
+        return [i.item for i in self.published() if isinstance(i, Enqueue)]
