@@ -8,8 +8,9 @@ Which tests need what:
   the pure unit tests alone, without starting a JVM.
 
 How it starts and stops:
-- at the first test that needs infrastructure, every component any selected test needs is
-  started in parallel, or reused if it already runs;
+- once the tests are collected, every component any selected test needs is started in
+  parallel in the background (or reused if it already runs), while the modules that need none
+  run first; the first test that needs one waits for it;
 - at the end, what `headrace infra up` started is left running; anything else is stopped,
   unless another pytest session on the machine still uses it (see `headrace.infra.leases`):
   the last session out stops it, and deletes the Kafka topics made since it began;
@@ -71,9 +72,23 @@ class InfraSession:
         # made by tests (every cluster a test starts makes its own set) and is deleted then.
         self._topics_before: set[str] | None = None
         self.cleanup = ""
+        self._early: concurrent.futures.Future[None] | None = None
+
+    def start_early(self, names: set[str]) -> None:
+        """Begin starting `names` in a thread of its own, while the tests that need no server
+        run (they are ordered first): their time hides the servers' start."""
+        if names and self._early is None:
+            pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            self._early = pool.submit(self._start, names)
+            pool.shutdown(wait=False)
 
     def ensure(self, names: set[str]) -> None:
         """Start, in parallel, every component in `names` not yet tried in this session."""
+        if self._early is not None:
+            self._early.result()
+        self._start(names)
+
+    def _start(self, names: set[str]) -> None:
         missing = sorted(names - self.results.keys())
         if not missing:
             return
@@ -94,6 +109,8 @@ class InfraSession:
 
     def finish(self) -> None:
         """Drop the lease; the last session out stops what `headrace infra up` did not pin."""
+        if self._early is not None:
+            concurrent.futures.wait([self._early])
         if self.lease is not None:
             leases.release(self.config.state_dir, self.lease, self._last_out)
             self.lease = None
@@ -169,11 +186,25 @@ def needed_components(item: pytest.Item) -> set[str]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark tests that use the fixtures, before `-m` deselects by marker (hence tryfirst)."""
+    """Mark tests that use the fixtures, before `-m` deselects by marker (hence tryfirst); and
+    put the modules that need no server first, to run while the servers start."""
+    needing: set[Path] = set()
     for item in items:
         for name in needed_components(item):
+            needing.add(item.path)
             if item.get_closest_marker(name) is None:
                 item.add_marker(name)
+    items.sort(key=lambda item: item.path in needing)  # stable: order within each kept
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start what the selected tests need in the background (not for `--collect-only`)."""
+    if session.config.option.collectonly:
+        return
+    needed = {marker for item in session.items for marker in needed_components(item)}
+    session.config.stash[_SESSION_KEY].start_early(
+        {component for marker in needed for component in STARTS[marker]}
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
