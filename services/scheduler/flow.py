@@ -179,15 +179,17 @@ class FlowGate:
     async def admit(self) -> int | None:
         """Deliver what flow control admits now; return when to look again without a record
         arriving (None: only when one arrives)."""
-        wakes = []
-        for partition in list(self._flows):
-            async with self._lock(partition):
-                flow = self._flows.get(partition)
-                if flow is None:
-                    continue  # released while this waited for the lock
-                await self._pump(flow)
-                wakes.append(flow.next_wake(self._clock.now_ms()))
+        # Partitions at once: one whose lock a slow record holds delays only its own.
+        wakes = await asyncio.gather(*(self._admit(partition) for partition in list(self._flows)))
         return min((at for at in wakes if at is not None), default=None)
+
+    async def _admit(self, partition: int) -> int | None:
+        async with self._lock(partition):
+            flow = self._flows.get(partition)
+            if flow is None:
+                return None  # released while this waited for the lock
+            await self._pump(flow)
+            return flow.next_wake(self._clock.now_ms())
 
     async def run(self) -> None:
         while True:
