@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 
@@ -19,7 +18,7 @@ from headrace.runtime.consume import DEFAULT_MAX_HELD, ConsumeLoop
 from headrace.runtime.dead_letter import DeadLetters
 
 PARTITIONS = 2
-# Within one test; the loop's own waits (commit interval, retry backoff) are short.
+# How long a test waits for what it expects before it fails.
 DEADLINE_S = 5.0
 
 
@@ -31,6 +30,23 @@ def _key_of(partition: int) -> str:
     )
 
 
+class Held:
+    """A record's step that waits until let go."""
+
+    def __init__(self) -> None:
+        self._began, self._go_on = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self) -> None:
+        self._began.set()
+        await self._go_on.wait()
+
+    async def began(self) -> None:
+        await asyncio.wait_for(self._began.wait(), DEADLINE_S)
+
+    def let_go(self) -> None:
+        self._go_on.set()
+
+
 class CheckedConsumer(InProcConsumer):
     """Checks each commit against the records finished so far, keeps the offsets committed, and
     tells `committing` of each commit."""
@@ -40,9 +56,9 @@ class CheckedConsumer(InProcConsumer):
         log: InProcLog,
         finished: set[tuple[int, int]],
         committing: Callable[[], None],
-        **hooks: Any,
+        on_revoked: PartitionsCallback | None,
     ) -> None:
-        super().__init__(log, "t", "g", hooks.get("on_assigned"), hooks.get("on_revoked"))
+        super().__init__(log, "t", "g", None, on_revoked)
         self._finished = finished
         self._committing = committing
         self.committed: dict[int, int] = {}
@@ -78,7 +94,7 @@ class Harness:
         self.steps: dict[bytes, Callable[[], Awaitable[None]]] = {}
         self._running: set[int] = set()
         self._changed = asyncio.Event()
-        self.consumer = CheckedConsumer(log, self.finished, self._signal, on_revoked=on_revoked)
+        self.consumer = CheckedConsumer(log, self.finished, self._signal, on_revoked)
         self.loop = ConsumeLoop(
             self.consumer,
             self._handle,
@@ -151,21 +167,15 @@ async def _running(h: Harness) -> AsyncIterator[Harness]:
 
 
 async def test_a_slow_record_of_one_partition_does_not_hold_up_another(harness: Harness) -> None:
-    slow_began, go_on = asyncio.Event(), asyncio.Event()
-
-    async def slow() -> None:
-        slow_began.set()
-        await go_on.wait()
-
-    harness.steps[b"slow"] = slow
+    slow = harness.steps[b"slow"] = Held()
     await harness.publish(0, b"slow", b"after-slow")
-    await asyncio.wait_for(slow_began.wait(), DEADLINE_S)
+    await slow.began()
     await harness.publish(1, b"b0", b"b1", b"b2")
 
     await harness.until(lambda: harness.done[1] == [b"b0", b"b1", b"b2"])
     assert harness.done[0] == []  # partition 1 went through while its slow record waited
 
-    go_on.set()
+    slow.let_go()
     await harness.until(lambda: harness.done[0] == [b"slow", b"after-slow"])
     assert harness.overlaps == []
 
@@ -184,21 +194,15 @@ async def test_records_of_a_partition_never_overlap_and_finish_in_order(harness:
 async def test_the_commit_point_never_passes_a_record_that_has_not_finished(
     harness: Harness,
 ) -> None:
-    stuck_began, go_on = asyncio.Event(), asyncio.Event()
-
-    async def stuck() -> None:
-        stuck_began.set()
-        await go_on.wait()
-
-    harness.steps[b"stuck"] = stuck
+    stuck = harness.steps[b"stuck"] = Held()
     await harness.publish(0, b"a0", b"stuck", b"a2", b"a3")
     await harness.publish(1, b"b0", b"b1")
-    await asyncio.wait_for(stuck_began.wait(), DEADLINE_S)
+    await stuck.began()
     await harness.committed(0, 1)
     await harness.committed(1, 2)
 
     assert harness.consumer.committed[0] == 1  # before the stuck record, not past it
-    go_on.set()
+    stuck.let_go()
     await harness.committed(0, 4)
     assert harness.consumer.passed_unfinished == []
 
@@ -240,50 +244,33 @@ async def test_a_revoked_partition_finishes_its_record_in_hand_and_leaves_the_re
         await harness.loop.drain(partitions)
 
     harness = Harness(log, on_revoked)
-    in_hand_began, go_on = asyncio.Event(), asyncio.Event()
-
-    async def in_hand() -> None:
-        in_hand_began.set()
-        await go_on.wait()
-
-    harness.steps[b"in-hand"] = in_hand
+    in_hand = harness.steps[b"in-hand"] = Held()
     await harness.publish(1, b"in-hand", b"queued-1", b"queued-2")
-    await harness.consumer.start()
-    task = asyncio.create_task(harness.loop.run())
-    await asyncio.wait_for(in_hand_began.wait(), DEADLINE_S)
+    async with _running(harness):
+        await in_hand.began()
+        newcomer = log.consumer("t", "g")
+        await newcomer.start()  # the group gives it partition 1 once its owner lets go
+        taken = asyncio.create_task(newcomer.poll(10, timeout_ms=int(DEADLINE_S * 1000)))
+        await asyncio.wait_for(draining.wait(), DEADLINE_S)
+        assert not taken.done()  # the record in hand holds the partition
+        in_hand.let_go()
+        records = await asyncio.wait_for(taken, DEADLINE_S)
+        assert drained == [{1}]
+        await newcomer.stop()
 
-    newcomer = log.consumer("t", "g")
-    await newcomer.start()  # the group gives it partition 1 once its owner lets go
-    taken = asyncio.create_task(newcomer.poll(10, timeout_ms=int(DEADLINE_S * 1000)))
-    await asyncio.wait_for(draining.wait(), DEADLINE_S)
-    assert not taken.done()  # the record in hand holds the partition
-    go_on.set()
-    records = await asyncio.wait_for(taken, DEADLINE_S)
-
-    assert drained == [{1}]
     assert harness.done[1] == [b"in-hand"]
     assert [r.value for r in records] == [b"queued-1", b"queued-2"]
     assert harness.consumer.passed_unfinished == []
-    await harness.loop.stop(grace_s=0)
-    await newcomer.stop()
-    await harness.consumer.stop()
-    task.cancel()
 
 
 async def test_a_loop_holding_its_bound_of_records_polls_again_once_they_finish() -> None:
     """The bound on records held: a slow record with records queued behind it holds up polling
     (the consumer port cannot pause one partition), and polling resumes as they finish."""
-    stuck_began, go_on = asyncio.Event(), asyncio.Event()
-
-    async def stuck() -> None:
-        stuck_began.set()
-        await go_on.wait()
-
     async with _running(Harness(InProcLog(partitions=PARTITIONS), max_held=2)) as harness:
-        harness.steps[b"stuck"] = stuck
+        stuck = harness.steps[b"stuck"] = Held()
         await harness.publish(0, b"stuck", b"a1", b"a2")
-        await asyncio.wait_for(stuck_began.wait(), DEADLINE_S)
+        await stuck.began()
         await harness.publish(1, b"b0")
 
-        go_on.set()
+        stuck.let_go()
         await harness.until(lambda: harness.done == {0: [b"stuck", b"a1", b"a2"], 1: [b"b0"]})
