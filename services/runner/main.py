@@ -16,11 +16,10 @@ from headrace.runtime.main import run_service
 
 async def wire(host: Host, log_port: Log, stores: Stores) -> None:
     runner = Runner(log_port, host.topics, stores, host.clock)
-    host.loops(log_port).add(
+    host.loops(log_port).add_in_partition_order(
         host.topics.events,
         "runner",
         runner.handle,
-        concurrency=1,
         on_assigned=runner.on_assigned,
         on_revoked=runner.on_revoked,
     )

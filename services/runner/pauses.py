@@ -67,7 +67,10 @@ class Pauses:
         """Settle every pause `event` matches."""
         now = self._clock.now_ms()
         for pause_id in self._index.match(event.payload):
-            pause, _ = self._pauses[pause_id]
+            kept = self._pauses.get(pause_id)
+            if kept is None:
+                continue  # another partition's pause, settled meanwhile by an event of its own
+            pause, _ = kept
             # The index holds every account's pauses of this runner's partitions: an event
             # settles only its own account's (tenants deploy the same apps and event names).
             if pause.account_id != event.account_id:

@@ -15,8 +15,9 @@ The decisions are `flow.partition.PartitionFlow`'s, one per owned partition, cre
 FlowStore in `own` and dropped on revocation; this gate loads state, asks, and carries out the
 effects in order: leases, waiting items and throttle states are written to the FlowStore before
 anything is published, so none is lost or doubled by a crash or a rebalance. Only the owner of an
-account's partition decides, so no lock is shared between instances; `_lock` only orders this
-instance's record handler, timer wheel and wake-up loop.
+account's partition decides, so no lock is shared between instances. Within this instance a lock
+per partition orders what the partition's records, its timers and the wake-up loop ask of its
+PartitionFlow; partitions go on at once, as their records do (runtime/consume.py).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ class FlowGate:
         self._wheel = wheel
         self._send = send
         self._lease_ms = lease_ms
-        self._lock = asyncio.Lock()
+        # One per partition ever owned (as many as the topic has), kept across ownerships.
+        self._locks: dict[int, asyncio.Lock] = {}
         self._wake = asyncio.Event()
         self._flows: dict[int, PartitionFlow] = {}
 
@@ -80,6 +82,9 @@ class FlowGate:
     def held(self, slot_key: str) -> int:
         """How many leases hold this slot now."""
         return sum(flow.held(slot_key) for flow in self._flows.values())
+
+    def _lock(self, partition: int) -> asyncio.Lock:
+        return self._locks.setdefault(partition, asyncio.Lock())
 
     def _flow(self, partition: int) -> PartitionFlow:
         # Loaded in `own`; a gate driven without an assignment (a unit test) starts empty.
@@ -92,7 +97,7 @@ class FlowGate:
 
     async def offer(self, partition: int, item: Deliverable, encoded: bytes) -> None:
         """Deliver `item` now, or hold it until flow control lets it go."""
-        async with self._lock:
+        async with self._lock(partition):
             flow = self._flow(partition)
             match item:
                 case StartRun():
@@ -106,12 +111,14 @@ class FlowGate:
                     await self._send(item, encoded)
 
     async def release(self, partition: int, lease: str) -> None:
-        async with self._lock:
+        async with self._lock(partition):
             flow = self._flow(partition)
             effects = flow.release(lease)
             if effects:
                 await self._apply(flow, effects)
-                await self._pump()
+                # A lease's slots are its account's, so only its partition's waiting items
+                # can take them.
+                await self._pump(flow)
 
     async def _offer_start(self, flow: PartitionFlow, item: StartRun) -> None:
         if flow.start_waits(item.run_id):
@@ -162,21 +169,27 @@ class FlowGate:
 
     # --- letting waiting items go -------------------------------------------------------------
 
-    async def _pump(self) -> None:
-        """Deliver every waiting item that flow control now admits, queues served in turn."""
+    async def _pump(self, flow: PartitionFlow) -> None:
+        """Deliver every waiting item of the partition that flow control now admits, queues
+        served in turn."""
         now = self._clock.now_ms()
-        for flow in list(self._flows.values()):
-            while effects := flow.next_step(now):
-                await self._apply(flow, effects)
+        while effects := flow.next_step(now):
+            await self._apply(flow, effects)
 
     async def admit(self) -> int | None:
         """Deliver what flow control admits now; return when to look again without a record
         arriving (None: only when one arrives)."""
-        async with self._lock:
-            await self._pump()
-            now = self._clock.now_ms()
-            wakes = [flow.next_wake(now) for flow in self._flows.values()]
-            return min((at for at in wakes if at is not None), default=None)
+        # Partitions at once: one whose lock a slow record holds delays only its own.
+        wakes = await asyncio.gather(*(self._admit(partition) for partition in list(self._flows)))
+        return min((at for at in wakes if at is not None), default=None)
+
+    async def _admit(self, partition: int) -> int | None:
+        async with self._lock(partition):
+            flow = self._flows.get(partition)
+            if flow is None:
+                return None  # released while this waited for the lock
+            await self._pump(flow)
+            return flow.next_wake(self._clock.now_ms())
 
     async def run(self) -> None:
         while True:
@@ -187,13 +200,12 @@ class FlowGate:
     # --- partition ownership ------------------------------------------------------------------
 
     async def own(self, partitions: set[int]) -> None:
-        async with self._lock:
-            for partition in partitions:
-                await self._load(partition)
-            await self._pump()
+        for partition in partitions:
+            async with self._lock(partition):
+                await self._pump(await self._load(partition))
         self._wake.set()
 
-    async def _load(self, partition: int) -> None:
+    async def _load(self, partition: int) -> PartitionFlow:
         entries = self._stores.flow_entries
         flow, effects = PartitionFlow.loaded(
             partition,
@@ -206,7 +218,11 @@ class FlowGate:
         )
         self._flows[partition] = flow
         await self._apply(flow, effects)
+        return flow
 
-    def release_partitions(self, partitions: set[int]) -> None:
+    async def release_partitions(self, partitions: set[int]) -> None:
+        """Drop the partitions' state, each once what its lock's holder does is done (the wake-up
+        loop or a timer may be delivering for it), so the next owner loads it complete."""
         for partition in partitions:
-            self._flows.pop(partition, None)
+            async with self._lock(partition):
+                self._flows.pop(partition, None)

@@ -18,11 +18,10 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
     scheduler = Scheduler(
         log_port, host.topics, stores, host.clock, lease_ms=lease_ms(host.settings.call_timeout_s)
     )
-    host.loops(log_port).add(
+    host.loops(log_port).add_in_partition_order(
         host.topics.schedule,
         "scheduler",
         scheduler.handle,
-        concurrency=1,
         on_assigned=scheduler.on_assigned,
         on_revoked=scheduler.on_revoked,
     )

@@ -95,4 +95,4 @@ class Scheduler:
 
     async def on_revoked(self, partitions: set[int]) -> None:
         await self.wheel.release(partitions)
-        self.flow.release_partitions(partitions)
+        await self.flow.release_partitions(partitions)

@@ -223,10 +223,12 @@ async def test_a_commit_refused_after_a_rebalance_is_dropped_and_other_errors_ra
     await asyncio.wait_for(consumer.stop(), DEADLINE_S)
 
 
+@pytest.mark.parametrize("in_partition_order", [False, True], ids=["concurrently", "in-order"])
 async def test_consume_loops_hand_over_partitions_without_repeating_a_record(
-    make_log: MakeLog,
+    make_log: MakeLog, in_partition_order: bool
 ) -> None:
-    """The services' pattern: ConsumeLoop, with `drain` in on_revoked, as members come and go."""
+    """The services' pattern: ConsumeLoop, with `drain` in on_revoked, as members come and go;
+    in partition order, each account's records are handled in the order published too."""
     log = make_log()
     for i in range(120):
         await log.publish("t", f"acct-{i % 12}", str(i).encode())
@@ -246,6 +248,7 @@ async def test_consume_loops_hand_over_partitions_without_repeating_a_record(
             name=name,
             dead_letters=DeadLetters(log, "dead-letter", name),
             concurrency=4,
+            in_partition_order=in_partition_order,
         )
         await loop.consumer.start()
         return loop, asyncio.create_task(loop.run())
@@ -270,6 +273,10 @@ async def test_consume_loops_hand_over_partitions_without_repeating_a_record(
     values = sorted((value for _, value in handled), key=int)
     assert values == [str(i).encode() for i in range(120)]  # each once
     assert {name for name, _ in handled} == {"first", "second"}
+    if in_partition_order:
+        for account in range(12):
+            of_account = [int(value) for _, value in handled if int(value) % 12 == account]
+            assert of_account == sorted(of_account)
 
 
 async def test_a_failing_on_assigned_raises_from_poll_and_runs_again_at_the_next(

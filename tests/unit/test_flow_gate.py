@@ -5,6 +5,9 @@ for its turn."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+
 import pytest
 from headrace.services.scheduler.flow import FlowGate
 from headrace.services.scheduler.wheel import TimerWheel
@@ -13,7 +16,7 @@ from headrace.adapters.kafka.errors import KafkaUnavailable
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.core.clock import FakeClock
 from headrace.messages.flow import RunFlow, Slot, lease_id
-from headrace.messages.records import DELIVERABLE_CODEC, Call, Deliverable, StartRun
+from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Deliverable, StartRun
 from headrace.messages.state import FunctionRecord, Timer
 
 LEASE_MS = 10_000
@@ -35,9 +38,9 @@ class Harness:
     async def _fire(self, timer: Timer) -> None:
         raise AssertionError("no timer fires in these tests")
 
-    async def call(self, run: str, attempt: int = 0) -> None:
+    async def call(self, run: str, attempt: int = 0, partition: int = 0) -> None:
         item = Call(account_id="acct", run_id=run, attempt=attempt, flow=RunFlow(slots=SLOTS))
-        await self.gate.offer(0, item, DELIVERABLE_CODEC.encode(item))
+        await self.gate.offer(partition, item, DELIVERABLE_CODEC.encode(item))
 
     def runs_sent(self) -> list[str]:
         return [item.run_id for item in self.sent]
@@ -141,3 +144,46 @@ async def test_a_throttled_start_waits_for_its_turn(stores: SqliteStores) -> Non
     await clock.advance(1)
     await h.gate.admit()
     assert h.runs_sent() == ["r1", "r2"]
+
+
+class SlowHarness(Harness):
+    """Its delivery of the run `slow` waits until `go_on` is set; `delivered` tells of each."""
+
+    def __init__(self, stores: SqliteStores, clock: FakeClock) -> None:
+        super().__init__(stores, clock)
+        self.slow_began, self.go_on = asyncio.Event(), asyncio.Event()
+        self.delivered: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    async def _send(self, item: Deliverable, encoded: bytes) -> None:
+        if item.run_id == "slow":
+            self.slow_began.set()
+            await self.go_on.wait()
+        await super()._send(item, encoded)
+        self.delivered[item.run_id].set()
+
+
+async def test_a_partition_held_up_by_a_slow_delivery_does_not_hold_up_another(
+    stores: SqliteStores,
+) -> None:
+    """The scheduler handles its partitions at once (runtime/consume.py); the gate's lock is a
+    partition's, so neither another partition's records nor its admissions wait for this one."""
+    clock = FakeClock()
+    h = SlowHarness(stores, clock)
+    await h.gate.own({0, 1})  # partition 0 first in line for admissions
+    for run in ("r1", "r2", "r3"):
+        await h.call(run, partition=1)
+    slow = CancelRun(account_id="other", run_id="slow")
+    held_up = asyncio.create_task(h.gate.offer(0, slow, DELIVERABLE_CODEC.encode(slow)))
+    await asyncio.wait_for(h.slow_began.wait(), 5)
+
+    await asyncio.wait_for(h.gate.release(1, _lease("r1")), 5)  # a record of partition 1
+    assert h.runs_sent() == ["r1", "r2", "r3"]
+    await h.call("r4", partition=1)
+    await clock.advance(LEASE_MS)  # r2's and r3's leases expire, unreleased
+    admitting = asyncio.create_task(h.gate.admit())
+    await asyncio.wait_for(h.delivered["r4"].wait(), 5)  # partition 1's admission
+    assert not held_up.done() and not admitting.done()
+
+    h.go_on.set()
+    await asyncio.wait_for(asyncio.gather(held_up, admitting), 5)
+    assert h.runs_sent() == ["r1", "r2", "r3", "r4", "slow"]

@@ -8,10 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from headrace.services.runner.pauses import Pauses
 from runner_harness import BEGAN, RunnerHarness
 
-from headrace.messages.model import Pause
-from headrace.messages.records import PauseCreated, Resume
+from headrace.adapters.sqlite.stores import SqliteStores
+from headrace.core.clock import FakeClock
+from headrace.messages.model import Event, Pause
+from headrace.messages.records import Deliverable, PauseCreated, Resume
 
 
 class Harness(RunnerHarness):
@@ -81,3 +84,36 @@ async def test_an_event_matches_the_waits_and_cancellations_of_its_own_account_o
     assert [(type(i).__name__, i.account_id, i.run_id) for i in harness.scheduled()] == [
         ("Resume" if kind == "wait" else "CancelRun", "globex", "g")
     ]
+
+
+async def test_a_pause_another_partition_settles_meanwhile_is_passed_over(
+    stores: SqliteStores,
+) -> None:
+    """The runner handles its partitions at once (runtime/consume.py): while an event resumes
+    its own account's wait, an event of another partition may settle the other account's wait
+    that matched the same event."""
+
+    def event(account: str) -> Event:
+        payload = {"name": "approved", "data": {"order": 1}}
+        return Event(
+            internal_id=f"e-{account}",
+            account_id=account,
+            name="approved",
+            payload=payload,
+            received_ms=BEGAN + 1,
+        )
+
+    scheduled: list[str] = []
+
+    async def schedule(item: Deliverable, _: str) -> None:
+        scheduled.append(item.account_id)
+        if item.account_id == "acme":
+            await pauses.resolve(event("globex"))  # the other partition, meanwhile
+
+    pauses = Pauses(stores, FakeClock(BEGAN + 1_000), schedule)
+    pauses.remember(_wait("async.data.order == 1", "acme", "wait", "a"), 0)
+    pauses.remember(_wait("async.data.order == 1", "globex", "wait", "g"), 1)
+
+    await pauses.resolve(event("acme"))
+
+    assert scheduled == ["acme", "globex"]

@@ -14,6 +14,7 @@ from headrace.flow.client_rate import ClientRate
 from headrace.obs.setup import setup_observability
 from headrace.runtime.shared_options import (
     dead_letter_retention_option,
+    executor_concurrency_option,
     intake_topics_option,
     max_steps_option,
     parse_topics,
@@ -79,6 +80,7 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
 )
 @intake_topics_option
 @max_steps_option
+@executor_concurrency_option
 @require_signed_answers_option
 @retention_option
 @dead_letter_retention_option
@@ -107,6 +109,7 @@ def dev(
     endpoint_timeout: float,
     intake_topics: str,
     max_steps: int,
+    executor_concurrency: int,
     require_signed_answers: bool,
     retention: int,
     dead_letter_retention: int,
@@ -134,6 +137,7 @@ def dev(
         dashboard_token=dashboard_token,
         intake_topics=parse_topics(intake_topics),
         max_steps=max_steps,
+        executor_concurrency=executor_concurrency,
         retention_s=retention,
         dead_letter_retention_s=dead_letter_retention,
         rate_limit=ClientRate(rate_limit, rate_burst),

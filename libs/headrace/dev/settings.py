@@ -9,6 +9,7 @@ from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RET
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
+from headrace.runtime.shared_options import DEFAULT_EXECUTOR_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class DevSettings:
     call_timeout_s: float = 300.0
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0
-    executor_concurrency: int = 200
+    executor_concurrency: int = DEFAULT_EXECUTOR_CONCURRENCY
     # A run fails when its settled steps reach this (Inngest's limit).
     max_steps: int = DEFAULT_MAX_STEPS
     # Topics (under the prefix) of the embedded log whose records the intake reads as events.

@@ -19,7 +19,9 @@ from headrace.runtime.security_options import (
 )
 from headrace.runtime.settings import DEFAULT_RATE_LIMIT, ClusterSettings
 from headrace.runtime.shared_options import (
+    DEFAULT_EXECUTOR_CONCURRENCY,
     dead_letter_retention_option,
+    executor_concurrency_option,
     intake_topics_option,
     max_steps_option,
     parse_topics,
@@ -151,6 +153,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
         ),
         intake_topics_option,
         max_steps_option,
+        executor_concurrency_option,
         require_signed_answers_option,
         retention_option,
         dead_letter_retention_option,
@@ -197,6 +200,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
         max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),
+        executor_concurrency=options.get("executor_concurrency", DEFAULT_EXECUTOR_CONCURRENCY),
         dashboard_token=options.get("dashboard_token"),
         intake_topics=parse_topics(options.get("intake_topics", "intake")),
         retention_s=options.get("retention", DEFAULT_RETENTION_S),

@@ -40,6 +40,28 @@ class Loops:
             concurrency=concurrency,
         )
 
+    def add_in_partition_order(
+        self,
+        topic: str,
+        group: str,
+        handler: Handler,
+        *,
+        on_assigned: PartitionsCallback | None = None,
+        on_revoked: PartitionsCallback | None = None,
+    ) -> ConsumeLoop:
+        """Handle the records of `topic` one at a time per partition, in offset order, every
+        partition at once: for handlers whose decisions depend on the records before them in
+        their partition, so that a slow partition holds up only itself."""
+        return self._add(
+            topic,
+            group,
+            on_assigned,
+            on_revoked,
+            handler=observed_handler(handler, topic, group),
+            concurrency=self._log.partitions,
+            in_partition_order=True,
+        )
+
     def add_batched(
         self, topic: str, group: str, handler: BatchHandler, *, batch_size: int, concurrency: int
     ) -> ConsumeLoop:

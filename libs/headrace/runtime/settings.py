@@ -12,6 +12,7 @@ from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RET
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.flow.client_rate import ClientRate
 from headrace.protocol.accounts import AccountKeys
+from headrace.runtime.shared_options import DEFAULT_EXECUTOR_CONCURRENCY
 
 # Requests per second per client, and how many at once.
 DEFAULT_RATE_LIMIT = (1000.0, 2000)
@@ -43,7 +44,7 @@ class ClusterSettings:
     call_timeout_s: float = 300.0
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0
-    executor_concurrency: int = 200
+    executor_concurrency: int = DEFAULT_EXECUTOR_CONCURRENCY
     # A run fails when its settled steps reach this (executor; ingest for Durable Endpoints).
     max_steps: int = DEFAULT_MAX_STEPS
     # The ingest serves the dashboard only to requests that show this token.

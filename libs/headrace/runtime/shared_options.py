@@ -59,6 +59,20 @@ max_steps_option = click.option(
 )
 
 
+# The executor's bound on records of `work` handled at once (runtime/consume.py): each is a run's
+# call to its app, or a timer's effect; more wait in the log.
+DEFAULT_EXECUTOR_CONCURRENCY = 200
+executor_concurrency_option = click.option(
+    "--executor-concurrency",
+    envvar="HEADRACE_EXECUTOR_CONCURRENCY",
+    type=click.IntRange(min=1),
+    default=DEFAULT_EXECUTOR_CONCURRENCY,
+    show_default=True,
+    help="Records of the work topic an executor handles at once (each mostly a run's call to "
+    "its app); more wait in the log.",
+)
+
+
 require_signed_answers_option = click.option(
     "--require-signed-answers",
     envvar="HEADRACE_REQUIRE_SIGNED_ANSWERS",
