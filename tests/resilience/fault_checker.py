@@ -1,6 +1,8 @@
-"""The fault schedule's checker (issue 16): reads the history recorded at the app (every call
-and step execution, with monotonic times) and at the Event API client (every acknowledged
-event), and counts what broke a promise. Every count but `in_flight_duplicates` must be 0."""
+"""The fault schedule's checker (issue 16): reads the history the app wrote down (every call
+with its arrival and answer, every step execution, with monotonic times: `fault_records`) and
+the Event API clients' (every acknowledged event, the test's and the app's), and counts what
+broke a promise. Every count but `in_flight_duplicates` must be 0. It also reports how loaded
+the app was (`AppRecords.load`), to tell an engine's fault from an app's congestion."""
 
 from __future__ import annotations
 
@@ -11,18 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fault_workload import (
-    CHILD_STEP,
-    GO,
-    HASH,
-    LIMIT,
-    MAIN_STEPS,
-    START,
-    EventLog,
-    Flaky,
-    sleep_s,
-)
-from workload import Executions, Request, Requests, check_given_steps_never_ran_again
+from fault_records import AppRecords
+from fault_workload import CHILD_STEP, GO, HASH, LIMIT, MAIN_STEPS, START, Ack, EventLog, sleep_s
+from workload import Executions, Request, check_given_steps_never_ran_again
 
 from headrace.testing.dev import EngineHandle
 
@@ -48,6 +41,7 @@ class Findings:
     children_unfinished: list[Any] = field(default_factory=list)
     concurrency_peak: int = 0
     runs_ended_s: float = 0.0  # when the last run had ended, after t0
+    app_load: dict[str, Any] = field(default_factory=dict)  # AppRecords.load
 
     def counts(self) -> dict[str, int]:
         return {
@@ -97,12 +91,13 @@ async def _runs_of(client: httpx.AsyncClient, url: str, event_id: str) -> list[d
 async def check(
     engine: EngineHandle,
     events: EventLog,
-    requests: Requests,
-    executions: Executions,
-    flaky: Flaky,
+    records: AppRecords,
     *,
     t0: float,
+    call_timeout_s: float,
 ) -> Findings:
+    """`events` is the test's Event API client; `records` what the app wrote, read again here
+    once every run has ended (or its time is up)."""
     found = Findings()
     starts = events.of(START)
     found.runs = len(starts)
@@ -129,8 +124,11 @@ async def check(
         ended[run_id] = run.output
     found.runs_ended_s = round(time.monotonic() - t0, 1)
 
-    # The app's thread still records calls: read a copy (taken in one step under the GIL).
-    calls_of = dict(requests.of)
+    records.refresh()
+    found.app_load = records.load(call_timeout_s)
+    requests, executions = records.requests, records.executions
+    acks = {**records.acks, **events.acks}
+    calls_of = requests.of
     runs_at_app: dict[str, set[str]] = collections.defaultdict(set)  # key -> main runs
     children: dict[str, set[str]] = collections.defaultdict(set)  # key -> child runs
     for run_id, calls in calls_of.items():
@@ -150,8 +148,8 @@ async def check(
         child_runs = children[str(_key(calls, START))]
         _check_outputs(found, run_id, output, calls, child_runs, executions)
         _check_sleep(found, run_id, calls)
-        _check_wait(found, run_id, output, calls, events)
-        if flaky.failed[run_id] == 0 and not await _flaky_attempt_failed(engine, run_id):
+        _check_wait(found, run_id, output, calls, acks)
+        if records.flaky_failed[run_id] == 0 and not await _flaky_attempt_failed(engine, run_id):
             found.not_retried.append(run_id)
     child_runs = set()
     for run_id in sorted(r for runs in children.values() for r in runs):
@@ -228,7 +226,7 @@ def _check_sleep(found: Findings, run_id: str, calls: list[Request]) -> None:
 
 
 def _check_wait(
-    found: Findings, run_id: str, output: Any, calls: list[Request], events: EventLog
+    found: Findings, run_id: str, output: Any, calls: list[Request], acks: dict[str, Ack]
 ) -> None:
     """The wait was matched by a "real" GO, never by the run's "early" one (acknowledged
     before the wait was declared) nor any event acknowledged before the first call that
@@ -238,7 +236,7 @@ def _check_wait(
         (c.arrived for c in calls if HASH["early"] in c.memos and HASH["go"] not in c.memos),
         None,
     )
-    ack = events.acks.get(go["id"]) if isinstance(go, dict) else None
+    ack = acks.get(go["id"]) if isinstance(go, dict) else None
     if (
         ack is None
         or ack.name != GO

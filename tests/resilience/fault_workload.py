@@ -3,18 +3,17 @@ recorded at the app, two parallel steps, a step that fails its first attempt, a 
 step that sends an "early" event matching the run's wait, the wait (matched only by a later
 "real" event), an invoke of a function with a concurrency limit, and a last step. The run's
 output holds every step's output, so the checker can compare it with what was stored and
-handed to the app."""
+handed to the app. The app serving it runs in a process of its own (`fault_app`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
 import datetime
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +55,13 @@ class EventLog:
     url: str
     acks: dict[str, Ack] = field(default_factory=dict)
     retries: int = 0
+    # Told of each acknowledged send: its events' acks by id, and how often it was retried.
+    on_sent: Callable[[dict[str, Ack], int], None] | None = None
 
     async def send(self, *events: dict[str, Any]) -> list[str]:
         seed = f"{int(time.time() * 1000)},{base64.b64encode(os.urandom(10)).decode()}"
         sent = time.monotonic()
+        retries = 0
         async with httpx.AsyncClient(timeout=30) as client:
             while True:
                 try:
@@ -72,13 +74,20 @@ class EventLog:
                     response = None
                 if response is not None and response.status_code < 500:
                     break
-                self.retries += 1
+                retries += 1
                 await asyncio.sleep(RETRY_S)
         assert response.status_code == 200, response.text
         acked = time.monotonic()
         ids = [str(i) for i in response.json()["ids"]]
-        for event_id, event in zip(ids, events, strict=True):
-            self.acks.setdefault(event_id, Ack(event["name"], event["data"], sent, acked))
+        acks = {
+            event_id: Ack(event["name"], event["data"], sent, acked)
+            for event_id, event in zip(ids, events, strict=True)
+        }
+        for event_id, ack in acks.items():
+            self.acks.setdefault(event_id, ack)
+        self.retries += retries
+        if self.on_sent is not None:
+            self.on_sent(acks, retries)
         return ids
 
     def of(self, name: str) -> dict[str, Ack]:
@@ -87,14 +96,14 @@ class EventLog:
 
 @dataclass
 class Flaky:
-    """First attempts of the flaky step, failed on purpose, by run."""
+    """The flaky step: its first attempt fails on purpose, and `on_fail` is told the run."""
 
-    failed: collections.Counter[str] = field(default_factory=collections.Counter)
+    on_fail: Callable[[str], None]
 
     async def run(self, executions: Executions, run_id: str, attempt: int) -> str:
         if attempt == 0:
             await asyncio.sleep(0.02)
-            self.failed[run_id] += 1
+            self.on_fail(run_id)
             raise RuntimeError("the first attempt fails on purpose")
         return await executions.run(run_id, "flaky")
 
@@ -163,17 +172,18 @@ def waiting(requests: Requests) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def offering_go(events: EventLog, requests: Requests) -> AsyncIterator[None]:
-    """While the block runs, send a "real" GO to each run whose wait the app has declared,
-    again every few seconds until the wait is matched (an event sent while a runner is away
-    is still matched when it is back; the repeats only cover a wait not yet stored)."""
+async def offering_go(events: EventLog, calls: Callable[[], Requests]) -> AsyncIterator[None]:
+    """While the block runs, send a "real" GO to each run whose wait the app has declared (by
+    the calls `calls()` gives, read again each round), again every few seconds until the wait
+    is matched (an event sent while a runner is away is still matched when it is back; the
+    repeats only cover a wait not yet stored)."""
     stop = asyncio.Event()
     offered: dict[str, float] = {}
 
     async def keep_offering() -> None:
         while not stop.is_set():
             now = time.monotonic()
-            due = [k for k in waiting(requests).values() if now - offered.get(k, 0) > 5]
+            due = [k for k in waiting(calls()).values() if now - offered.get(k, 0) > 5]
             for chunk in range(0, len(due), 100):
                 batch = due[chunk : chunk + 100]
                 await events.send(

@@ -4,14 +4,17 @@ function) while a nemesis from a printed seed kills any service (the ingest incl
 the account partition's executor twice in a row, pauses a service past its session timeout,
 restarts Kafka and Cassandra (every service reports not-ready while one is away, and ready
 again), and cuts a runner, scheduler or executor off from Kafka or Cassandra. Then the checker
-reads what the app and the Event API client saw: no event lost or run twice, every output the
-one its stored steps imply, no stored step run again, no early wake, no stale wait match, the
-concurrency limit held. In-flight duplicates are counted, not failed.
+reads what the app (a process of its own, `fault_app`, writing its records to files) and the
+Event API client saw: no event lost or run twice, every output the one its stored steps imply,
+no stored step run again, no early wake, no stale wait match, the concurrency limit held.
+In-flight duplicates are counted, not failed; the app's load (its calls' answer times) is
+reported.
 
 The cluster runs on a Kafka and a Cassandra of its own (it restarts them). The seed comes from
 `HEADRACE_FAULT_SEED` when set (timing still varies); `HEADRACE_FAULT_RUNS` and
-`HEADRACE_FAULT_SECONDS` scale it and `HEADRACE_FAULT_REPORT` appends the report line to a
-file: `scripts/fault-schedule` runs the long variant."""
+`HEADRACE_FAULT_SECONDS` scale it, `HEADRACE_FAULT_APP_WORKERS` sets the app's processes
+(default 2) and `HEADRACE_FAULT_REPORT` appends the report line to a file:
+`scripts/fault-schedule` runs the long variant."""
 
 from __future__ import annotations
 
@@ -26,22 +29,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fault_app import APP_ID, serving_fault_app
 from fault_checker import check
 from fault_nemesis import Nemesis, plan
-from fault_workload import EventLog, Flaky, functions, offering_go, start_runs
-from workload import Executions, Requests
+from fault_records import AppRecords
+from fault_workload import EventLog, offering_go, start_runs
 
 from headrace.infra import InfraConfig
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing import netns
 from headrace.testing.cluster import Cluster, ServiceProc, start_cluster
 from headrace.testing.dev import EngineHandle
-from headrace.testing.sdk_app import ServedApp, free_port, make_client
+from headrace.testing.sdk_app import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
 
 RUNS = int(os.environ.get("HEADRACE_FAULT_RUNS", "120"))
 FAULT_S = float(os.environ.get("HEADRACE_FAULT_SECONDS", "40"))
+APP_WORKERS = int(os.environ.get("HEADRACE_FAULT_APP_WORKERS", "2"))
+CALL_TIMEOUT_S = 20.0
 PARTITIONS = 4
 LOG_LEVEL = os.environ.get("HEADRACE_FAULT_LOG_LEVEL", "info")
 # The first of each of these runs in a network namespace of its own, so it can be cut off.
@@ -64,6 +70,7 @@ class FaultCluster:
     engine: EngineHandle
     app_port: int
     netns: dict[int, Path]  # relay directories of the namespaced services, by port
+    app_records: Path  # where the app's processes write what they saw
 
 
 @pytest.fixture
@@ -76,7 +83,7 @@ async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIter
         topic_prefix="fault.",
         partitions=PARTITIONS,
         backoff_scale=0.01,
-        call_timeout_s=20.0,
+        call_timeout_s=CALL_TIMEOUT_S,
     )
     app_port = free_port()
     relays: dict[int, Path] = {}
@@ -95,7 +102,7 @@ async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIter
         settings, tmp_path / "logs", env={"HEADRACE_LOG_LEVEL": LOG_LEVEL}, wrap=wrap
     )
     try:
-        yield FaultCluster(cluster, engine, app_port, relays)
+        yield FaultCluster(cluster, engine, app_port, relays, tmp_path / "app-records")
     finally:
         await engine.stop()
         for directory in relays.values():
@@ -109,24 +116,27 @@ async def test_a_fault_schedule_breaks_no_promise(
     seed = _seed()
     faults = plan(seed, FAULT_S)
     print(f"fault schedule: seed {seed} (HEADRACE_FAULT_SEED={seed} runs it again)")
-    requests, executions, flaky = Requests(), Executions(), Flaky()
     events = EventLog(engine.url)
-    client = make_client(engine.url, "fault-app")
-    app_functions = functions(client, executions, events, flaky)
-    with ServedApp(
-        client, app_functions, port=fault_cluster.app_port, on_request=requests.record
-    ) as app:
-        await engine.sync(app.url, "fault-app")
+    records = AppRecords(fault_cluster.app_records)
+    async with serving_fault_app(
+        engine.url,
+        fault_cluster.app_port,
+        fault_cluster.app_records,
+        cluster.log_dir / "app.log",
+        APP_WORKERS,
+    ) as app_url:
+        await engine.sync(app_url, APP_ID)
+        # The app's times are time.monotonic() too (one clock for the machine on Linux).
         t0, wall0 = time.monotonic(), time.time()
         await start_runs(events, RUNS, tag=str(seed))
         nemesis = Nemesis(cluster, private_infra, fault_cluster.netns, t0, PARTITIONS)
-        async with offering_go(events, requests):
+        async with offering_go(events, lambda: records.refresh().requests):
             try:
                 await nemesis.run(faults, FAULT_S)
             finally:
                 await nemesis.settled()
             faults_over = time.monotonic() - t0
-            findings = await check(engine, events, requests, executions, flaky, t0=t0)
+            findings = await check(engine, events, records, t0=t0, call_timeout_s=CALL_TIMEOUT_S)
         elapsed = time.monotonic() - t0
 
     report = {
@@ -135,12 +145,14 @@ async def test_a_fault_schedule_breaks_no_promise(
         "faults": nemesis.counts(),
         **findings.counts(),
         "concurrency_peak": findings.concurrency_peak,
+        **findings.app_load,
         "runs_ended_s": findings.runs_ended_s,
-        "event_send_retries": events.retries,
+        "event_send_retries": events.retries + records.event_send_retries,
         "faults_s": round(faults_over, 1),
         "duration_s": round(elapsed, 1),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall0)),
         "logs": str(cluster.log_dir),
+        "app_records": str(fault_cluster.app_records),
     }
     line = json.dumps(report)
     print("fault schedule report:", line)

@@ -26,8 +26,8 @@ GO = "resilience/go"
 STEPS = ("a", "b", "c")
 
 
-# The arrival (time.monotonic()) of the request the app is serving, set by `Requests.record`:
-# the step body that runs in it reads it, so an execution knows which call ran it.
+# The arrival (time.monotonic()) of the request the app is serving, set by `serving`: the step
+# body that runs in it reads it, so an execution knows which call ran it.
 _arrival: contextvars.ContextVar[float | None] = contextvars.ContextVar("arrival", default=None)
 
 
@@ -52,6 +52,33 @@ class Request:
     event: Mapping[str, Any] = field(default_factory=dict)  # the run's trigger event
 
 
+def parse_call(headers: Mapping[str, str], body: bytes, arrived: float) -> Request | None:
+    """The call of a run a request carries, or None (a sync, an introspection, no JSON)."""
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    ctx = payload.get("ctx") or {}
+    run_id = headers.get("x-run-id") or ctx.get("run_id")
+    if not run_id:
+        return None
+    return Request(
+        arrived,
+        run_id,
+        str(ctx.get("step_id", "")),
+        int(ctx.get("attempt", 0)),
+        dict(payload.get("steps") or {}),
+        payload.get("event") or {},
+    )
+
+
+def serving(call: Request) -> None:
+    """The step bodies run from here on (this task and the tasks it starts) ran in `call`."""
+    _arrival.set(call.arrived)
+
+
 @dataclass
 class Requests:
     """Every call of a run the app received, in order of arrival: pass `record` to `ServedApp`
@@ -60,28 +87,10 @@ class Requests:
     of: dict[str, list[Request]] = field(default_factory=lambda: collections.defaultdict(list))
 
     def record(self, headers: dict[str, str], body: bytes) -> None:
-        arrived = time.monotonic()
-        try:
-            payload = json.loads(body) if body else None
-        except ValueError:
-            return
-        if not isinstance(payload, dict):
-            return
-        ctx = payload.get("ctx") or {}
-        run_id = headers.get("x-run-id") or ctx.get("run_id")
-        if not run_id:
-            return
-        _arrival.set(arrived)
-        self.of[run_id].append(
-            Request(
-                arrived,
-                run_id,
-                str(ctx.get("step_id", "")),
-                int(ctx.get("attempt", 0)),
-                dict(payload.get("steps") or {}),
-                payload.get("event") or {},
-            )
-        )
+        call = parse_call(headers, body, time.monotonic())
+        if call is not None:
+            serving(call)
+            self.of[call.run_id].append(call)
 
 
 @dataclass
@@ -92,6 +101,8 @@ class Executions:
         default_factory=lambda: collections.defaultdict(list)
     )
     in_flight: int = 0
+    # Told of each execution as it ends, with its run id and step (an app that writes them down).
+    on_execution: Callable[[str, str, Execution], None] | None = None
 
     async def run(
         self,
@@ -109,6 +120,8 @@ class Executions:
             token = f"{step}:{uuid.uuid4().hex}" if body is None else await body()
             execution = Execution(token, started, _arrival.get(), time.monotonic())
             self.of[(run_id, step)].append(execution)
+            if self.on_execution is not None:
+                self.on_execution(run_id, step, execution)
             return token
         finally:
             self.in_flight -= 1
