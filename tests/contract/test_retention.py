@@ -37,6 +37,10 @@ from headrace.runtime.dead_letter import DeadLetter, DeadLetters
 from headrace.testing.dev import eventually
 
 SQLITE_RETENTION_S = 60
+# Cassandra's TTLs run on its own clock, in real time: long enough that a row written is still
+# there when the test reads it back at once on a loaded machine (1 s was not: a read after two
+# writes found the event gone), short enough to wait out.
+CASSANDRA_RETENTION_S = 4
 # Cassandra rounds a key's TTL up and adds a second (adapters/cassandra/keys.py): 2 s here.
 KEY_TTL_MS = 1_000
 LIVE_KEY_TTL_MS = 3_600_000
@@ -93,7 +97,9 @@ async def aging(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         keyspace: str = request.getfixturevalue("store_keyspace")
         await asyncio.to_thread(empty_keyspace, session, keyspace)
         yield CassandraAging(
-            await asyncio.to_thread(CassandraStores, session, keyspace, retention_s=1)
+            await asyncio.to_thread(
+                CassandraStores, session, keyspace, retention_s=CASSANDRA_RETENTION_S
+            )
         )
         return
     db = Database(str(tmp_path / "state.db"))
@@ -102,7 +108,7 @@ async def aging(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def _retention_s(aging: Aging) -> float:
-    return SQLITE_RETENTION_S if isinstance(aging, SqliteAging) else 1
+    return SQLITE_RETENTION_S if isinstance(aging, SqliteAging) else CASSANDRA_RETENTION_S
 
 
 def _run(run_id: str) -> RunState:
