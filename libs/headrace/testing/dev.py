@@ -69,6 +69,15 @@ class EngineHandle:
         else:
             await asyncio.sleep(seconds)
 
+    async def let_pass(self, seconds: float, *, step_s: float) -> None:
+        """Let `seconds` of the engine's time pass, `step_s` at a time: on a fake clock each
+        step with a moment of real time for what it starts to happen, so that timers due over
+        the span fire spread out as in real time, not all at once; else in real time."""
+        for _ in range(round(seconds / step_s)):
+            await self.advance(step_s)
+            if self.clock is not None:
+                await asyncio.sleep(0.1)
+
     async def passing(
         self,
         probe: Callable[[], Awaitable[T | None]],
