@@ -31,7 +31,6 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
         driver,
         host.clock,
         server_kind=accounts.server_kind,
-        backoff_scale=settings.backoff_scale,
         max_steps=settings.max_steps,
     )
     host.loops(log_port).add(

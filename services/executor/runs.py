@@ -53,7 +53,6 @@ class RunTransactions:
         ownership: Ownership,
         clock: Clock,
         *,
-        backoff_scale: float,
         rng: random.Random | None,
         max_steps: int,
     ) -> None:
@@ -61,7 +60,6 @@ class RunTransactions:
         self._outbox = outbox
         self._ownership = ownership
         self._clock = clock
-        self._backoff_scale = backoff_scale
         self._rng = rng
         self._max_steps = max_steps
         self.locks = RunLocks()
@@ -80,7 +78,6 @@ class RunTransactions:
             now_ms=self._clock.now_ms(),
             new_id=self._new_id,
             rng=self._rng,
-            backoff_scale=self._backoff_scale,
             max_steps=self._max_steps,
         )
 

@@ -45,7 +45,6 @@ class Executor:
         clock: Clock,
         *,
         server_kind: str = "dev",
-        backoff_scale: float = 1.0,
         rng: random.Random | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
@@ -58,7 +57,6 @@ class Executor:
             outbox,
             self._ownership,
             clock,
-            backoff_scale=backoff_scale,
             rng=rng,
             max_steps=max_steps,
         )

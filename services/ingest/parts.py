@@ -41,7 +41,6 @@ class IngestParts:
             keys=settings.accounts(),
             controls=RunControls(log_port, topics, stores, clock, events.send),
             outbox=Outbox(log_port, topics, stores),
-            backoff_scale=settings.backoff_scale,
             max_steps=settings.max_steps,
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )

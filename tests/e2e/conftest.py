@@ -28,7 +28,6 @@ def distributed_settings(
         keyspace=f"e2e_{suffix}",
         topic_prefix=f"e2e.{suffix}.",
         partitions=4,
-        backoff_scale=0.005,
         endpoint_timeout_s=TEST_ENDPOINT_TIMEOUT_S,
     )
     drop_keyspace(f"e2e_{suffix}")

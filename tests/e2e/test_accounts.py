@@ -68,7 +68,6 @@ async def two_accounts(
         keyspace=name,
         topic_prefix=f"{name}.",
         partitions=2,
-        backoff_scale=0.01,
     )
     env = {
         "HEADRACE_EVENT_KEYS": "acme-key=acme,globex-key=globex",

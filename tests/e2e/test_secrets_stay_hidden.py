@@ -17,6 +17,7 @@ the same way in tests/e2e/test_secured.py."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import secrets
 import subprocess
@@ -109,7 +110,10 @@ def _vault_app(url: str, account: str, keys: Secrets) -> tuple[inngest.Inngest, 
     async def open_vault(ctx: inngest.Context) -> str:
         def flaky() -> str:
             if ctx.attempt == 0:
-                raise RuntimeError("the first attempt fails")
+                # Retried in a second: the engine's backoff (15 s and more) is real time here.
+                raise inngest.RetryAfterError(
+                    "the first attempt fails", retry_after=datetime.timedelta(seconds=1)
+                )
             return f"opened by {account}"
 
         return await ctx.step.run("flaky", flaky)
@@ -348,8 +352,6 @@ def _start_dev(
                 keys.signing_keys["default"],
                 "--dashboard-token",
                 keys.dashboard_token,
-                "--retry-scale",
-                "0.01",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -48,7 +48,6 @@ def settings(secured_infra: SecuredEndpoints) -> Iterator[ClusterSettings]:
         keyspace=name,
         topic_prefix=f"{name}.",
         partitions=2,
-        backoff_scale=0.005,
         kafka_security=secured_infra.kafka_security(),
         cassandra_security=secured_infra.cassandra_security(),
     )

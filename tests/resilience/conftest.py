@@ -59,7 +59,6 @@ def cluster_settings(
         keyspace=f"r_{name}"[:48],
         topic_prefix=f"r.{name}.",
         partitions=partitions,
-        backoff_scale=0.01,
         call_timeout_s=20.0,
     )
 

@@ -75,7 +75,6 @@ async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIter
         keyspace="fault",
         topic_prefix="fault.",
         partitions=PARTITIONS,
-        backoff_scale=0.01,
         call_timeout_s=20.0,
     )
     app_port = free_port()

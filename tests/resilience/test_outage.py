@@ -45,7 +45,6 @@ async def private_cluster(
         keyspace="outage",
         topic_prefix="outage.",
         partitions=4,
-        backoff_scale=0.01,
         call_timeout_s=20.0,
     )
     cluster, engine = await start_cluster(settings, tmp_path / "logs")

@@ -24,14 +24,10 @@ _MIN_RETRY_AFTER_MS = 1_000
 _MAX_RETRY_AFTER_MS = 86_400_000
 
 
-def backoff_ms(failed_attempt: int, rng: random.Random | None = None, scale: float = 1.0) -> int:
-    """Delay before retrying after attempt `failed_attempt` (0-based) failed.
-
-    `scale` shrinks the whole schedule (jitter included); the dev server's tests use it.
-    """
+def backoff_ms(failed_attempt: int, rng: random.Random | None = None) -> int:
+    """Delay before retrying after attempt `failed_attempt` (0-based) failed."""
     base = _SCHEDULE_MS[min(failed_attempt, len(_SCHEDULE_MS) - 1)]
-    jitter = (rng or random).randint(0, _JITTER_MS)
-    return int((base + jitter) * scale)
+    return base + (rng or random).randint(0, _JITTER_MS)
 
 
 def retry_after_ms(header: str | None, now_ms: int) -> int | None:

@@ -58,12 +58,6 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
     help="Sign requests to apps and require it on /fn/register and /v0.",
 )
 @click.option(
-    "--retry-scale",
-    default=1.0,
-    show_default=True,
-    help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
-)
-@click.option(
     "--dashboard-token",
     envvar="HEADRACE_DASHBOARD_TOKEN",
     default=None,
@@ -101,7 +95,6 @@ def dev(
     poll_interval: float,
     event_keys: tuple[str, ...],
     signing_key: str | None,
-    retry_scale: float,
     dashboard_token: str | None,
     call_timeout: float,
     endpoint_timeout: float,
@@ -128,7 +121,6 @@ def dev(
         event_keys={key: "default" for key in event_keys} if event_keys else None,
         signing_key=signing_key,
         require_signed_answers=require_signed_answers,
-        backoff_scale=retry_scale,
         call_timeout_s=call_timeout,
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,

@@ -128,13 +128,6 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="ACCOUNT=SIGNING_KEY,... for the accounts other than the default one.",
         ),
         click.option(
-            "--retry-scale",
-            envvar="HEADRACE_RETRY_SCALE",
-            type=float,
-            default=1.0,
-            show_default=True,
-        ),
-        click.option(
             "--call-timeout",
             envvar="HEADRACE_CALL_TIMEOUT",
             type=float,
@@ -193,7 +186,6 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         signing_key=options["signing_key"],
         signing_keys=signing_keys,
         require_signed_answers=require_signed,
-        backoff_scale=options["retry_scale"],
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
         max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),

@@ -88,7 +88,6 @@ class Cluster:
             "HEADRACE_GROUP_PREFIX": self.group(""),
             "HEADRACE_PARTITIONS": str(s.partitions),
             "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
-            "HEADRACE_RETRY_SCALE": str(s.backoff_scale),
             "HEADRACE_CALL_TIMEOUT": str(s.call_timeout_s),
             "HEADRACE_ENDPOINT_TIMEOUT": str(s.endpoint_timeout_s),
             "HEADRACE_PORT": str(port),

@@ -192,6 +192,9 @@ DevHandle = EngineHandle
 # A Durable Endpoint's request may hold its run this long in tests (1 h by default): long for
 # any request a test makes, short enough to watch a dead one's run fail.
 TEST_ENDPOINT_TIMEOUT_S = 8.0
+# The longest wait before a first retry: Inngest's 15 s plus up to 30 s of jitter
+# (core/backoff.py). A test on a fake clock moves past it; one in real time waits it.
+FIRST_BACKOFF_MAX_S = 45.0
 
 
 def fake_clock() -> FakeClock:
@@ -207,7 +210,6 @@ async def start_dev(
     settings = DevSettings(
         port=overrides.pop("port", None) or free_port(),
         state_dir=state_dir,
-        backoff_scale=overrides.pop("backoff_scale", 0.005),
         poll_interval_s=overrides.pop("poll_interval_s", 3600),
         endpoint_timeout_s=overrides.pop("endpoint_timeout_s", TEST_ENDPOINT_TIMEOUT_S),
         **overrides,
