@@ -367,12 +367,13 @@ async def test_dev_lists_each_function_with_its_triggers_and_steps(
     assert f"fnId={app.app_id}-parent" in step["uri"] and "stepId=step" in step["uri"]
 
 
+@pytest.mark.fake_clock
 async def test_wait_for_event_that_times_out_gives_null(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     app = await _start(dev, serve, major, "ts-wait-timeout", ["wait-times-out"])
     [event_id] = await dev.send(_event(app, "wait-times-out"))
-    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30, step_s=0.25)
 
     assert run.status == "completed", app.log()
     assert run.output == {"approval": None}
@@ -550,13 +551,14 @@ async def test_a_signal_no_run_waits_for_is_answered_404(
     assert response.json() == {"error": "No signal found", "status": 404}
 
 
+@pytest.mark.fake_clock
 async def test_a_wait_for_a_signal_times_out_to_null(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     app = await _start(dev, serve, major, "ts-signal-timeout", ["signal-wait", "signal-send"])
     signal = _signal_name(app, "late")
     run_id = await _wait_for_signal(dev, app, signal, timeout="1s")
-    run = await dev.finished(run_id, timeout=30)
+    run = await dev.finished(run_id, timeout=30, step_s=0.25)
 
     assert run.status == "completed", app.log()
     assert run.output == {"got": None}
