@@ -46,6 +46,7 @@ class Executor:
         *,
         server_kind: str = "dev",
         rng: random.Random | None = None,
+        retry_interval_ms: int | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self._stores = stores
@@ -58,6 +59,7 @@ class Executor:
             self._ownership,
             clock,
             rng=rng,
+            retry_interval_ms=retry_interval_ms,
             max_steps=max_steps,
         )
         self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind)

@@ -15,7 +15,7 @@ import httpx
 import inngest
 import pytest
 
-from headrace.testing.dev import DevHandle, eventually, start_dev
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, DevHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -52,6 +52,8 @@ def _start_headrace(port: int, state_dir: Path, log_path: Path) -> subprocess.Po
             str(port),
             "--state-dir",
             str(state_dir),
+            "--retry-interval",
+            str(TEST_RETRY_INTERVAL_S),
         ],
         stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,

@@ -211,17 +211,15 @@ async def _run_traced_function(engine: EngineHandle, traced: TracedApp) -> RunSt
         return any(e.kind == kind for e in await engine.history(run_id))
 
     # Before its wait, the run retries "flaky" after Inngest's backoff (15 s plus up to 30 s of
-    # jitter) and sleeps a second. On a fake clock, each is passed once the run has reached it
-    # (so no call is in flight while the clock moves, and the sleep lasts what the app asked).
-    timeout = 30
+    # jitter; the distributed engine's `--retry-interval` is a tenth of a second) and sleeps a
+    # second. On a fake clock, each is passed once the run has reached it (so no call is in
+    # flight while the clock moves, and the sleep lasts what the app asked).
     if engine.clock is not None:
         await eventually(lambda: reached("step.errored"), what="the first attempt of flaky to fail")
         await engine.advance(FIRST_BACKOFF_MAX_S)
         await eventually(lambda: reached("step.sleeping"), what="the run to sleep")
-    else:
-        timeout += FIRST_BACKOFF_MAX_S
     what = "the run to wait for its approval"
-    await engine.passing(lambda: reached("step.waiting"), step_s=0.25, timeout=timeout, what=what)
+    await engine.passing(lambda: reached("step.waiting"), step_s=0.25, timeout=30, what=what)
     await engine.send({"name": f"test/traced.{engine.mode}.approved", "data": {"ok": True}})
     run = await engine.finished(run_id, timeout=30)
     assert run.status == "completed", run.output

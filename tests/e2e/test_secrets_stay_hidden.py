@@ -17,7 +17,6 @@ the same way in tests/e2e/test_secured.py."""
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import secrets
 import subprocess
@@ -36,7 +35,7 @@ from tests.e2e.test_observability import OtlpReceiver
 from headrace.dashboard.auth import DashboardAuth
 from headrace.protocol.signing import hashed_signing_key
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import eventually
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, eventually
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -110,10 +109,7 @@ def _vault_app(url: str, account: str, keys: Secrets) -> tuple[inngest.Inngest, 
     async def open_vault(ctx: inngest.Context) -> str:
         def flaky() -> str:
             if ctx.attempt == 0:
-                # Retried in a second: the engine's backoff (15 s and more) is real time here.
-                raise inngest.RetryAfterError(
-                    "the first attempt fails", retry_after=datetime.timedelta(seconds=1)
-                )
+                raise RuntimeError("the first attempt fails")
             return f"opened by {account}"
 
         return await ctx.step.run("flaky", flaky)
@@ -352,6 +348,8 @@ def _start_dev(
                 keys.signing_keys["default"],
                 "--dashboard-token",
                 keys.dashboard_token,
+                "--retry-interval",
+                str(TEST_RETRY_INTERVAL_S),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -153,8 +153,9 @@ async def test_a_step_that_fails_hands_the_run_to_the_engine_which_finishes_it(
 ) -> None:
     async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
         request = asyncio.create_task(http.get(_endpoint(app, "flaky")))
-        # The retry of "two" waits Inngest's backoff (a checkpoint carries no Retry-After): on a
-        # fake clock moved past it once the run has the error, in real time waited.
+        # The retry of "two" waits the engine's backoff (a checkpoint carries no Retry-After): on
+        # a fake clock moved past it once the run has the error; in real time, the distributed
+        # engine's `--retry-interval` (a tenth of a second).
         if dev.clock is not None:
             await eventually(lambda: _step_errored(dev, app, "GET /endpoint/flaky", "two"))
             await dev.advance(FIRST_BACKOFF_MAX_S)

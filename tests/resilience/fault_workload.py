@@ -95,11 +95,7 @@ class Flaky:
         if attempt == 0:
             await asyncio.sleep(0.02)
             self.failed[run_id] += 1
-            # Retried a second later, not after the engine's backoff (15 s and more): the SDK
-            # raises it out of the step, so the run's call errors (run.errored).
-            raise inngest.RetryAfterError(
-                "the first attempt fails on purpose", datetime.timedelta(seconds=1)
-            )
+            raise RuntimeError("the first attempt fails on purpose")
         return await executions.run(run_id, "flaky")
 
 

@@ -35,7 +35,7 @@ from headrace.infra import InfraConfig
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing import netns
 from headrace.testing.cluster import Cluster, ServiceProc, start_cluster
-from headrace.testing.dev import EngineHandle
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
@@ -75,6 +75,7 @@ async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIter
         keyspace="fault",
         topic_prefix="fault.",
         partitions=PARTITIONS,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=20.0,
     )
     app_port = free_port()

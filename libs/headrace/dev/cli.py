@@ -21,6 +21,7 @@ from headrace.runtime.shared_options import (
     require_signed_answers_option,
     require_signing_key,
     retention_option,
+    retry_interval_option,
 )
 
 # Off by default: on one's own machine the only client is oneself.
@@ -73,6 +74,7 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
 )
 @intake_topics_option
 @max_steps_option
+@retry_interval_option
 @require_signed_answers_option
 @retention_option
 @dead_letter_retention_option
@@ -100,6 +102,7 @@ def dev(
     endpoint_timeout: float,
     intake_topics: str,
     max_steps: int,
+    retry_interval: float | None,
     require_signed_answers: bool,
     retention: int,
     dead_letter_retention: int,
@@ -121,6 +124,7 @@ def dev(
         event_keys={key: "default" for key in event_keys} if event_keys else None,
         signing_key=signing_key,
         require_signed_answers=require_signed_answers,
+        retry_interval_s=retry_interval,
         call_timeout_s=call_timeout,
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,

@@ -27,6 +27,7 @@ from headrace.runtime.shared_options import (
     require_signed_answers_option,
     require_signing_key,
     retention_option,
+    retry_interval_option,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -144,6 +145,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
         ),
         intake_topics_option,
         max_steps_option,
+        retry_interval_option,
         require_signed_answers_option,
         retention_option,
         dead_letter_retention_option,
@@ -186,6 +188,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         signing_key=options["signing_key"],
         signing_keys=signing_keys,
         require_signed_answers=require_signed,
+        retry_interval_s=options.get("retry_interval"),
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
         max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),

@@ -193,8 +193,11 @@ DevHandle = EngineHandle
 # any request a test makes, short enough to watch a dead one's run fail.
 TEST_ENDPOINT_TIMEOUT_S = 8.0
 # The longest wait before a first retry: Inngest's 15 s plus up to 30 s of jitter
-# (core/backoff.py). A test on a fake clock moves past it; one in real time waits it.
+# (core/backoff.py). A test on a fake clock moves past it.
 FIRST_BACKOFF_MAX_S = 45.0
+# `--retry-interval` of the engines tests run in real time (distributed ones, `headrace dev` in
+# a process of its own): every retry a tenth of a second later, not after Inngest's backoff.
+TEST_RETRY_INTERVAL_S = 0.1
 
 
 def fake_clock() -> FakeClock:
