@@ -74,6 +74,7 @@ retry_interval_option = click.option(
     "--retry-interval",
     envvar="HEADRACE_RETRY_INTERVAL",
     type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
     default=None,
     callback=_finite_seconds,
     help="Seconds every retry of a failed call, step or request waits, instead of Inngest's "
