@@ -7,6 +7,7 @@ from typing import Any
 import click
 from headrace.services.executor.service import Executor
 
+from headrace.core.backoff import interval_ms
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.protocol.driver import AppDriver
@@ -31,7 +32,7 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
         driver,
         host.clock,
         server_kind=accounts.server_kind,
-        backoff_scale=settings.backoff_scale,
+        retry_interval_ms=interval_ms(settings.retry_interval_s),
         max_steps=settings.max_steps,
     )
     host.loops(log_port).add(

@@ -53,16 +53,16 @@ class RunTransactions:
         ownership: Ownership,
         clock: Clock,
         *,
-        backoff_scale: float,
         rng: random.Random | None,
+        retry_interval_ms: int | None,
         max_steps: int,
     ) -> None:
         self._stores = stores
         self._outbox = outbox
         self._ownership = ownership
         self._clock = clock
-        self._backoff_scale = backoff_scale
         self._rng = rng
+        self._retry_interval_ms = retry_interval_ms
         self._max_steps = max_steps
         self.locks = RunLocks()
         # For runs with calls built and not yet sent: how many, and the newest version of the
@@ -80,7 +80,7 @@ class RunTransactions:
             now_ms=self._clock.now_ms(),
             new_id=self._new_id,
             rng=self._rng,
-            backoff_scale=self._backoff_scale,
+            retry_interval_ms=self._retry_interval_ms,
             max_steps=self._max_steps,
         )
 

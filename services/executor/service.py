@@ -45,8 +45,8 @@ class Executor:
         clock: Clock,
         *,
         server_kind: str = "dev",
-        backoff_scale: float = 1.0,
         rng: random.Random | None = None,
+        retry_interval_ms: int | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
     ) -> None:
         self._stores = stores
@@ -58,8 +58,8 @@ class Executor:
             outbox,
             self._ownership,
             clock,
-            backoff_scale=backoff_scale,
             rng=rng,
+            retry_interval_ms=retry_interval_ms,
             max_steps=max_steps,
         )
         self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind)

@@ -12,6 +12,7 @@ from headrace.services.ingest.sync import AppSync
 
 from headrace.api.context import ApiContext
 from headrace.api.controls import RunControls
+from headrace.core.backoff import interval_ms
 from headrace.core.clock import Clock
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
@@ -41,7 +42,7 @@ class IngestParts:
             keys=settings.accounts(),
             controls=RunControls(log_port, topics, stores, clock, events.send),
             outbox=Outbox(log_port, topics, stores),
-            backoff_scale=settings.backoff_scale,
+            retry_interval_ms=interval_ms(settings.retry_interval_s),
             max_steps=settings.max_steps,
             endpoint_timeout_ms=int(settings.endpoint_timeout_s * 1000),
         )

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, fake_clock, start_dev
+from headrace.testing.dev import (
+    TEST_ENDPOINT_TIMEOUT_S,
+    TEST_RETRY_INTERVAL_S,
+    EngineHandle,
+    fake_clock,
+    start_dev,
+)
 
 MODES = ["dev", pytest.param("distributed", marks=[pytest.mark.kafka, pytest.mark.cassandra])]
 
@@ -28,7 +34,7 @@ def distributed_settings(
         keyspace=f"e2e_{suffix}",
         topic_prefix=f"e2e.{suffix}.",
         partitions=4,
-        backoff_scale=0.005,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
         endpoint_timeout_s=TEST_ENDPOINT_TIMEOUT_S,
     )
     drop_keyspace(f"e2e_{suffix}")

@@ -24,7 +24,7 @@ from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.signing import hashed_signing_key
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN, start_cluster
-from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
 ACME_KEY = "signkey-prod-" + "a1" * 32
@@ -68,7 +68,7 @@ async def two_accounts(
         keyspace=name,
         topic_prefix=f"{name}.",
         partitions=2,
-        backoff_scale=0.01,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
     )
     env = {
         "HEADRACE_EVENT_KEYS": "acme-key=acme,globex-key=globex",

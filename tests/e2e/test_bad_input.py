@@ -15,7 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from headrace.testing.dev import DevHandle, eventually, start_dev
+from headrace.testing.dev import (
+    FIRST_BACKOFF_MAX_S,
+    DevHandle,
+    eventually,
+    fake_clock,
+    start_dev,
+)
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -230,7 +236,7 @@ class _BadApp:
 async def test_a_bad_app_fails_its_run_after_retries_and_the_engine_serves_others(
     tmp_path: Path, mode: str, message: str
 ) -> None:
-    dev = await start_dev(tmp_path / "state", call_timeout_s=1.0)
+    dev = await start_dev(tmp_path / "state", clock=fake_clock(), call_timeout_s=1.0)
     good_client = make_client(dev.url, "good-app")
 
     @good_client.create_function(fn_id="fine", trigger=inngest.TriggerEvent(event="test/good"))
@@ -245,7 +251,15 @@ async def test_a_bad_app_fails_its_run_after_retries_and_the_engine_serves_other
                 [bad_event] = await dev.send({"name": "test/bad"})
                 [good_event] = await dev.send({"name": "test/good"})
                 good_run = await dev.finished(await dev.run_of_event(good_event))
-                bad_run = await dev.finished(await dev.run_of_event(bad_event), timeout=30)
+                bad_run_id = await dev.run_of_event(bad_event)
+                # Each retry once the call before it has failed (no lease runs out as the clock
+                # jumps), past the longest backoff: 15 s then 30 s, each plus up to 30 s.
+                for failed, backoff_s in ((1, FIRST_BACKOFF_MAX_S), (2, 60)):
+                    await eventually(
+                        lambda n=failed: _errored(dev, bad_run_id, n), what=f"call {failed} failed"
+                    )
+                    await dev.advance(backoff_s)
+                bad_run = await dev.finished(bad_run_id, timeout=30)
         assert good_run.status == "completed"
         assert bad_run.status == "failed"
         assert message in bad_run.output["message"]
@@ -255,3 +269,7 @@ async def test_a_bad_app_fails_its_run_after_retries_and_the_engine_serves_other
         assert history[-1].kind == "run.failed"
     finally:
         await dev.stop()
+
+
+async def _errored(dev: DevHandle, run_id: str, times: int) -> bool:
+    return [h.kind for h in await dev.history(run_id)].count("run.errored") >= times

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import httpx
 import inngest
+import pytest
 
-from headrace.testing.dev import DevHandle, eventually, start_dev
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, DevHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -51,8 +52,8 @@ def _start_headrace(port: int, state_dir: Path, log_path: Path) -> subprocess.Po
             str(port),
             "--state-dir",
             str(state_dir),
-            "--retry-scale",
-            "0.01",
+            "--retry-interval",
+            str(TEST_RETRY_INTERVAL_S),
         ],
         stdout=log_path.open("ab"),
         stderr=subprocess.STDOUT,
@@ -143,6 +144,9 @@ async def _completed(url: str, run_id: str) -> dict[str, object] | None:
     return run if run is not None and run["status"] != "RUNNING" else None
 
 
+# On a fake clock, the run wakes only once its app is at the new URL (in real time it would
+# find the old one gone if it woke first, and retry after the engine's backoff).
+@pytest.mark.fake_clock
 async def test_an_app_moved_to_a_new_url_finishes_its_sleeping_run_there(dev: DevHandle) -> None:
     where: list[str] = []
 
@@ -177,13 +181,14 @@ async def test_an_app_moved_to_a_new_url_finishes_its_sleeping_run_there(dev: De
     new_client, new_fn = build("new")
     with ServedApp(new_client, [new_fn]) as new_app:
         await dev.sync(new_app.url, "moving-app")
-        run = await dev.finished(run_id)
+        run = await dev.finished(run_id, step_s=0.5)
 
     assert run.status == "completed"
     assert run.output == "old->new"
     assert where == ["before@old", "after@new"]
 
 
+@pytest.mark.fake_clock
 async def test_a_function_missing_from_a_resync_is_archived(dev: DevHandle) -> None:
     first = make_client(dev.url, "shrinking-app")
 
@@ -210,7 +215,7 @@ async def test_a_function_missing_from_a_resync_is_archived(dev: DevHandle) -> N
 
     with ServedApp(second, [stays_again]) as app:
         await dev.sync(app.url, "shrinking-app")
-        run = await dev.finished(run_id)
+        run = await dev.finished(run_id, step_s=0.5)
         [late_event] = await dev.send({"name": "test/doomed-fn"})
         [stays_event] = await dev.send({"name": "test/stays"})
         stays_run = await dev.finished(await dev.run_of_event(stays_event))

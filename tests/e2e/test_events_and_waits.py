@@ -227,6 +227,7 @@ async def test_invoke_times_out(dev: DevHandle) -> None:
     assert run.ended_ms - run.started_ms >= 1000
 
 
+@pytest.mark.fake_clock
 async def test_failure_handler_runs_with_the_failed_run_and_error(dev: DevHandle) -> None:
     client = make_client(dev.url, "failure-app")
     handled: dict[str, object] = {}
@@ -243,12 +244,14 @@ async def test_failure_handler_runs_with_the_failed_run_and_error(dev: DevHandle
         trigger=inngest.TriggerEvent(event="test/doomed"),
     )
     def doomed(ctx: inngest.ContextSync) -> None:
-        raise RuntimeError("always fails")
+        # Retried a second later: the engine's own backoff (15 s and more) would pass in real
+        # time in distributed mode.
+        raise inngest.RetryAfterError("always fails", datetime.timedelta(seconds=1))
 
     with ServedApp(client, [doomed]) as app:
         await dev.sync(app.url, "failure-app")
         [event_id] = await dev.send({"name": "test/doomed", "data": {"order": 9}})
-        run = await dev.finished(await dev.run_of_event(event_id))
+        run = await dev.finished(await dev.run_of_event(event_id), step_s=0.5)
         await eventually(lambda: _value(bool(handled)), what="the failure handler")
 
     assert run.status == "failed"
@@ -294,7 +297,10 @@ async def test_retry_after_is_honoured(dev: DevHandle) -> None:
         async def step() -> str:
             seen.append(dev.now_ms())
             if len(seen) == 1:
-                raise inngest.RetryAfterError("busy", retry_after=datetime.timedelta(seconds=2))
+                # On the engine's clock: the SDK would count a timedelta from the real time,
+                # which a fake clock is behind by as long as the test has run.
+                until = datetime.datetime.fromtimestamp(dev.now_ms() / 1000 + 2, datetime.UTC)
+                raise inngest.RetryAfterError("busy", retry_after=until)
             return "done"
 
         return await ctx.step.run("busy", step)
@@ -306,7 +312,7 @@ async def test_retry_after_is_honoured(dev: DevHandle) -> None:
 
     assert run.status == "completed"
     assert len(seen) == 2
-    # The dev fixture shrinks backoff to milliseconds; only Retry-After can explain this gap.
+    # Inngest's backoff is 15 s at least; only Retry-After can explain this gap.
     assert 2_000 <= seen[1] - seen[0] <= 4_000
 
 

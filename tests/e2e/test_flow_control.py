@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import datetime
 from pathlib import Path
@@ -31,15 +30,6 @@ async def _runs(
     return sorted(runs, key=lambda r: r.run_id)
 
 
-async def _let_pass(dev: DevHandle, seconds: float) -> None:
-    """Let the engine's time pass in half seconds, on a fake clock each with a moment of real
-    time for what it starts to happen."""
-    for _ in range(round(seconds / 0.5)):
-        await dev.advance(0.5)
-        if dev.clock is not None:
-            await asyncio.sleep(0.1)
-
-
 def _data(run: RunState) -> dict[str, Any]:
     data = run.events[0].get("data")
     assert isinstance(data, dict)
@@ -66,7 +56,7 @@ async def test_a_debounce_starts_one_run_with_the_last_event_per_key(dev: DevHan
         runs = await _runs(dev, "debounce-app-debounced", 2)
         ended = [await dev.finished(r.run_id) for r in runs]
         # One period later no other run has started.
-        await _let_pass(dev, 1.5)
+        await dev.let_pass(1.5, step_s=0.5)
         assert len(await dev.runs_of_function("debounce-app-debounced")) == 2
 
     assert sorted((_data(r)["who"], r.output) for r in ended) == [("a", 2), ("b", 3)]
@@ -139,6 +129,7 @@ async def test_idempotency_starts_one_run_per_key_value(dev: DevHandle) -> None:
         assert await dev.stores.runs_for_event(event_id) == []
 
 
+@pytest.mark.fake_clock
 async def test_singleton_skip_starts_no_run_while_one_is_running(dev: DevHandle) -> None:
     client = make_client(dev.url, "single-skip-app")
 
@@ -157,7 +148,7 @@ async def test_singleton_skip_starts_no_run_while_one_is_running(dev: DevHandle)
         [first] = await dev.send({"name": "test/single-skip", "data": {"n": 1, "slow": True}})
         holder = await dev.run_of_event(first)
         [skipped] = await dev.send({"name": "test/single-skip", "data": {"n": 2}})
-        assert (await dev.finished(holder)).output == 1
+        assert (await dev.finished(holder, step_s=0.5)).output == 1
         [after] = await dev.send({"name": "test/single-skip", "data": {"n": 3}})
         assert (await dev.finished(await dev.run_of_event(after))).output == 3
 
@@ -228,7 +219,7 @@ async def test_a_cron_schedule_fires_once_per_tick_until_a_sync_removes_it(
         await _resync(dev, smaller.url)
         await eventually(lambda: _archived(dev, "cron-app-tick"), what="the function archived")
         settled = len(await dev.runs_of_function("cron-app-tick"))
-        await _let_pass(dev, 2.5)
+        await dev.let_pass(2.5, step_s=0.5)
         after = await dev.runs_of_function("cron-app-tick")
 
     assert all(count == 1 for count in _per_tick(runs).values()), _per_tick(runs)

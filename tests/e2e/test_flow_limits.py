@@ -287,10 +287,13 @@ async def test_priority_orders_the_runs_waiting_for_a_slot(dev: DevHandle) -> No
     assert order == sorted(priorities, reverse=True)
 
 
+@pytest.mark.fake_clock
 async def test_a_start_timeout_cancels_a_run_that_waited_too_long(dev: DevHandle) -> None:
     client = make_client(dev.url, "start-timeout-app")
     ran: list[str] = []
     blocking = threading.Event()
+    # The first run holds the one slot until the second has been cancelled.
+    release = threading.Event()
 
     @client.create_function(
         fn_id="impatient",
@@ -302,20 +305,24 @@ async def test_a_start_timeout_cancels_a_run_that_waited_too_long(dev: DevHandle
         async def work() -> None:
             ran.append(ctx.event.data["name"])
             blocking.set()
-            await asyncio.sleep(ctx.event.data["hold"])
+            while ctx.event.data["hold"] and not release.wait(0):
+                await asyncio.sleep(0.01)
 
         await ctx.step.run("work", work)
 
     with ServedApp(client, [impatient]) as app:
         await dev.sync(app.url, "start-timeout-app")
         [first] = await dev.send(
-            {"name": "test/start-timeout", "data": {"name": "first", "hold": 3}}
+            {"name": "test/start-timeout", "data": {"name": "first", "hold": True}}
         )
         await eventually(_set(blocking), what="the first to run")
         [second] = await dev.send(
-            {"name": "test/start-timeout", "data": {"name": "second", "hold": 0}}
+            {"name": "test/start-timeout", "data": {"name": "second", "hold": False}}
         )
-        late = await dev.finished(await dev.run_of_event(second), timeout=20)
+        try:
+            late = await dev.finished(await dev.run_of_event(second), timeout=20, step_s=0.25)
+        finally:
+            release.set()
         done = await dev.finished(await dev.run_of_event(first), timeout=20)
 
     assert done.status == "completed"

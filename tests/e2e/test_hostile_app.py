@@ -5,7 +5,8 @@ keeps serving, and a well-behaved run started alongside completes.
 
 The app is a raw server on loopback (`testing/hostile_app.py`): no SDK answers like this. The
 call timeout is short in dev mode (1 s), so the cases that need it run there; the shared
-distributed engine runs the others."""
+distributed engine runs the others. Dev mode runs on a fake clock, moved past the retry's
+backoff; the distributed engine retries a tenth of a second later (`--retry-interval`)."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headrace.messages.state import RunState
+from headrace.messages.state import ENDED, RunState
 from headrace.protocol.response import MAX_ANSWER_BYTES
-from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.dev import FIRST_BACKOFF_MAX_S, EngineHandle, eventually, start_dev
 from headrace.testing.hostile_app import (
     Answer,
     HostileApp,
@@ -140,6 +141,22 @@ async def _run(engine: EngineHandle, fn_id: str, timeout: float = 30) -> RunStat
     return await engine.finished(await engine.run_of_event(event_id), timeout=timeout)
 
 
+async def _first_call_done(engine: EngineHandle, fn_id: str) -> str:
+    """The run of an event sent to `fn_id`, once its first call has failed (or the run ended)."""
+    [event_id] = await engine.send({"name": fn_id, "data": {}})
+    run_id = await engine.run_of_event(event_id)
+
+    async def done() -> bool:
+        run = await engine.stores.get_run(run_id)
+        if run is not None and run.status in ENDED:
+            return True
+        return any(h.kind == "run.errored" for h in await engine.history(run_id))
+
+    await eventually(done, timeout=30, what=f"the first call of {fn_id} to fail")
+    return run_id
+
+
+@pytest.mark.fake_clock
 @pytest.mark.dev_settings(call_timeout_s=CALL_TIMEOUT_S)
 async def test_hostile_answers_fail_their_runs_with_the_reason_and_others_complete(
     dev: EngineHandle,
@@ -153,7 +170,12 @@ async def test_hostile_answers_fail_their_runs_with_the_reason_and_others_comple
     async with app.serving():
         await _register(engine, app, "hostile", {fn: 1 for fn in app.answers})
         # All at once, beside a well-behaved function: one bad app's calls hold up no one.
-        runs = await asyncio.gather(*(_run(engine, fn) for fn in app.answers))
+        run_ids = await asyncio.gather(*(_first_call_done(engine, fn) for fn in app.answers))
+        if engine.clock is not None:
+            # Every first call is over: no lease runs out as the clock moves past the backoff,
+            # in steps, so that the retries come spread over its jitter as in real time.
+            await engine.let_pass(FIRST_BACKOFF_MAX_S, step_s=5)
+        runs = await asyncio.gather(*(engine.finished(run_id, 30) for run_id in run_ids))
         after = await _run(engine, "hostile-fine")
 
     by_fn = {run.fn_id: run for run in runs}

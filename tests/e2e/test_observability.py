@@ -34,7 +34,7 @@ from headrace.messages.state import RunState
 from headrace.obs.tracing import run_root_span_id, run_trace_id, setup_tracing
 from headrace.runtime.http import HttpServer
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import EngineHandle, eventually
+from headrace.testing.dev import FIRST_BACKOFF_MAX_S, EngineHandle, eventually
 from headrace.testing.metrics import samples
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
@@ -187,7 +187,10 @@ def traced_app(request: pytest.FixtureRequest) -> Iterator[TracedApp]:
 
         await ctx.step.run("first", first)
         await ctx.step.run("flaky", flaky)
-        await ctx.step.sleep("nap", datetime.timedelta(seconds=1))
+        # A second of the engine's time: the SDK's `sleep` would count it from the real time,
+        # which a fake clock moved past a retry's backoff is ahead of.
+        until = datetime.datetime.fromtimestamp(engine.now_ms() / 1000 + 1, datetime.UTC)
+        await ctx.step.sleep_until("nap", until)
         got = await ctx.step.wait_for_event(
             "approval",
             event=f"test/traced.{engine.mode}.approved",
@@ -204,10 +207,19 @@ async def _run_traced_function(engine: EngineHandle, traced: TracedApp) -> RunSt
     [event_id] = await engine.send({"name": f"test/traced.{engine.mode}", "data": {"n": 1}})
     run_id = await engine.run_of_event(event_id)
 
-    async def waiting() -> bool:
-        return any(e.kind == "step.waiting" for e in await engine.history(run_id))
+    async def reached(kind: str) -> bool:
+        return any(e.kind == kind for e in await engine.history(run_id))
 
-    await eventually(waiting, timeout=30, what="the run to wait for its approval")
+    # Before its wait, the run retries "flaky" after Inngest's backoff (15 s plus up to 30 s of
+    # jitter; the distributed engine's `--retry-interval` is a tenth of a second) and sleeps a
+    # second. On a fake clock, each is passed once the run has reached it (so no call is in
+    # flight while the clock moves, and the sleep lasts what the app asked).
+    if engine.clock is not None:
+        await eventually(lambda: reached("step.errored"), what="the first attempt of flaky to fail")
+        await engine.advance(FIRST_BACKOFF_MAX_S)
+        await eventually(lambda: reached("step.sleeping"), what="the run to sleep")
+    what = "the run to wait for its approval"
+    await engine.passing(lambda: reached("step.waiting"), step_s=0.25, timeout=30, what=what)
     await engine.send({"name": f"test/traced.{engine.mode}.approved", "data": {"ok": True}})
     run = await engine.finished(run_id, timeout=30)
     assert run.status == "completed", run.output
@@ -302,6 +314,7 @@ async def _check_metrics(url: str, run: RunState, *, lag_group: str) -> None:
     assert lags and all(v >= 0 for v in lags)
 
 
+@pytest.mark.fake_clock
 @pytest.mark.parametrize("traced_app", ["dev_engine"], indirect=True)
 async def test_a_run_is_one_trace_with_its_steps_retries_sleep_and_wait_in_dev(
     dev_engine: EngineHandle, memory_spans: InMemorySpanExporter, traced_app: TracedApp

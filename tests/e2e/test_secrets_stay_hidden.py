@@ -35,7 +35,7 @@ from tests.e2e.test_observability import OtlpReceiver
 from headrace.dashboard.auth import DashboardAuth
 from headrace.protocol.signing import hashed_signing_key
 from headrace.runtime.settings import ClusterSettings
-from headrace.testing.dev import eventually
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, eventually
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 
@@ -348,8 +348,8 @@ def _start_dev(
                 keys.signing_keys["default"],
                 "--dashboard-token",
                 keys.dashboard_token,
-                "--retry-scale",
-                "0.01",
+                "--retry-interval",
+                str(TEST_RETRY_INTERVAL_S),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

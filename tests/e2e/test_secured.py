@@ -25,7 +25,7 @@ from headrace.infra.secured import SecuredEndpoints
 from headrace.infra.tls import server_tls
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import security_env, start_cluster
-from headrace.testing.dev import DevHandle, eventually
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 pytestmark = pytest.mark.secured
@@ -48,7 +48,7 @@ def settings(secured_infra: SecuredEndpoints) -> Iterator[ClusterSettings]:
         keyspace=name,
         topic_prefix=f"{name}.",
         partitions=2,
-        backoff_scale=0.005,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
         kafka_security=secured_infra.kafka_security(),
         cassandra_security=secured_infra.cassandra_security(),
     )

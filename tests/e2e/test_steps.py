@@ -15,6 +15,7 @@ from headrace.testing.dev import DevHandle, fake_clock, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
 
+@pytest.mark.fake_clock
 async def test_a_step_that_succeeded_never_runs_again_when_a_later_step_is_retried(
     dev: DevHandle,
 ) -> None:
@@ -38,7 +39,7 @@ async def test_a_step_that_succeeded_never_runs_again_when_a_later_step_is_retri
     with ServedApp(client, [memo]) as app:
         await dev.sync(app.url, "memo-app")
         [event_id] = await dev.send({"name": "test/memo", "data": {}})
-        run = await dev.finished(await dev.run_of_event(event_id))
+        run = await dev.finished(await dev.run_of_event(event_id), step_s=5)
 
     assert run.status == "completed"
     assert run.output == ["one", "two"]
@@ -170,7 +171,7 @@ async def test_sleep_then_continue(dev: DevHandle) -> None:
 async def test_a_failed_step_is_retried_on_inngests_backoff_schedule(tmp_path: Path) -> None:
     """On a fake clock the schedule needs no shrinking: 15 s then 30 s, each plus up to 30 s of
     jitter (Inngest's pkg/backoff), passed in a moment."""
-    dev = await start_dev(tmp_path / "state", clock=fake_clock(), backoff_scale=1.0)
+    dev = await start_dev(tmp_path / "state", clock=fake_clock())
     client = make_client(dev.url, "backoff-app")
     tries: list[int] = []
 

@@ -20,7 +20,12 @@ from headrace.core.jsonutil import loads
 from headrace.messages.state import RunState
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
-from headrace.testing.dev import TEST_ENDPOINT_TIMEOUT_S, EngineHandle, eventually
+from headrace.testing.dev import (
+    FIRST_BACKOFF_MAX_S,
+    TEST_ENDPOINT_TIMEOUT_S,
+    EngineHandle,
+    eventually,
+)
 from headrace.testing.ts_app import TsApp, fetch_with_stream
 
 
@@ -40,6 +45,18 @@ def app(dev: EngineHandle) -> Iterator[TsApp]:
 
 def _endpoint(app: TsApp, name: str) -> str:
     return f"http://127.0.0.1:{app.port}/endpoint/{name}"
+
+
+async def _step_errored(dev: EngineHandle, app: TsApp, slug: str, step: str) -> bool:
+    """Whether a step of the endpoint function `slug`'s run has errored, once there is one."""
+    origin = f"http://127.0.0.1:{app.port}"
+    for fn in await dev.stores.list_functions(DEFAULT_ACCOUNT):
+        if fn.name == slug and fn.config["steps"]["step"]["runtime"]["url"] == origin:
+            for run in await dev.stores.list_runs(DEFAULT_ACCOUNT, fn_id=fn.fn_id):
+                history = await dev.history(run.run_id)
+                if any(h.kind == "step.errored" and h.step_name == step for h in history):
+                    return True
+    return False
 
 
 async def _only_run(dev: EngineHandle, app: TsApp, slug: str) -> RunState:
@@ -130,11 +147,19 @@ async def test_the_request_s_event_is_stored_and_shown_as_the_run_s_trigger(
     }
 
 
+@pytest.mark.fake_clock
 async def test_a_step_that_fails_hands_the_run_to_the_engine_which_finishes_it(
     dev: EngineHandle, app: TsApp
 ) -> None:
     async with httpx.AsyncClient(timeout=60, follow_redirects=True) as http:
-        response = await http.get(_endpoint(app, "flaky"))
+        request = asyncio.create_task(http.get(_endpoint(app, "flaky")))
+        # The retry of "two" waits the engine's backoff (a checkpoint carries no Retry-After): on
+        # a fake clock moved past it once the run has the error; in real time, the distributed
+        # engine's `--retry-interval` (a tenth of a second).
+        if dev.clock is not None:
+            await eventually(lambda: _step_errored(dev, app, "GET /endpoint/flaky", "two"))
+            await dev.advance(FIRST_BACKOFF_MAX_S)
+        response = await request
     # The SDK answered with a redirect to the run's output, which waited for the run's end.
     assert response.history and response.history[0].status_code == 302, app.log()
     assert str(response.url).startswith(f"{dev.url}/v1/http/runs/")

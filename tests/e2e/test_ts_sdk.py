@@ -21,7 +21,7 @@ import pytest
 
 from headrace.messages.state import ENDED, HistoryEntry, RunState
 from headrace.testing.cluster import TEST_DASHBOARD_TOKEN
-from headrace.testing.dev import EngineHandle, eventually, start_dev
+from headrace.testing.dev import FIRST_BACKOFF_MAX_S, EngineHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 from headrace.testing.ts_app import MAJORS, TsApp
 
@@ -64,6 +64,22 @@ async def _reached(dev: EngineHandle, run_id: str, kind: str) -> bool:
 
 def _kinds(history: list[HistoryEntry]) -> list[tuple[str, str | None, int]]:
     return [(h.kind, h.step_name, h.attempt) for h in history]
+
+
+async def _retried_once(dev: EngineHandle, run_id: str, step: str) -> RunState:
+    """The run, ended, after one retry of `step` on the engine's backoff (a request the engine
+    makes has no Retry-After to shorten it): on a fake clock moved past at once when the first
+    attempt has errored (no call is in flight as it jumps); in real time, the distributed
+    engine's `--retry-interval` (a tenth of a second)."""
+    if dev.clock is not None:
+
+        async def errored() -> bool:
+            return ("step.errored", step, 0) in _kinds(await dev.history(run_id))
+
+        await eventually(errored, what=f"{step} to error")
+        await dev.advance(FIRST_BACKOFF_MAX_S)
+        return await dev.finished(run_id, timeout=30)
+    return await dev.finished(run_id, timeout=30)
 
 
 async def test_a_step_that_succeeded_is_not_run_again_when_a_later_step_is_retried(
@@ -185,7 +201,7 @@ async def test_a_step_s_retry_after_delays_its_next_attempt(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     """RetryAfterError thrown in a step: a 206 of its StepError with Retry-After, which the
-    retry waits for (the test engine's backoff is milliseconds)."""
+    retry waits for (instead of Inngest's backoff, 15 s at least)."""
     app = await _start(dev, serve, major, "ts-retry-after", ["retry-after"])
     [event_id] = await dev.send(_event(app, "retry-after"))
     run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
@@ -352,12 +368,13 @@ async def test_dev_lists_each_function_with_its_triggers_and_steps(
     assert f"fnId={app.app_id}-parent" in step["uri"] and "stepId=step" in step["uri"]
 
 
+@pytest.mark.fake_clock
 async def test_wait_for_event_that_times_out_gives_null(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     app = await _start(dev, serve, major, "ts-wait-timeout", ["wait-times-out"])
     [event_id] = await dev.send(_event(app, "wait-times-out"))
-    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    run = await dev.finished(await dev.run_of_event(event_id), timeout=30, step_s=0.25)
 
     assert run.status == "completed", app.log()
     assert run.output == {"approval": None}
@@ -535,13 +552,14 @@ async def test_a_signal_no_run_waits_for_is_answered_404(
     assert response.json() == {"error": "No signal found", "status": 404}
 
 
+@pytest.mark.fake_clock
 async def test_a_wait_for_a_signal_times_out_to_null(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     app = await _start(dev, serve, major, "ts-signal-timeout", ["signal-wait", "signal-send"])
     signal = _signal_name(app, "late")
     run_id = await _wait_for_signal(dev, app, signal, timeout="1s")
-    run = await dev.finished(run_id, timeout=30)
+    run = await dev.finished(run_id, timeout=30, step_s=0.25)
 
     assert run.status == "completed", app.log()
     assert run.output == {"got": None}
@@ -700,27 +718,29 @@ async def test_step_fetch_is_made_by_the_engine_once_and_memoized(
     assert completed.output["data"]["status_code"] == 201
 
 
+@pytest.mark.fake_clock
 async def test_a_step_fetch_that_gets_no_answer_is_retried_then_throws_a_gateway_error(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     app = await _start(dev, serve, major, "ts-fetch-fails", ["fetch-fails"])
     [event_id] = await dev.send(_event(app, "fetch-fails"))
-    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    fetch = "step.fetch: 127.0.0.1"
+    run = await _retried_once(dev, await dev.run_of_event(event_id), fetch)
 
     assert run.status == "completed", app.log()
     assert run.output["caught"].startswith("Error making gateway request: ConnectError"), run.output
     kinds = _kinds(await dev.history(run.run_id))
-    fetch = "step.fetch: 127.0.0.1"
     assert ("step.errored", fetch, 0) in kinds
     assert ("step.failed", fetch, 1) in kinds
 
 
+@pytest.mark.fake_clock
 async def test_a_step_ai_infer_whose_model_call_fails_is_retried_then_throws(
     dev: EngineHandle, serve: list[TsApp], major: str
 ) -> None:
     app = await _start(dev, serve, major, "ts-ai-fails", ["ai-fails"])
     [event_id] = await dev.send(_event(app, "ai-fails"))
-    run = await dev.finished(await dev.run_of_event(event_id), timeout=30)
+    run = await _retried_once(dev, await dev.run_of_event(event_id), "ask")
 
     assert run.status == "completed", app.log()
     assert run.output["caught"].startswith("Error making AI request: ConnectError"), run.output

@@ -15,7 +15,7 @@ import pytest
 from headrace.infra import InfraConfig, down, up
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import Cluster, start_cluster
-from headrace.testing.dev import EngineHandle
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle
 from headrace.testing.sdk_app import free_port
 
 # The fault schedule runs only when asked for (`scripts/fault-schedule` sets this): on this
@@ -60,7 +60,7 @@ def cluster_settings(
         keyspace=f"r_{name}"[:48],
         topic_prefix=f"r.{name}.",
         partitions=partitions,
-        backoff_scale=0.01,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=20.0,
     )
 

@@ -39,7 +39,7 @@ from headrace.infra import InfraConfig
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing import netns
 from headrace.testing.cluster import Cluster, ServiceProc, start_cluster
-from headrace.testing.dev import EngineHandle
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle
 from headrace.testing.sdk_app import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
@@ -82,7 +82,7 @@ async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIter
         keyspace="fault",
         topic_prefix="fault.",
         partitions=PARTITIONS,
-        backoff_scale=0.01,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=CALL_TIMEOUT_S,
     )
     app_port = free_port()

@@ -25,7 +25,7 @@ from workload import (
 from headrace.infra import InfraConfig, down, start_each
 from headrace.runtime.settings import ClusterSettings
 from headrace.testing.cluster import Cluster, start_cluster
-from headrace.testing.dev import EngineHandle, eventually
+from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
@@ -45,7 +45,7 @@ async def private_cluster(
         keyspace="outage",
         topic_prefix="outage.",
         partitions=4,
-        backoff_scale=0.01,
+        retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=20.0,
     )
     cluster, engine = await start_cluster(settings, tmp_path / "logs")

@@ -3,10 +3,13 @@
 // adds to the app. `ev("memo")` is the event name `<app id>/memo`.
 // `count(key)` records a side effect: a step body that really ran; `await gate(name)` waits
 // until the test opens the gate.
+// What fails to be retried throws `retryable(sdk, message)`: retried a second later, since the
+// engine's own backoff (15 s and more) passes in real time in distributed mode.
+const retryable = (sdk, message) => new sdk.RetryAfterError(message, "1s");
 
 export const FUNCTIONS = {
   // The first step must run once even though the second throws twice and is retried.
-  memo: ({ define, ev, count }) =>
+  memo: ({ define, ev, count, sdk }) =>
     define({ id: "memo" }, { event: ev("memo") }, async ({ step }) => {
       const first = await step.run("first", () => {
         count("first");
@@ -14,7 +17,7 @@ export const FUNCTIONS = {
       });
       const flaky = await step.run("flaky", () => {
         const attempt = count("flaky");
-        if (attempt < 3) throw new Error(`flaky attempt ${attempt}`);
+        if (attempt < 3) throw retryable(sdk, `flaky attempt ${attempt}`);
         return 41;
       });
       // A memo wrapped once too often reads as an object here, and the sum as a string.
@@ -88,11 +91,11 @@ export const FUNCTIONS = {
     }),
 
   // `retries: 1` is one retry: two attempts in all.
-  "retry-once": ({ define, ev, count }) =>
+  "retry-once": ({ define, ev, count, sdk }) =>
     define({ id: "retry-once", retries: 1 }, { event: ev("retry-once") }, async ({ step }) => {
       await step.run("always-fails", () => {
         const attempt = count("always-fails");
-        throw new Error(`broken, attempt ${attempt}`);
+        throw retryable(sdk, `broken, attempt ${attempt}`);
       });
       return "unreachable";
     }),
@@ -109,10 +112,10 @@ export const FUNCTIONS = {
     }),
 
   // The same outside any step: the function's own body throws.
-  "retry-once-body": ({ define, ev, count }) =>
+  "retry-once-body": ({ define, ev, count, sdk }) =>
     define({ id: "retry-once-body", retries: 1 }, { event: ev("retry-once-body") }, async () => {
       const attempt = count("body");
-      throw new Error(`body broken, attempt ${attempt}`);
+      throw retryable(sdk, `body broken, attempt ${attempt}`);
     }),
 
   // Cancelled by a ts/cancel event with the same data.id while it sleeps.
@@ -223,13 +226,13 @@ export const FUNCTIONS = {
   // `retries: 2`: three attempts after the last checkpoint. The first call runs "a", then
   // throws; the second runs "b" (3.x checkpoints it: 4.x answers it, on a retry), then the code
   // after it throws in that call and the next one, and succeeds in the third.
-  budget: ({ define, ev, count }) =>
+  budget: ({ define, ev, count, sdk }) =>
     define({ id: "budget", retries: 2 }, { event: ev("budget") }, async ({ step }) => {
       const a = await step.run("a", () => count("a") && 1);
-      if (count("before-b") === 1) throw new Error("before b");
+      if (count("before-b") === 1) throw retryable(sdk, "before b");
       const b = await step.run("b", () => count("b") && 2);
       const attempt = count("after-b");
-      if (attempt < 3) throw new Error(`after b, attempt ${attempt}`);
+      if (attempt < 3) throw retryable(sdk, `after b, attempt ${attempt}`);
       return { sum: a + b, attempt };
     }),
 
@@ -355,7 +358,7 @@ export const FUNCTIONS = {
 
   // step.fetch through the engine; the step after it fails once, so the run is called again
   // and must get the response from its memo, not from a second request.
-  fetch: ({ define, ev, count }) =>
+  fetch: ({ define, ev, count, sdk }) =>
     define({ id: "fetch" }, { event: ev("fetch") }, async ({ event, step }) => {
       const res = await step.fetch(event.data.url, {
         method: "POST",
@@ -365,7 +368,7 @@ export const FUNCTIONS = {
       const text = await res.text();
       await step.run("after", () => {
         const attempt = count("after");
-        if (attempt < 2) throw new Error(`after attempt ${attempt}`);
+        if (attempt < 2) throw retryable(sdk, `after attempt ${attempt}`);
         return attempt;
       });
       return { status: res.status, body: JSON.parse(text), served_by: res.headers.get("x-served-by") };

@@ -31,8 +31,9 @@ class ApiContext:
     # Writes a run with the effects of its transition: what a Durable Endpoint's checkpoints
     # need (api/endpoint.py); absent where a process serves reads only.
     outbox: Outbox | None = None
-    # Shrinks retry delays decided here (an endpoint's step error), as the executor's.
-    backoff_scale: float = 1.0
+    # Every retry decided here (an endpoint's step error) waits this long instead of Inngest's
+    # schedule, as the executor's (`--retry-interval`).
+    retry_interval_ms: int | None = None
     # The per-run step limit, as the executor's (a Durable Endpoint's run is moved here too).
     max_steps: int = DEFAULT_MAX_STEPS
     # How long a Durable Endpoint's request may hold its run (protocol/endpoint.py).

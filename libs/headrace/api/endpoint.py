@@ -46,7 +46,7 @@ def _machine(ctx: ApiContext, run: RunState, memo_keys: set[str], fn: FunctionRe
         max_attempts=retries_of(fn.config) + 1,
         now_ms=ctx.clock.now_ms(),
         new_id=lambda: new_ulid(ctx.clock.now_ms()),
-        backoff_scale=ctx.backoff_scale,
+        retry_interval_ms=ctx.retry_interval_ms,
         max_steps=ctx.max_steps,
     )
 

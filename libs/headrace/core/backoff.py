@@ -24,14 +24,22 @@ _MIN_RETRY_AFTER_MS = 1_000
 _MAX_RETRY_AFTER_MS = 86_400_000
 
 
-def backoff_ms(failed_attempt: int, rng: random.Random | None = None, scale: float = 1.0) -> int:
+def backoff_ms(
+    failed_attempt: int, rng: random.Random | None = None, interval_ms: int | None = None
+) -> int:
     """Delay before retrying after attempt `failed_attempt` (0-based) failed.
 
-    `scale` shrinks the whole schedule (jitter included); the dev server's tests use it.
-    """
+    With `interval_ms` (the server's `--retry-interval`), every retry waits that long, without
+    jitter: Inngest's linear backoff (pkg/backoff `GetLinearBackoffFunc`)."""
+    if interval_ms is not None:
+        return interval_ms
     base = _SCHEDULE_MS[min(failed_attempt, len(_SCHEDULE_MS) - 1)]
-    jitter = (rng or random).randint(0, _JITTER_MS)
-    return int((base + jitter) * scale)
+    return base + (rng or random).randint(0, _JITTER_MS)
+
+
+def interval_ms(seconds: float | None) -> int | None:
+    """`--retry-interval` in milliseconds, at least one; None (unset) stays None."""
+    return None if seconds is None else max(1, round(seconds * 1000))
 
 
 def retry_after_ms(header: str | None, now_ms: int) -> int | None:

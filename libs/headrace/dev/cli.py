@@ -22,6 +22,7 @@ from headrace.runtime.shared_options import (
     require_signed_answers_option,
     require_signing_key,
     retention_option,
+    retry_interval_option,
 )
 
 # Off by default: on one's own machine the only client is oneself.
@@ -59,12 +60,6 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
     help="Sign requests to apps and require it on /fn/register and /v0.",
 )
 @click.option(
-    "--retry-scale",
-    default=1.0,
-    show_default=True,
-    help="Multiply the retry backoff schedule (15 s, 30 s, 1 m, ...); 0.01 for quick tests.",
-)
-@click.option(
     "--dashboard-token",
     envvar="HEADRACE_DASHBOARD_TOKEN",
     default=None,
@@ -81,6 +76,7 @@ _RATE_LIMIT = rate_limit_options(0.0, 100)
 @intake_topics_option
 @max_steps_option
 @executor_concurrency_option
+@retry_interval_option
 @require_signed_answers_option
 @retention_option
 @dead_letter_retention_option
@@ -103,13 +99,13 @@ def dev(
     poll_interval: float,
     event_keys: tuple[str, ...],
     signing_key: str | None,
-    retry_scale: float,
     dashboard_token: str | None,
     call_timeout: float,
     endpoint_timeout: float,
     intake_topics: str,
     max_steps: int,
     executor_concurrency: int,
+    retry_interval: float | None,
     require_signed_answers: bool,
     retention: int,
     dead_letter_retention: int,
@@ -131,7 +127,7 @@ def dev(
         event_keys={key: "default" for key in event_keys} if event_keys else None,
         signing_key=signing_key,
         require_signed_answers=require_signed_answers,
-        backoff_scale=retry_scale,
+        retry_interval_s=retry_interval,
         call_timeout_s=call_timeout,
         endpoint_timeout_s=endpoint_timeout,
         dashboard_token=dashboard_token,

@@ -25,8 +25,8 @@ class DevSettings:
     # An app's answer to a signed call must be signed too (docs/answer-signatures.md).
     require_signed_answers: bool = False
     partitions: int = 4
-    # Shrinks the retry backoff schedule; 1.0 is Inngest's (15 s, 30 s, 1 m, ...).
-    backoff_scale: float = 1.0
+    # Every retry waits this long (`--retry-interval`); None: Inngest's exponential backoff.
+    retry_interval_s: float | None = None
     call_timeout_s: float = 300.0
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0

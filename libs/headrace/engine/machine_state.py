@@ -35,7 +35,7 @@ class MachineState:
         now_ms: int,
         new_id: Callable[[], str],
         rng: random.Random | None = None,
-        backoff_scale: float = 1.0,
+        retry_interval_ms: int | None = None,
         max_steps: int = step_limit.DEFAULT_MAX_STEPS,
     ) -> None:
         self.run = run
@@ -44,7 +44,9 @@ class MachineState:
         self.now_ms = now_ms
         self.new_id = new_id
         self.rng = rng
-        self.backoff_scale = backoff_scale
+        # Every retry waits this long instead of Inngest's schedule (`--retry-interval`); an
+        # app's Retry-After still wins, as in Inngest.
+        self.retry_interval_ms = retry_interval_ms
         self.max_steps = max_steps
         # The WaitForSignal ops (by id) of the call being applied whose signal the executor
         # found held by another run's wait.

@@ -29,7 +29,7 @@ def call_failed(state: MachineState, call: Call, outcome: Outcome) -> None:
         run.attempts[target] = call.attempt + 1
         delay = outcome.retry_after_ms
         if delay is None:
-            delay = backoff_ms(spent, state.rng, state.backoff_scale)
+            delay = backoff_ms(spent, state.rng, state.retry_interval_ms)
         state.history(
             "run.errored" if call.target is None else "step.errored",
             step_hash=call.target,
@@ -76,7 +76,7 @@ def step_error(state: MachineState, op: StepError, call: Call, outcome: Outcome)
         )
         delay = outcome.retry_after_ms
         if delay is None:
-            delay = backoff_ms(call.attempt, state.rng, state.backoff_scale)
+            delay = backoff_ms(call.attempt, state.rng, state.retry_interval_ms)
         state.enqueue(
             Call(
                 account_id=run.account_id,
@@ -108,6 +108,5 @@ def request_failed(state: MachineState, op: RequestFailed, outcome: Outcome) -> 
     state.history(
         "step.errored", op=op, attempt=attempt, error=error, duration_ms=outcome.duration_ms
     )
-    request_discovery(
-        state, at_ms=state.now_ms + backoff_ms(attempt, state.rng, state.backoff_scale)
-    )
+    delay = backoff_ms(attempt, state.rng, state.retry_interval_ms)
+    request_discovery(state, at_ms=state.now_ms + delay)

@@ -29,6 +29,7 @@ from headrace.runtime.shared_options import (
     require_signed_answers_option,
     require_signing_key,
     retention_option,
+    retry_interval_option,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -130,13 +131,6 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
             help="ACCOUNT=SIGNING_KEY,... for the accounts other than the default one.",
         ),
         click.option(
-            "--retry-scale",
-            envvar="HEADRACE_RETRY_SCALE",
-            type=float,
-            default=1.0,
-            show_default=True,
-        ),
-        click.option(
             "--call-timeout",
             envvar="HEADRACE_CALL_TIMEOUT",
             type=float,
@@ -154,6 +148,7 @@ def cluster_options(default_port: int) -> Callable[[F], F]:
         intake_topics_option,
         max_steps_option,
         executor_concurrency_option,
+        retry_interval_option,
         require_signed_answers_option,
         retention_option,
         dead_letter_retention_option,
@@ -196,7 +191,7 @@ def settings_from(options: dict[str, Any]) -> ClusterSettings:
         signing_key=options["signing_key"],
         signing_keys=signing_keys,
         require_signed_answers=require_signed,
-        backoff_scale=options["retry_scale"],
+        retry_interval_s=options.get("retry_interval"),
         call_timeout_s=options["call_timeout"],
         endpoint_timeout_s=options["endpoint_timeout"],
         max_steps=options.get("max_steps", DEFAULT_MAX_STEPS),

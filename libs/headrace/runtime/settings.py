@@ -40,7 +40,8 @@ class ClusterSettings:
     signing_keys: tuple[tuple[str, str], ...] = ()
     # An app's answer to a signed call must be signed too (docs/answer-signatures.md).
     require_signed_answers: bool = False
-    backoff_scale: float = 1.0
+    # Every retry waits this long (`--retry-interval`); None: Inngest's exponential backoff.
+    retry_interval_s: float | None = None
     call_timeout_s: float = 300.0
     # How long a Durable Endpoint's request may hold its run before the run fails.
     endpoint_timeout_s: float = 3600.0

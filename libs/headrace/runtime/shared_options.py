@@ -3,6 +3,7 @@ variable, and how their values are read."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -70,6 +71,31 @@ executor_concurrency_option = click.option(
     show_default=True,
     help="Records of the work topic an executor handles at once (each mostly a run's call to "
     "its app); more wait in the log.",
+)
+
+
+def _finite_seconds(
+    _ctx: click.Context, _param: click.Parameter, value: float | None
+) -> float | None:
+    """Refuses inf and nan too, which the range check lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
+# Inngest's `inngest dev` / `inngest start` flag, by the same name.
+retry_interval_option = click.option(
+    "--retry-interval",
+    envvar="HEADRACE_RETRY_INTERVAL",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    default=None,
+    callback=_finite_seconds,
+    help="Seconds every retry of a failed call, step or request waits, instead of Inngest's "
+    "exponential backoff (15 s, 30 s, 1 m, ... plus up to 30 s of jitter). An app's "
+    "Retry-After (RetryAfterError) still wins. As Inngest's --retry-interval, which takes "
+    "whole seconds of 1 or more; here any number above 0 (0.1: quick retries in tests). "
+    "Unset: Inngest's backoff.",
 )
 
 

@@ -88,7 +88,12 @@ class Cluster:
             "HEADRACE_GROUP_PREFIX": self.group(""),
             "HEADRACE_PARTITIONS": str(s.partitions),
             "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
-            "HEADRACE_RETRY_SCALE": str(s.backoff_scale),
+            # Unset: Inngest's backoff, as the flag's default.
+            **(
+                {}
+                if s.retry_interval_s is None
+                else {"HEADRACE_RETRY_INTERVAL": str(s.retry_interval_s)}
+            ),
             "HEADRACE_CALL_TIMEOUT": str(s.call_timeout_s),
             "HEADRACE_ENDPOINT_TIMEOUT": str(s.endpoint_timeout_s),
             "HEADRACE_PORT": str(port),

@@ -70,6 +70,15 @@ class EngineHandle:
         else:
             await asyncio.sleep(seconds)
 
+    async def let_pass(self, seconds: float, *, step_s: float) -> None:
+        """Let `seconds` of the engine's time pass, `step_s` at a time: on a fake clock each
+        step with a moment of real time for what it starts to happen, so that timers due over
+        the span fire spread out as in real time, not all at once; else in real time."""
+        for _ in range(round(seconds / step_s)):
+            await self.advance(step_s)
+            if self.clock is not None:
+                await asyncio.sleep(0.1)
+
     async def passing(
         self,
         probe: Callable[[], Awaitable[T | None]],
@@ -184,6 +193,12 @@ DevHandle = EngineHandle
 # A Durable Endpoint's request may hold its run this long in tests (1 h by default): long for
 # any request a test makes, short enough to watch a dead one's run fail.
 TEST_ENDPOINT_TIMEOUT_S = 8.0
+# The longest wait before a first retry: Inngest's 15 s plus up to 30 s of jitter
+# (core/backoff.py). A test on a fake clock moves past it.
+FIRST_BACKOFF_MAX_S = 45.0
+# `--retry-interval` of the engines tests run in real time (distributed ones, `headrace dev` in
+# a process of its own): every retry a tenth of a second later, not after Inngest's backoff.
+TEST_RETRY_INTERVAL_S = 0.1
 
 
 def fake_clock() -> FakeClock:
@@ -199,7 +214,6 @@ async def start_dev(
     settings = DevSettings(
         port=overrides.pop("port", None) or free_port(),
         state_dir=state_dir,
-        backoff_scale=overrides.pop("backoff_scale", 0.005),
         poll_interval_s=overrides.pop("poll_interval_s", 3600),
         endpoint_timeout_s=overrides.pop("endpoint_timeout_s", TEST_ENDPOINT_TIMEOUT_S),
         **overrides,
