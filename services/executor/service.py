@@ -17,6 +17,7 @@ from headrace.core.errors import Conflict, Fenced
 from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
+from headrace.flow.fast_path import DEFAULT_BOUND, ChainBound
 from headrace.messages.records import (
     WORK_CODEC,
     Call,
@@ -48,7 +49,9 @@ class Executor:
         backoff_scale: float = 1.0,
         rng: random.Random | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
+        fast_path: ChainBound = DEFAULT_BOUND,
     ) -> None:
+        """`fast_path`: how many calls a run may make in a row without the scheduler."""
         self._stores = stores
         self._clock = clock
         outbox = Outbox(log_port, topics, stores)
@@ -62,7 +65,7 @@ class Executor:
             rng=rng,
             max_steps=max_steps,
         )
-        self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind)
+        self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind, fast_path)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self._ownership.on_assigned(partitions)
