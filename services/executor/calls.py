@@ -12,6 +12,9 @@ last record is its own: `RunTransactions.repeated`), so no stored step is lost o
 
 from __future__ import annotations
 
+import collections
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -22,6 +25,7 @@ from headrace.services.executor.runs import CONFLICT_ROUNDS, Handling, RunTransa
 from headrace.core.clock import Clock
 from headrace.core.errors import Conflict
 from headrace.engine.machine import RunMachine
+from headrace.engine.transition import Transition
 from headrace.flow import fast_path
 from headrace.flow.fast_path import Chain, ChainBound
 from headrace.messages.flow import lease_id
@@ -83,15 +87,53 @@ class Calls:
         self._clock = clock
         self._server_kind = server_kind
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
+        # The leases held by the chains of calls running here, and how many chains hold each.
+        self._chains: collections.Counter[str] = collections.Counter()
 
     async def call(self, item: Call, h: Handling) -> None:
         # A call the scheduler gated holds a lease until its outcome is stored; the calls made
         # after it on the fast path hold the same one.
-        chain = Chain(lease=_own_lease(item), began_ms=self._clock.now_ms())
-        next_call: Call | None = await self._call(item, h, chain, inline=False)
+        chain = Chain(lease=_own_lease(item), began_ms=self._clock.now_ms(), calls=1)
+        with self.holding(chain.lease):
+            next_call = await self._call(item, h, chain, inline=False)
+            if next_call is not None:
+                await self.follow(next_call, h, chain)
+
+    async def follow(self, first: Call, h: Handling, chain: Chain) -> None:
+        """Make `first` at once, and the calls after it while the fast path allows, inside a
+        `holding` of the chain's lease."""
+        next_call: Call | None = first
         while next_call is not None:
             chain = chain.longer()
             next_call = await self._call(next_call, h, chain, inline=True)
+
+    @contextlib.contextmanager
+    def holding(self, lease: str | None) -> Iterator[None]:
+        """A chain of calls holding `lease` runs here meanwhile: a duplicate of its record
+        (the scheduler delivers a record again after a crash, with the lease it finds held)
+        frees nothing, as the chain frees the lease when it ends."""
+        if lease is None:
+            yield
+            return
+        self._chains[lease] += 1
+        try:
+            yield
+        finally:
+            self._chains[lease] -= 1
+            if not self._chains[lease]:
+                del self._chains[lease]
+
+    def decide(
+        self, out: Transition, run: RunState, chain: Chain, fn: FunctionRecord | None
+    ) -> Call | None:
+        """The call of the transition to make at once (the fast path), or None."""
+        config = fn.config if fn is not None else {}
+        decision = fast_path.next_call(
+            out.schedule, run, chain, config, self._bound, self._clock.now_ms()
+        )
+        if decision.call is None and chain.calls > 1:
+            log.debug("fast path ends", why=decision.why, calls=chain.calls)
+        return decision.call
 
     async def _call(self, item: Call, h: Handling, chain: Chain, *, inline: bool) -> Call | None:
         """Make one call and apply its outcome; the call to make next on the fast path."""
@@ -226,21 +268,20 @@ class Calls:
         key = (item.run_id, item.target, item.attempt, item.seq)
         found = await self._runs.read(item.run_id, h)
         if found is None:
-            await self._release(item, chain.lease)
+            await self.release(item.account_id, chain.lease)
             return None
         run, memos = found
         if not inline and await self._runs.repeated(run, h):
             return None
         if key in self._in_flight:
-            # The same call is running here already (or its outcome is being applied); it frees
-            # its own lease when it ends, and the chain's, if another, is free now.
-            if chain.lease != _own_lease(item):
-                await self._release(item, chain.lease)
+            # The same call is running here already (or its outcome is being applied), and
+            # frees its lease when it ends; a chain holding another lease ends here.
+            await self.release(item.account_id, chain.lease)
             return None
         fn = await self._stores.get_function(run.account_id, run.fn_id)
         machine = self._runs.machine(run, set(memos), fn)
         if not machine.is_current_call(item):
-            await self._release(item, chain.lease)
+            await self.release(item.account_id, chain.lease)
             return None
         if fn is None or fn.archived:
             machine.fail(gone(run.fn_id, fn))
@@ -278,25 +319,23 @@ class Calls:
         takes the fast path; None when the call is stale."""
         found = await self._runs.read(item.run_id, h)
         if found is None:
-            await self._release(item, chain.lease)
+            await self.release(item.account_id, chain.lease)
             return None
         fresh, memos = found
         machine = self._runs.machine(fresh, set(memos), fn)
         if not machine.is_current_call(item):
-            await self._release(item, chain.lease)
+            await self.release(item.account_id, chain.lease)
             return None
         machine.apply_call(item, outcome, stack_len, signal_conflicts)
-        decision = fast_path.next_call(
-            machine.out.schedule, fresh, chain, fn.config, self._bound, self._clock.now_ms()
-        )
-        if decision.call is None and chain.calls > 1:
-            log.debug("fast path ends", why=decision.why, calls=chain.calls)
-        await self._runs.commit(fresh, machine.out, h, release=chain.lease, inline=decision.call)
-        return Applied(machine, decision.call)
+        next_call = self.decide(machine.out, fresh, chain, fn)
+        await self._runs.commit(fresh, machine.out, h, release=chain.lease, inline=next_call)
+        return Applied(machine, next_call)
 
-    async def _release(self, item: Call, lease: str | None) -> None:
-        if lease is not None:
-            await self._outbox.release(item.account_id, lease)
+    async def release(self, account_id: str, lease: str | None) -> None:
+        """Free a lease outside a transition, unless another chain running here holds it (see
+        `holding`): should both end this way, the lease expires, which errs on the safe side."""
+        if lease is not None and self._chains[lease] <= 1:
+            await self._outbox.release(account_id, lease)
 
 
 def _own_lease(item: Call) -> str | None:

@@ -229,8 +229,9 @@ async def test_consecutive_steps_take_no_round_trip_through_the_scheduler(stores
         run = await engine.run("r1")
         assert run.status == "completed" and run.output == ["a", "b", "c"]
         assert executed == ["r1:a", "r1:b", "r1:c"]
-        # Four calls (one per step, and the last returning), one through the scheduler.
-        assert [(c.seq, c.target) for c in engine.delivered_calls] == [(0, None)]
+        # Four calls (one per step, and the last returning), none through the scheduler: the
+        # start brought the first call's lease, and the executor kept it to the end.
+        assert engine.delivered_calls == []
         assert engine.held(fn) == 0
     finally:
         await engine.stop()
@@ -271,11 +272,15 @@ async def test_a_run_keeps_its_slot_across_steps_and_gives_it_back_when_it_sleep
         await engine.begin(napper, "r2")
         await engine.settle()
         assert executed == ["r1:a", "r1:b", "r2:a", "r2:b"]
-        # r1 held the slot with r2's first call waiting; then r2 held it, nothing waiting.
-        assert held_during_steps == [(1, 1), (1, 1), (1, 0), (1, 0)]
+        # r1's start took the slot; r2's went without, and its first call waited for r1 to
+        # fall asleep.
+        assert [c.run_id for c in engine.delivered_calls] == ["r2"]
+        assert held_during_steps == [(1, 0)] * 4
         assert engine.held(napper) == 0  # both asleep
         await engine.wake()
         assert executed[4:] == ["r1:c", "r2:c"]
+        # r1 kept the slot to its end, r2's call waiting for it.
+        assert held_during_steps[4:] == [(1, 1), (1, 0)]
         for run_id in ("r1", "r2"):
             assert (await engine.run(run_id)).status == "completed"
         assert engine.held(napper) == 0
@@ -289,7 +294,7 @@ async def test_without_the_fast_path_the_runs_take_turns_at_every_step(stores: S
     executed: list[str] = []
     client = _client()
     fn = _steps_fn(client, executed, limit=1)
-    engine = Engine(stores, [fn], client, bound=ChainBound(max_calls=1))
+    engine = Engine(stores, [fn], client, bound=ChainBound(max_calls=0))
     await engine.start()
     try:
         await engine.begin(fn, "r1")
@@ -317,24 +322,22 @@ async def test_a_crash_between_a_stored_outcome_and_the_next_call_resumes_throug
     try:
         await engine.begin(fn, "r1")
         (start,) = await engine.work()
-        await engine.handle_work(start)  # creates the run, enqueues its first call
-        await engine.pass_schedule()
-        (first_call,) = await engine.work()
-        engine.crashing.crash_after_saves = 1  # a's outcome is the next write
+        # The start creates the run and makes its first call (a runs); a's outcome is the first
+        # save of the run, and the executor dies as it reads the run for the next call.
+        engine.crashing.crash_after_saves = 1
         with pytest.raises(Crash):
-            await engine.handle_work(first_call)
+            await engine.handle_work(start)
         assert executed == ["r1:a"]
         assert len((await engine.run("r1")).stack) == 1 and engine.held(fn) == 1
         assert await engine.pass_schedule() == 0  # nothing of the slow path published
 
-        await engine.handle_work(first_call)  # the same record, handled again
+        await engine.handle_work(start)  # the same record, handled again
         await engine.settle()
         run = await engine.run("r1")
         assert run.status == "completed" and run.output == ["a", "b", "c"]
         assert executed == ["r1:a", "r1:b", "r1:c"]
-        # The first call's record twice (before and after the crash), then the call after a
-        # through the scheduler, and the rest inline again.
-        assert [c.seq for c in engine.delivered_calls] == [0, 0, 1]
+        # The call after a went through the scheduler, the rest inline again.
+        assert [c.seq for c in engine.delivered_calls] == [1]
         assert engine.held(fn) == 0
     finally:
         await engine.stop()
@@ -348,12 +351,27 @@ async def test_the_bound_in_calls_returns_a_long_run_to_the_queue(stores: Stores
     await engine.start()
     try:
         await engine.begin(fn, "r1")
+        await engine.settle()
+        assert executed == ["r1:a", "r1:b", "r1:c"]
+        # Two calls in a row from the start (a, b: the SDK runs one step per call), then the
+        # call that runs c through the scheduler, and the last one after it.
+        assert [c.seq for c in engine.delivered_calls] == [2]
+        assert engine.held(fn) == 0
+    finally:
+        await engine.stop()
+
+
+async def test_a_run_back_in_the_queue_lets_a_waiting_run_have_the_slot(stores: Stores) -> None:
+    executed: list[str] = []
+    client = _client()
+    fn = _steps_fn(client, executed, limit=1)
+    engine = Engine(stores, [fn], client, bound=ChainBound(max_calls=1))
+    await engine.start()
+    try:
+        await engine.begin(fn, "r1")
         await engine.begin(fn, "r2")
         await engine.settle()
-        # Two calls in a row, then the other run's turn: a chain of two calls runs one step and
-        # asks for the next (the SDK runs one step per call).
-        assert executed == ["r1:a", "r1:b", "r2:a", "r2:b", "r1:c", "r2:c"]
-        assert len(engine.delivered_calls) == 4
+        assert executed.index("r2:a") < executed.index("r1:c")
         assert engine.held(fn) == 0
     finally:
         await engine.stop()
@@ -375,8 +393,8 @@ async def test_the_bound_in_time_returns_a_long_run_to_the_queue(stores: Stores)
         await engine.begin(fn, "r1")
         await engine.settle()
         assert executed == ["r1:a", "r1:b", "r1:c"]
-        # a and b in the first chain (6 s), then c and the end in the next one.
-        assert [c.seq for c in engine.delivered_calls] == [0, 2]
+        # a and b in the start's chain (6 s), then c and the end in the next one.
+        assert [c.seq for c in engine.delivered_calls] == [2]
         assert (await engine.run("r1")).status == "completed"
     finally:
         await engine.stop()

@@ -41,7 +41,7 @@ def _decide(
     return next_call(
         schedule,
         run or _run(),
-        chain or Chain(lease=LEASE, began_ms=NOW),
+        chain or Chain(lease=LEASE, began_ms=NOW, calls=1),
         config or {},
         BOUND,
         now_ms,
@@ -85,7 +85,7 @@ def test_a_call_of_another_run_is_not_made_inline() -> None:
 
 
 def test_a_run_without_a_lease_gets_one_from_the_scheduler_unless_it_is_not_gated() -> None:
-    unleased = Chain(lease=None, began_ms=NOW)
+    unleased = Chain(lease=None, began_ms=NOW, calls=1)
     assert _decide([_call("s1")], chain=unleased) is None
     ungated = _run()
     ungated.flow = None
@@ -98,7 +98,7 @@ def test_a_function_with_a_priority_rule_goes_through_the_scheduler_at_every_ste
 
 
 def test_a_chain_at_its_bound_in_calls_or_in_time_goes_back_to_the_queue() -> None:
-    chain = Chain(lease=LEASE, began_ms=NOW)
+    chain = Chain(lease=LEASE, began_ms=NOW, calls=1)
     assert _decide([_call("s1")], chain=chain.longer()) is not None
     assert _decide([_call("s1")], chain=chain.longer().longer()) is None
     assert _decide([_call("s1")], now_ms=NOW + 999) is not None

@@ -30,8 +30,8 @@ from headrace.messages.state import ENDED, RunState
 
 @dataclass(frozen=True)
 class ChainBound:
-    """How long one chain of calls made in a row for a run may grow: `max_calls` calls (1: no
-    fast path) or `max_ms` since its first call began."""
+    """How long one chain of calls made in a row for a run may grow: `max_calls` calls (0: no
+    fast path) or `max_ms` since it began."""
 
     max_calls: int = 50
     max_ms: int = 5_000
@@ -42,12 +42,13 @@ DEFAULT_BOUND = ChainBound()
 
 @dataclass(frozen=True)
 class Chain:
-    """The calls one executor makes in a row for a run while handling one record, all under
-    the lease of the first (None: the run is not gated)."""
+    """The calls one executor makes in a row for a run while handling one record (a Call, or
+    the StartRun that creates the run), all under one lease (None: the run is not gated).
+    `calls`: how many it has made."""
 
     lease: str | None
     began_ms: int
-    calls: int = 1
+    calls: int
 
     def longer(self) -> Chain:
         return replace(self, calls=self.calls + 1)
