@@ -158,7 +158,8 @@ class Executor:
                     await self._stores.link_run(event_id, item.run_id)
             if fn is None or fn.archived:
                 machine.fail(gone(item.fn_id, fn))
-            first_call = self._calls.decide(machine.out, run, chain, fn)
+            # Only a start the scheduler admitted with the first call's lease makes it here.
+            first_call = self._calls.decide(machine.out, run, chain, fn) if item.leased else None
             ended = run.status in ENDED
             release = chain.lease if ended else None
             if not await self._runs.commit(
