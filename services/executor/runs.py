@@ -20,6 +20,7 @@ from headrace.core.errors import Conflict, Fenced
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.engine.transition import Transition
+from headrace.messages.records import Call
 from headrace.messages.state import FunctionRecord, RunState
 from headrace.obs.metrics import run_started
 from headrace.ports.stores import Stores
@@ -137,9 +138,10 @@ class RunTransactions:
         *,
         create: bool = False,
         release: str | None = None,
+        inline: Call | None = None,
     ) -> bool:
         done = await self._outbox.commit(
-            run, out, h.record_id, h.epoch, create=create, release=release
+            run, out, h.record_id, h.epoch, create=create, release=release, inline=inline
         )
         if run.run_id in self._written:
             self._written[run.run_id] = max(self._written[run.run_id], run.version)
