@@ -14,8 +14,8 @@ and runs ingest, two runners, a scheduler and two executors as processes.
 - Throughput: `burst` runs of the same function sent at once; runs per second from the send to
   the last run's end.
 - Growth (`--growth STEPSxBYTES,...`): `runs` runs, one at a time, of `STEPS` steps each
-  returning a string of `BYTES` bytes, after a short warm-up run; the mean step gap of a run's
-  last tenth (at least two gaps) against its first tenth, averaged over the runs (each call
+  returning a string of `BYTES` bytes, after a short warm-up run; the median step gap of the
+  runs' last tenths (at least two gaps each) against their first tenths (each call
   carries every memo so far, as the protocol wants; what the engine adds besides should not
   grow with the run).
 """
@@ -132,11 +132,12 @@ async def measure_growth(
                 for a, b in itertools.pairwise(times)
             ]
             tenth = max(2, len(gaps) // 10)
-            tenths["first"].append(statistics.mean(gaps[:tenth]))
-            tenths["last"].append(statistics.mean(gaps[-tenth:]))
-            tenths["engine_first"].append(statistics.mean(engine_parts[:tenth]))
-            tenths["engine_last"].append(statistics.mean(engine_parts[-tenth:]))
-    result = {f"{key}_ms": statistics.mean(values) for key, values in tenths.items()}
+            tenths["first"] += gaps[:tenth]
+            tenths["last"] += gaps[-tenth:]
+            tenths["engine_first"] += engine_parts[:tenth]
+            tenths["engine_last"] += engine_parts[-tenth:]
+    # Medians: on a shared machine a few gaps stretched by other work would swing a mean.
+    result = {f"{key}_ms": statistics.median(values) for key, values in tenths.items()}
     return {**result, "ratio": result["last_ms"] / result["first_ms"], "run_s": max(took)}
 
 
