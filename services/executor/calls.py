@@ -278,8 +278,9 @@ class Calls:
             # frees its lease when it ends; a chain holding another lease ends here.
             await self.release(item.account_id, chain.lease)
             return None
+        memo_keys = set(memos)
         fn = await self._stores.get_function(run.account_id, run.fn_id)
-        machine = self._runs.machine(run, set(memos), fn)
+        machine = self._runs.machine(run, memo_keys, fn)
         if not machine.is_current_call(item):
             await self.release(item.account_id, chain.lease)
             return None
@@ -293,7 +294,7 @@ class Calls:
             fn_id=run.fn_id,
             events=run.events,
             memos=memos,
-            stack=_stack_naming_every_memo(run, memos),
+            stack=_stack_naming_every_memo(run, memo_keys),
             attempt=machine.sdk_attempt(item),
             max_attempts=machine.max_attempts,
             target=item.target,
@@ -303,7 +304,7 @@ class Calls:
         )
         self._in_flight.add(key)
         self._runs.call_built(run)
-        return PreparedCall(run, fn, body, len(run.stack), set(memos))
+        return PreparedCall(run, fn, body, len(run.stack), memo_keys)
 
     async def _apply(
         self,
@@ -317,12 +318,12 @@ class Calls:
     ) -> Applied | None:
         """Apply the call's outcome to the run as it is now, and decide whether the next call
         takes the fast path; None when the call is stale."""
-        found = await self._runs.read(item.run_id, h)
+        found = await self._runs.read_memo_keys(item.run_id, h)
         if found is None:
             await self.release(item.account_id, chain.lease)
             return None
-        fresh, memos = found
-        machine = self._runs.machine(fresh, set(memos), fn)
+        fresh, memo_keys = found
+        machine = self._runs.machine(fresh, memo_keys, fn)
         if not machine.is_current_call(item):
             await self.release(item.account_id, chain.lease)
             return None
@@ -345,11 +346,11 @@ def _own_lease(item: Call) -> str | None:
     return lease_id(item.run_id, item.target, item.seq, item.attempt)
 
 
-def _stack_naming_every_memo(run: RunState, memos: dict[str, bytes]) -> list[str]:
+def _stack_naming_every_memo(run: RunState, memo_keys: set[str]) -> list[str]:
     """The run's stack, with any stored memo it lacks put at its end: a stored step is always
     given to the app as done, never run again. Versioned writes keep the two in step, so a
     memo outside the stack is a broken invariant, and said loudly."""
-    missing = sorted(set(memos) - set(run.stack))
+    missing = sorted(memo_keys - set(run.stack))
     if not missing:
         return run.stack
     log.error("stored memos missing from the run's stack; given to the app as done", memos=missing)

@@ -129,7 +129,7 @@ class Executor:
         seed = await self._replay_seed(item)
 
         async def step() -> tuple[RunState, Call | None] | None:
-            found = await self._runs.read(item.run_id, h)
+            found = await self._runs.read_memo_keys(item.run_id, h)
             if found is not None:
                 if not await self._runs.repeated(found[0], h, creates=True):
                     # Another record started it: this one's lease is not the run's to use.
@@ -206,14 +206,14 @@ class Executor:
         """Apply a change to the run; return the run when it was applied (and committed)."""
 
         async def step() -> tuple[RunState, bool] | None:
-            found = await self._runs.read(run_id, h)
+            found = await self._runs.read_memo_keys(run_id, h)
             if found is None:
                 return None
-            run, memos = found
+            run, memo_keys = found
             if await self._runs.repeated(run, h):
                 return None
             fn = await self._stores.get_function(run.account_id, run.fn_id)
-            machine = self._runs.machine(run, set(memos), fn)
+            machine = self._runs.machine(run, memo_keys, fn)
             if not is_current(machine):
                 return None
             was_ended = run.status in ENDED
