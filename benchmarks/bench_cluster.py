@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.infra import up
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.runtime.settings import ClusterSettings
@@ -19,16 +20,20 @@ from headrace.testing.dev import EngineHandle, start_dev
 
 
 @contextlib.asynccontextmanager
-async def engine_in(mode: str, name: str) -> AsyncIterator[EngineHandle]:
+async def engine_in(
+    mode: str, name: str, *, max_steps: int = DEFAULT_MAX_STEPS
+) -> AsyncIterator[EngineHandle]:
     """`headrace dev` (mode "dev") or one process per service (distributed, on settings named
     after `name`), in a temporary directory; stopped, and its keyspace dropped, at the end."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = None
         if mode == "dev":
-            engine = await start_dev(Path(tmp) / "state")
+            engine = await start_dev(Path(tmp) / "state", max_steps=max_steps)
         else:
             settings = bench_settings(name)
-            _, engine = await start_cluster(settings, Path(tmp) / "logs")
+            _, engine = await start_cluster(
+                settings, Path(tmp) / "logs", env={"HEADRACE_MAX_STEPS": str(max_steps)}
+            )
         try:
             yield engine
         finally:

@@ -1,10 +1,20 @@
 """A `Call` record: build the request from the run as stored, call the app, and apply the
 outcome to the run as it is then. A call stays in flight from being built until its outcome is
 applied; a call whose run this executor changed after the body was built is not sent, but built
-again."""
+again.
+
+The fast path: when the stored outcome asks for one more call that flow control has nothing to
+decide about (`flow.fast_path`), that call is made here at once, under the same lease, as part
+of handling the same record; so are the calls after it, up to the chain's bound. Each outcome is
+stored with the records of the slow path (the next call's Enqueue, the lease's release), which
+are published only when the chain ends, or by the record handled again after a crash (the run's
+last record is its own: `RunTransactions.repeated`), so no stored step is lost or run again."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -15,6 +25,9 @@ from headrace.services.executor.runs import CONFLICT_ROUNDS, Handling, RunTransa
 from headrace.core.clock import Clock
 from headrace.core.errors import Conflict
 from headrace.engine.machine import RunMachine
+from headrace.engine.transition import Transition
+from headrace.flow import fast_path
+from headrace.flow.fast_path import Chain, ChainBound
 from headrace.messages.flow import lease_id
 from headrace.messages.records import Call
 from headrace.messages.state import ENDED, FunctionRecord, RunState
@@ -40,6 +53,17 @@ class PreparedCall:
     memo_keys: set[str]
 
 
+@dataclass(frozen=True)
+class Applied:
+    machine: RunMachine
+    next_call: Call | None  # to make at once, on the fast path
+
+
+@dataclass(frozen=True)
+class Sent:
+    next_call: Call | None  # to make at once, on the fast path
+
+
 class StaleCall(Exception):
     """A call not sent: its run changed after its body was built."""
 
@@ -53,35 +77,82 @@ class Calls:
         driver: AppDriver,
         clock: Clock,
         server_kind: str,
+        bound: ChainBound,
     ) -> None:
         self._runs = runs
+        self._bound = bound
         self._outbox = outbox
         self._stores = stores
         self._driver = driver
         self._clock = clock
         self._server_kind = server_kind
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
+        # The leases held by the chains of calls running here, and how many chains hold each.
+        self._chains: collections.Counter[str] = collections.Counter()
 
     async def call(self, item: Call, h: Handling) -> None:
-        # A call the scheduler gated holds a lease until its outcome is stored.
-        lease = (
-            lease_id(item.run_id, item.target, item.seq, item.attempt)
-            if item.flow is not None
-            else None
+        # A call the scheduler gated holds a lease until its outcome is stored; the calls made
+        # after it on the fast path hold the same one.
+        chain = Chain(lease=_own_lease(item), began_ms=self._clock.now_ms(), calls=1)
+        with self.holding(chain.lease):
+            next_call = await self._call(item, h, chain, inline=False)
+            if next_call is not None:
+                await self.follow(next_call, h, chain)
+
+    async def follow(self, first: Call, h: Handling, chain: Chain) -> None:
+        """Make `first` at once, and the calls after it while the fast path allows, inside a
+        `holding` of the chain's lease."""
+        next_call: Call | None = first
+        while next_call is not None:
+            chain = chain.longer()
+            next_call = await self._call(next_call, h, chain, inline=True)
+
+    @contextlib.contextmanager
+    def holding(self, lease: str | None) -> Iterator[None]:
+        """A chain of calls holding `lease` runs here meanwhile: a duplicate of its record
+        (the scheduler delivers a record again after a crash, with the lease it finds held)
+        frees nothing, as the chain frees the lease when it ends."""
+        if lease is None:
+            yield
+            return
+        self._chains[lease] += 1
+        try:
+            yield
+        finally:
+            self._chains[lease] -= 1
+            if not self._chains[lease]:
+                del self._chains[lease]
+
+    def decide(
+        self, out: Transition, run: RunState, chain: Chain, fn: FunctionRecord | None
+    ) -> Call | None:
+        """The call of the transition to make at once (the fast path), or None."""
+        config = fn.config if fn is not None else {}
+        decision = fast_path.next_call(
+            out.schedule, run, chain, config, self._bound, self._clock.now_ms()
         )
+        if decision.call is None and chain.calls > 1:
+            log.debug("fast path ends", why=decision.why, calls=chain.calls)
+        return decision.call
+
+    async def _call(self, item: Call, h: Handling, chain: Chain, *, inline: bool) -> Call | None:
+        """Make one call and apply its outcome; the call to make next on the fast path."""
         for _ in range(CONFLICT_ROUNDS):
-            prepared = await self._runs.transact(item.run_id, lambda: self._prepare(item, h, lease))
+            prepared = await self._runs.transact(
+                item.run_id, lambda: self._prepare(item, h, chain, inline=inline)
+            )
             if prepared is None:
-                return
-            if await self._send(item, h, lease, prepared):
-                return
+                return None
+            sent = await self._send(item, h, chain, prepared)
+            if sent is not None:
+                return sent.next_call
             log.info("the run changed while its call waited to be sent; building it again")
         raise Conflict(f"run {item.run_id} kept changing while its call waited to be sent")
 
     async def _send(
-        self, item: Call, h: Handling, lease: str | None, prepared: PreparedCall
-    ) -> bool:
-        """Make the call and apply its outcome; False when the call was not sent because the
+        self, item: Call, h: Handling, chain: Chain, prepared: PreparedCall
+    ) -> Sent | None:
+        """Make the call and apply its outcome; None when the call was not sent because the
         run changed after its body was built (build it again)."""
         key = (item.run_id, item.target, item.attempt, item.seq)
         run, fn = prepared.run, prepared.fn
@@ -132,7 +203,7 @@ class Calls:
                     )
                 except StaleCall:
                     span.set_attribute("headrace.call.stale", True)
-                    return False
+                    return None
                 finally:
                     self._runs.call_sent(run.run_id)
                 conflicts: frozenset[str] = frozenset()
@@ -155,16 +226,18 @@ class Calls:
                     log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
                 applied = await self._runs.transact(
                     item.run_id,
-                    lambda: self._apply(item, h, fn, outcome, prepared.stack_len, lease, conflicts),
+                    lambda: self._apply(item, h, fn, outcome, prepared.stack_len, chain, conflicts),
                 )
             finally:
                 self._in_flight.discard(key)
-            observe_call(span, run, item, outcome, applied.out if applied else None)
-        if applied is not None and applied.run.status in ENDED:
+            observe_call(span, run, item, outcome, applied.machine.out if applied else None)
+        if applied is None:
+            return Sent(None)
+        if applied.machine.run.status in ENDED:
             with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
-                log.info("run ended", status=applied.run.status)
-            observe_run_end(applied.run)
-        return True
+                log.info("run ended", status=applied.machine.run.status)
+            observe_run_end(applied.machine.run)
+        return Sent(applied.next_call)
 
     async def _make_request(self, op: Op, memo_keys: set[str]) -> Op:
         """step.ai.infer and step.fetch: headrace makes the request; the op then reads as a
@@ -185,29 +258,35 @@ class Calls:
         if self._runs.written_since(run):
             raise StaleCall(f"run {run.run_id} changed since version {run.version}")
 
-    async def _prepare(self, item: Call, h: Handling, lease: str | None) -> PreparedCall | None:
+    async def _prepare(
+        self, item: Call, h: Handling, chain: Chain, *, inline: bool
+    ) -> PreparedCall | None:
         """The request body of the call, built from the run as stored now; None when there is
-        no call to make (the record is stale, repeated, or the run's function is gone)."""
+        no call to make (the record is stale, repeated, or the run's function is gone). An
+        `inline` call follows the outcome this handling has just stored, which made the run's
+        last record this one: that is no repeat."""
         key = (item.run_id, item.target, item.attempt, item.seq)
         found = await self._runs.read(item.run_id, h)
         if found is None:
-            await self._release(item, lease)
+            await self.release(item.account_id, chain.lease)
             return None
         run, memos = found
-        if await self._runs.repeated(run, h):
+        if not inline and await self._runs.repeated(run, h):
             return None
         if key in self._in_flight:
-            # The same call is running here already (or its outcome is being applied); its
-            # lease is freed when it ends.
+            # The same call is running here already (or its outcome is being applied), and
+            # frees its lease when it ends; a chain holding another lease ends here.
+            await self.release(item.account_id, chain.lease)
             return None
+        memo_keys = set(memos)
         fn = await self._stores.get_function(run.account_id, run.fn_id)
-        machine = self._runs.machine(run, set(memos), fn)
+        machine = self._runs.machine(run, memo_keys, fn)
         if not machine.is_current_call(item):
-            await self._release(item, lease)
+            await self.release(item.account_id, chain.lease)
             return None
         if fn is None or fn.archived:
             machine.fail(gone(run.fn_id, fn))
-            await self._runs.commit(run, machine.out, h, release=lease)
+            await self._runs.commit(run, machine.out, h, release=chain.lease)
             observe_run_end(run)
             return None
         body = build_body(
@@ -215,7 +294,7 @@ class Calls:
             fn_id=run.fn_id,
             events=run.events,
             memos=memos,
-            stack=_stack_naming_every_memo(run, memos),
+            stack=_stack_naming_every_memo(run, memo_keys),
             attempt=machine.sdk_attempt(item),
             max_attempts=machine.max_attempts,
             target=item.target,
@@ -225,7 +304,7 @@ class Calls:
         )
         self._in_flight.add(key)
         self._runs.call_built(run)
-        return PreparedCall(run, fn, body, len(run.stack), set(memos))
+        return PreparedCall(run, fn, body, len(run.stack), memo_keys)
 
     async def _apply(
         self,
@@ -234,33 +313,44 @@ class Calls:
         fn: FunctionRecord,
         outcome: Outcome,
         stack_len: int,
-        lease: str | None,
+        chain: Chain,
         signal_conflicts: frozenset[str],
-    ) -> RunMachine | None:
-        """Apply the call's outcome to the run as it is now; None when the call is stale."""
-        found = await self._runs.read(item.run_id, h)
+    ) -> Applied | None:
+        """Apply the call's outcome to the run as it is now, and decide whether the next call
+        takes the fast path; None when the call is stale."""
+        found = await self._runs.read_memo_keys(item.run_id, h)
         if found is None:
-            await self._release(item, lease)
+            await self.release(item.account_id, chain.lease)
             return None
-        fresh, memos = found
-        machine = self._runs.machine(fresh, set(memos), fn)
+        fresh, memo_keys = found
+        machine = self._runs.machine(fresh, memo_keys, fn)
         if not machine.is_current_call(item):
-            await self._release(item, lease)
+            await self.release(item.account_id, chain.lease)
             return None
         machine.apply_call(item, outcome, stack_len, signal_conflicts)
-        await self._runs.commit(fresh, machine.out, h, release=lease)
-        return machine
+        next_call = self.decide(machine.out, fresh, chain, fn)
+        await self._runs.commit(fresh, machine.out, h, release=chain.lease, inline=next_call)
+        return Applied(machine, next_call)
 
-    async def _release(self, item: Call, lease: str | None) -> None:
-        if lease is not None:
-            await self._outbox.release(item.account_id, lease)
+    async def release(self, account_id: str, lease: str | None) -> None:
+        """Free a lease outside a transition, unless another chain running here holds it (see
+        `holding`): should both end this way, the lease expires, which errs on the safe side."""
+        if lease is not None and self._chains[lease] <= 1:
+            await self._outbox.release(account_id, lease)
 
 
-def _stack_naming_every_memo(run: RunState, memos: dict[str, bytes]) -> list[str]:
+def _own_lease(item: Call) -> str | None:
+    """The lease the scheduler gives this call when it gates it (None: it does not)."""
+    if item.flow is None:
+        return None
+    return lease_id(item.run_id, item.target, item.seq, item.attempt)
+
+
+def _stack_naming_every_memo(run: RunState, memo_keys: set[str]) -> list[str]:
     """The run's stack, with any stored memo it lacks put at its end: a stored step is always
     given to the app as done, never run again. Versioned writes keep the two in step, so a
     memo outside the stack is a broken invariant, and said loudly."""
-    missing = sorted(set(memos) - set(run.stack))
+    missing = sorted(memo_keys - set(run.stack))
     if not missing:
         return run.stack
     log.error("stored memos missing from the run's stack; given to the app as done", memos=missing)

@@ -6,9 +6,16 @@ then the effects, in the order `publish` gives. A transition that loses the race
 writes nothing and raises `Conflict`. A record repeated after a crash finds its own id as the
 run's last record and makes the effects again; every effect is idempotent (history and pauses
 by id, records downstream).
+
+The fast path (`calls.py`) makes a run's next call itself: the transition is stored whole, the
+next call's Enqueue and the release of the lease the run keeps with it, but those two are not
+published. Should the executor stop before the call's outcome is stored, the record handled
+again finds the transition and publishes them all: the slow path takes over.
 """
 
 from __future__ import annotations
+
+from collections.abc import Set as AbstractSet
 
 from headrace.engine.transition import Transition
 from headrace.messages.flow import finish_timer_id, start_timer_id
@@ -43,11 +50,14 @@ class Outbox:
         *,
         create: bool = False,
         release: str | None = None,
+        inline: Call | None = None,
     ) -> bool:
         """Write the transition of `run` made by handling record `record_id` as the partition's
         owner of `epoch`, then make its effects. `release`: the lease of the call whose outcome
-        this is, freed once it is stored. False when `create` found the run existing (nothing
-        is written then); raises Conflict when the run changed since it was read."""
+        this is, freed once it is stored. `inline`: the call of the transition the executor
+        makes itself (the fast path): stored, but neither it nor the release is published.
+        False when `create` found the run existing (nothing is written then); raises Conflict
+        when the run changed since it was read."""
         if run.status in ENDED:
             await self._forget_pauses(run, out)
         run.last_record = record_id
@@ -55,12 +65,17 @@ class Outbox:
             run.ended_by_record = record_id
         run.owner_epoch = epoch
         schedule: list[ScheduleRecord] = []
+        kept: list[ScheduleRecord] = []
         for record in out.schedule:
             if isinstance(record.item, Call):
                 record.item.flow = run.flow
             schedule.append(record)
+            if inline is not None and record.item is inline:
+                kept.append(record)
         if release is not None:
             schedule.append(ReleaseLease(account_id=run.account_id, lease_id=release))
+            if inline is not None:
+                kept.append(schedule[-1])
         if run.status in ENDED and run.flow is not None:
             # An ended run's timeouts would only fire into nothing: take them off the wheel.
             for wanted, timer_id in (
@@ -85,7 +100,7 @@ class Outbox:
                 return False
         else:
             await self._stores.save_run(run, out.memos)
-        await self.publish(run)
+        await self.publish(run, kept={SCHEDULE_CODEC.encode(record) for record in kept})
         return True
 
     async def _forget_pauses(self, run: RunState, out: Transition) -> None:
@@ -95,8 +110,9 @@ class Outbox:
                 out.pauses_deleted.append(pause.pause_id)
                 out.events.append(PauseDeleted(account_id=run.account_id, pause_id=pause.pause_id))
 
-    async def publish(self, run: RunState) -> None:
-        """Make the effects of the run's last transition. History comes as early as it can, as
+    async def publish(self, run: RunState, *, kept: AbstractSet[bytes] = frozenset()) -> None:
+        """Make the effects of the run's last transition, but for the `schedule` records in
+        `kept` (the fast path's, see `commit`). History comes as early as it can, as
         readers look for it once the run is written, except after a new pause's announcement:
         a client that reads "step.waiting" and sends the event at once must find the pause
         announced ahead of its event on the account's partition of the events topic, or the
@@ -117,7 +133,7 @@ class Outbox:
         if announces_pauses:
             await self._append_history(run)
         for topic, value in run.outbox:
-            if topic != self._topics.events:
+            if topic != self._topics.events and value not in kept:
                 await self._log.publish(topic, run.account_id, value)
 
     async def _append_history(self, run: RunState) -> None:

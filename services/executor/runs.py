@@ -20,6 +20,7 @@ from headrace.core.errors import Conflict, Fenced
 from headrace.core.ids import new_ulid
 from headrace.engine.machine import RunMachine
 from headrace.engine.transition import Transition
+from headrace.messages.records import Call
 from headrace.messages.state import FunctionRecord, RunState
 from headrace.obs.metrics import run_started
 from headrace.ports.stores import Stores
@@ -100,19 +101,27 @@ class RunTransactions:
             return await step()
 
     async def read(self, run_id: str, h: Handling) -> tuple[RunState, dict[str, bytes]] | None:
-        """The run and its memos as stored now; Fenced when a newer owner of the partition has
-        written the run (this executor has lost the partition, whether it knows yet or not)."""
+        """The run and its memos as stored now, for a call's body; Fenced when a newer owner
+        of the partition has written the run (this executor has lost the partition, whether it
+        knows yet or not)."""
         found = await self._stores.get_run_and_memos(run_id)
-        if (
-            found is not None
-            and found[0].owner_epoch > h.epoch
-            and await self._ownership.superseded(h.partition, h.epoch)
-        ):
+        if found is not None:
+            await self._fence(found[0], h)
+        return found
+
+    async def read_memo_keys(self, run_id: str, h: Handling) -> tuple[RunState, set[str]] | None:
+        """As `read`, with the memos' step hashes only: all a decision needs."""
+        found = await self._stores.get_run_and_memo_keys(run_id)
+        if found is not None:
+            await self._fence(found[0], h)
+        return found
+
+    async def _fence(self, run: RunState, h: Handling) -> None:
+        if run.owner_epoch > h.epoch and await self._ownership.superseded(h.partition, h.epoch):
             raise Fenced(
-                f"run {run_id} was written by the owner of epoch {found[0].owner_epoch}; "
+                f"run {run.run_id} was written by the owner of epoch {run.owner_epoch}; "
                 f"this executor holds epoch {h.epoch}"
             )
-        return found
 
     async def repeated(self, run: RunState, h: Handling, *, creates: bool = False) -> bool:
         """Whether the run's last transition is this record's: the record is handled again
@@ -137,9 +146,10 @@ class RunTransactions:
         *,
         create: bool = False,
         release: str | None = None,
+        inline: Call | None = None,
     ) -> bool:
         done = await self._outbox.commit(
-            run, out, h.record_id, h.epoch, create=create, release=release
+            run, out, h.record_id, h.epoch, create=create, release=release, inline=inline
         )
         if run.run_id in self._written:
             self._written[run.run_id] = max(self._written[run.run_id], run.version)

@@ -17,6 +17,8 @@ from headrace.core.errors import Conflict, Fenced
 from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
+from headrace.flow.fast_path import DEFAULT_BOUND, Chain, ChainBound
+from headrace.messages.flow import lease_id
 from headrace.messages.records import (
     WORK_CODEC,
     Call,
@@ -48,7 +50,9 @@ class Executor:
         rng: random.Random | None = None,
         retry_interval_ms: int | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
+        fast_path: ChainBound = DEFAULT_BOUND,
     ) -> None:
+        """`fast_path`: how many calls a run may make in a row without the scheduler."""
         self._stores = stores
         self._clock = clock
         outbox = Outbox(log_port, topics, stores)
@@ -62,7 +66,7 @@ class Executor:
             retry_interval_ms=retry_interval_ms,
             max_steps=max_steps,
         )
-        self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind)
+        self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind, fast_path)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self._ownership.on_assigned(partitions)
@@ -100,12 +104,36 @@ class Executor:
                 )
 
     async def _start(self, item: StartRun, h: Handling) -> None:
+        """Create the run, and make its first call at once when the start brought that call's
+        lease (the fast path; see calls.py). Without one, the call goes through the scheduler,
+        which gates it as it gates any call."""
+        # The first call's lease, which a start delivered again after a crash may hold anew.
+        lease = lease_id(item.run_id, None, 0, 0) if item.leased else None
+        chain = Chain(lease=lease, began_ms=self._clock.now_ms(), calls=0)
+        with self._calls.holding(lease):
+            started = await self._create(item, h, chain)
+            if started is None:
+                return
+            run, first_call = started
+            run_started(run.fn_id)
+            if run.status in ENDED:
+                observe_run_end(run)
+            if first_call is not None:
+                await self._calls.follow(first_call, h, chain)
+
+    async def _create(
+        self, item: StartRun, h: Handling, chain: Chain
+    ) -> tuple[RunState, Call | None] | None:
+        """The run created, and its first call when the fast path makes it; None when the run
+        existed already."""
         seed = await self._replay_seed(item)
 
-        async def step() -> RunState | None:
-            found = await self._runs.read(item.run_id, h)
+        async def step() -> tuple[RunState, Call | None] | None:
+            found = await self._runs.read_memo_keys(item.run_id, h)
             if found is not None:
-                await self._runs.repeated(found[0], h, creates=True)
+                if not await self._runs.repeated(found[0], h, creates=True):
+                    # Another record started it: this one's lease is not the run's to use.
+                    await self._calls.release(item.account_id, chain.lease)
                 return None
             fn = await self._stores.get_function(item.account_id, item.fn_id)
             run = RunState(
@@ -130,16 +158,17 @@ class Executor:
                     await self._stores.link_run(event_id, item.run_id)
             if fn is None or fn.archived:
                 machine.fail(gone(item.fn_id, fn))
-            if not await self._runs.commit(run, machine.out, h, create=True):
+            # Only a start the scheduler admitted with the first call's lease makes it here.
+            first_call = self._calls.decide(machine.out, run, chain, fn) if item.leased else None
+            ended = run.status in ENDED
+            release = chain.lease if ended else None
+            if not await self._runs.commit(
+                run, machine.out, h, create=True, release=release, inline=first_call
+            ):
                 raise Conflict(f"run {item.run_id} was created meanwhile")
-            return run
+            return run, first_call
 
-        run = await self._runs.transact(item.run_id, step)
-        if run is None:
-            return
-        run_started(run.fn_id)
-        if run.status in ENDED:
-            observe_run_end(run)
+        return await self._runs.transact(item.run_id, step)
 
     async def _resume(self, item: Resume, h: Handling) -> None:
         waited: dict[str, tuple[str, int]] = {}
@@ -177,14 +206,14 @@ class Executor:
         """Apply a change to the run; return the run when it was applied (and committed)."""
 
         async def step() -> tuple[RunState, bool] | None:
-            found = await self._runs.read(run_id, h)
+            found = await self._runs.read_memo_keys(run_id, h)
             if found is None:
                 return None
-            run, memos = found
+            run, memo_keys = found
             if await self._runs.repeated(run, h):
                 return None
             fn = await self._stores.get_function(run.account_id, run.fn_id)
-            machine = self._runs.machine(run, set(memos), fn)
+            machine = self._runs.machine(run, memo_keys, fn)
             if not is_current(machine):
                 return None
             was_ended = run.status in ENDED

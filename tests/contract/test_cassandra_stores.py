@@ -101,6 +101,23 @@ async def test_a_large_ended_run_is_rewritten_in_pieces(
     assert all(_near(row[0], RETENTION_S) for row in ttls)
 
 
+async def test_a_save_writes_no_memo_row_of_an_earlier_save_again(
+    stores: CassandraStores, cassandra_session: Session, ks: str
+) -> None:
+    """Only the memos a save is given are written: the cells of earlier ones keep their write
+    time (a rewrite of every memo on every save would grow each step's cost with the run)."""
+    run = _run(stack=["h0"])
+    await stores.create_run(run, {"h0": b"0"})
+    written = f"SELECT hash, WRITETIME(memo) FROM {ks}.runs WHERE run_id = 'r1'"
+    first = dict(cassandra_session.execute(written))
+    run.stack.append("h1")
+    await stores.save_run(run, {"h1": b"1"})
+    await stores.save_run(run)
+    second = dict(cassandra_session.execute(written))
+    assert second.keys() == {"h0", "h1"} and second["h0"] == first["h0"]
+    assert await stores.get_memos("r1") == {"h0": b"0", "h1": b"1"}
+
+
 async def test_a_run_written_before_versions_existed_is_at_version_0(
     stores: CassandraStores, cassandra_session: Session, ks: str
 ) -> None:
@@ -111,6 +128,7 @@ async def test_a_run_written_before_versions_existed_is_at_version_0(
     cassandra_session.execute(f"INSERT INTO {ks}.runs (run_id, body) VALUES ('r1', %s)", (body,))
     first, second = await stores.get_run("r1"), await stores.get_run("r1")
     assert first is not None and second is not None and first.version == 0
+    assert await stores.get_run_and_memo_keys("r1") == (first, set())
     await stores.save_run(first, {"b": b"1"})
     assert first.version == 1
     with pytest.raises(Conflict):

@@ -64,11 +64,18 @@ class HeldStores:
         self.read_release = asyncio.Event()
 
     async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        await self._held_read()
+        return await self._inner.get_run_and_memos(run_id)
+
+    async def get_run_and_memo_keys(self, run_id: str) -> tuple[RunState, set[str]] | None:
+        await self._held_read()
+        return await self._inner.get_run_and_memo_keys(run_id)
+
+    async def _held_read(self) -> None:
         if self.hold_read:
             self.hold_read = False
             self.read_reached.set()
             await self.read_release.wait()
-        return await self._inner.get_run_and_memos(run_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -78,6 +85,31 @@ class HeldStores:
             self.hold = False
             self.reached.set()
             await self.release.wait()
+        await self._inner.save_run(run, memos)
+
+
+class MemoCountingStores:
+    """The real stores, counting the memos each run write is given and the reads that fetch
+    memo values."""
+
+    def __init__(self, inner: Stores) -> None:
+        self._inner = inner
+        self.saved: list[set[str]] = []
+        self.value_reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        self.value_reads += 1
+        return await self._inner.get_run_and_memos(run_id)
+
+    async def create_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> bool:
+        self.saved.append(set(memos or {}))
+        return await self._inner.create_run(run, memos)
+
+    async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
+        self.saved.append(set(memos or {}))
         await self._inner.save_run(run, memos)
 
 
@@ -91,8 +123,10 @@ class ConnectingTransport(httpx.ASGITransport):
         self.connected = asyncio.Event()
         self.connected.set()
         self.waiting = asyncio.Event()
+        self.requests = 0  # calls sent to the app
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
         if not self.connected.is_set():
             self.waiting.set()
             await self.connected.wait()
@@ -478,3 +512,34 @@ async def test_a_run_whose_writes_lost_their_acknowledgements_is_counted_started
         _counted("headrace_runs_ended_total", {"function": fn_id, "status": "completed"})
         == ended + 1
     )
+
+
+async def test_each_write_of_a_run_brings_only_new_memos_and_only_a_call_reads_their_values(
+    stores: Stores,
+) -> None:
+    """Memo I/O per step stays flat as a run grows: a transition writes the memo it settles,
+    never the earlier ones again, and only building a call's body reads the memos' values
+    (deciding a start, a resume or a call's outcome reads their keys)."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    counting = MemoCountingStores(stores)
+    executor = scenario.executor(cast(Stores, counting))
+    await executor.on_assigned({scenario.partition})
+
+    async def deliver() -> None:
+        while items := await scenario.published():
+            for item in items:
+                await executor.handle(scenario.record(item))
+
+    await executor.handle(scenario.record(_start_item(scenario)))
+    await deliver()
+    for _ in range(2):  # the two sleeps end when the test's scheduler says so
+        await scenario.clock.advance(1000)
+        await deliver()
+    assert (await scenario.run()).status == "completed"
+    written = [key for memos in counting.saved for key in memos]
+    assert len(written) == len(set(written))
+    assert set(written) == set(await stores.get_memos(RUN_ID))
+    # One read of the values per call the app got (most made on the fast path, with no Call
+    # record between them).
+    assert counting.value_reads == scenario.transport.requests

@@ -51,6 +51,67 @@ async def test_memos_are_written_with_the_run(stores: Stores) -> None:
     assert await stores.get_run_and_memos("nothing") is None
 
 
+async def test_a_run_is_read_with_the_keys_of_its_memos_alone(stores: Stores) -> None:
+    run = _run()
+    assert await stores.get_run_and_memo_keys("r1") is None
+    await stores.create_run(run)
+    assert await stores.get_run_and_memo_keys("r1") == (await stores.get_run("r1"), set())
+    run.stack = ["h0", "h1"]
+    await stores.save_run(run, {"h0": b'{"data":0}', "h1": b"x" * 100_000})
+    found = await stores.get_run_and_memos("r1")
+    assert found is not None
+    assert await stores.get_run_and_memo_keys("r1") == (found[0], {"h0", "h1"})
+
+
+async def test_a_save_appends_its_memos_and_keeps_every_earlier_one(stores: Stores) -> None:
+    """Each save writes the memos of its own transition; what earlier saves wrote stays as it
+    was, whether a later save brings memos or none."""
+    run = _run(stack=["h0"])
+    await stores.create_run(run, {"h0": b'{"data":0}'})
+    written = {"h0": b'{"data":0}'}
+    for i in range(1, 4):
+        run.stack.append(f"h{i}")
+        await stores.save_run(run, {f"h{i}": b"%d" % i * 1000})
+        written[f"h{i}"] = b"%d" % i * 1000
+        assert await stores.get_memos("r1") == written
+    run.output = "done"
+    await stores.save_run(run)
+    assert await stores.get_memos("r1") == written
+    found = await stores.get_run_and_memo_keys("r1")
+    assert found is not None and found[0].version == 5 and found[1] == set(written)
+
+
+async def test_a_run_read_while_it_is_written_has_the_memos_its_stack_names(
+    stores: Stores,
+) -> None:
+    """Every read is of one write: the memos (and their keys) are those the state's stack
+    names, however the read and the writes interleave."""
+    run = _run()
+    await stores.create_run(run)
+    writing = True
+
+    async def write() -> None:
+        nonlocal writing
+        for i in range(20):
+            run.stack.append(f"h{i}")
+            await stores.save_run(run, {f"h{i}": b"1"})
+            await asyncio.sleep(0)
+        writing = False
+
+    async def read() -> int:
+        reads = 0
+        while writing:
+            keyed = await stores.get_run_and_memo_keys("r1")
+            valued = await stores.get_run_and_memos("r1")
+            assert keyed is not None and valued is not None
+            assert keyed[1] == set(keyed[0].stack) and valued[1].keys() == set(valued[0].stack)
+            reads += 1
+        return reads
+
+    _, reads = await asyncio.gather(write(), read())
+    assert reads > 0
+
+
 async def test_of_two_writers_of_one_version_one_wins_and_the_other_writes_nothing(
     stores: Stores,
 ) -> None:

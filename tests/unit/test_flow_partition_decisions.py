@@ -49,9 +49,25 @@ class Partition:
         item = Call(account_id="a", run_id=run, flow=run_flow)
         return self.apply(self.flow.offer_call(item, DELIVERABLE_CODEC.encode(item), now))
 
-    def start(self, run: str, gcra: Gcra, now: int, priority_ms: int = 0) -> list[Effect]:
+    def start(
+        self,
+        run: str,
+        gcra: Gcra | None,
+        now: int,
+        priority_ms: int = 0,
+        *,
+        slots: list[Slot] | None = None,
+        start_timeout_ms: int = 0,
+    ) -> list[Effect]:
         item = StartRun(account_id="a", run_id=run, fn_id="f", events=[{}], event_ids=["e"])
-        plan = RunPlan(RunFlow(fn_id="f", priority_ms=priority_ms), ("a:f:", gcra), 0)
+        run_flow = RunFlow(
+            fn_id="f",
+            slots=slots or [],
+            priority_ms=priority_ms,
+            start_timeout=start_timeout_ms > 0,
+        )
+        throttle = ("a:f:", gcra) if gcra is not None else None
+        plan = RunPlan(run_flow, throttle, start_timeout_ms)
         return self.apply(self.flow.offer_start(item, plan, now))
 
     def pump(self, now: int) -> None:
@@ -197,3 +213,45 @@ def test_a_cancelled_run_stops_waiting_and_a_waiting_start_is_delivered_first() 
     assert [type(effect) for effect in effects] == [Deliver, StopWaiting]
     assert p.delivered == ["r1", "r2"] and p.flow.waiting == 0
     assert not p.flow.start_waits("r2")
+
+
+def _leased(effects: list[Effect]) -> list[bool]:
+    """Whether each run start delivered by these effects took its first call's lease."""
+    return [
+        e.item.leased for e in effects if isinstance(e, Deliver) and isinstance(e.item, StartRun)
+    ]
+
+
+def test_a_start_whose_slots_have_room_takes_its_first_calls_lease() -> None:
+    p = Partition()
+    one = Slot("fn:a:f", 1)
+    effects = p.start("r1", None, now=0, slots=[one], start_timeout_ms=5_000)
+    assert _leased(effects) == [True] and p.flow.held("fn:a:f") == 1
+    # Its first call, should it come through the scheduler (after an executor's crash), goes
+    # with that lease; it takes no second one.
+    assert [type(effect) for effect in p.call("r1", [one])] == [Deliver]
+    # The first call is admitted with the start: the start timeout no longer applies.
+    assert CancelTimer(start_timer_id("r1")) in effects
+
+
+def test_a_start_whose_slots_are_full_or_waited_for_goes_without_a_lease() -> None:
+    p = Partition()
+    one = Slot("fn:a:f", 1)
+    p.call("r1", [one])
+    assert _leased(p.start("r2", None, now=0, slots=[one])) == [False]
+    p.call("r3", [one])  # waits
+    # Room under a higher limit, but a call waits for the slot: it goes first.
+    assert _leased(p.start("r4", None, now=0, slots=[Slot("fn:a:f", 2)])) == [False]
+    assert p.flow.held("fn:a:f") == 1
+
+
+def test_a_throttled_start_takes_its_lease_when_the_throttle_lets_it_go() -> None:
+    p = Partition()
+    gcra = Gcra.throttle(1, 10_000, 0)
+    one = Slot("fn:a:f", 1)
+    p.start("r1", gcra, now=0, slots=[one])
+    p.apply(p.flow.release(_lease("r1")))
+    p.start("r2", gcra, now=0, slots=[one])
+    effects = p.flow.next_step(10_000)
+    assert [type(effect) for effect in effects] == [PutThrottle, HoldLease, Deliver, StopWaiting]
+    assert _leased(effects) == [True]

@@ -43,13 +43,13 @@ async def _async_checkpoint(ctx: ApiContext, request: Request) -> Response:
     except InputError as err:
         return api_error(err.status, str(err))
 
-    async def decide(run: RunState, memos: dict[str, bytes]) -> Response:
+    async def decide(run: RunState, memo_keys: set[str]) -> Response:
         if checkpoint.fn_id != run.fn_id:
             return api_error(400, f"fn_id {checkpoint.fn_id!r} is not the run's function")
         # A checkpoint only settles steps that succeeded: no attempt is counted here.
         machine = RunMachine(
             run,
-            set(memos),
+            memo_keys,
             max_attempts=1,
             now_ms=ctx.clock.now_ms(),
             new_id=lambda: new_ulid(ctx.clock.now_ms()),

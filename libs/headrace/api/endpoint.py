@@ -123,17 +123,17 @@ async def _steps(ctx: ApiContext, request: Request) -> Response:
         return api_error(err.status, str(err))
     outbox = ctx.outbox
 
-    async def decide(run: RunState, memos: dict[str, bytes]) -> Response:
+    async def decide(run: RunState, memo_keys: set[str]) -> Response:
         if checkpoint.fn_id != run.fn_id or checkpoint.app_id != run.app_id:
             return api_error(400, "fn_id and app_id must be the run's, as its creation answered")
         fn = await ctx.stores.get_function(run.account_id, run.fn_id)
         if fn is None or not run.output_token:
             return api_error(400, f"run {run_id} is not a Durable Endpoint's")
-        machine = _machine(ctx, run, set(memos), fn)
+        machine = _machine(ctx, run, memo_keys, fn)
         if not machine.request_holds_run():
             # The request handed the run over (or it ended): the engine goes on with it now.
             return api_error(409, f"run {run_id} is no longer its request's")
-        conflicts = await claim_signals(ctx.stores, run, set(memos), steps, ctx.clock.now_ms())
+        conflicts = await claim_signals(ctx.stores, run, memo_keys, steps, ctx.clock.now_ms())
         machine.apply_endpoint_checkpoint(machine.request_call(), steps, conflicts)
         if not machine.out.history and not machine.out.schedule:
             return JSONResponse({})

@@ -17,14 +17,15 @@ from headrace.messages.state import RunState
 
 _CONFLICT_ROUNDS = 5
 
-Decide = Callable[[RunState, dict[str, bytes]], Awaitable[Response]]
+Decide = Callable[[RunState, set[str]], Awaitable[Response]]
 
 
 async def change_run(ctx: ApiContext, run_id: str, decide: Decide) -> Response:
-    """`decide` answers the request from the run and its memos (404 when the run is not the
-    acting account's), and writes what it decided; a Conflict it raises decides again."""
+    """`decide` answers the request from the run and its memos' step hashes (404 when the run
+    is not the acting account's), and writes what it decided; a Conflict it raises decides
+    again."""
     for _ in range(_CONFLICT_ROUNDS):
-        found = await ctx.stores.get_run_and_memos(run_id)
+        found = await ctx.stores.get_run_and_memo_keys(run_id)
         if found is None or found[0].account_id != ctx.account:
             return api_error(404, f"run not found: {run_id}")
         try:

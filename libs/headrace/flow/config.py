@@ -99,11 +99,11 @@ def rate_limit(
 def priority_s(config: dict[str, Any], event: dict[str, Any], fn_id: str) -> int:
     """`priority.run` for this event, in seconds within +-600; 0 when it does not evaluate to a
     number (as in Inngest, a failing expression does not stop the run)."""
-    expr = (config.get("priority") or {}).get("run")
+    expr = priority_expression(config)
     if not expr:
         return 0
     try:
-        value = compile_expression(str(expr)).evaluate({"event": event})
+        value = compile_expression(expr).evaluate({"event": event})
     except (ExpressionError, EvaluationError) as err:
         log.warning("priority.run failed; using 0", fn_id=fn_id, error=str(err))
         return 0
@@ -111,6 +111,12 @@ def priority_s(config: dict[str, Any], event: dict[str, Any], fn_id: str) -> int
         log.warning("priority.run is not a number; using 0", fn_id=fn_id)
         return 0
     return max(-PRIORITY_RANGE_S, min(PRIORITY_RANGE_S, int(value)))
+
+
+def priority_expression(config: dict[str, Any]) -> str | None:
+    """The function's `priority.run` expression, or None when it sets no priority."""
+    expr = (config.get("priority") or {}).get("run")
+    return str(expr) if expr else None
 
 
 def key_value(expr: str, event: dict[str, Any], fn_id: str, field: str) -> str:

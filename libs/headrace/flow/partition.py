@@ -9,7 +9,10 @@ they are applied, which is why admissions come one at a time (`next_step`).
 
 - A call takes a lease on each of its slots (virtual queues with a limit), or waits. A lease's id
   is derived from the call, so a call delivered again finds the lease it holds and goes on.
-- A throttled run start goes when its GCRA admits it, or waits.
+- A throttled run start goes when its GCRA admits it, or waits. A run start that goes takes the
+  lease of the run's first call with it when its slots have room and nothing waits for them;
+  the executor then makes that call itself (the fast path, `flow.fast_path`). Otherwise it goes
+  without, and its first call waits for the slots like any other.
 - Waiting items are served by `FairQueue`: per queue by enqueue time minus priority, queues
   round robin. A lease never released expires `lease_ms` after it was taken.
 """
@@ -42,6 +45,11 @@ from headrace.messages.state import Timer
 
 def _start_item_id(run_id: str) -> str:
     return f"{run_id}:start"
+
+
+def _slots_queue(slots: list[Slot]) -> str:
+    """The queue of what waits for these slots."""
+    return "slots:" + "|".join(slot.key for slot in slots)
 
 
 class PartitionFlow:
@@ -110,13 +118,13 @@ class PartitionFlow:
         if plan.start_timeout_ms:
             effects.append(AddTimer(self._start_timeout(item, now_ms + plan.start_timeout_ms)))
         if plan.throttle is None:
-            return [*effects, Deliver(item, encoded)]
+            return [*effects, *self._start(item, now_ms)]
         key, gcra = plan.throttle
         queue = f"throttle:{key}"
         if not self._waiting.has_queue(queue):
             admitted, tat = gcra.admit(self._tats.get(key), now_ms)
             if admitted:
-                return [*effects, PutThrottle(key, tat), Deliver(item, encoded)]
+                return [*effects, PutThrottle(key, tat), *self._start(item, now_ms)]
         waiting = Waiting(
             item_id=_start_item_id(item.run_id),
             queue=queue,
@@ -139,7 +147,7 @@ class PartitionFlow:
         if lease in self._waiting:
             return []
         slots = item.flow.slots
-        queue = "slots:" + "|".join(slot.key for slot in slots)
+        queue = _slots_queue(slots)
         if not self._waiting.has_queue(queue) and self._fits(slots):
             return [*self._take(lease, item, now_ms), Deliver(item, encoded)]
         waiting = Waiting(
@@ -228,7 +236,24 @@ class PartitionFlow:
     def _fits(self, slots: list[Slot]) -> bool:
         return all(len(self._held.get(slot.key, ())) < slot.limit for slot in slots)
 
-    def _take(self, lease: str, item: Call, now_ms: int) -> list[Effect]:
+    def _start(self, item: StartRun, now_ms: int) -> list[Effect]:
+        """A run start on its way: with the lease of the run's first call when its slots have
+        room and nothing waits for them, else without (as a run with no slots, which nothing
+        gates)."""
+        assert item.flow is not None
+        lease = lease_id(item.run_id, None, 0, 0)
+        effects: list[Effect] = []
+        if lease not in self._leases:
+            slots = item.flow.slots
+            queued = self._waiting.has_queue(_slots_queue(slots))
+            if not slots or queued or not self._fits(slots):
+                item.leased = False
+                return [Deliver(item, DELIVERABLE_CODEC.encode(item))]
+            effects = self._take(lease, item, now_ms)
+        item.leased = True
+        return [*effects, Deliver(item, DELIVERABLE_CODEC.encode(item))]
+
+    def _take(self, lease: str, item: Call | StartRun, now_ms: int) -> list[Effect]:
         assert item.flow is not None
         record = Lease(
             lease_id=lease,
@@ -236,7 +261,10 @@ class PartitionFlow:
             expires_ms=now_ms + self._lease_ms,
         )
         effects: list[Effect] = [HoldLease(record)]
-        if item.flow.start_timeout and item.target is None and item.seq == 0 and item.attempt == 0:
+        first = isinstance(item, StartRun) or (
+            item.target is None and item.seq == 0 and item.attempt == 0
+        )
+        if item.flow.start_timeout and first:
             # The run's first call starts: its start timeout no longer applies.
             effects.append(CancelTimer(start_timer_id(item.run_id)))
         return effects
@@ -259,26 +287,22 @@ class PartitionFlow:
         waiting only once delivered: should a write or the publish fail, it stays at the head of
         its queue (holding the lease it took) for the next round."""
         effects: list[Effect] = []
-        takes_lease = False
+        item = DELIVERABLE_CODEC.decode(waiting.record)
         if waiting.throttle_key:
             gcra = Gcra(waiting.emission_ms, waiting.capacity)
             admitted, tat = gcra.admit(self._tats.get(waiting.throttle_key), now_ms)
             if not admitted:
                 return []
-            effects.append(PutThrottle(waiting.throttle_key, tat))
-        elif item_id not in self._leases:
-            if not self._fits(waiting.slots):
-                return []
-            takes_lease = True
-        item = DELIVERABLE_CODEC.decode(waiting.record)
-        if takes_lease:
-            assert isinstance(item, Call)
-            effects.extend(self._take(item_id, item, now_ms))
-        return [
-            *effects,
-            Deliver(item, waiting.record),
-            StopWaiting(item_id, queue, item.run_id, served=True),
-        ]
+            assert isinstance(item, StartRun)
+            effects += [PutThrottle(waiting.throttle_key, tat), *self._start(item, now_ms)]
+        else:
+            if item_id not in self._leases:
+                if not self._fits(waiting.slots):
+                    return []
+                assert isinstance(item, Call)
+                effects.extend(self._take(item_id, item, now_ms))
+            effects.append(Deliver(item, waiting.record))
+        return [*effects, StopWaiting(item_id, queue, item.run_id, served=True)]
 
     def _next_expired(self, now_ms: int) -> str | None:
         while self._expiry and self._expiry[0][0] <= now_ms:

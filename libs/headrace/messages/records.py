@@ -77,6 +77,9 @@ class StartRun(msgspec.Struct, tag="start", kw_only=True):
     # with that run's memos up to `replay_from` (a step hash or name; "" = the step that failed).
     original_run_id: str = ""
     replay_from: str = ""
+    # Set by the scheduler when the start took the lease of the run's first call (its
+    # `lease_id`, seq 0, attempt 0): the executor makes that call itself, at once.
+    leased: bool = False
 
 
 class Call(msgspec.Struct, tag="call", kw_only=True):

@@ -38,6 +38,12 @@ class RunStore(Protocol):
         all, so every memo a state's stack names is there, and no memo is newer than the state."""
         ...
 
+    async def get_run_and_memo_keys(self, run_id: str) -> tuple[RunState, set[str]] | None:
+        """As `get_run_and_memos`, one snapshot, with the memos' step hashes and not their
+        values: what deciding a transition needs, at a cost that does not grow with the size of
+        the outputs (only a call's body carries the values)."""
+        ...
+
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         """Write the run's state with new memos (hash -> JSON bytes), atomically, provided the
         store still holds `run.version`; the stored version is then one more, and so is

@@ -13,11 +13,13 @@ TTL.)
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import msgspec
+from cassandra.query import PreparedStatement
 
 from headrace.adapters.cassandra.session import Bound, Cql
-from headrace.core.errors import Conflict
+from headrace.core.errors import Conflict, TransientError
 from headrace.core.retention import MAX_OPEN_S
 from headrace.messages.state import ENDED, HistoryEntry, RunState
 
@@ -26,6 +28,8 @@ from headrace.messages.state import ENDED, HistoryEntry, RunState
 _REWRITE_BYTES = 1 << 20
 # How far ahead of the clock `retain_run` stamps the entries the outbox appends after it.
 _AHEAD_US = 86_400 * 1_000_000
+# A run read while it is being written is read again, this many times at most.
+_SNAPSHOT_ROUNDS = 5
 
 _enc = msgspec.msgpack.Encoder()
 _run = msgspec.msgpack.Decoder(RunState)
@@ -56,9 +60,15 @@ class RunTables:
             "INSERT INTO {ks}.runs (run_id, hash, memo) VALUES (?, ?, ?) USING TTL ?"
         )
         self._memos = cql.prepare("SELECT hash, memo FROM {ks}.runs WHERE run_id = ?")
-        # One partition read: Cassandra applies a write to a partition whole, and a read of one
-        # partition sees it whole or not at all.
-        self._run_and_memos = cql.prepare("SELECT body, hash, memo FROM {ks}.runs WHERE run_id = ?")
+        # A snapshot of a run is its body and its memo rows at one version: the rows carry the
+        # small static version, not the body, which a query of both would repeat in every row
+        # (the body holds the stack and the last transition's history, outputs included).
+        self._versioned_memos = cql.prepare(
+            "SELECT version, hash, memo FROM {ks}.runs WHERE run_id = ?"
+        )
+        self._versioned_memo_keys = cql.prepare(
+            "SELECT version, hash FROM {ks}.runs WHERE run_id = ?"
+        )
         self._list_by_account = cql.prepare(
             "INSERT INTO {ks}.runs_by_account (account_id, run_id) VALUES (?, ?) USING TTL ?"
         )
@@ -104,12 +114,38 @@ class RunTables:
         return _run.decode(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
-        rows = await self._cql.rows(self._run_and_memos, (run_id,))
-        if not rows or rows[0][0] is None:
+        found = await self._snapshot(self._versioned_memos, run_id)
+        if found is None:
             return None
-        # Every row repeats the static body; a partition holding only the run yields one row
-        # with no clustering key.
-        return _run.decode(rows[0][0]), {h: memo for _, h, memo in rows if h is not None}
+        run, rows = found
+        return run, {h: memo for _, h, memo in rows if h is not None}
+
+    async def get_run_and_memo_keys(self, run_id: str) -> tuple[RunState, set[str]] | None:
+        found = await self._snapshot(self._versioned_memo_keys, run_id)
+        if found is None:
+            return None
+        run, rows = found
+        return run, {h for _, h in rows if h is not None}
+
+    async def _snapshot(
+        self, rows_query: PreparedStatement, run_id: str
+    ) -> tuple[RunState, list[tuple[Any, ...]]] | None:
+        """The run and its rows (`rows_query`, whose first column is the version) as of one
+        write: read apart, and again until both are at the same version. Every write that adds
+        memo rows changes the version with them, in one conditional batch (`save_run`), so rows
+        and body at one version are one write's state."""
+        for _ in range(_SNAPSHOT_ROUNDS):
+            bodies, rows = await asyncio.gather(
+                self._cql.rows(self._get_run, (run_id,)), self._cql.rows(rows_query, (run_id,))
+            )
+            if not bodies or bodies[0][0] is None:
+                return None
+            run = _run.decode(bodies[0][0])
+            # A run written before versions existed has none: it is at version 0.
+            if rows and (rows[0][0] or 0) == run.version:
+                # A partition holding only the run yields one row with no clustering key.
+                return run, rows
+        raise TransientError(f"run {run_id} kept changing while it was read")
 
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         ttl = self._ttl(run)

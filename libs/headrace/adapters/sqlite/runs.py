@@ -70,6 +70,17 @@ class RunTables:
 
         return await self._db.run(read)
 
+    async def get_run_and_memo_keys(self, run_id: str) -> tuple[RunState, set[str]] | None:
+        def read(conn: Any) -> tuple[RunState, set[str]] | None:
+            # As get_run_and_memos; the hashes are read from the primary key's index alone.
+            row = conn.execute("SELECT body FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            hashes = conn.execute("SELECT hash FROM memos WHERE run_id = ?", (run_id,))
+            return _run.decode(row[0]), {h for (h,) in hashes}
+
+        return await self._db.run(read)
+
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         stored = msgspec.structs.replace(run, version=run.version + 1)
         expires = self._run_expires_ms(run)
