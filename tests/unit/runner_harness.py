@@ -4,8 +4,10 @@ read back from the `schedule` topic."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, Self
 
 from headrace.services.runner.service import Runner
 
@@ -36,6 +38,17 @@ class RunnerHarness:
         self.clock = FakeClock(BEGAN + 1_000)
         self.runner = Runner(self.log, TOPICS, self.stores, self.clock)
         self._offsets = itertools.count()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def owning_partition_0(cls) -> AsyncIterator[Self]:
+        """A harness whose runner owns the one partition, its stores closed after."""
+        harness = cls()
+        await harness.runner.on_assigned({0})
+        try:
+            yield harness
+        finally:
+            await harness.stores.close()
 
     async def handle(self, item: EventsRecord, offset: int | None = None) -> None:
         """Deliver `item` at the next offset, or at `offset` (a record delivered again)."""

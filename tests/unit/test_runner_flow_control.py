@@ -25,10 +25,8 @@ HOUR = 3_600_000
 
 @pytest.fixture
 async def harness() -> AsyncIterator[RunnerHarness]:
-    h = RunnerHarness()
-    await h.runner.on_assigned({0})
-    yield h
-    await h.stores.close()
+    async with RunnerHarness.owning_partition_0() as h:
+        yield h
 
 
 async def _sync(h: RunnerHarness, **config: Any) -> None:

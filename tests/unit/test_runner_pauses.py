@@ -24,10 +24,8 @@ class Harness(RunnerHarness):
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    h = Harness()
-    await h.runner.on_assigned({0})
-    yield h
-    await h.stores.close()
+    async with Harness.owning_partition_0() as h:
+        yield h
 
 
 def _wait(

@@ -17,10 +17,8 @@ from headrace.messages.state import FunctionRecord
 
 @pytest.fixture
 async def harness() -> AsyncIterator[RunnerHarness]:
-    h = RunnerHarness()
-    await h.runner.on_assigned({0})
-    yield h
-    await h.stores.close()
+    async with RunnerHarness.owning_partition_0() as h:
+        yield h
 
 
 async def _sync(h: RunnerHarness, fn_id: str, **config: Any) -> None:
