@@ -14,6 +14,7 @@ from headrace.services.runner.singleton import Singletons
 
 from headrace.core.clock import Clock
 from headrace.core.ids import new_ulid
+from headrace.flow.config import EVENT_DEDUPE_TTL_MS
 from headrace.messages.model import Batch, Event
 from headrace.messages.records import Deliverable, StartRun
 from headrace.messages.state import FunctionRecord
@@ -21,8 +22,6 @@ from headrace.obs.tracing import run_span
 from headrace.ports.stores import Stores
 
 log = structlog.get_logger(__name__)
-
-DEDUPE_TTL_MS = 24 * 3_600_000
 
 Schedule = Callable[[Deliverable, str], Awaitable[None]]
 
@@ -52,7 +51,7 @@ class RunStarter:
         dedupe = str(event.payload.get("id") or event.internal_id)
         candidate = new_ulid(now)
         existing = await self._stores.claim(
-            f"run:{fn.account_id}:{fn.fn_id}:{dedupe}", candidate, DEDUPE_TTL_MS, now
+            f"run:{fn.account_id}:{fn.fn_id}:{dedupe}", candidate, EVENT_DEDUPE_TTL_MS, now
         )
         if existing is not None:
             # A repeat of an event already handled: do again only what is idempotent, so a crash

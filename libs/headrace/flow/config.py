@@ -27,6 +27,9 @@ SCOPES = ("fn", "env", "account")
 PRIORITY_RANGE_S = 600
 RATE_LIMIT_PERIOD_MS = (1_000, 86_400_000)
 THROTTLE_PERIOD_MS = (1_000, 7 * 86_400_000)
+# How long a function's run is deduplicated by its triggering event's id (a repeated event
+# starts no second run), and how long decisions made for that event are kept with it.
+EVENT_DEDUPE_TTL_MS = 86_400_000
 
 
 def concurrency_entries(config: dict[str, Any]) -> list[Any]:

@@ -7,12 +7,13 @@ event handled again after a crash is skipped again, and an admitted one is not c
 
 from __future__ import annotations
 
+from headrace.flow.config import EVENT_DEDUPE_TTL_MS
 from headrace.flow.gcra import Gcra
 from headrace.flow.runner_effects import PutRateLimit, RateLimitEffect, Skip
 
 # What the marker of an event's first decision holds.
 ADMITTED, SKIPPED = "admitted", "skipped"
-MARKER_TTL_MS = 24 * 3_600_000  # as long as the run dedupe by event id it follows
+MARKER_TTL_MS = EVENT_DEDUPE_TTL_MS  # as long as the run dedupe by event id it follows
 
 RATE_LIMITED = Skip("rate limited")
 
