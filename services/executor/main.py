@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from headrace.services.executor.service import Executor
 
@@ -11,9 +9,10 @@ from headrace.core.backoff import interval_ms
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.protocol.driver import AppDriver
-from headrace.runtime.cluster_options import cluster_options
 from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 
 async def wire(host: Host, log_port: Log, stores: Stores) -> None:
@@ -47,7 +46,7 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
 
 
 @click.command()
-@cluster_options(default_port=8292)
-def executor(**options: Any) -> None:
+@service_command(default_port=8292)
+def executor(settings: Settings) -> None:
     """Run an executor: the SDK protocol, calls to apps, run state."""
-    run_service("executor", options, wire)
+    run_service("executor", settings, wire)

@@ -3,8 +3,6 @@ publishes to `events`."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from headrace.services.ingest.http import build_app
 from headrace.services.ingest.intake import Intake
@@ -19,10 +17,11 @@ from headrace.protocol.app_syncer import AppSyncer
 from headrace.realtime.bus import LogBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
-from headrace.runtime.cluster_options import cluster_options
 from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
 from headrace.runtime.process import ServiceProcess
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 # Intake records carry no order headrace relies on: batches of them, several at once (a batch's
 # events go out as one produce request per partition; see benchmarks/intake_throughput.md).
@@ -66,7 +65,7 @@ def wire_intake(host: Host, log_port: Log, intake: Intake) -> None:
 
 
 @click.command()
-@cluster_options(default_port=8288)
-def ingest(**options: Any) -> None:
+@service_command(default_port=8288)
+def ingest(settings: Settings) -> None:
     """Run an ingest: Event API, app sync, GraphQL and REST APIs."""
-    run_service("ingest", options, wire)
+    run_service("ingest", settings, wire)

@@ -17,7 +17,7 @@ from headrace.core.clock import Clock
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
-from headrace.runtime.host import ServiceSettings
+from headrace.runtime.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class IngestParts:
     @classmethod
     def build(
         cls,
-        settings: ServiceSettings,
+        settings: Settings,
         log_port: Log,
         topics: Topics,
         stores: Stores,

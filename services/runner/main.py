@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from headrace.services.runner.service import Runner
 
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
-from headrace.runtime.cluster_options import cluster_options
 from headrace.runtime.host import Host
 from headrace.runtime.main import run_service
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 
 async def wire(host: Host, log_port: Log, stores: Stores) -> None:
@@ -26,7 +25,7 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
 
 
 @click.command()
-@cluster_options(default_port=8290)
-def runner(**options: Any) -> None:
+@service_command(default_port=8290)
+def runner(settings: Settings) -> None:
     """Run a runner: triggers, waits, cancels, invokes, batches."""
-    run_service("runner", options, wire)
+    run_service("runner", settings, wire)

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
 from headrace.testing.cluster import start_cluster
 from headrace.testing.dev import EngineHandle
 from headrace.testing.kube import CHART
@@ -29,12 +30,15 @@ async def keyed_engine(
 ) -> AsyncIterator[EngineHandle]:
     """One of each service, with an event key and a signing key for the account "acme"."""
     name = f"helm_test_{uuid.uuid4().hex[:8]}"
-    settings = ClusterSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        cassandra_hosts=(cassandra_contact[0],),
-        cassandra_port=cassandra_contact[1],
-        keyspace=name,
-        topic_prefix=f"{name}.",
+    settings = replace(
+        SERVICE_SETTINGS,
+        cluster=ClusterConnection(
+            kafka_bootstrap=kafka_bootstrap,
+            cassandra_hosts=(cassandra_contact[0],),
+            cassandra_port=cassandra_contact[1],
+            keyspace=name,
+            topic_prefix=f"{name}.",
+        ),
         partitions=1,
     )
     env = {"HEADRACE_EVENT_KEYS": "acme-key=acme", "HEADRACE_SIGNING_KEYS": f"acme={SIGNING_KEY}"}

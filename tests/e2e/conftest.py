@@ -3,11 +3,12 @@
 and Cassandra, shared by the session; tests keep apart by their own app ids and event names)."""
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
 from headrace.testing.dev import (
     TEST_ENDPOINT_TIMEOUT_S,
     TEST_RETRY_INTERVAL_S,
@@ -25,14 +26,17 @@ def distributed_settings(
     cassandra_contact: tuple[str, int],
     drop_keyspace: Callable[[str], None],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[ClusterSettings]:
+) -> Iterator[Settings]:
     suffix = tmp_path_factory.getbasetemp().name.replace("-", "_")
-    yield ClusterSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        cassandra_hosts=(cassandra_contact[0],),
-        cassandra_port=cassandra_contact[1],
-        keyspace=f"e2e_{suffix}",
-        topic_prefix=f"e2e.{suffix}.",
+    yield replace(
+        SERVICE_SETTINGS,
+        cluster=ClusterConnection(
+            kafka_bootstrap=kafka_bootstrap,
+            cassandra_hosts=(cassandra_contact[0],),
+            cassandra_port=cassandra_contact[1],
+            keyspace=f"e2e_{suffix}",
+            topic_prefix=f"e2e.{suffix}.",
+        ),
         partitions=4,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
         endpoint_timeout_s=TEST_ENDPOINT_TIMEOUT_S,
@@ -42,7 +46,7 @@ def distributed_settings(
 
 @pytest.fixture(scope="session")
 async def distributed_engine(
-    distributed_settings: ClusterSettings, tmp_path_factory: pytest.TempPathFactory
+    distributed_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[EngineHandle]:
     from headrace.testing.cluster import start_cluster
 
@@ -53,7 +57,7 @@ async def distributed_engine(
 
 @pytest.fixture
 async def dev_engine(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[EngineHandle]:
-    """`@pytest.mark.dev_settings(...)` on a test sets DevSettings fields (a short call timeout);
+    """`@pytest.mark.dev_settings(...)` on a test sets engine settings (a short call timeout);
     `@pytest.mark.fake_clock` runs the engine on a fake clock, moved by `dev.advance`."""
     marker = request.node.get_closest_marker("dev_settings")
     clock = fake_clock() if request.node.get_closest_marker("fake_clock") else None

@@ -107,7 +107,7 @@ async def test_too_many_events_in_one_request_are_refused(dev: DevHandle) -> Non
 
 @pytest.fixture
 async def keyed_dev(tmp_path: Path) -> AsyncIterator[DevHandle]:
-    handle = await start_dev(tmp_path / "keyed", event_keys={"good-key": "default"})
+    handle = await start_dev(tmp_path / "keyed", event_keys=(("good-key", "default"),))
     yield handle
     await handle.stop()
 

@@ -17,7 +17,7 @@ import inngest
 import pytest
 
 from headrace.messages.state import RunState
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
 from headrace.testing.cluster import start_cluster
 from headrace.testing.dev import EngineHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -37,13 +37,13 @@ async def _runs_at_least(engine: EngineHandle, count: int) -> list[RunState]:
 
 
 async def test_a_cron_schedule_fires_once_per_tick_with_two_schedulers_one_killed(
-    distributed_settings: ClusterSettings, tmp_path: Path, drop_keyspace: Callable[[str], None]
+    distributed_settings: Settings, tmp_path: Path, drop_keyspace: Callable[[str], None]
 ) -> None:
-    settings = dataclasses.replace(
-        distributed_settings,
-        keyspace=f"{distributed_settings.keyspace}_cron",
-        topic_prefix=f"{distributed_settings.topic_prefix}cron.",
+    base = distributed_settings.cluster
+    connection = dataclasses.replace(
+        base, keyspace=f"{base.keyspace}_cron", topic_prefix=f"{base.topic_prefix}cron."
     )
+    settings = dataclasses.replace(distributed_settings, cluster=connection)
     cluster, engine = await start_cluster(
         settings,
         tmp_path / "logs",
@@ -67,7 +67,7 @@ async def test_a_cron_schedule_fires_once_per_tick_with_two_schedulers_one_kille
             runs = await _runs_at_least(engine, seen + 5)
     finally:
         await engine.stop()
-        drop_keyspace(settings.keyspace)
+        drop_keyspace(settings.cluster.keyspace)
 
     per_tick = collections.Counter(str(r.events[0]["data"]["scheduledAt"]) for r in runs)
     assert all(count == 1 for count in per_tick.values()), per_tick

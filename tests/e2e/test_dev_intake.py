@@ -31,7 +31,7 @@ DASHBOARD_TOKEN = "intake-dashboard-token"
 async def keyed_dev(tmp_path: Path) -> AsyncIterator[EngineHandle]:
     """A dev server that takes one event key only, so an unknown key is refused."""
     handle = await start_dev(
-        tmp_path / "state", event_keys={"test-key": "default"}, dashboard_token=DASHBOARD_TOKEN
+        tmp_path / "state", event_keys=(("test-key", "default"),), dashboard_token=DASHBOARD_TOKEN
     )
     yield handle
     await handle.stop()

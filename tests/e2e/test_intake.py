@@ -13,7 +13,7 @@ import inngest
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
 from headrace.testing.dev import EngineHandle, eventually
 from headrace.testing.metrics import intake_rejected
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -35,11 +35,11 @@ async def _produce(
 
 
 async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_aside(
-    distributed_engine: EngineHandle, distributed_settings: ClusterSettings
+    distributed_engine: EngineHandle, distributed_settings: Settings
 ) -> None:
     engine = distributed_engine
     settings = distributed_settings
-    intake = f"{settings.topic_prefix}intake"
+    intake = f"{settings.cluster.topic_prefix}intake"
     tag = uuid.uuid4().hex[:8]
     client = make_client(engine.url, "intake-app")
 
@@ -82,7 +82,7 @@ async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_a
 
     with ServedApp(client, [greet]) as app:
         await engine.sync(app.url, "intake-app")
-        await _produce(settings.kafka_bootstrap, intake, [*good, *bad.values()])
+        await _produce(settings.cluster.kafka_bootstrap, intake, [*good, *bad.values()])
 
         async def runs() -> list[str] | None:
             mine = [
@@ -98,8 +98,8 @@ async def test_events_from_the_intake_topic_start_runs_and_bad_records_are_set_a
 
     # Every bad record is in the dead-letter topic, bytes untouched, with its reason.
     consumer = AIOKafkaConsumer(
-        f"{settings.topic_prefix}dead-letter",
-        bootstrap_servers=settings.kafka_bootstrap,
+        f"{settings.cluster.topic_prefix}dead-letter",
+        bootstrap_servers=settings.cluster.kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

@@ -18,7 +18,7 @@ SIGNING_KEY = "signkey-test-0123456789abcdef0123456789abcdef"
 @pytest.fixture
 async def keyed(tmp_path: Path) -> AsyncIterator[tuple[DevHandle, Path]]:
     state = tmp_path / "state"
-    handle = await start_dev(state, event_keys={EVENT_KEY: "default"}, signing_key=SIGNING_KEY)
+    handle = await start_dev(state, event_keys=((EVENT_KEY, "default"),), signing_key=SIGNING_KEY)
     yield handle, state
     await handle.stop()
 
@@ -52,7 +52,7 @@ async def test_a_stranger_gets_nothing_from_the_dashboard_or_metrics(
 
 async def test_a_given_token_is_the_one_asked_for(tmp_path: Path) -> None:
     dev = await start_dev(
-        tmp_path / "state", event_keys={EVENT_KEY: "default"}, dashboard_token="t0k"
+        tmp_path / "state", event_keys=((EVENT_KEY, "default"),), dashboard_token="t0k"
     )
     try:
         async with httpx.AsyncClient(base_url=dev.url) as http:

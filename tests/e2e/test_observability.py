@@ -33,7 +33,7 @@ from starlette.routing import Route
 from headrace.messages.state import RunState
 from headrace.obs.tracing import run_root_span_id, run_trace_id, setup_tracing
 from headrace.runtime.http import HttpServer
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
 from headrace.testing.dev import FIRST_BACKOFF_MAX_S, EngineHandle, eventually
 from headrace.testing.metrics import samples
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
@@ -133,7 +133,7 @@ async def otlp_receiver() -> AsyncIterator[OtlpReceiver]:
 
 @pytest.fixture
 async def traced_cluster(
-    distributed_settings: ClusterSettings,
+    distributed_settings: Settings,
     otlp_receiver: OtlpReceiver,
     tmp_path: Path,
     drop_keyspace: Callable[[str], None],
@@ -141,11 +141,11 @@ async def traced_cluster(
     """Its own small cluster (one of each service), exporting to the receiver."""
     from headrace.testing.cluster import start_cluster
 
-    settings = dataclasses.replace(
-        distributed_settings,
-        keyspace=f"{distributed_settings.keyspace}_obs",
-        topic_prefix=f"{distributed_settings.topic_prefix}obs.",
+    base = distributed_settings.cluster
+    connection = dataclasses.replace(
+        base, keyspace=f"{base.keyspace}_obs", topic_prefix=f"{base.topic_prefix}obs."
     )
+    settings = dataclasses.replace(distributed_settings, cluster=connection)
     cluster, handle = await start_cluster(
         settings,
         tmp_path / "logs",
@@ -157,7 +157,7 @@ async def traced_cluster(
     )
     yield handle, {proc.name: proc.port for proc in cluster.procs}
     await handle.stop()
-    drop_keyspace(settings.keyspace)
+    drop_keyspace(settings.cluster.keyspace)
 
 
 @dataclasses.dataclass

@@ -34,7 +34,7 @@ from tests.e2e.test_observability import OtlpReceiver
 
 from headrace.dashboard.auth import DashboardAuth
 from headrace.protocol.signing import hashed_signing_key
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, eventually
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
@@ -373,7 +373,7 @@ async def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
 @pytest.mark.cassandra
 async def test_no_secret_reaches_a_log_span_metric_page_or_answer_in_distributed_mode(
     otlp: OtlpReceiver,
-    distributed_settings: ClusterSettings,
+    distributed_settings: Settings,
     drop_keyspace: Callable[[str], None],
     tmp_path: Path,
 ) -> None:
@@ -381,7 +381,10 @@ async def test_no_secret_reaches_a_log_span_metric_page_or_answer_in_distributed
 
     keys = Secrets.of("acme", "globex")
     name = f"secrets_{uuid.uuid4().hex[:8]}"
-    settings = dataclasses.replace(distributed_settings, keyspace=name, topic_prefix=f"{name}.")
+    connection = dataclasses.replace(
+        distributed_settings.cluster, keyspace=name, topic_prefix=f"{name}."
+    )
+    settings = dataclasses.replace(distributed_settings, cluster=connection)
     env = {
         **_otlp_env(otlp),
         "HEADRACE_EVENT_KEYS": ",".join(f"{k}={a}" for a, k in keys.event_keys.items()),

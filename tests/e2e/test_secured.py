@@ -23,7 +23,7 @@ from headrace.adapters.kafka.security import KafkaSecurity
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.infra.secured import SecuredEndpoints
 from headrace.infra.tls import server_tls
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
 from headrace.testing.cluster import security_env, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
@@ -37,20 +37,23 @@ ONE_EACH = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
 
 
 @pytest.fixture
-def settings(secured_infra: SecuredEndpoints) -> Iterator[ClusterSettings]:
+def settings(secured_infra: SecuredEndpoints) -> Iterator[Settings]:
     """Settings for a keyspace and topics of this test's own, over SASL_SSL (SCRAM-SHA-512)."""
     name = f"secured_{uuid.uuid4().hex[:10]}"
     host, port = secured_infra.cassandra_contact
-    yield ClusterSettings(
-        kafka_bootstrap=secured_infra.kafka_sasl_ssl,
-        cassandra_hosts=(host,),
-        cassandra_port=port,
-        keyspace=name,
-        topic_prefix=f"{name}.",
+    yield dataclasses.replace(
+        SERVICE_SETTINGS,
+        cluster=ClusterConnection(
+            kafka_bootstrap=secured_infra.kafka_sasl_ssl,
+            cassandra_hosts=(host,),
+            cassandra_port=port,
+            keyspace=name,
+            topic_prefix=f"{name}.",
+            kafka_security=secured_infra.kafka_security(),
+            cassandra_security=secured_infra.cassandra_security(),
+        ),
         partitions=2,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
-        kafka_security=secured_infra.kafka_security(),
-        cassandra_security=secured_infra.cassandra_security(),
     )
     cluster = local_cluster(host, port, **secured_infra.cassandra_security().cluster_options())
     try:
@@ -59,24 +62,22 @@ def settings(secured_infra: SecuredEndpoints) -> Iterator[ClusterSettings]:
         cluster.shutdown()
 
 
-def _env(settings: ClusterSettings, **more: str) -> dict[str, str]:
+def _env(settings: Settings, **more: str) -> dict[str, str]:
     return {
         **os.environ,
-        "HEADRACE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "HEADRACE_CASSANDRA_HOSTS": ",".join(settings.cassandra_hosts),
-        "HEADRACE_CASSANDRA_PORT": str(settings.cassandra_port),
-        "HEADRACE_KEYSPACE": settings.keyspace,
-        "HEADRACE_TOPIC_PREFIX": settings.topic_prefix,
+        "HEADRACE_KAFKA_BOOTSTRAP": settings.cluster.kafka_bootstrap,
+        "HEADRACE_CASSANDRA_HOSTS": ",".join(settings.cluster.cassandra_hosts),
+        "HEADRACE_CASSANDRA_PORT": str(settings.cluster.cassandra_port),
+        "HEADRACE_KEYSPACE": settings.cluster.keyspace,
+        "HEADRACE_TOPIC_PREFIX": settings.cluster.topic_prefix,
         "HEADRACE_PARTITIONS": str(settings.partitions),
         "HEADRACE_LOG_FORMAT": "console",
-        **security_env(settings),
+        **security_env(settings.cluster),
         **more,
     }
 
 
-def _headrace(
-    settings: ClusterSettings, *args: str, **env: str
-) -> subprocess.CompletedProcess[str]:
+def _headrace(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "headrace", *args],
         env=_env(settings, **env),
@@ -88,7 +89,7 @@ def _headrace(
 
 
 async def test_a_run_of_steps_a_sleep_and_a_wait_completes_on_secured_kafka_and_cassandra(
-    settings: ClusterSettings, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
     _, engine = await start_cluster(settings, tmp_path / "logs", counts=ONE_EACH)
     try:
@@ -97,7 +98,7 @@ async def test_a_run_of_steps_a_sleep_and_a_wait_completes_on_secured_kafka_and_
         await engine.stop()
     # No service logged the broker password it used (the profile's Cassandra password is its
     # user name, "cassandra", too common a word to search for).
-    password = settings.kafka_security.sasl_password
+    password = settings.cluster.kafka_security.sasl_password
     logs = [p.read_bytes() for p in (tmp_path / "logs").glob("*.log")]
     assert password and len(logs) == 4 and all(logs)
     assert [log for log in logs if password.encode() in log] == []
@@ -145,7 +146,7 @@ async def _smoke(engine: DevHandle) -> None:
     ],
 )
 def test_migrate_creates_the_topics_and_schema_over_each_kind_of_listener(
-    settings: ClusterSettings, secured_infra: SecuredEndpoints, how: str
+    settings: Settings, secured_infra: SecuredEndpoints, how: str
 ) -> None:
     mechanism, _, protocol = how.partition(" over ")
     if protocol == "SSL":
@@ -159,25 +160,28 @@ def test_migrate_creates_the_topics_and_schema_over_each_kind_of_listener(
     done = _headrace(settings, "migrate")
 
     assert done.returncode == 0, done.stderr
-    assert f"cassandra keyspace {settings.keyspace}: migrations applied [1" in done.stdout
-    assert f"kafka topics {settings.topic_prefix}events" in done.stdout
+    assert f"cassandra keyspace {settings.cluster.keyspace}: migrations applied [1" in done.stdout
+    assert f"kafka topics {settings.cluster.topic_prefix}events" in done.stdout
 
 
 def test_migrate_fails_at_once_when_the_broker_certificate_is_not_from_the_given_ca(
-    settings: ClusterSettings, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
     other_ca = str(server_tls(tmp_path, "127.0.0.1").ca)
 
     done = _headrace(settings, "migrate", HEADRACE_KAFKA_SSL_CAFILE=other_ca)
 
     assert done.returncode == 1
-    assert f"Error: kafka broker {settings.kafka_bootstrap}: TLS handshake failed:" in done.stderr
+    assert (
+        f"Error: kafka broker {settings.cluster.kafka_bootstrap}: TLS handshake failed:"
+        in done.stderr
+    )
     assert "CERTIFICATE_VERIFY_FAILED" in done.stderr
 
 
 @pytest.mark.parametrize("command", ["migrate", "runner"])
 def test_without_a_client_certificate_the_listener_requiring_one_refuses_at_once(
-    settings: ClusterSettings, secured_infra: SecuredEndpoints, command: str
+    settings: Settings, secured_infra: SecuredEndpoints, command: str
 ) -> None:
     assert _headrace(settings, "migrate").returncode == 0  # over SASL_SSL: the runner's schema
     no_certificate = KafkaSecurity(protocol="SSL", ssl_cafile=secured_infra.ca_file)
@@ -197,24 +201,24 @@ def test_without_a_client_certificate_the_listener_requiring_one_refuses_at_once
 
 
 def test_migrate_with_a_wrong_kafka_password_fails_at_once_naming_the_broker(
-    settings: ClusterSettings,
+    settings: Settings,
 ) -> None:
     done = _headrace(settings, "migrate", HEADRACE_KAFKA_SASL_PASSWORD=WRONG_PASSWORD)
 
     assert done.returncode == 1
     assert (
-        f"Error: kafka broker {settings.kafka_bootstrap}: authentication failed "
+        f"Error: kafka broker {settings.cluster.kafka_bootstrap}: authentication failed "
         "(SCRAM-SHA-512 as 'headrace')" in done.stderr
     )
     assert WRONG_PASSWORD not in done.stdout + done.stderr
 
 
 def test_migrate_with_a_wrong_cassandra_password_fails_at_once_naming_the_node(
-    settings: ClusterSettings,
+    settings: Settings,
 ) -> None:
     done = _headrace(settings, "migrate", HEADRACE_CASSANDRA_PASSWORD=WRONG_PASSWORD)
 
-    host, port = settings.cassandra_hosts[0], settings.cassandra_port
+    host, port = settings.cluster.cassandra_hosts[0], settings.cluster.cassandra_port
     assert done.returncode == 1
     assert f"Error: cassandra authentication failed: node {host}:{port}:" in done.stderr
     assert "Bad credentials" in done.stderr
@@ -229,23 +233,23 @@ def test_migrate_with_a_wrong_cassandra_password_fails_at_once_naming_the_node(
     ],
 )
 def test_a_service_with_a_wrong_password_exits_at_once_and_logs_why(
-    settings: ClusterSettings, password_env: str, says: str
+    settings: Settings, password_env: str, says: str
 ) -> None:
     assert _headrace(settings, "migrate").returncode == 0
     port = str(free_port())
 
     done = _headrace(settings, "runner", HEADRACE_PORT=port, **{password_env: WRONG_PASSWORD})
 
-    cassandra = f"{settings.cassandra_hosts[0]}:{settings.cassandra_port}"
+    cassandra = f"{settings.cluster.cassandra_hosts[0]}:{settings.cluster.cassandra_port}"
     output = done.stdout + done.stderr
     assert done.returncode == 1
     assert "cannot connect; not retrying" in output
-    assert says.format(kafka=settings.kafka_bootstrap, cassandra=cassandra) in output
+    assert says.format(kafka=settings.cluster.kafka_bootstrap, cassandra=cassandra) in output
     assert WRONG_PASSWORD not in output
 
 
 def test_a_service_that_cannot_reach_kafka_yet_says_why_on_ready(
-    settings: ClusterSettings, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
     assert _headrace(settings, "migrate").returncode == 0
     port, nowhere = free_port(), f"127.0.0.1:{free_port()}"

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -36,7 +36,7 @@ from fault_records import AppRecords
 from fault_workload import EventLog, offering_go, start_runs
 
 from headrace.infra import InfraConfig
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
 from headrace.testing import netns
 from headrace.testing.cluster import Cluster, ServiceProc, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle
@@ -75,12 +75,15 @@ class FaultCluster:
 
 @pytest.fixture
 async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIterator[FaultCluster]:
-    settings = ClusterSettings(
-        kafka_bootstrap=f"127.0.0.1:{private_infra.kafka_port}",
-        cassandra_hosts=("127.0.0.1",),
-        cassandra_port=private_infra.cassandra_port,
-        keyspace="fault",
-        topic_prefix="fault.",
+    settings = replace(
+        SERVICE_SETTINGS,
+        cluster=ClusterConnection(
+            kafka_bootstrap=f"127.0.0.1:{private_infra.kafka_port}",
+            cassandra_hosts=("127.0.0.1",),
+            cassandra_port=private_infra.cassandra_port,
+            keyspace="fault",
+            topic_prefix="fault.",
+        ),
         partitions=PARTITIONS,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=CALL_TIMEOUT_S,

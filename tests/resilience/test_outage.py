@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ from workload import (
 )
 
 from headrace.infra import InfraConfig, down, start_each
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
 from headrace.testing.cluster import Cluster, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -38,12 +39,15 @@ OUTAGE_S = 30
 async def private_cluster(
     private_infra: InfraConfig, tmp_path: Path
 ) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
-    settings = ClusterSettings(
-        kafka_bootstrap=f"127.0.0.1:{private_infra.kafka_port}",
-        cassandra_hosts=("127.0.0.1",),
-        cassandra_port=private_infra.cassandra_port,
-        keyspace="outage",
-        topic_prefix="outage.",
+    settings = replace(
+        SERVICE_SETTINGS,
+        cluster=ClusterConnection(
+            kafka_bootstrap=f"127.0.0.1:{private_infra.kafka_port}",
+            cassandra_hosts=("127.0.0.1",),
+            cassandra_port=private_infra.cassandra_port,
+            keyspace="outage",
+            topic_prefix="outage.",
+        ),
         partitions=4,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=20.0,

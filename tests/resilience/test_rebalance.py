@@ -14,7 +14,7 @@ import pytest
 from headrace.adapters.kafka import KafkaLog
 from headrace.messages.records import WORK_CODEC, Resume
 from headrace.messages.topics import Topics
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
 from headrace.testing.cluster import Cluster
 from headrace.testing.dev import EngineHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -24,10 +24,10 @@ pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
 RUNS = 200
 
 
-async def _sleep_resumes(settings: ClusterSettings) -> collections.Counter[str]:
+async def _sleep_resumes(settings: Settings) -> collections.Counter[str]:
     """Resumes of sleeps published on `work`, per run: read from the start by a group of ours."""
-    log = KafkaLog(settings.kafka_bootstrap, partitions=settings.partitions)
-    consumer = log.consumer(Topics(settings.topic_prefix).work, "test-observer")
+    log = KafkaLog(settings.cluster.kafka_bootstrap, partitions=settings.partitions)
+    consumer = log.consumer(Topics(settings.cluster.topic_prefix).work, "test-observer")
     counts: collections.Counter[str] = collections.Counter()
     try:
         await consumer.start()
@@ -42,7 +42,7 @@ async def _sleep_resumes(settings: ClusterSettings) -> collections.Counter[str]:
 
 
 async def test_a_scheduler_that_joins_takes_over_timers_and_fires_each_once(
-    cluster: tuple[Cluster, EngineHandle], cluster_settings: ClusterSettings
+    cluster: tuple[Cluster, EngineHandle], cluster_settings: Settings
 ) -> None:
     procs, engine = cluster
     before: collections.Counter[str] = collections.Counter()

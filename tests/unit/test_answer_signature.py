@@ -4,7 +4,6 @@ the Python SDK's own signer, as read by `read_response`; and its setting."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import click
 import pytest
@@ -14,7 +13,8 @@ from inngest._internal import net
 from headrace.dev.cli import dev
 from headrace.protocol.answer_signature import AnswerCheck
 from headrace.protocol.response import read_response
-from headrace.runtime.cluster_options import cluster_options, settings_from
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 KEY = "signkey-prod-" + "5e" * 32
 OTHER_KEY = "signkey-prod-" + "a7" * 32
@@ -98,9 +98,9 @@ def test_a_streamed_answer_is_checked_by_its_envelope_s_signature() -> None:
 
 
 @click.command()
-@cluster_options(default_port=0)
-def service(**options: Any) -> None:
-    click.echo(settings_from(options).require_signed_answers)
+@service_command(default_port=0)
+def service(settings: Settings) -> None:
+    click.echo(settings.require_signed_answers)
 
 
 def test_the_requirement_is_read_from_flag_or_environment_and_needs_a_key() -> None:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 import pytest
 from cassandra import ConsistencyLevel
@@ -13,15 +11,15 @@ from click.testing import CliRunner
 
 from headrace.adapters.cassandra.consistency import CassandraConsistency
 from headrace.cli import main
-from headrace.runtime.cluster_options import cluster_options, settings_from
 from headrace.runtime.connect import cassandra_cluster
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 
 @click.command()
-@cluster_options(default_port=0)
-def show(**options: Any) -> None:
-    settings = settings_from(options)
-    click.echo(repr(settings.cassandra_consistency))
+@service_command(default_port=0)
+def show(settings: Settings) -> None:
+    click.echo(repr(settings.cluster.cassandra_consistency))
     profile = cassandra_cluster(settings).profile_manager.profiles[EXEC_PROFILE_DEFAULT]
     click.echo(ConsistencyLevel.value_to_name[profile.consistency_level])
     click.echo(ConsistencyLevel.value_to_name[profile.serial_consistency_level])
@@ -60,7 +58,8 @@ def test_a_level_from_the_variable_or_the_flag_is_the_drivers_default(
     [
         (
             {"HEADRACE_CASSANDRA_CONSISTENCY": "ONE"},
-            "Invalid value for '--cassandra-consistency': consistency level 'ONE' is below a "
+            "Invalid value for '--cassandra-consistency' (env var: "
+            "'HEADRACE_CASSANDRA_CONSISTENCY'): consistency level 'ONE' is below a "
             "quorum, so a read could miss an acknowledged write; use one of LOCAL_QUORUM, "
             "QUORUM, ALL",
         ),
@@ -74,7 +73,8 @@ def test_a_level_from_the_variable_or_the_flag_is_the_drivers_default(
         ),
         (
             {"HEADRACE_CASSANDRA_SERIAL_CONSISTENCY": "QUORUM"},
-            "Invalid value for '--cassandra-serial-consistency': serial consistency level "
+            "Invalid value for '--cassandra-serial-consistency' (env var: "
+            "'HEADRACE_CASSANDRA_SERIAL_CONSISTENCY'): serial consistency level "
             "'QUORUM' is not one of LOCAL_SERIAL, SERIAL",
         ),
     ],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
@@ -17,20 +16,19 @@ from click.testing import CliRunner
 from headrace.adapters.cassandra.security import CassandraAuthenticationFailed, translated
 from headrace.adapters.kafka.security import KafkaSecurity, raise_refusal
 from headrace.infra.tls import server_tls
-from headrace.runtime.cluster_options import cluster_options, settings_from
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import ClusterConnection, Settings
+from headrace.runtime.settings_commands import service_command
 
 KAFKA_SECRET = "kafka-secret-7d1e"
 CASSANDRA_SECRET = "cassandra-secret-91aa"
 
 
 @click.command()
-@cluster_options(default_port=0)
-def show(**options: Any) -> None:
-    settings = settings_from(options)
+@service_command(default_port=0)
+def show(settings: Settings) -> None:
     click.echo(repr(settings))
-    click.echo(sorted(settings.kafka_security.client_options()))
-    click.echo(sorted(settings.cassandra_security.cluster_options()))
+    click.echo(sorted(settings.cluster.kafka_security.client_options()))
+    click.echo(sorted(settings.cluster.cassandra_security.cluster_options()))
 
 
 @pytest.fixture
@@ -91,9 +89,9 @@ def test_incomplete_or_unknown_security_settings_are_a_usage_error(
 
 
 def test_plaintext_is_the_default_and_adds_nothing() -> None:
-    settings = ClusterSettings()
-    assert settings.kafka_security.client_options() == {"security_protocol": "PLAINTEXT"}
-    assert settings.cassandra_security.cluster_options() == {}
+    cluster = ClusterConnection()
+    assert cluster.kafka_security.client_options() == {"security_protocol": "PLAINTEXT"}
+    assert cluster.cassandra_security.cluster_options() == {}
 
 
 def test_every_node_refusing_the_login_is_a_permanent_error_naming_each_node() -> None:

@@ -3,19 +3,18 @@ Kafka cluster under different topic prefixes never join each other's groups."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 import pytest
 from click.testing import CliRunner
 
-from headrace.runtime.cluster_options import cluster_options, settings_from
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 
 @click.command()
-@cluster_options(default_port=0)
-def groups(**options: Any) -> None:
-    click.echo(settings_from(options).consumer_group_prefix)
+@service_command(default_port=0)
+def groups(settings: Settings) -> None:
+    click.echo(settings.cluster.consumer_group_prefix)
 
 
 @pytest.mark.parametrize(

@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 from click.testing import CliRunner
 
-from headrace.dev.settings import DevSettings
-from headrace.runtime.cluster_options import cluster_options, settings_from
-from headrace.runtime.shared_options import DEFAULT_EXECUTOR_CONCURRENCY
+from headrace.runtime.settings import DEV_SETTINGS, SERVICE_SETTINGS, Settings
+from headrace.runtime.settings_commands import service_command
 
 
 @click.command()
-@cluster_options(default_port=0)
-def service(**options: Any) -> None:
-    click.echo(settings_from(options).executor_concurrency)
+@service_command(default_port=0)
+def service(settings: Settings) -> None:
+    click.echo(settings.executor_concurrency)
 
 
 def test_the_bound_is_read_from_flag_or_environment_and_defaults_to_200() -> None:
@@ -26,5 +23,5 @@ def test_the_bound_is_read_from_flag_or_environment_and_defaults_to_200() -> Non
     unset = runner.invoke(service, [], env={})
 
     assert [r.output.strip() for r in (by_flag, by_env, unset)] == ["7", "9", "200"]
-    assert DEFAULT_EXECUTOR_CONCURRENCY == DevSettings().executor_concurrency == 200
+    assert DEV_SETTINGS.executor_concurrency == SERVICE_SETTINGS.executor_concurrency == 200
     assert runner.invoke(service, ["--executor-concurrency", "0"], env={}).exit_code == 2

@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import structlog
 
 from headrace.dev.server import DevServer
-from headrace.dev.settings import DevSettings
 from headrace.obs.logging import configure_logging, register_secrets
+from headrace.runtime.settings import DEV_SETTINGS, EmbeddedStorage
 
 EVENT_KEY = "ek-7f3a9c1e55d2"
 SIGNING_KEY = "signkey-prod-0b1c2d3e4f"
@@ -101,7 +102,11 @@ async def test_a_dev_server_masks_its_keys_and_the_dashboard_token_it_made_up(
     stderr: io.StringIO,
 ) -> None:
     # Keys required and no token given: the server makes one up, which no log line may hold.
-    settings = DevSettings(state_dir=None, event_keys={"ek-" + "5e" * 16: "default"})
+    settings = replace(
+        DEV_SETTINGS,
+        embedded=EmbeddedStorage(state_dir=None),
+        event_keys=(("ek-" + "5e" * 16, "default"),),
+    )
     server = DevServer(settings)
     token = server.ingest.dashboard_auth.token
     assert token is not None

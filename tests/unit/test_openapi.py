@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,18 +14,18 @@ from starlette.routing import Mount, Route, WebSocketRoute
 
 from headrace.api.openapi import document, document_bytes
 from headrace.dev.server import DevServer
-from headrace.dev.settings import DevSettings
+from headrace.runtime.settings import DEV_SETTINGS, EmbeddedStorage
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
 
 @pytest.fixture(params=["open", "keyed"])
 async def server(request: pytest.FixtureRequest) -> AsyncIterator[DevServer]:
-    settings = DevSettings(state_dir=None)
+    settings = replace(DEV_SETTINGS, embedded=EmbeddedStorage(state_dir=None))
     if request.param == "keyed":
-        settings = DevSettings(
-            state_dir=None,
-            event_keys={"k": "default"},
+        settings = replace(
+            settings,
+            event_keys=(("k", "default"),),
             signing_key="signkey-test-00",
             dashboard_token="t",
         )

@@ -4,7 +4,7 @@ error at start, never a store write that fails later. And `headrace dev` sweeps 
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 import click
 import pytest
@@ -14,17 +14,16 @@ from headrace.core.clock import FakeClock
 from headrace.core.retention import DEFAULT_DEAD_LETTER_RETENTION_S, DEFAULT_RETENTION_S
 from headrace.dev.cli import dev
 from headrace.dev.server import DevServer
-from headrace.dev.settings import DevSettings
 from headrace.messages.state import RunState
 from headrace.ports.log import LogRecord
-from headrace.runtime.cluster_options import cluster_options, settings_from
 from headrace.runtime.dead_letter import DeadLetters
+from headrace.runtime.settings import DEV_SETTINGS, EmbeddedStorage, Settings
+from headrace.runtime.settings_commands import service_command
 
 
 @click.command()
-@cluster_options(default_port=0)
-def retention(**options: Any) -> None:
-    settings = settings_from(options)
+@service_command(default_port=0)
+def retention(settings: Settings) -> None:
     click.echo(f"{settings.retention_s} {settings.dead_letter_retention_s}")
 
 
@@ -73,7 +72,12 @@ def test_a_retention_that_cannot_be_kept_is_refused_at_start(
 async def test_headrace_dev_sweeps_by_its_retention_settings() -> None:
     """The dev server's stores and sweeper count the configured retentions on its clock."""
     clock = FakeClock()
-    settings = DevSettings(state_dir=None, retention_s=60, dead_letter_retention_s=120)
+    settings = replace(
+        DEV_SETTINGS,
+        embedded=EmbeddedStorage(state_dir=None),
+        retention_s=60,
+        dead_letter_retention_s=120,
+    )
     server = DevServer(settings, clock=clock)
     try:
         run = RunState(run_id="r1", account_id="acct", fn_id="fn", app_id="app")

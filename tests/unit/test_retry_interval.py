@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Any
 
 import click
 import pytest
@@ -19,7 +18,8 @@ from headrace.messages.records import Call
 from headrace.messages.state import RunState
 from headrace.protocol import gateway
 from headrace.protocol.ops import Gateway, Outcome, decode_op
-from headrace.runtime.cluster_options import cluster_options, settings_from
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 NOW = 1_700_000_000_000
 ERROR = {"name": "E", "message": "no"}
@@ -120,9 +120,9 @@ def test_an_app_s_retry_after_wins_over_the_interval() -> None:
 
 
 @click.command()
-@cluster_options(default_port=0)
-def service(**options: Any) -> None:
-    click.echo(repr(settings_from(options).retry_interval_s))
+@service_command(default_port=0)
+def service(settings: Settings) -> None:
+    click.echo(repr(settings.retry_interval_s))
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ of calling its app again (Inngest: executor/validate.go `checkStepLimit`)."""
 from __future__ import annotations
 
 import itertools
-from typing import Any
 
 import click
 import pytest
@@ -16,7 +15,8 @@ from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.messages.records import Call, EventAccepted, Resume
 from headrace.messages.state import RunState
 from headrace.protocol.ops import Op, Outcome, decode_op
-from headrace.runtime.cluster_options import cluster_options, settings_from
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 OVERFLOWED = {
     "name": "InngestErrFunctionOverflowed",
@@ -118,9 +118,9 @@ def test_a_sleep_that_settles_at_the_limit_fails_the_run_as_it_wakes() -> None:
 
 
 @click.command()
-@cluster_options(default_port=0)
-def service(**options: Any) -> None:
-    click.echo(settings_from(options).max_steps)
+@service_command(default_port=0)
+def service(settings: Settings) -> None:
+    click.echo(settings.max_steps)
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ from __future__ import annotations
 import secrets
 
 from headrace.dashboard import DashboardAuth
-from headrace.dev.settings import DevSettings
+from headrace.runtime.settings import Settings
 
 TOKEN_FILE = "dashboard-token"
 
 
-def dashboard_auth(settings: DevSettings, keys_required: bool) -> tuple[DashboardAuth, str]:
+def dashboard_auth(settings: Settings, keys_required: bool) -> tuple[DashboardAuth, str]:
     """The dashboard's access, and where an operator finds its token (never the token itself,
     which no log line holds)."""
     if not keys_required:
@@ -19,9 +19,10 @@ def dashboard_auth(settings: DevSettings, keys_required: bool) -> tuple[Dashboar
     if settings.dashboard_token:
         return DashboardAuth.with_token(settings.dashboard_token), "--dashboard-token"
     token = secrets.token_urlsafe(24)
-    if settings.state_dir is None:
+    state_dir = settings.embedded.state_dir
+    if state_dir is None:
         return DashboardAuth.with_token(token), "none: in memory, set --dashboard-token"
-    path = settings.state_dir / TOKEN_FILE
+    path = state_dir / TOKEN_FILE
     path.touch(mode=0o600)
     path.write_text(token + "\n")
     return DashboardAuth.with_token(token), f"in {path}"

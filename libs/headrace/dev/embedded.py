@@ -9,9 +9,9 @@ from headrace.adapters.inproc.log import InProcLog
 from headrace.adapters.sqlite.database import Database
 from headrace.adapters.sqlite.stores import SqliteStores
 from headrace.core.clock import Clock
-from headrace.dev.settings import DevSettings
 from headrace.obs.records import ObservedLog
 from headrace.ports.log import Log
+from headrace.runtime.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,12 @@ class Embedded:
     log: Log
 
     @classmethod
-    def open(cls, settings: DevSettings, clock: Clock) -> Embedded:
+    def open(cls, settings: Settings, clock: Clock) -> Embedded:
         path = ":memory:"
-        if settings.state_dir is not None:
-            settings.state_dir.mkdir(parents=True, exist_ok=True)
-            path = str(settings.state_dir / "headrace.db")
+        state_dir = settings.embedded.state_dir
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path = str(state_dir / "headrace.db")
         db = Database(path)
         stores = SqliteStores(db, clock=clock, retention_s=settings.retention_s)
         bare_log = InProcLog(settings.partitions, db, clock)

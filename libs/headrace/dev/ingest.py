@@ -11,26 +11,27 @@ from headrace.dashboard import dashboard_routes
 from headrace.dev.dashboard_access import dashboard_auth
 from headrace.dev.embedded import Embedded
 from headrace.dev.log_routes import dev_log_routes
-from headrace.dev.settings import DevSettings
 from headrace.messages.topics import Topics
 from headrace.obs.logging import register_secrets
 from headrace.protocol.app_syncer import AppSyncer
 from headrace.realtime.bus import LocalBus
 from headrace.realtime.hub import Hub
 from headrace.realtime.tokens import TokenIssuer
+from headrace.runtime.settings import Settings
 from headrace.services.ingest.http import build_app
 from headrace.services.ingest.parts import IngestParts
 
 
 class DevIngest:
     def __init__(
-        self, settings: DevSettings, embedded: Embedded, topics: Topics, clock: Clock
+        self, settings: Settings, embedded: Embedded, topics: Topics, clock: Clock
     ) -> None:
         self.parts = IngestParts.build(settings, embedded.log, topics, embedded.stores, clock)
         ctx = self.parts.ctx
         keys = ctx.keys
+        storage = settings.embedded
         self.syncer = AppSyncer(
-            settings.sdk_urls, settings.poll_interval_s, keys, clock, self.parts.sync.register
+            storage.sdk_urls, storage.poll_interval_s, keys, clock, self.parts.sync.register
         )
         self.dashboard_auth, self.dashboard_login = dashboard_auth(settings, keys.required)
         # Here rather than in the command: the token may be one this server made up.

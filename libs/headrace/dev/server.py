@@ -17,12 +17,12 @@ from headrace.core.clock import Clock, SystemClock
 from headrace.dev.embedded import Embedded
 from headrace.dev.ingest import DevIngest
 from headrace.dev.retention import Sweeper
-from headrace.dev.settings import DevSettings
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
 from headrace.runtime.attachments import Attachments
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
+from headrace.runtime.settings import Settings
 from headrace.services.executor.main import wire as wire_executor
 from headrace.services.ingest.main import wire_intake
 from headrace.services.runner.main import wire as wire_runner
@@ -34,7 +34,7 @@ STOP_STEP_TIMEOUT_S = 30.0
 
 
 class DevServer:
-    def __init__(self, settings: DevSettings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.topics = Topics()
@@ -76,10 +76,10 @@ class DevServer:
         http = HttpServer.for_app(self.app, self.settings.host, self.settings.port)
         self._http = (http, await http.start())
         self._attached.tasks.append(self._http[1])
-        if self.settings.sdk_urls:
+        if self.settings.embedded.sdk_urls:
             self.spawn("syncer", self.ingest.syncer.run)
         url = f"http://{self.settings.host}:{self.settings.port}"
-        state = self.settings.state_dir
+        state = self.settings.embedded.state_dir
         log.info("headrace dev is up", url=url, state=str(state) if state else "in memory")
         if self.ingest.dashboard_auth.required:
             log.info(

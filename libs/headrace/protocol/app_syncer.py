@@ -13,7 +13,7 @@ is signed with the account's key, and without one for the account it asks out of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 import structlog
@@ -41,7 +41,7 @@ Register = Callable[[str, SyncRequest], Awaitable[object]]
 class AppSyncer:
     def __init__(
         self,
-        urls: list[str],
+        urls: Sequence[str],
         interval_s: float,
         keys: AccountKeys,
         clock: Clock,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import click
 
@@ -22,8 +21,8 @@ from headrace.core.errors import AuthenticationFailed
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
-from headrace.runtime.cluster_options import cluster_options, settings_from
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
+from headrace.runtime.settings_commands import service_command
 
 PROBE_TIMEOUT_S = 3.0
 
@@ -37,36 +36,38 @@ class Connection:
     close: Callable[[], Awaitable[None]]
 
 
-def cassandra_cluster(settings: ClusterSettings) -> CassandraCluster:
+def cassandra_cluster(settings: Settings) -> CassandraCluster:
+    cluster = settings.cluster
     return cassandra_nodes(
-        settings.cassandra_hosts,
-        settings.cassandra_port,
-        consistency=settings.cassandra_consistency,
-        security=settings.cassandra_security,
+        cluster.cassandra_hosts,
+        cluster.cassandra_port,
+        consistency=cluster.cassandra_consistency,
+        security=cluster.cassandra_security,
     )
 
 
-def kafka_log(settings: ClusterSettings) -> KafkaLog:
+def kafka_log(settings: Settings) -> KafkaLog:
+    cluster = settings.cluster
     return KafkaLog(
-        settings.kafka_bootstrap,
-        group_prefix=settings.consumer_group_prefix,
+        cluster.kafka_bootstrap,
+        group_prefix=cluster.consumer_group_prefix,
         partitions=settings.partitions,
-        replication_factor=settings.replication_factor,
-        security=settings.kafka_security,
+        replication_factor=cluster.replication_factor,
+        security=cluster.kafka_security,
         retention_ms={
-            Topics(settings.topic_prefix).dead_letter: settings.dead_letter_retention_s * 1000
+            Topics(cluster.topic_prefix).dead_letter: settings.dead_letter_retention_s * 1000
         },
     )
 
 
-def _topics(settings: ClusterSettings) -> list[str]:
+def _topics(settings: Settings) -> list[str]:
     """Headrace's own topics and the intake topics (producers may publish before an ingest
     runs)."""
-    topics = Topics(settings.topic_prefix)
+    topics = Topics(settings.cluster.topic_prefix)
     return [*topics.all, *(topics.intake(name) for name in settings.intake_topics)]
 
 
-async def connect_cluster(settings: ClusterSettings) -> Connection:
+async def connect_cluster(settings: Settings) -> Connection:
     """Raise (to be retried) until both answer; the keyspace must have been migrated."""
     cluster = cassandra_cluster(settings)
     try:
@@ -74,9 +75,9 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
         stores = await asyncio.to_thread(
             open_stores,
             session,
-            settings.keyspace,
+            settings.cluster.keyspace,
             retention_s=settings.retention_s,
-            consistency=settings.cassandra_consistency,
+            consistency=settings.cluster.cassandra_consistency,
         )
     except BaseException:
         await asyncio.to_thread(cluster.shutdown)
@@ -101,25 +102,28 @@ async def connect_cluster(settings: ClusterSettings) -> Connection:
 
 
 @click.command()
-@cluster_options(default_port=0)
-def migrate(**options: Any) -> None:
+@service_command(default_port=0)
+def migrate(settings: Settings) -> None:
     """Create the topics and apply the Cassandra schema (idempotent; run before the services)."""
-    settings = settings_from(options)
     try:
         _migrate(settings)
     except AuthenticationFailed as err:
         raise click.ClickException(str(err)) from err
 
 
-def _migrate(settings: ClusterSettings) -> None:
+def _migrate(settings: Settings) -> None:
+    keyspace = settings.cluster.keyspace
     cluster = cassandra_cluster(settings)
     try:
         session = cassandra_session(cluster)
-        replication = {"class": "SimpleStrategy", "replication_factor": settings.replication_factor}
-        applied = migrate_schema(session, settings.keyspace, replication)
+        replication = {
+            "class": "SimpleStrategy",
+            "replication_factor": settings.cluster.replication_factor,
+        }
+        applied = migrate_schema(session, keyspace, replication)
     finally:
         cluster.shutdown()
-    click.echo(f"cassandra keyspace {settings.keyspace}: migrations applied {applied or 'none'}")
+    click.echo(f"cassandra keyspace {keyspace}: migrations applied {applied or 'none'}")
 
     async def topics() -> None:
         log = kafka_log(settings)

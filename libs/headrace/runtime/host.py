@@ -3,7 +3,8 @@
 Each service package's `wire(host, log, stores)` builds its handlers and attaches them here (its
 consume loops, background tasks, routes, what to do at stop). A distributed-mode process
 (`runtime/process.py`) hosts one service; `headrace dev` (`dev/server.py`) hosts all four on the
-embedded adapters. Both read the settings below, so the services are built one way only.
+embedded adapters. Both give the services the one settings model (runtime/settings.py), so the
+services are built one way only.
 """
 
 from __future__ import annotations
@@ -14,40 +15,15 @@ from typing import Protocol
 from starlette.routing import BaseRoute
 
 from headrace.core.clock import Clock
-from headrace.flow.client_rate import ClientRate
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log
-from headrace.protocol.accounts import AccountKeys
 from headrace.runtime.loops import Loops
-
-
-class ServiceSettings(Protocol):
-    """The settings the services are built from, as both commands read them (`headrace dev`'s
-    DevSettings, the service commands' ClusterSettings)."""
-
-    @property
-    def call_timeout_s(self) -> float: ...
-    @property
-    def endpoint_timeout_s(self) -> float: ...
-    @property
-    def executor_concurrency(self) -> int: ...
-    @property
-    def intake_topics(self) -> tuple[str, ...]: ...
-    @property
-    def rate_limit(self) -> ClientRate: ...
-    @property
-    def retry_interval_s(self) -> float | None: ...
-    @property
-    def max_steps(self) -> int: ...
-    @property
-    def require_signed_answers(self) -> bool: ...
-
-    def accounts(self) -> AccountKeys: ...
+from headrace.runtime.settings import Settings
 
 
 class Host(Protocol):
     @property
-    def settings(self) -> ServiceSettings: ...
+    def settings(self) -> Settings: ...
     @property
     def clock(self) -> Clock: ...
     @property

@@ -37,20 +37,20 @@ from headrace.runtime.attachments import Attachments
 from headrace.runtime.connect import Connection
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-Connect = Callable[[ClusterSettings], Awaitable[Connection]]
+Connect = Callable[[Settings], Awaitable[Connection]]
 PROBE_INTERVAL_S = 2.0
 
 
 class ServiceProcess:
-    def __init__(self, name: str, settings: ClusterSettings, clock: Clock | None = None) -> None:
+    def __init__(self, name: str, settings: Settings, clock: Clock | None = None) -> None:
         self.name = name
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.topics = Topics(settings.topic_prefix)
+        self.topics = Topics(settings.cluster.topic_prefix)
         self.wired = False
         self.reachable = True
         # Why the process is not connected (yet), for `/ready` and the operator.

@@ -18,8 +18,8 @@ import httpx
 
 from headrace.core.ids import new_ulid
 from headrace.dev.server import DevServer
-from headrace.dev.settings import DevSettings
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
+from headrace.runtime.settings import DEV_SETTINGS, EmbeddedStorage
 from headrace.testing.api_bodies import Held
 from headrace.testing.api_requests import ApiRequest, Operation
 
@@ -64,13 +64,15 @@ class Target:
 
     @classmethod
     def _dev(cls, keyed: bool) -> Target:
-        settings = DevSettings(state_dir=None, poll_interval_s=3600)
+        settings = dataclasses.replace(
+            DEV_SETTINGS, embedded=EmbeddedStorage(state_dir=None, poll_interval_s=3600)
+        )
         if keyed:
             # Drawn afresh, never literals in code: Hypothesis draws strings from the constants
             # in the code it runs, and a key it found would be no stranger's.
             settings = dataclasses.replace(
                 settings,
-                event_keys={secrets.token_hex(16): "default"},
+                event_keys=((secrets.token_hex(16), DEFAULT_ACCOUNT),),
                 signing_key="signkey-test-" + secrets.token_hex(32),
                 dashboard_token=secrets.token_urlsafe(24),
             )
@@ -79,7 +81,7 @@ class Target:
     async def _seed(self) -> None:
         settings = self.server.settings
         auth = {"authorization": f"Bearer {settings.signing_key}"} if self.keyed else {}
-        event_key = next(iter(settings.event_keys or {"any-key": ""}))
+        event_key = settings.event_keys[0][0] if settings.event_keys else "any-key"
         # Port 1 of loopback: a call the server makes to this app is refused at once.
         url = "http://127.0.0.1:1/api/inngest"
         step = {"id": "step", "name": "step", "runtime": {"type": "http", "url": url}}

@@ -18,7 +18,7 @@ import httpx
 
 from headrace.ports.stores import Stores
 from headrace.runtime.connect import connect_cluster
-from headrace.runtime.settings import ClusterSettings
+from headrace.runtime.settings import ClusterConnection, Settings
 from headrace.testing.dev import EngineHandle
 from headrace.testing.patient_stores import patient
 from headrace.testing.sdk_app import free_port
@@ -39,9 +39,9 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def security_env(settings: ClusterSettings) -> dict[str, str]:
-    """The `HEADRACE_*` variables that give a service `settings`' credentials and TLS files."""
-    kafka, cassandra = settings.kafka_security, settings.cassandra_security
+def security_env(cluster: ClusterConnection) -> dict[str, str]:
+    """The `HEADRACE_*` variables that give a service `cluster`'s credentials and TLS files."""
+    kafka, cassandra = cluster.kafka_security, cluster.cassandra_security
     values = {
         "HEADRACE_KAFKA_SECURITY_PROTOCOL": kafka.protocol,
         "HEADRACE_KAFKA_SASL_MECHANISM": kafka.sasl_mechanism,
@@ -66,7 +66,7 @@ class ServiceProc:
 
 @dataclass
 class Cluster:
-    settings: ClusterSettings
+    settings: Settings
     log_dir: Path
     counts: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_COUNTS))
     procs: list[ServiceProc] = field(default_factory=list)
@@ -76,15 +76,15 @@ class Cluster:
     wrap: Callable[[ServiceProc], list[str]] | None = None
 
     def _env(self, port: int) -> dict[str, str]:
-        s = self.settings
+        s, c = self.settings, self.settings.cluster
         return {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
-            "HEADRACE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-            "HEADRACE_CASSANDRA_HOSTS": ",".join(s.cassandra_hosts),
-            "HEADRACE_CASSANDRA_PORT": str(s.cassandra_port),
-            "HEADRACE_KEYSPACE": s.keyspace,
-            "HEADRACE_TOPIC_PREFIX": s.topic_prefix,
+            "HEADRACE_KAFKA_BOOTSTRAP": c.kafka_bootstrap,
+            "HEADRACE_CASSANDRA_HOSTS": ",".join(c.cassandra_hosts),
+            "HEADRACE_CASSANDRA_PORT": str(c.cassandra_port),
+            "HEADRACE_KEYSPACE": c.keyspace,
+            "HEADRACE_TOPIC_PREFIX": c.topic_prefix,
             "HEADRACE_GROUP_PREFIX": self.group(""),
             "HEADRACE_PARTITIONS": str(s.partitions),
             "HEADRACE_EVENT_KEYS": TEST_EVENT_KEYS,
@@ -99,7 +99,7 @@ class Cluster:
             "HEADRACE_PORT": str(port),
             "HEADRACE_LOG_LEVEL": "info",
             "HEADRACE_DASHBOARD_TOKEN": TEST_DASHBOARD_TOKEN,
-            **security_env(s),
+            **security_env(c),
             **self.env,
         }
 
@@ -107,7 +107,7 @@ class Cluster:
         """The consumer group id of `service` in this cluster. Tests share one broker, so each
         cluster prefixes its groups as it does its topics: one test's members never join
         another's groups."""
-        return self.settings.topic_prefix + service
+        return self.settings.cluster.topic_prefix + service
 
     @property
     def url(self) -> str:
@@ -199,7 +199,7 @@ class Cluster:
 
 
 async def start_cluster(
-    settings: ClusterSettings,
+    settings: Settings,
     log_dir: Path,
     *,
     counts: dict[str, int] | None = None,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -12,10 +13,10 @@ import httpx
 
 from headrace.core.clock import FakeClock
 from headrace.dev.server import DevServer
-from headrace.dev.settings import DevSettings
 from headrace.messages.state import ENDED, HistoryEntry, RunState
 from headrace.ports.stores import Stores
 from headrace.protocol.app_syncer import SYNC_TIMEOUT_S
+from headrace.runtime.settings import DEV_SETTINGS, EmbeddedStorage
 from headrace.testing.sdk_app import free_port
 
 T = TypeVar("T")
@@ -208,14 +209,21 @@ def fake_clock() -> FakeClock:
 
 
 async def start_dev(
-    state_dir: Path | None, *, clock: FakeClock | None = None, **overrides: Any
+    state_dir: Path | None,
+    *,
+    clock: FakeClock | None = None,
+    sdk_urls: Sequence[str] = (),
+    **overrides: Any,
 ) -> EngineHandle:
-    """`clock`: time for the whole engine, moved by `EngineHandle.advance`."""
-    settings = DevSettings(
+    """`clock`: time for the whole engine, moved by `EngineHandle.advance`; `overrides`:
+    engine settings (runtime/settings.py) other than dev's defaults."""
+    settings = replace(
+        DEV_SETTINGS,
         port=overrides.pop("port", None) or free_port(),
-        state_dir=state_dir,
-        poll_interval_s=overrides.pop("poll_interval_s", 3600),
         endpoint_timeout_s=overrides.pop("endpoint_timeout_s", TEST_ENDPOINT_TIMEOUT_S),
+        embedded=EmbeddedStorage(
+            state_dir=state_dir, sdk_urls=tuple(sdk_urls), poll_interval_s=3600
+        ),
         **overrides,
     )
     servers = [DevServer(settings, clock)]

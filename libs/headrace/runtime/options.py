@@ -1,0 +1,414 @@
+"""The option table of `headrace dev` and the service commands: every flag once, with its
+`HEADRACE_*` variable, type, help and default. runtime/settings_commands.py reads their values
+into Settings.
+
+- The engine's flags go on both commands, by the same names and variables. Their defaults are
+  the mode's settings (runtime/settings.py `DEV_SETTINGS`, `SERVICE_SETTINGS`), the one place
+  the modes differ (`--rate-limit`, `--log-format`); `--port` is each command's own.
+- The embedded storage's flags go on `headrace dev` only; the cluster's (Kafka, Cassandra, their
+  credentials, TLS and consistency, and `--partitions`) on the service commands and `migrate`.
+
+Event keys are taken in two shapes on both commands, together: `--event-key KEY[=ACCOUNT]`,
+repeatable, as Inngest's `inngest start --event-key`; and `--event-keys KEY[=ACCOUNT],...` from
+`HEADRACE_EVENT_KEYS` (what the Helm chart sets: a list fits one variable, a repeated flag does
+not). A key without an account is the default account's.
+
+The signing key is read from `HEADRACE_SIGNING_KEY`, else `INNGEST_SIGNING_KEY`: the variable the
+SDKs read, so an app and `headrace dev` started from one shell share the key.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from headrace.adapters.cassandra.consistency import check_level, check_serial
+from headrace.adapters.kafka.security import PROTOCOLS, SASL_MECHANISMS
+from headrace.core.retention import MAX_RETENTION_S
+from headrace.engine.step_limit import MAX_STEPS_CEILING
+from headrace.protocol.accounts import DEFAULT_ACCOUNT
+from headrace.runtime.settings import DEV_SETTINGS, SERVICE_SETTINGS, Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+Option = Callable[[F], F]
+
+_FILE = click.Path(exists=True, dir_okay=False)
+
+
+def _items(value: str) -> list[str]:
+    """A comma-separated list, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _event_key(item: str) -> tuple[str, str]:
+    key, sep, account = item.partition("=")
+    if not key or (sep and not account):
+        raise click.BadParameter(f"expected KEY or KEY=ACCOUNT, got {item!r}")
+    return key, account or DEFAULT_ACCOUNT
+
+
+def _event_key_flags(_ctx: Any, _param: Any, value: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(_event_key(item) for item in value)
+
+
+def _event_key_list(_ctx: Any, _param: Any, value: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_event_key(item) for item in _items(value))
+
+
+def _signing_key_list(_ctx: Any, _param: Any, value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in _items(value):
+        account, sep, key = item.partition("=")
+        if not sep or not account or not key:
+            raise click.BadParameter(f"expected ACCOUNT=SIGNING_KEY, got {item!r}")
+        pairs.append((account, key))
+    return tuple(pairs)
+
+
+def _list(_ctx: Any, _param: Any, value: str) -> tuple[str, ...]:
+    return tuple(_items(value))
+
+
+def _finite_seconds(_ctx: Any, _param: Any, value: float | None) -> float | None:
+    """Refuses inf and nan too, which the range check lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
+def _upper(_ctx: Any, _param: Any, value: str) -> str:
+    return value.upper()
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[Any, Any, str], str]:
+    """A callback: the value upper-cased, or a usage error saying why it is refused."""
+
+    def callback(_ctx: Any, _param: Any, value: str) -> str:
+        try:
+            return check(value.upper())
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+
+    return callback
+
+
+def _flag(*names: str, envvar: str | list[str] | None, **kwargs: Any) -> Option[Any]:
+    """An option whose help shows its variable and, unless told otherwise, its default."""
+    kwargs.setdefault("show_default", True)
+    return click.option(*names, envvar=envvar, show_envvar=True, **kwargs)
+
+
+def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
+    """The flags of both commands, with the defaults of the command's mode."""
+    return [
+        _flag(
+            "--host", envvar="HEADRACE_HOST", default=defaults.host, help="Address to listen on."
+        ),
+        _flag(
+            "-p",
+            "--port",
+            envvar="HEADRACE_PORT",
+            type=int,
+            default=port,
+            help="HTTP port: the APIs (dev, ingest), /health, /ready and /metrics.",
+        ),
+        _flag(
+            "--event-key",
+            "event_key_flags",
+            envvar=None,
+            multiple=True,
+            show_default=False,
+            metavar="KEY[=ACCOUNT]",
+            callback=_event_key_flags,
+            help="An event key the Event API takes (repeatable). Without any event key, "
+            "`headrace dev` takes any key; a service refuses every event.",
+        ),
+        _flag(
+            "--event-keys",
+            "event_key_list",
+            envvar="HEADRACE_EVENT_KEYS",
+            default="",
+            show_default=False,
+            metavar="KEY[=ACCOUNT],...",
+            callback=_event_key_list,
+            help="Event keys the Event API takes, as --event-key's, comma-separated.",
+        ),
+        _flag(
+            "--signing-key",
+            envvar=["HEADRACE_SIGNING_KEY", "INNGEST_SIGNING_KEY"],
+            default=None,
+            help="The default account's signing key: calls to apps are signed with it, and "
+            "/fn/register and the APIs require it (apps then run as in production).",
+        ),
+        _flag(
+            "--signing-keys",
+            envvar="HEADRACE_SIGNING_KEYS",
+            default="",
+            show_default=False,
+            metavar="ACCOUNT=SIGNING_KEY,...",
+            callback=_signing_key_list,
+            help="The signing keys of the accounts other than the default one.",
+        ),
+        _flag(
+            "--require-signed-answers",
+            envvar="HEADRACE_REQUIRE_SIGNED_ANSWERS",
+            is_flag=True,
+            default=defaults.require_signed_answers,
+            show_default=False,
+            help="Refuse an app's answer without a valid X-Inngest-Signature (the SDKs sign in "
+            "production mode); without it, only an answer that carries one has it checked. "
+            "Needs a signing key.",
+        ),
+        _flag(
+            "--dashboard-token",
+            envvar="HEADRACE_DASHBOARD_TOKEN",
+            default=defaults.dashboard_token,
+            help="The token the dashboard and /metrics ask for. `headrace dev` asks only when "
+            "keys are required, and without it writes a random one to "
+            "<state-dir>/dashboard-token; without it the ingest serves no dashboard.",
+        ),
+        _flag(
+            "--call-timeout",
+            envvar="HEADRACE_CALL_TIMEOUT",
+            type=float,
+            default=defaults.call_timeout_s,
+            help="Seconds per call to an app.",
+        ),
+        _flag(
+            "--endpoint-timeout",
+            envvar="HEADRACE_ENDPOINT_TIMEOUT",
+            type=float,
+            default=defaults.endpoint_timeout_s,
+            help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
+        ),
+        # Inngest's `inngest dev` / `inngest start` flag, by the same name.
+        _flag(
+            "--retry-interval",
+            envvar="HEADRACE_RETRY_INTERVAL",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            default=defaults.retry_interval_s,
+            callback=_finite_seconds,
+            help="Seconds every retry of a failed call, step or request waits, instead of "
+            "Inngest's exponential backoff (15 s, 30 s, 1 m, ... plus up to 30 s of jitter). An "
+            "app's Retry-After (RetryAfterError) still wins. As Inngest's --retry-interval, "
+            "which takes whole seconds of 1 or more; here any number above 0 (0.1: quick "
+            "retries in tests). Unset: Inngest's backoff.",
+        ),
+        _flag(
+            "--max-steps",
+            envvar="HEADRACE_MAX_STEPS",
+            type=click.IntRange(1, MAX_STEPS_CEILING),
+            default=defaults.max_steps,
+            help="Steps a run may settle; at this many it fails (InngestErrFunctionOverflowed) "
+            "instead of calling its app again, as in Inngest.",
+        ),
+        _flag(
+            "--executor-concurrency",
+            envvar="HEADRACE_EXECUTOR_CONCURRENCY",
+            type=click.IntRange(min=1),
+            default=defaults.executor_concurrency,
+            help="Records of the work topic an executor handles at once (each mostly a run's "
+            "call to its app); more wait in the log.",
+        ),
+        _flag(
+            "--intake-topics",
+            envvar="HEADRACE_INTAKE_TOPICS",
+            default=",".join(defaults.intake_topics),
+            callback=_list,
+            help="Comma-separated topics (under the prefix) producers publish events to; the "
+            "ingest reads them. Empty: none.",
+        ),
+        _flag(
+            "--retention",
+            envvar="HEADRACE_RETENTION",
+            type=click.IntRange(1, MAX_RETENTION_S),
+            default=defaults.retention_s,
+            help="Seconds ended runs (with their memos and history) and events are kept.",
+        ),
+        _flag(
+            "--dead-letter-retention",
+            envvar="HEADRACE_DEAD_LETTER_RETENTION",
+            type=click.IntRange(1, MAX_RETENTION_S),
+            default=defaults.dead_letter_retention_s,
+            help="Seconds records of the dead-letter topic are kept.",
+        ),
+        _flag(
+            "--rate-limit",
+            envvar="HEADRACE_RATE_LIMIT",
+            type=click.FloatRange(min=0),
+            default=defaults.rate_limit.per_second,
+            help="Writing requests (POST, PUT, DELETE) per second per account or, for a key no "
+            "account has, per address; over it: 429 with Retry-After. 0: no limit.",
+        ),
+        _flag(
+            "--rate-burst",
+            envvar="HEADRACE_RATE_BURST",
+            type=click.IntRange(min=1),
+            default=defaults.rate_limit.burst,
+            help="How many writing requests per client may come at once.",
+        ),
+        _flag(
+            "--log-format",
+            envvar="HEADRACE_LOG_FORMAT",
+            type=click.Choice(["console", "json"]),
+            default=defaults.log_format,
+            help="Log lines readable (console) or one JSON object each (json).",
+        ),
+        _flag(
+            "--log-level",
+            envvar="HEADRACE_LOG_LEVEL",
+            default=defaults.log_level,
+            help="debug, info, warning or error.",
+        ),
+    ]
+
+
+_EMBEDDED = DEV_SETTINGS.embedded
+
+embedded_options: list[Option[Any]] = [
+    _flag(
+        "-u",
+        "--sdk-url",
+        "sdk_urls",
+        envvar="HEADRACE_SDK_URLS",
+        multiple=True,
+        show_default=False,
+        help="An app's serve URL to sync at start and every poll interval (repeatable; the "
+        "variable takes them space-separated).",
+    ),
+    _flag(
+        "--state-dir",
+        envvar="HEADRACE_STATE_DIR",
+        type=click.Path(path_type=Path),
+        default=_EMBEDDED.state_dir,
+        help="Where the SQLite state lives; runs resume from it after a restart.",
+    ),
+    _flag(
+        "--in-memory",
+        envvar="HEADRACE_IN_MEMORY",
+        is_flag=True,
+        show_default=False,
+        help="Keep nothing: state lives in memory.",
+    ),
+    _flag(
+        "--poll-interval",
+        envvar="HEADRACE_POLL_INTERVAL",
+        type=float,
+        default=_EMBEDDED.poll_interval_s,
+        help="Seconds between re-syncs of the apps.",
+    ),
+]
+
+
+_CLUSTER = SERVICE_SETTINGS.cluster
+
+cluster_options: list[Option[Any]] = [
+    _flag("--kafka-bootstrap", envvar="HEADRACE_KAFKA_BOOTSTRAP", default=_CLUSTER.kafka_bootstrap),
+    _flag(
+        "--cassandra-hosts",
+        envvar="HEADRACE_CASSANDRA_HOSTS",
+        default=",".join(_CLUSTER.cassandra_hosts),
+        callback=_list,
+        help="Comma-separated.",
+    ),
+    _flag(
+        "--cassandra-port",
+        envvar="HEADRACE_CASSANDRA_PORT",
+        type=int,
+        default=_CLUSTER.cassandra_port,
+    ),
+    _flag("--keyspace", envvar="HEADRACE_KEYSPACE", default=_CLUSTER.keyspace),
+    _flag("--topic-prefix", envvar="HEADRACE_TOPIC_PREFIX", default=_CLUSTER.topic_prefix),
+    _flag(
+        "--group-prefix",
+        envvar="HEADRACE_GROUP_PREFIX",
+        default=_CLUSTER.group_prefix,
+        show_default=False,
+        help="Prepended to consumer group ids.  [default: the topic prefix]",
+    ),
+    _flag(
+        "--partitions",
+        envvar="HEADRACE_PARTITIONS",
+        type=int,
+        default=SERVICE_SETTINGS.partitions,
+        help="Partition count of every topic.",
+    ),
+    _flag(
+        "--replication-factor",
+        envvar="HEADRACE_REPLICATION_FACTOR",
+        type=int,
+        default=_CLUSTER.replication_factor,
+    ),
+    # Credentials and TLS. Passwords are best given by environment (from a mounted Secret): a
+    # flag's value shows in the process list.
+    _flag(
+        "--kafka-security-protocol",
+        envvar="HEADRACE_KAFKA_SECURITY_PROTOCOL",
+        type=click.Choice(PROTOCOLS, case_sensitive=False),
+        default=_CLUSTER.kafka_security.protocol,
+        callback=_upper,
+    ),
+    _flag(
+        "--kafka-sasl-mechanism",
+        envvar="HEADRACE_KAFKA_SASL_MECHANISM",
+        type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
+        default=_CLUSTER.kafka_security.sasl_mechanism,
+        callback=_upper,
+    ),
+    _flag("--kafka-sasl-username", envvar="HEADRACE_KAFKA_SASL_USERNAME", default=None),
+    _flag(
+        "--kafka-sasl-password",
+        envvar="HEADRACE_KAFKA_SASL_PASSWORD",
+        default=None,
+        help="Prefer the environment variable.",
+    ),
+    _flag(
+        "--kafka-ssl-cafile",
+        envvar="HEADRACE_KAFKA_SSL_CAFILE",
+        type=_FILE,
+        default=None,
+        help="CA bundle (PEM) the brokers' certificates are verified with; default: the system's.",
+    ),
+    _flag(
+        "--kafka-ssl-certfile",
+        envvar="HEADRACE_KAFKA_SSL_CERTFILE",
+        type=_FILE,
+        default=None,
+        help="Client certificate (PEM), for brokers that require one.",
+    ),
+    _flag("--kafka-ssl-keyfile", envvar="HEADRACE_KAFKA_SSL_KEYFILE", type=_FILE, default=None),
+    _flag("--cassandra-username", envvar="HEADRACE_CASSANDRA_USERNAME", default=None),
+    _flag(
+        "--cassandra-password",
+        envvar="HEADRACE_CASSANDRA_PASSWORD",
+        default=None,
+        help="Prefer the environment variable.",
+    ),
+    _flag(
+        "--cassandra-ssl-cafile",
+        envvar="HEADRACE_CASSANDRA_SSL_CAFILE",
+        type=_FILE,
+        default=None,
+        help="CA (PEM) to verify the nodes with; set it to connect over TLS.",
+    ),
+    _flag(
+        "--cassandra-consistency",
+        envvar="HEADRACE_CASSANDRA_CONSISTENCY",
+        default=_CLUSTER.cassandra_consistency.level,
+        callback=_checked(check_level),
+        help="Of every read and write: LOCAL_QUORUM, QUORUM (services in several data centres) "
+        "or ALL; weaker levels are refused.",
+    ),
+    _flag(
+        "--cassandra-serial-consistency",
+        envvar="HEADRACE_CASSANDRA_SERIAL_CONSISTENCY",
+        default=_CLUSTER.cassandra_consistency.serial,
+        callback=_checked(check_serial),
+        help="Of lightweight transactions: LOCAL_SERIAL or SERIAL.",
+    ),
+]
