@@ -6,7 +6,8 @@ into Settings.
   the mode's settings (runtime/settings.py `DEV_SETTINGS`, `SERVICE_SETTINGS`), the one place
   the modes differ (`--rate-limit`, `--log-format`); `--port` is each command's own.
 - The embedded storage's flags go on `headrace dev` only; the cluster's (Kafka, Cassandra, their
-  credentials, TLS and consistency, and `--partitions`) on the service commands and `migrate`.
+  credentials, TLS and consistency, and `--partitions`) on the service commands and `migrate`,
+  from runtime/cluster_options.py.
 
 Event keys are taken in two shapes on both commands, together: `--event-key KEY[=ACCOUNT]`,
 repeatable, as Inngest's `inngest start --event-key`; and `--event-keys KEY[=ACCOUNT],...` from
@@ -26,17 +27,13 @@ from typing import Any, TypeVar
 
 import click
 
-from headrace.adapters.cassandra.consistency import check_level, check_serial
-from headrace.adapters.kafka.security import PROTOCOLS, SASL_MECHANISMS
 from headrace.core.retention import MAX_RETENTION_S
 from headrace.engine.step_limit import MAX_STEPS_CEILING
 from headrace.protocol.accounts import DEFAULT_ACCOUNT
-from headrace.runtime.settings import DEV_SETTINGS, SERVICE_SETTINGS, Settings
+from headrace.runtime.settings import DEV_SETTINGS, Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 Option = Callable[[F], F]
-
-_FILE = click.Path(exists=True, dir_okay=False)
 
 
 def _items(value: str) -> list[str]:
@@ -69,7 +66,7 @@ def _signing_key_list(_ctx: Any, _param: Any, value: str) -> tuple[tuple[str, st
     return tuple(pairs)
 
 
-def _list(_ctx: Any, _param: Any, value: str) -> tuple[str, ...]:
+def comma_list(_ctx: Any, _param: Any, value: str) -> tuple[str, ...]:
     return tuple(_items(value))
 
 
@@ -80,23 +77,7 @@ def _finite_seconds(_ctx: Any, _param: Any, value: float | None) -> float | None
     return value
 
 
-def _upper(_ctx: Any, _param: Any, value: str) -> str:
-    return value.upper()
-
-
-def _checked(check: Callable[[str], str]) -> Callable[[Any, Any, str], str]:
-    """A callback: the value upper-cased, or a usage error saying why it is refused."""
-
-    def callback(_ctx: Any, _param: Any, value: str) -> str:
-        try:
-            return check(value.upper())
-        except ValueError as err:
-            raise click.BadParameter(str(err)) from err
-
-    return callback
-
-
-def _flag(*names: str, envvar: str | list[str] | None, **kwargs: Any) -> Option[Any]:
+def flag(*names: str, envvar: str | list[str] | None, **kwargs: Any) -> Option[Any]:
     """An option whose help shows its variable and, unless told otherwise, its default."""
     kwargs.setdefault("show_default", True)
     return click.option(*names, envvar=envvar, show_envvar=True, **kwargs)
@@ -105,10 +86,8 @@ def _flag(*names: str, envvar: str | list[str] | None, **kwargs: Any) -> Option[
 def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
     """The flags of both commands, with the defaults of the command's mode."""
     return [
-        _flag(
-            "--host", envvar="HEADRACE_HOST", default=defaults.host, help="Address to listen on."
-        ),
-        _flag(
+        flag("--host", envvar="HEADRACE_HOST", default=defaults.host, help="Address to listen on."),
+        flag(
             "-p",
             "--port",
             envvar="HEADRACE_PORT",
@@ -116,7 +95,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             default=port,
             help="HTTP port: the APIs (dev, ingest), /health, /ready and /metrics.",
         ),
-        _flag(
+        flag(
             "--event-key",
             "event_key_flags",
             envvar=None,
@@ -127,7 +106,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             help="An event key the Event API takes (repeatable). Without any event key, "
             "`headrace dev` takes any key; a service refuses every event.",
         ),
-        _flag(
+        flag(
             "--event-keys",
             "event_key_list",
             envvar="HEADRACE_EVENT_KEYS",
@@ -137,14 +116,14 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             callback=_event_key_list,
             help="Event keys the Event API takes, as --event-key's, comma-separated.",
         ),
-        _flag(
+        flag(
             "--signing-key",
             envvar=["HEADRACE_SIGNING_KEY", "INNGEST_SIGNING_KEY"],
             default=None,
             help="The default account's signing key: calls to apps are signed with it, and "
             "/fn/register and the APIs require it (apps then run as in production).",
         ),
-        _flag(
+        flag(
             "--signing-keys",
             envvar="HEADRACE_SIGNING_KEYS",
             default="",
@@ -153,7 +132,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             callback=_signing_key_list,
             help="The signing keys of the accounts other than the default one.",
         ),
-        _flag(
+        flag(
             "--require-signed-answers",
             envvar="HEADRACE_REQUIRE_SIGNED_ANSWERS",
             is_flag=True,
@@ -163,7 +142,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             "production mode); without it, only an answer that carries one has it checked. "
             "Needs a signing key.",
         ),
-        _flag(
+        flag(
             "--dashboard-token",
             envvar="HEADRACE_DASHBOARD_TOKEN",
             default=defaults.dashboard_token,
@@ -171,14 +150,14 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             "keys are required, and without it writes a random one to "
             "<state-dir>/dashboard-token; without it the ingest serves no dashboard.",
         ),
-        _flag(
+        flag(
             "--call-timeout",
             envvar="HEADRACE_CALL_TIMEOUT",
             type=float,
             default=defaults.call_timeout_s,
             help="Seconds per call to an app.",
         ),
-        _flag(
+        flag(
             "--endpoint-timeout",
             envvar="HEADRACE_ENDPOINT_TIMEOUT",
             type=float,
@@ -186,7 +165,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             help="Seconds a Durable Endpoint's request may hold its run before the run fails.",
         ),
         # Inngest's `inngest dev` / `inngest start` flag, by the same name.
-        _flag(
+        flag(
             "--retry-interval",
             envvar="HEADRACE_RETRY_INTERVAL",
             type=click.FloatRange(min=0, min_open=True),
@@ -199,7 +178,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             "which takes whole seconds of 1 or more; here any number above 0 (0.1: quick "
             "retries in tests). Unset: Inngest's backoff.",
         ),
-        _flag(
+        flag(
             "--max-steps",
             envvar="HEADRACE_MAX_STEPS",
             type=click.IntRange(1, MAX_STEPS_CEILING),
@@ -207,7 +186,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             help="Steps a run may settle; at this many it fails (InngestErrFunctionOverflowed) "
             "instead of calling its app again, as in Inngest.",
         ),
-        _flag(
+        flag(
             "--executor-concurrency",
             envvar="HEADRACE_EXECUTOR_CONCURRENCY",
             type=click.IntRange(min=1),
@@ -215,29 +194,29 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             help="Records of the work topic an executor handles at once (each mostly a run's "
             "call to its app); more wait in the log.",
         ),
-        _flag(
+        flag(
             "--intake-topics",
             envvar="HEADRACE_INTAKE_TOPICS",
             default=",".join(defaults.intake_topics),
-            callback=_list,
+            callback=comma_list,
             help="Comma-separated topics (under the prefix) producers publish events to; the "
             "ingest reads them. Empty: none.",
         ),
-        _flag(
+        flag(
             "--retention",
             envvar="HEADRACE_RETENTION",
             type=click.IntRange(1, MAX_RETENTION_S),
             default=defaults.retention_s,
             help="Seconds ended runs (with their memos and history) and events are kept.",
         ),
-        _flag(
+        flag(
             "--dead-letter-retention",
             envvar="HEADRACE_DEAD_LETTER_RETENTION",
             type=click.IntRange(1, MAX_RETENTION_S),
             default=defaults.dead_letter_retention_s,
             help="Seconds records of the dead-letter topic are kept.",
         ),
-        _flag(
+        flag(
             "--rate-limit",
             envvar="HEADRACE_RATE_LIMIT",
             type=click.FloatRange(min=0),
@@ -245,21 +224,21 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             help="Writing requests (POST, PUT, DELETE) per second per account or, for a key no "
             "account has, per address; over it: 429 with Retry-After. 0: no limit.",
         ),
-        _flag(
+        flag(
             "--rate-burst",
             envvar="HEADRACE_RATE_BURST",
             type=click.IntRange(min=1),
             default=defaults.rate_limit.burst,
             help="How many writing requests per client may come at once.",
         ),
-        _flag(
+        flag(
             "--log-format",
             envvar="HEADRACE_LOG_FORMAT",
             type=click.Choice(["console", "json"]),
             default=defaults.log_format,
             help="Log lines readable (console) or one JSON object each (json).",
         ),
-        _flag(
+        flag(
             "--log-level",
             envvar="HEADRACE_LOG_LEVEL",
             default=defaults.log_level,
@@ -271,7 +250,7 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
 _EMBEDDED = DEV_SETTINGS.embedded
 
 embedded_options: list[Option[Any]] = [
-    _flag(
+    flag(
         "-u",
         "--sdk-url",
         "sdk_urls",
@@ -281,134 +260,25 @@ embedded_options: list[Option[Any]] = [
         help="An app's serve URL to sync at start and every poll interval (repeatable; the "
         "variable takes them space-separated).",
     ),
-    _flag(
+    flag(
         "--state-dir",
         envvar="HEADRACE_STATE_DIR",
         type=click.Path(path_type=Path),
         default=_EMBEDDED.state_dir,
         help="Where the SQLite state lives; runs resume from it after a restart.",
     ),
-    _flag(
+    flag(
         "--in-memory",
         envvar="HEADRACE_IN_MEMORY",
         is_flag=True,
         show_default=False,
         help="Keep nothing: state lives in memory.",
     ),
-    _flag(
+    flag(
         "--poll-interval",
         envvar="HEADRACE_POLL_INTERVAL",
         type=float,
         default=_EMBEDDED.poll_interval_s,
         help="Seconds between re-syncs of the apps.",
-    ),
-]
-
-
-_CLUSTER = SERVICE_SETTINGS.cluster
-
-cluster_options: list[Option[Any]] = [
-    _flag("--kafka-bootstrap", envvar="HEADRACE_KAFKA_BOOTSTRAP", default=_CLUSTER.kafka_bootstrap),
-    _flag(
-        "--cassandra-hosts",
-        envvar="HEADRACE_CASSANDRA_HOSTS",
-        default=",".join(_CLUSTER.cassandra_hosts),
-        callback=_list,
-        help="Comma-separated.",
-    ),
-    _flag(
-        "--cassandra-port",
-        envvar="HEADRACE_CASSANDRA_PORT",
-        type=int,
-        default=_CLUSTER.cassandra_port,
-    ),
-    _flag("--keyspace", envvar="HEADRACE_KEYSPACE", default=_CLUSTER.keyspace),
-    _flag("--topic-prefix", envvar="HEADRACE_TOPIC_PREFIX", default=_CLUSTER.topic_prefix),
-    _flag(
-        "--group-prefix",
-        envvar="HEADRACE_GROUP_PREFIX",
-        default=_CLUSTER.group_prefix,
-        show_default=False,
-        help="Prepended to consumer group ids.  [default: the topic prefix]",
-    ),
-    _flag(
-        "--partitions",
-        envvar="HEADRACE_PARTITIONS",
-        type=int,
-        default=SERVICE_SETTINGS.partitions,
-        help="Partition count of every topic.",
-    ),
-    _flag(
-        "--replication-factor",
-        envvar="HEADRACE_REPLICATION_FACTOR",
-        type=int,
-        default=_CLUSTER.replication_factor,
-    ),
-    # Credentials and TLS. Passwords are best given by environment (from a mounted Secret): a
-    # flag's value shows in the process list.
-    _flag(
-        "--kafka-security-protocol",
-        envvar="HEADRACE_KAFKA_SECURITY_PROTOCOL",
-        type=click.Choice(PROTOCOLS, case_sensitive=False),
-        default=_CLUSTER.kafka_security.protocol,
-        callback=_upper,
-    ),
-    _flag(
-        "--kafka-sasl-mechanism",
-        envvar="HEADRACE_KAFKA_SASL_MECHANISM",
-        type=click.Choice(SASL_MECHANISMS, case_sensitive=False),
-        default=_CLUSTER.kafka_security.sasl_mechanism,
-        callback=_upper,
-    ),
-    _flag("--kafka-sasl-username", envvar="HEADRACE_KAFKA_SASL_USERNAME", default=None),
-    _flag(
-        "--kafka-sasl-password",
-        envvar="HEADRACE_KAFKA_SASL_PASSWORD",
-        default=None,
-        help="Prefer the environment variable.",
-    ),
-    _flag(
-        "--kafka-ssl-cafile",
-        envvar="HEADRACE_KAFKA_SSL_CAFILE",
-        type=_FILE,
-        default=None,
-        help="CA bundle (PEM) the brokers' certificates are verified with; default: the system's.",
-    ),
-    _flag(
-        "--kafka-ssl-certfile",
-        envvar="HEADRACE_KAFKA_SSL_CERTFILE",
-        type=_FILE,
-        default=None,
-        help="Client certificate (PEM), for brokers that require one.",
-    ),
-    _flag("--kafka-ssl-keyfile", envvar="HEADRACE_KAFKA_SSL_KEYFILE", type=_FILE, default=None),
-    _flag("--cassandra-username", envvar="HEADRACE_CASSANDRA_USERNAME", default=None),
-    _flag(
-        "--cassandra-password",
-        envvar="HEADRACE_CASSANDRA_PASSWORD",
-        default=None,
-        help="Prefer the environment variable.",
-    ),
-    _flag(
-        "--cassandra-ssl-cafile",
-        envvar="HEADRACE_CASSANDRA_SSL_CAFILE",
-        type=_FILE,
-        default=None,
-        help="CA (PEM) to verify the nodes with; set it to connect over TLS.",
-    ),
-    _flag(
-        "--cassandra-consistency",
-        envvar="HEADRACE_CASSANDRA_CONSISTENCY",
-        default=_CLUSTER.cassandra_consistency.level,
-        callback=_checked(check_level),
-        help="Of every read and write: LOCAL_QUORUM, QUORUM (services in several data centres) "
-        "or ALL; weaker levels are refused.",
-    ),
-    _flag(
-        "--cassandra-serial-consistency",
-        envvar="HEADRACE_CASSANDRA_SERIAL_CONSISTENCY",
-        default=_CLUSTER.cassandra_consistency.serial,
-        callback=_checked(check_serial),
-        help="Of lightweight transactions: LOCAL_SERIAL or SERIAL.",
     ),
 ]

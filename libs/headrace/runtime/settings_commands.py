@@ -16,7 +16,8 @@ from headrace.adapters.cassandra.consistency import CassandraConsistency
 from headrace.adapters.cassandra.security import CassandraSecurity
 from headrace.adapters.kafka.security import KafkaSecurity
 from headrace.flow.client_rate import ClientRate
-from headrace.runtime.options import Option, cluster_options, embedded_options, engine_options
+from headrace.runtime.cluster_options import cluster_options
+from headrace.runtime.options import Option, embedded_options, engine_options
 from headrace.runtime.settings import (
     DEV_SETTINGS,
     SERVICE_SETTINGS,
