@@ -325,7 +325,13 @@ class Calls:
         fresh, memo_keys = found
         machine = self._runs.machine(fresh, memo_keys, fn)
         if not machine.is_current_call(item):
-            await self.release(item.account_id, chain.lease)
+            # Settled by this handling's own transition when the run's last record is this one:
+            # an earlier write of this outcome timed out and was applied later (a Cassandra
+            # lightweight transaction committed by the next write on the row, which then failed
+            # its condition). Its effects were never made: make them. (The chain's earlier calls
+            # share the record id, but the call after them was current when they were stored.)
+            if not await self._runs.repeated(fresh, h):
+                await self.release(item.account_id, chain.lease)
             return None
         machine.apply_call(item, outcome, stack_len, signal_conflicts)
         next_call = self.decide(machine.out, fresh, chain, fn)

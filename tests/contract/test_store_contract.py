@@ -198,6 +198,24 @@ async def test_history_is_idempotent_and_ordered_by_id(stores: Stores) -> None:
     assert [h.entry_id for h in await stores.list_history("r1")] == ["01", "02"]
 
 
+async def test_a_runs_history_holds_its_last_transition_before_it_is_appended(
+    stores: Stores,
+) -> None:
+    # The executor writes the run with its transition's entries, then appends them: a reader
+    # that sees the run cancelled must find `run.cancelled` in between.
+    run = _run()
+    await stores.create_run(run)
+    await stores.append_history(
+        HistoryEntry(entry_id="01", run_id="r1", ts_ms=1, kind="run.started")
+    )
+    last = HistoryEntry(entry_id="02", run_id="r1", ts_ms=2, kind="run.cancelled")
+    run.status, run.outbox_history = "cancelled", [last]
+    await stores.save_run(run)
+    assert [h.kind for h in await stores.list_history("r1")] == ["run.started", "run.cancelled"]
+    await stores.append_history(last)
+    assert [h.kind for h in await stores.list_history("r1")] == ["run.started", "run.cancelled"]
+
+
 async def test_keys_are_claimed_by_the_first_caller_until_they_expire(stores: Stores) -> None:
     assert await stores.claim("k", "first", ttl_ms=1000, now_ms=0) is None
     assert await stores.claim("k", "second", ttl_ms=1000, now_ms=500) == "first"

@@ -129,6 +129,19 @@ class HistoryEntry(msgspec.Struct, kw_only=True):
     input: Any = None
 
 
+def with_last_transition(stored: list[HistoryEntry], run: RunState | None) -> list[HistoryEntry]:
+    """A run's history as readers must see it: the entries appended so far, plus those of its
+    last transition, which the run's own row holds from its write on and which are appended only
+    after it (executor/outbox.py). So whoever reads a run and then its history finds every entry
+    of the state it read, e.g. `run.cancelled` once the run reads cancelled. Ordered by id."""
+    if run is None or not run.outbox_history:
+        return stored
+    merged = {entry.entry_id: entry for entry in stored}
+    for entry in run.outbox_history:
+        merged.setdefault(entry.entry_id, entry)
+    return [merged[entry_id] for entry_id in sorted(merged)]
+
+
 class Timer(msgspec.Struct, frozen=True, kw_only=True):
     timer_id: str
     partition: int

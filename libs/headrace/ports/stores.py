@@ -70,7 +70,11 @@ class RunStore(Protocol):
         """Idempotent by entry id."""
         ...
 
-    async def list_history(self, run_id: str) -> list[HistoryEntry]: ...
+    async def list_history(self, run_id: str) -> list[HistoryEntry]:
+        """Ordered by entry id; holds every entry of the run's stored state, its last
+        transition's included before they are appended (messages/state.py
+        `with_last_transition`)."""
+        ...
 
 
 class EventStore(Protocol):

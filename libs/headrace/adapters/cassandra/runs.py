@@ -21,7 +21,7 @@ from cassandra.query import PreparedStatement
 from headrace.adapters.cassandra.session import Bound, Cql
 from headrace.core.errors import Conflict, TransientError
 from headrace.core.retention import MAX_OPEN_S
-from headrace.messages.state import ENDED, HistoryEntry, RunState
+from headrace.messages.state import ENDED, HistoryEntry, RunState, with_last_transition
 
 # When an ended run gets its retention TTL, its rows are rewritten in batches of about this
 # size: well below Cassandra's largest mutation (half a commit log segment, 16 MiB by default).
@@ -223,7 +223,10 @@ class RunTables:
         )
 
     async def list_history(self, run_id: str) -> list[HistoryEntry]:
-        return [_entry.decode(body) for _, body in await self._cql.rows(self._history, (run_id,))]
+        rows, run = await asyncio.gather(
+            self._cql.rows(self._history, (run_id,)), self.get_run(run_id)
+        )
+        return with_last_transition([_entry.decode(body) for _, body in rows], run)
 
 
 def _by_size(rows: list[Bound]) -> list[list[Bound]]:

@@ -12,7 +12,7 @@ from headrace.adapters.sqlite.database import Database
 from headrace.core.clock import Clock
 from headrace.core.errors import Conflict
 from headrace.core.retention import MAX_OPEN_S
-from headrace.messages.state import ENDED, HistoryEntry, RunState
+from headrace.messages.state import ENDED, HistoryEntry, RunState, with_last_transition
 
 _enc = msgspec.msgpack.Encoder()
 _run = msgspec.msgpack.Decoder(RunState)
@@ -136,4 +136,5 @@ class RunTables:
         rows = await self._db.execute(
             "SELECT body FROM history WHERE run_id = ? ORDER BY entry_id", (run_id,)
         )
-        return [_entry.decode(r[0]) for r in rows]
+        stored = [_entry.decode(r[0]) for r in rows]
+        return with_last_transition(stored, await self.get_run(run_id))
