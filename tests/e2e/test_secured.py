@@ -155,7 +155,10 @@ def test_migrate_creates_the_topics_and_schema_over_each_kind_of_listener(
         tls = protocol == "SASL_SSL"
         security = secured_infra.kafka_security(mechanism, tls=tls)
         bootstrap = secured_infra.kafka_sasl_ssl if tls else secured_infra.kafka_sasl_plaintext
-    settings = dataclasses.replace(settings, kafka_bootstrap=bootstrap, kafka_security=security)
+    cluster = dataclasses.replace(
+        settings.cluster, kafka_bootstrap=bootstrap, kafka_security=security
+    )
+    settings = dataclasses.replace(settings, cluster=cluster)
 
     done = _headrace(settings, "migrate")
 
@@ -185,9 +188,10 @@ def test_without_a_client_certificate_the_listener_requiring_one_refuses_at_once
 ) -> None:
     assert _headrace(settings, "migrate").returncode == 0  # over SASL_SSL: the runner's schema
     no_certificate = KafkaSecurity(protocol="SSL", ssl_cafile=secured_infra.ca_file)
-    settings = dataclasses.replace(
-        settings, kafka_bootstrap=secured_infra.kafka_ssl, kafka_security=no_certificate
+    cluster = dataclasses.replace(
+        settings.cluster, kafka_bootstrap=secured_infra.kafka_ssl, kafka_security=no_certificate
     )
+    settings = dataclasses.replace(settings, cluster=cluster)
 
     done = _headrace(settings, command, HEADRACE_PORT=str(free_port()))
 
