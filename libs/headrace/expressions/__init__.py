@@ -13,10 +13,24 @@ Where it differs from Inngest (whose cel-go layer coerces far more):
 - `size()` of a string counts UTF-8 bytes (a cel-rust quirk), not code points.
 """
 
-from headrace.expressions.errors import EvaluationError, ExpressionError
-from headrace.expressions.pause_index import PauseIndex
-from headrace.expressions.program import Program, compile_expression, evaluate_bool, validate
-from headrace.expressions.substitute import substitute_event
+import sys
+from types import ModuleType
+
+# Importing `cel` imports its command-line REPL as well (typer, prompt_toolkit, rich): a third
+# of a second of CPU in every process that evaluates expressions, paid by each service at start.
+# Only the bindings are used, so the REPL's module is a placeholder; this package's modules are
+# the only importers of `cel`, and this runs before any of them.
+sys.modules.setdefault("cel.cli", ModuleType("cel.cli"))
+
+from headrace.expressions.errors import EvaluationError, ExpressionError  # noqa: E402
+from headrace.expressions.pause_index import PauseIndex  # noqa: E402
+from headrace.expressions.program import (  # noqa: E402
+    Program,
+    compile_expression,
+    evaluate_bool,
+    validate,
+)
+from headrace.expressions.substitute import substitute_event  # noqa: E402
 
 __all__ = [
     "EvaluationError",
