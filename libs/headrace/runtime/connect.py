@@ -37,12 +37,15 @@ class Connection:
     close: Callable[[], Awaitable[None]]
 
 
-def cassandra_cluster(settings: ClusterSettings) -> CassandraCluster:
+def cassandra_cluster(
+    settings: ClusterSettings, *, for_migrations: bool = False
+) -> CassandraCluster:
     return cassandra_nodes(
         settings.cassandra_hosts,
         settings.cassandra_port,
         consistency=settings.cassandra_consistency,
         security=settings.cassandra_security,
+        for_migrations=for_migrations,
     )
 
 
@@ -112,7 +115,7 @@ def migrate(**options: Any) -> None:
 
 
 def _migrate(settings: ClusterSettings) -> None:
-    cluster = cassandra_cluster(settings)
+    cluster = cassandra_cluster(settings, for_migrations=True)
     try:
         session = cassandra_session(cluster)
         replication = {"class": "SimpleStrategy", "replication_factor": settings.replication_factor}

@@ -5,7 +5,7 @@ node that does not answer as `CassandraUnavailable` (retried)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
@@ -22,6 +22,14 @@ T = TypeVar("T")
 # The driver's cluster (connections to every node), as callers above the adapter name it.
 CassandraCluster: TypeAlias = Cluster
 
+# `migrate` reads no schema metadata and waits for agreement itself, once per migration
+# (schema.py); by default the driver reads every keyspace's schema at connect, and after each
+# statement waits for agreement and reads the changed table's schema again.
+_MIGRATION_OPTIONS: dict[str, Any] = {
+    "schema_metadata_enabled": False,
+    "max_schema_agreement_wait": 0,
+}
+
 
 def cassandra_cluster(
     hosts: Sequence[str],
@@ -29,7 +37,10 @@ def cassandra_cluster(
     *,
     consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
     security: CassandraSecurity | None = None,
+    for_migrations: bool = False,
 ) -> CassandraCluster:
+    """`for_migrations`: a cluster for `migrate` alone (no schema metadata, no waits for
+    agreement but migrate's own); the stores need the metadata for token-aware routing."""
     # The configured levels are the default profile's, so that `migrate`'s reads of its ledger
     # see what an earlier run applied, as the stores' reads do.
     profile = ExecutionProfile(
@@ -42,6 +53,7 @@ def cassandra_cluster(
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
         **(security or CassandraSecurity()).cluster_options(),
+        **(_MIGRATION_OPTIONS if for_migrations else {}),
     )
 
 
