@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
@@ -19,6 +20,7 @@ from keyspaces import SINGLE_NODE, empty_keyspace
 
 from headrace.adapters.cassandra import CassandraStores, CassandraUnavailable, migrate
 from headrace.adapters.cassandra.apps import AppTables
+from headrace.adapters.cassandra.connect import cassandra_cluster
 from headrace.adapters.cassandra.consistency import CassandraConsistency
 from headrace.adapters.cassandra.events import BUCKET_MS, EventTables
 from headrace.adapters.cassandra.keys import KeyTables
@@ -298,6 +300,33 @@ async def test_migrate_applies_each_migration_once(
     assert await asyncio.to_thread(migrate, s, ks, SINGLE_NODE) == [1, 3]
     stores = await asyncio.to_thread(CassandraStores, s, ks)
     assert await stores.create_run(_run())
+
+
+async def test_two_migrates_at_once_over_their_own_clusters_leave_the_schema_whole(
+    cassandra_contact: tuple[str, int], drop_keyspace: Callable[[str], None]
+) -> None:
+    """As two `headrace migrate` commands started together: each with a cluster built as the
+    command builds it (no waits for agreement but migrate's own), on a keyspace neither
+    finds."""
+    ks = "twice_" + uuid.uuid4().hex[:16]
+    clusters = [
+        cassandra_cluster([cassandra_contact[0]], cassandra_contact[1], for_migrations=True)
+        for _ in range(2)
+    ]
+    try:
+        sessions = [cluster.connect() for cluster in clusters]
+        applied = await asyncio.gather(
+            *(asyncio.to_thread(migrate, session, ks, SINGLE_NODE) for session in sessions)
+        )
+        assert set(applied[0]) | set(applied[1]) == {1, 2, 3}
+        assert await asyncio.to_thread(migrate, sessions[0], ks, SINGLE_NODE) == []
+        stores = await asyncio.to_thread(CassandraStores, sessions[1], ks)
+        assert await stores.create_run(_run())
+        assert (await stores.get_run("r1")) is not None
+    finally:
+        for cluster in clusters:
+            cluster.shutdown()
+        drop_keyspace(ks)
 
 
 @pytest.mark.parametrize(

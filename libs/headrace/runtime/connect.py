@@ -36,13 +36,14 @@ class Connection:
     close: Callable[[], Awaitable[None]]
 
 
-def cassandra_cluster(settings: Settings) -> CassandraCluster:
+def cassandra_cluster(settings: Settings, *, for_migrations: bool = False) -> CassandraCluster:
     cluster = settings.cluster
     return cassandra_nodes(
         cluster.cassandra_hosts,
         cluster.cassandra_port,
         consistency=cluster.cassandra_consistency,
         security=cluster.cassandra_security,
+        for_migrations=for_migrations,
     )
 
 
@@ -113,7 +114,7 @@ def migrate(settings: Settings) -> None:
 
 def _migrate(settings: Settings) -> None:
     keyspace = settings.cluster.keyspace
-    cluster = cassandra_cluster(settings)
+    cluster = cassandra_cluster(settings, for_migrations=True)
     try:
         session = cassandra_session(cluster)
         replication = {

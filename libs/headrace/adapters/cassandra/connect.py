@@ -5,10 +5,14 @@ node that does not answer as `CassandraUnavailable` (retried)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
-from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+from cassandra.policies import (
+    DCAwareRoundRobinPolicy,
+    ExponentialReconnectionPolicy,
+    TokenAwarePolicy,
+)
 
 from headrace.adapters.cassandra.consistency import DEFAULT_CONSISTENCY, CassandraConsistency
 from headrace.adapters.cassandra.security import CassandraSecurity
@@ -22,6 +26,22 @@ T = TypeVar("T")
 # The driver's cluster (connections to every node), as callers above the adapter name it.
 CassandraCluster: TypeAlias = Cluster
 
+# After an outage a service is ready again, and its records go on, once the driver reconnects.
+# The driver's default schedule doubles up to 600 s and gives up after 64 attempts (some nine
+# hours): a node back after five minutes away was used three and a half minutes later. Doubling
+# from 1 s up to 10 s, for as long as it takes: one connection attempt per node every 10 s while
+# it is down.
+RECONNECT_BASE_S = 1.0
+RECONNECT_MAX_S = 10.0
+
+# `migrate` reads no schema metadata and waits for agreement itself, once per migration
+# (schema.py); by default the driver reads every keyspace's schema at connect, and after each
+# statement waits for agreement and reads the changed table's schema again.
+_MIGRATION_OPTIONS: dict[str, Any] = {
+    "schema_metadata_enabled": False,
+    "max_schema_agreement_wait": 0,
+}
+
 
 def cassandra_cluster(
     hosts: Sequence[str],
@@ -29,7 +49,10 @@ def cassandra_cluster(
     *,
     consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
     security: CassandraSecurity | None = None,
+    for_migrations: bool = False,
 ) -> CassandraCluster:
+    """`for_migrations`: a cluster for `migrate` alone (no schema metadata, no waits for
+    agreement but migrate's own); the stores need the metadata for token-aware routing."""
     # The configured levels are the default profile's, so that `migrate`'s reads of its ledger
     # see what an earlier run applied, as the stores' reads do.
     profile = ExecutionProfile(
@@ -41,7 +64,11 @@ def cassandra_cluster(
         port=port,
         protocol_version=5,
         execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        reconnection_policy=ExponentialReconnectionPolicy(
+            RECONNECT_BASE_S, RECONNECT_MAX_S, max_attempts=None
+        ),
         **(security or CassandraSecurity()).cluster_options(),
+        **(_MIGRATION_OPTIONS if for_migrations else {}),
     )
 
 

@@ -7,6 +7,12 @@ msgspec structs; real columns exist only for keys that queries need. `{ks}` is t
 Migrations are numbered and recorded in `schema_migrations`, so `migrate` applies each once;
 its statements are idempotent as well (IF NOT EXISTS), so a migration interrupted half-way is
 simply applied again.
+
+Every node agrees on the schema before a migration is recorded and before `migrate` returns:
+it waits for agreement once per migration, not after each statement, so the statements of one
+migration must not depend on each other (an ALTER of a table goes in a later migration than
+its CREATE). Two `migrate`s at once are safe: each statement is idempotent, and a migration is
+recorded only once its tables are agreed on.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 from cassandra.cluster import Session
 
-from headrace.adapters.cassandra.session import check_identifier
+from headrace.adapters.cassandra.session import CassandraUnavailable, check_identifier
 
 # Events are written once, in time order, and expire together: time-window compaction drops
 # whole expired sstables instead of compacting tombstones.
@@ -126,6 +132,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 _LEDGER = """CREATE TABLE IF NOT EXISTS {ks}.schema_migrations (
     version int PRIMARY KEY, description text, applied_ms bigint)"""
 
+# The driver's own wait for agreement after a schema change (`max_schema_agreement_wait`).
+AGREEMENT_TIMEOUT_S = 10.0
+
+
+class SchemaDisagreement(CassandraUnavailable):
+    """The nodes did not agree on the schema in time (one is down or slow): run `migrate`
+    again; what it applied is applied again harmlessly."""
+
 
 def migrate(session: Session, keyspace: str, replication: Mapping[str, str | int]) -> list[int]:
     """Create the keyspace (if missing) and apply the migrations it lacks; return their versions.
@@ -137,7 +151,9 @@ def migrate(session: Session, keyspace: str, replication: Mapping[str, str | int
     ks = check_identifier(keyspace)
     create = f"CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {_cql_map(replication)}"
     session.execute(create)
+    _wait_for_agreement(session)
     session.execute(_LEDGER.replace("{ks}", ks))
+    _wait_for_agreement(session)
     done = {_first(row) for row in session.execute(f"SELECT version FROM {ks}.schema_migrations")}
     applied = []
     for version, description, statements in MIGRATIONS:
@@ -145,6 +161,7 @@ def migrate(session: Session, keyspace: str, replication: Mapping[str, str | int
             continue
         for statement in statements:
             session.execute(statement.replace("{ks}", ks))
+        _wait_for_agreement(session)
         session.execute(
             f"INSERT INTO {ks}.schema_migrations (version, description, applied_ms) "
             "VALUES (%s, %s, %s)",
@@ -152,6 +169,15 @@ def migrate(session: Session, keyspace: str, replication: Mapping[str, str | int
         )
         applied.append(version)
     return applied
+
+
+def _wait_for_agreement(session: Session) -> None:
+    """Until every live node reports the same schema version; raise after the timeout. Asked
+    here even when the driver waited after each statement: a session may be built not to
+    (`cassandra_cluster(for_migrations=True)`), and the driver only logs a disagreement."""
+    control = session.cluster.control_connection
+    if not control.wait_for_schema_agreement(wait_time=AGREEMENT_TIMEOUT_S):
+        raise SchemaDisagreement(f"no schema agreement within {AGREEMENT_TIMEOUT_S:.0f} s")
 
 
 def _first(row: Any) -> Any:
