@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+import click
 from click.testing import CliRunner
 
 from headrace.cli import main
@@ -25,6 +26,8 @@ def settings_of(
     unset: dict[str, str | None] = {
         name: None for name in os.environ if name.startswith(_READ_PREFIXES)
     }
+    found = main.get_command(click.Context(main), command)
+    assert found is not None, command
     with CliRunner().isolation(env={**unset, **(env or {})}):
-        with main.commands[command].make_context(command, list(args)) as ctx:
+        with found.make_context(command, list(args)) as ctx:
             return read(ctx.params)
