@@ -8,7 +8,8 @@ The schedule comes from `random.Random(seed)`: the seed is printed, and taken fr
 `HEADRACE_KILL_SEED` when set, so a failure can be run again with its seed (timing still
 varies). `HEADRACE_KILL_LOG_LEVEL=debug` sets the services' log level (their logs are in the
 test's tmp_path/logs; keep them with `--basetemp`). `scripts/fault-schedule` runs the broader
-fault schedule, of which this is the kills alone.
+fault schedule, of which this is the kills alone; the suite runs the fault schedule's short
+variant, and this one with `HEADRACE_KILL_SCHEDULE=1` (tests/resilience/conftest.py).
 """
 
 from __future__ import annotations
