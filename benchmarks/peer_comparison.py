@@ -308,6 +308,19 @@ def comparison_table(comparisons: dict[str, Comparison]) -> str:
     return "\n".join(lines)
 
 
+def versions(args: argparse.Namespace) -> str:
+    """headrace's commit and Inngest's version, for the table's heading."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    if not args.inngest_bin.is_file():
+        return f"{commit or '?'}; no Inngest"
+    inngest = subprocess.run(
+        [str(args.inngest_bin), "version"], capture_output=True, text=True
+    ).stdout.split()
+    return f"{commit or '?'}; inngest {inngest[-1] if inngest else '?'}"
+
+
 def chosen_targets(args: argparse.Namespace) -> list[str]:
     targets = [t for t in args.targets.split(",") if t]
     unknown = sorted(set(targets) - set(TARGETS))
@@ -346,17 +359,24 @@ async def main() -> None:
     load = LoadSamples()
     sampling = asyncio.create_task(load.sample())
     results: dict[str, Figures] = {}
+    failures: dict[str, str] = {}
     try:
         for target in targets:
             log(f"{target} ...")
-            results[target] = await measure_target(target, args, logs)
+            # One target that fails must not lose the others' figures, taken in the same run.
+            try:
+                results[target] = await measure_target(target, args, logs)
+            except Exception as err:
+                failures[target] = f"{type(err).__name__}: {err}"
+                log(f"{target} failed: {failures[target]}")
+                continue
             log(f"{target}: {results[target]}")
     finally:
         sampling.cancel()
     print(
-        f"{args.runs} runs x {args.steps} steps one at a time, then {args.burst} runs at once; "
-        f"Inngest --tick {args.tick}; load average (1 min) {min(load.values):.1f}-"
-        f"{max(load.values):.1f} during the run\n"
+        f"headrace {versions(args)}; {args.runs} runs x {args.steps} steps one at a time, then "
+        f"{args.burst} runs at once; Inngest --tick {args.tick}; load average (1 min) "
+        f"{min(load.values):.1f}-{max(load.values):.1f} during the run\n"
     )
     print(figures_table(results))
     comparisons = {
@@ -367,6 +387,8 @@ async def main() -> None:
     if comparisons:
         print()
         print(comparison_table(comparisons))
+    for target, failure in failures.items():
+        print(f"\n{target} failed: {failure}")
     if args.json:
         args.json.write_bytes(msgspec.json.encode({"figures": results, "comparisons": comparisons}))
 
