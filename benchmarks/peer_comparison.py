@@ -1,8 +1,8 @@
 """headrace beside Inngest on the same app, in one run, with the SDK floor beside both.
 
-    python benchmarks/peer_comparison.py [--runs 20] [--steps 10] [--burst 100] [--tick 10] \\
+    python benchmarks/peer_comparison.py [--runs 20] [--steps 10] [--burst 100] [--rounds 1] \\
         [--targets floor,headrace-dev,inngest-dev,floor-signed,headrace-distributed,...] \\
-        [--inngest-bin ~/.cache/headrace-peer-bench/bin/inngest] [--json FILE]
+        [--tick 10] [--inngest-bin ~/.cache/headrace-peer-bench/bin/inngest] [--json FILE]
 
 The app is steps_app.py's function of `--steps` trivial `step.run`s (official `inngest` SDK,
 FastAPI, uvicorn, in this process), measured at the app, on one clock, whatever drives it:
@@ -47,7 +47,13 @@ from steps_app import STEPS_EVENT, STEPS_FN, StepsSeen, ends, steps_function
 
 from headrace.runtime.shared_options import DEFAULT_EXECUTOR_CONCURRENCY
 from headrace.testing.cluster import _die_with_parent
-from headrace.testing.peer_figures import Comparison, Figures, compare, figures_of
+from headrace.testing.peer_figures import (
+    Comparison,
+    Figures,
+    compare,
+    figures_of,
+    median_figures,
+)
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
 TARGETS = (
@@ -345,6 +351,9 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="the targets in turn this many times: medians"
+    )
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--tick", type=int, default=10, help="Inngest's queue tick (ms)")
     parser.add_argument("--inngest-bin", type=Path, default=INNGEST_BIN)
@@ -358,24 +367,27 @@ async def main() -> None:
     log(f"engines' logs in {logs}")
     load = LoadSamples()
     sampling = asyncio.create_task(load.sample())
-    results: dict[str, Figures] = {}
+    rounds: dict[str, list[Figures]] = {target: [] for target in targets}
     failures: dict[str, str] = {}
     try:
-        for target in targets:
-            log(f"{target} ...")
-            # One target that fails must not lose the others' figures, taken in the same run.
-            try:
-                results[target] = await measure_target(target, args, logs)
-            except Exception as err:
-                failures[target] = f"{type(err).__name__}: {err}"
-                log(f"{target} failed: {failures[target]}")
-                continue
-            log(f"{target}: {results[target]}")
+        for round_ in range(1, args.rounds + 1):
+            for target in targets:
+                log(f"round {round_}: {target} ...")
+                # One target that fails must not lose the others' figures, taken in the same run.
+                try:
+                    rounds[target].append(await measure_target(target, args, logs))
+                except Exception as err:
+                    failures[f"{target}, round {round_}"] = f"{type(err).__name__}: {err}"
+                    log(f"{target} failed: {err!r}")
+                    continue
+                log(f"{target}: {rounds[target][-1]}")
     finally:
         sampling.cancel()
+    results = {target: median_figures(each) for target, each in rounds.items() if each}
     print(
         f"headrace {versions(args)}; {args.runs} runs x {args.steps} steps one at a time, then "
-        f"{args.burst} runs at once; Inngest --tick {args.tick}; load average (1 min) "
+        f"{args.burst} runs at once; {args.rounds} round(s) of the targets in turn, each "
+        f"figure the median of its rounds; Inngest --tick {args.tick}; load average (1 min) "
         f"{min(load.values):.1f}-{max(load.values):.1f} during the run\n"
     )
     print(figures_table(results))
@@ -390,7 +402,9 @@ async def main() -> None:
     for target, failure in failures.items():
         print(f"\n{target} failed: {failure}")
     if args.json:
-        args.json.write_bytes(msgspec.json.encode({"figures": results, "comparisons": comparisons}))
+        args.json.write_bytes(
+            msgspec.json.encode({"rounds": rounds, "figures": results, "comparisons": comparisons})
+        )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from headrace.testing.peer_figures import Figures, compare, figures_of
+from headrace.testing.peer_figures import Figures, compare, figures_of, median_figures
 
 
 def test_figures_take_the_gaps_percentiles_and_the_burst_rate() -> None:
@@ -13,6 +13,17 @@ def test_figures_take_the_gaps_percentiles_and_the_burst_rate() -> None:
     figures = figures_of(gaps, first_step_ms=[30.0, 10.0, 20.0], burst=500, burst_s=20.0)
     assert figures == Figures(
         step_gap_p50_ms=50.5, step_gap_p99_ms=99.0, first_step_p50_ms=20.0, burst_runs_per_s=25.0
+    )
+
+
+def test_rounds_give_each_figures_median() -> None:
+    rounds = [
+        Figures(step_gap_p50_ms=4.0, step_gap_p99_ms=9, first_step_p50_ms=8, burst_runs_per_s=20),
+        Figures(step_gap_p50_ms=9.0, step_gap_p99_ms=30, first_step_p50_ms=6, burst_runs_per_s=5),
+        Figures(step_gap_p50_ms=5.0, step_gap_p99_ms=10, first_step_p50_ms=7, burst_runs_per_s=25),
+    ]
+    assert median_figures(rounds) == Figures(
+        step_gap_p50_ms=5.0, step_gap_p99_ms=10, first_step_p50_ms=7, burst_runs_per_s=20
     )
 
 

@@ -30,6 +30,16 @@ def figures_of(
     )
 
 
+def median_figures(rounds: list[Figures]) -> Figures:
+    """Each figure's median over the rounds of one target."""
+    return Figures(
+        **{
+            name: statistics.median(getattr(figures, name) for figures in rounds)
+            for name in Figures.__struct_fields__
+        }
+    )
+
+
 def ratio(numerator: float, denominator: float) -> float:
     """NaN, not an error, when the denominator is zero: one bad target must not lose the
     table of the others."""
