@@ -366,6 +366,7 @@ async def main() -> None:
     # `inngest start` takes only an even-length hex signing key; headrace takes it too.
     args.signing_key = secrets.token_hex(32)
     targets = chosen_targets(args)
+    measured = versions(args)  # before the run: the checkout may move meanwhile
     logs = Path(tempfile.mkdtemp(prefix="peer-comparison-"))
     log(f"engines' logs in {logs}")
     load = LoadSamples()
@@ -388,7 +389,7 @@ async def main() -> None:
         sampling.cancel()
     results = {target: median_figures(each) for target, each in rounds.items() if each}
     print(
-        f"headrace {versions(args)}; {args.runs} runs x {args.steps} steps one at a time, then "
+        f"headrace {measured}; {args.runs} runs x {args.steps} steps one at a time, then "
         f"{args.burst} runs at once; {args.rounds} round(s) of the targets in turn, each "
         f"figure the median of its rounds; Inngest --tick {args.tick}; load average (1 min) "
         f"{min(load.values):.1f}-{max(load.values):.1f} during the run\n"
