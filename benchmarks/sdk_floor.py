@@ -72,10 +72,10 @@ class FloorClient:
             if outcome.done:
                 return
             ops = outcome.ops or []
-            if outcome.error is not None or not ops or not all(isinstance(o, StepRun) for o in ops):
+            done_steps = [op for op in ops if isinstance(op, StepRun)]
+            if outcome.error is not None or not ops or len(done_steps) != len(ops):
                 raise RuntimeError(f"run {run_id}: unexpected answer {outcome}")
-            for op in ops:
-                assert isinstance(op, StepRun)
+            for op in done_steps:
                 memos[op.id] = canonical(step_memo(op))
                 stack.append(op.id)
 
