@@ -22,10 +22,16 @@ from headrace.testing.dev import EngineHandle, start_dev
 
 @contextlib.asynccontextmanager
 async def engine_in(
-    mode: str, name: str, *, max_steps: int = DEFAULT_MAX_STEPS
+    mode: str,
+    name: str,
+    *,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    counts: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[EngineHandle]:
-    """`headrace dev` (mode "dev") or one process per service (distributed, on settings named
-    after `name`), in a temporary directory; stopped, and its keyspace dropped, at the end."""
+    """`headrace dev` (mode "dev") or processes per service (distributed, on settings named
+    after `name`: `counts` of each, `env` more settings), in a temporary directory; stopped,
+    and its keyspace dropped, at the end."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = None
         if mode == "dev":
@@ -33,7 +39,10 @@ async def engine_in(
         else:
             settings = bench_settings(name)
             _, engine = await start_cluster(
-                settings, Path(tmp) / "logs", env={"HEADRACE_MAX_STEPS": str(max_steps)}
+                settings,
+                Path(tmp) / "logs",
+                counts=counts,
+                env={"HEADRACE_MAX_STEPS": str(max_steps), **(env or {})},
             )
         try:
             yield engine

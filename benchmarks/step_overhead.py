@@ -34,46 +34,35 @@ from typing import Any
 
 import inngest
 from bench_cluster import engine_in
+from steps_app import STEPS_EVENT, StepsSeen, steps_function
 
 from headrace.protocol.driver import AppDriver
 from headrace.protocol.ops import Outcome
 from headrace.testing.dev import EngineHandle
 from headrace.testing.sdk_app import ServedApp, make_client
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from headrace.testing.soak_stats import percentile
 
 
 async def measure(engine: EngineHandle, runs: int, steps: int, burst: int) -> dict[str, float]:
     client = make_client(engine.url, f"bench-{engine.mode}")
-    starts: dict[str, list[float]] = {}
-
-    @client.create_function(fn_id="steps", trigger=inngest.TriggerEvent(event="bench/steps"))
-    async def steps_fn(ctx: inngest.Context) -> int:
-        async def step() -> int:
-            starts.setdefault(ctx.run_id, []).append(time.perf_counter())
-            return 1
-
-        return sum([await ctx.step.run(f"s{i}", step) for i in range(steps)])
-
-    with ServedApp(client, [steps_fn]) as app:
+    seen = StepsSeen()
+    with ServedApp(client, [steps_function(client, steps, seen)]) as app:
         await engine.sync(app.url, f"bench-{engine.mode}")
         gaps: list[float] = []
-        for _ in range(runs):
-            [event_id] = await engine.send({"name": "bench/steps"})
-            run = await engine.finished(await engine.run_of_event(event_id), timeout=60)
-            times = starts[run.run_id]
-            gaps += [(b - a) * 1000 for a, b in itertools.pairwise(times)]
+        for k in range(runs):
+            [event_id] = await engine.send({"name": STEPS_EVENT, "data": {"k": k}})
+            await engine.finished(await engine.run_of_event(event_id), timeout=60)
+            gaps += seen.gaps_ms(str(k))
         began = time.perf_counter()
-        ids = await engine.send(*({"name": "bench/steps"} for _ in range(burst)))
+        ids = await engine.send(
+            *({"name": STEPS_EVENT, "data": {"k": f"burst-{i}"}} for i in range(burst))
+        )
         for event_id in ids:
             await engine.finished(await engine.run_of_event(event_id, timeout=300), timeout=300)
         elapsed = time.perf_counter() - began
     return {
         "step_p50_ms": statistics.median(gaps),
-        "step_p99_ms": percentile(gaps, 0.99),
+        "step_p99_ms": percentile(gaps, 99),
         "runs_per_s": burst / elapsed,
         "steps_per_s": burst * steps / elapsed,
     }

@@ -30,7 +30,7 @@ def plan_step(state: MachineState, op: StepPlanned) -> None:
 def step_completed(
     state: MachineState, op: StepRun | LegacyStep, attempt: int, duration_ms: int
 ) -> None:
-    memo = _step_memo(op)
+    memo = step_memo(op)
     state.history("step.completed", op=op, attempt=attempt, output=memo, duration_ms=duration_ms)
     state.settle(op.id, memo, op.display)
 
@@ -54,7 +54,7 @@ def error_object(error: Any) -> dict[str, Any]:
     return {"name": "Error", "message": str(error)}
 
 
-def _step_memo(op: StepRun | LegacyStep) -> Any:
+def step_memo(op: StepRun | LegacyStep) -> Any:
     """What a finished step stores, as Inngest does (state/opcode.go `Output`): StepRun's data
     wrapped as {"data": ...}, so the SDK tells data from an error; the legacy `Step` op (JS's V0
     executor) sends its data already wrapped, and it is stored as it came."""
