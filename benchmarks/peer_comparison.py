@@ -45,7 +45,7 @@ from bench_cluster import engine_in
 from sdk_floor import FloorClient
 from steps_app import STEPS_EVENT, STEPS_FN, StepsSeen, ends, steps_function
 
-from headrace.runtime.shared_options import DEFAULT_EXECUTOR_CONCURRENCY
+from headrace.runtime.settings import SERVICE_SETTINGS
 from headrace.testing.cluster import _die_with_parent
 from headrace.testing.peer_figures import (
     Comparison,
@@ -360,7 +360,9 @@ async def main() -> None:
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--tick", type=int, default=10, help="Inngest's queue tick (ms)")
     parser.add_argument("--inngest-bin", type=Path, default=INNGEST_BIN)
-    parser.add_argument("--floor-concurrency", type=int, default=DEFAULT_EXECUTOR_CONCURRENCY)
+    parser.add_argument(
+        "--floor-concurrency", type=int, default=SERVICE_SETTINGS.executor_concurrency
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     # `inngest start` takes only an even-length hex signing key; headrace takes it too.
