@@ -46,7 +46,7 @@ from sdk_floor import FloorClient
 from steps_app import STEPS_EVENT, STEPS_FN, StepsSeen, ends, steps_function
 
 from headrace.runtime.settings import SERVICE_SETTINGS
-from headrace.testing.cluster import _die_with_parent
+from headrace.testing.cluster import die_with_parent
 from headrace.testing.peer_figures import (
     Comparison,
     Figures,
@@ -187,7 +187,7 @@ def spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
             env=engine_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
 

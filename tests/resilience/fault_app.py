@@ -30,7 +30,7 @@ from fault_records import RecordWriter
 from fault_workload import EventLog, Flaky, functions
 from workload import Executions, parse_call, serving
 
-from headrace.testing.cluster import _die_with_parent
+from headrace.testing.cluster import die_with_parent
 from headrace.testing.dev import eventually
 from headrace.testing.sdk_app import make_client
 
@@ -151,7 +151,7 @@ async def serving_fault_app(
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     async def answers() -> bool:

@@ -32,7 +32,7 @@ TEST_EVENT_KEYS = "test-key=default,key=default,k=default,demo-key=default,NO_EV
 TEST_DASHBOARD_TOKEN = "test-dashboard-token"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the service gets SIGTERM when the test process dies, even by SIGKILL, so a test
     run that is killed leaves no service behind."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -129,7 +129,7 @@ class Cluster:
             env=self._env(proc.port),
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
 
     async def start(self) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from headrace.testing.cluster import _die_with_parent
+from headrace.testing.cluster import die_with_parent
 from headrace.testing.sdk_app import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -202,7 +202,7 @@ class ControlPlane:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         log.close()
 
