@@ -28,25 +28,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-from bench_cluster import engine_in
+from peer_engines import EVENT_KEY, engine
 from sdk_floor import FloorClient
 from steps_app import STEPS_EVENT, STEPS_FN, StepsSeen, ends, steps_function
 
 from headrace.runtime.settings import SERVICE_SETTINGS
-from headrace.testing.cluster import die_with_parent
 from headrace.testing.peer_figures import (
     Comparison,
     Figures,
@@ -54,7 +52,7 @@ from headrace.testing.peer_figures import (
     figures_of,
     median_figures,
 )
-from headrace.testing.sdk_app import ServedApp, free_port, make_client
+from headrace.testing.sdk_app import ServedApp, make_client
 
 TARGETS = (
     "floor",
@@ -70,9 +68,6 @@ MODES = {
     "distributed": ("headrace-distributed", "inngest-start", "floor-signed"),
 }
 SIGNED = {"floor-signed", "headrace-distributed", "inngest-start"}
-# Accepted by every engine here: the distributed test cluster's keys name it, `inngest start`
-# is given it, dev servers take any.
-EVENT_KEY = "test-key"
 INNGEST_BIN = Path.home() / ".cache/headrace-peer-bench/bin/inngest"
 # A run sent alone ends well within this; a burst is given 2 s more per run (under 1 run/s was
 # seen on a machine loaded 15 times over its cores).
@@ -155,111 +150,6 @@ async def measure_floor(target: str, args: argparse.Namespace) -> Figures:
 def app_keys(target: str, args: argparse.Namespace) -> dict[str, str]:
     """A signed target's app runs in production mode: it checks every call's signature."""
     return {"signing_key": args.signing_key, "event_key": EVENT_KEY} if target in SIGNED else {}
-
-
-def engine_env() -> dict[str, str]:
-    """The caller's environment without its INNGEST_* and HEADRACE_* settings, which both
-    engines would read."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "HEADRACE_"))}
-
-
-@contextlib.asynccontextmanager
-async def process(command: list[str], log_path: Path, url: str, port: int) -> AsyncIterator[None]:
-    """`command` running until the block ends, once `url` answers 200 from its own `port`
-    (`inngest dev` moves to another port, saying so only in its log, when its own is taken)."""
-    proc = spawn(command, log_path)
-    try:
-        await until_ready(proc, url, port, log_path)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def spawn(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as out:
-        return subprocess.Popen(
-            command,
-            env=engine_env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
-
-
-def listens_on(pid: int, port: int) -> bool:
-    sockets = subprocess.run(
-        ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True
-    ).stdout
-    return f"pid={pid}," in sockets
-
-
-async def until_ready(proc: subprocess.Popen[bytes], url: str, port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + 90
-    async with httpx.AsyncClient(timeout=2) as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{proc.args!r} exited; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(url)).status_code == 200:
-                    if not listens_on(proc.pid, port):
-                        raise RuntimeError(f"port {port} answers, but not as pid {proc.pid}")
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} not ready in 90 s; see {log_path}")
-
-
-@contextlib.asynccontextmanager
-async def engine(target: str, args: argparse.Namespace, logs: Path) -> AsyncIterator[str]:
-    """The engine of `target` running; its URL."""
-    if target == "headrace-distributed":
-        one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
-        env = {"HEADRACE_SIGNING_KEY": args.signing_key}
-        async with engine_in("distributed", "peer", counts=one_each, env=env) as handle:
-            yield handle.url
-        return
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    if target == "headrace-dev":
-        command = [sys.executable, "-m", "headrace", "dev", "--in-memory", "--port", str(port)]
-        async with process(command, logs / f"{target}.log", f"{url}/health", port):
-            yield url
-        return
-    # Inngest binds four more ports; each is given a free one.
-    gateway, gateway_grpc, executor_grpc, debug = (free_port() for _ in range(4))
-    ports = [
-        *("--host", "127.0.0.1", "--port", str(port), "--tick", str(args.tick)),
-        *("--connect-gateway-port", str(gateway)),
-        *("--connect-gateway-grpc-port", str(gateway_grpc)),
-        *("--connect-executor-grpc-port", str(executor_grpc)),
-    ]
-    if target == "inngest-dev":
-        command = [
-            str(args.inngest_bin),
-            "dev",
-            "--no-discovery",
-            "--no-poll",
-            *ports,
-            *("--debug-api-port", str(debug)),
-        ]
-        async with process(command, logs / f"{target}.log", f"{url}/health", port):
-            yield url
-        return
-    with tempfile.TemporaryDirectory(prefix="peer-inngest-sqlite-") as sqlite_dir:
-        command = [
-            str(args.inngest_bin),
-            "start",
-            *ports,
-            "--sqlite-dir",
-            sqlite_dir,
-            *("--signing-key", args.signing_key, "--event-key", EVENT_KEY),
-        ]
-        async with process(command, logs / f"{target}.log", f"{url}/health", port):
-            yield url
 
 
 async def measure_target(target: str, args: argparse.Namespace, logs: Path) -> Figures:
