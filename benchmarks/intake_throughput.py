@@ -67,13 +67,15 @@ async def main() -> None:
     parser.add_argument("--logs", type=Path, help="keep the ingest's log here (default: discarded)")
     args = parser.parse_args()
     settings = bench_settings("intake")
-    topic = f"{settings.topic_prefix}intake"
+    topic = f"{settings.cluster.topic_prefix}intake"
     with tempfile.TemporaryDirectory() as tmp:
         logs = args.logs or Path(tmp)
         cluster = Cluster(settings, logs, counts={}, env={"HEADRACE_EVENT_KEYS": "k=acct"})
         try:
             await cluster.start()  # migrates; starts no service yet
-            produce_s = await produce(settings.kafka_bootstrap, topic, args.events, args.per_record)
+            produce_s = await produce(
+                settings.cluster.kafka_bootstrap, topic, args.events, args.per_record
+            )
             ingest = await cluster.add("ingest")
             url = f"http://127.0.0.1:{ingest.port}"
             progress: list[tuple[float, float]] = []  # (seconds, events forwarded so far)

@@ -202,7 +202,7 @@ async def sample(
     pids["app+load"] = os.getpid()
     async with httpx.AsyncClient(timeout=30) as http:
         texts = [(await http.get(f"http://127.0.0.1:{p.port}/metrics")).text for p in cluster.procs]
-    ks = cluster.settings.keyspace
+    ks = cluster.settings.cluster.keyspace
     partitions = {}
     for table, key in tables.items():
         partitions[table] = float(
@@ -257,7 +257,9 @@ async def soak(args: argparse.Namespace) -> None:
         # A lease, as test sessions hold: the last session out does not stop the infra under us.
         lease = leases.acquire(config.state_dir)
         stack.callback(leases.release, config.state_dir, lease, lambda: None)
-        stack.push_async_callback(_delete_topics, settings.kafka_bootstrap, settings.topic_prefix)
+        stack.push_async_callback(
+            _delete_topics, settings.cluster.kafka_bootstrap, settings.cluster.topic_prefix
+        )
         stack.callback(drop, settings)
         cluster, engine = await start_cluster(settings, logs, counts=COUNTS, env=env)
         stack.push_async_callback(engine.stop)
@@ -266,7 +268,9 @@ async def soak(args: argparse.Namespace) -> None:
         app = ServedApp(client, functions(client, handoffs)).start()
         stack.callback(app.stop)
         await engine.sync(app.url, "soak")
-        cassandra = local_cluster(settings.cassandra_hosts[0], settings.cassandra_port)
+        cassandra = local_cluster(
+            settings.cluster.cassandra_hosts[0], settings.cluster.cassandra_port
+        )
         stack.callback(cassandra.shutdown)
         session = cassandra.connect()
         data = Cassandra(config).layout.data / "data"
@@ -287,7 +291,7 @@ async def measure(
     session: Any,
     data: Path,
 ) -> None:
-    tables = clustered_tables(session, cluster.settings.keyspace)
+    tables = clustered_tables(session, cluster.settings.cluster.keyspace)
     recorder = Recorder()
     t0 = time.monotonic()
     end = t0 + args.duration * 60

@@ -52,7 +52,9 @@ async def test_kill_9_the_ingest_mid_stream_loses_no_event_and_starts_no_run_twi
         await engine.sync(app.url, "intake-crash-app")
         sent = asyncio.Event()
         streaming = asyncio.create_task(
-            _stream(settings.kafka_bootstrap, f"{settings.topic_prefix}intake", sent)
+            _stream(
+                settings.cluster.kafka_bootstrap, f"{settings.cluster.topic_prefix}intake", sent
+            )
         )
         await asyncio.sleep(2)
         assert not sent.is_set(), "the stream ended before the kill: make it longer"
