@@ -13,7 +13,9 @@ reported.
 The cluster runs on a Kafka and a Cassandra of its own (it restarts them). The seed comes from
 `HEADRACE_FAULT_SEED` when set (timing still varies); `HEADRACE_FAULT_RUNS` and
 `HEADRACE_FAULT_SECONDS` scale it, `HEADRACE_FAULT_APP_WORKERS` sets the app's processes
-(default 2) and `HEADRACE_FAULT_REPORT` appends the report line to a file:
+(default 2), `HEADRACE_FAULT_RETRY_INTERVAL` the engine's retry interval in seconds (default the
+tests' 0.1 s; the long variant waits longer, so that an app which falls behind is not called again
+at once) and `HEADRACE_FAULT_REPORT` appends the report line to a file:
 `scripts/fault-schedule` runs the long variant."""
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.cassandra, pytest.mark.e2e]
 RUNS = int(os.environ.get("HEADRACE_FAULT_RUNS", "120"))
 FAULT_S = float(os.environ.get("HEADRACE_FAULT_SECONDS", "40"))
 APP_WORKERS = int(os.environ.get("HEADRACE_FAULT_APP_WORKERS", "2"))
+RETRY_INTERVAL_S = float(os.environ.get("HEADRACE_FAULT_RETRY_INTERVAL", TEST_RETRY_INTERVAL_S))
 CALL_TIMEOUT_S = 20.0
 PARTITIONS = 4
 LOG_LEVEL = os.environ.get("HEADRACE_FAULT_LOG_LEVEL", "info")
@@ -85,7 +88,7 @@ async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIter
             topic_prefix="fault.",
         ),
         partitions=PARTITIONS,
-        retry_interval_s=TEST_RETRY_INTERVAL_S,
+        retry_interval_s=RETRY_INTERVAL_S,
         call_timeout_s=CALL_TIMEOUT_S,
     )
     app_port = free_port()
@@ -145,6 +148,7 @@ async def test_a_fault_schedule_breaks_no_promise(
     report = {
         "seed": seed,
         "runs": findings.runs,
+        "retry_interval_s": RETRY_INTERVAL_S,
         "faults": nemesis.counts(),
         **findings.counts(),
         "concurrency_peak": findings.concurrency_peak,
