@@ -86,8 +86,11 @@ class Scheduler:
         }
         # A batch's run id is its batch id.
         run_id = item.batch_id if isinstance(item, BatchDue) else item.run_id
+        # `work` by run: an account's runs spread over every executor, each run's records in
+        # order on one partition (the executor's epochs fence per partition, so per run).
+        key = item.account_id if topic == self._topics.events else run_id
         with run_span("deliver", run_id, attributes):
-            await self._log.publish(topic, item.account_id, encoded)
+            await self._log.publish(topic, key, encoded)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self.wheel.own(partitions)

@@ -2,8 +2,8 @@
 on a cluster and a Kafka and Cassandra of the test's own, each recorded with its start and end:
 
 - `kill`: SIGKILL any service (the ingest included), restarted 1-3 s later;
-- `owner_twice`: SIGKILL the executor that holds the account's `work` partition, then, after
-  the hand-over, its successor;
+- `owner_twice`: SIGKILL the executor that holds a `work` partition (one of the seed's; runs
+  are spread over all of them by run id), then, after the hand-over, its successor;
 - `pause`: SIGSTOP a service for longer than the consumer session timeout, then SIGCONT;
 - `kafka_restart`, `cassandra_restart`: stop the broker or the database for a while and start
   it again; every service must report not-ready while it is away and ready once it is back;
@@ -25,7 +25,6 @@ import httpx
 from strikes import Strikes, label
 
 from headrace.infra import InfraConfig, down, start_each
-from headrace.messages.topics import partition_for
 from headrace.testing.cluster import Cluster, ServiceProc
 from headrace.testing.dev import eventually
 from headrace.testing.netns import set_cut
@@ -152,8 +151,9 @@ class Nemesis:
 
     async def owner_twice(self, fault: Fault, record: dict[str, Any]) -> None:
         struck = []
+        record["partition"] = partition = fault.pick % self.partitions
         for _ in range(2):
-            victim = await self._owner()
+            victim = await self.strikes.holder(partition, OWNER_WAIT_S)
             struck.append({"service": label(victim), "held": sorted(self.strikes.held.of(victim))})
             await self._strike(victim, fault.hold_s)
         record["struck"] = struck
@@ -238,22 +238,3 @@ class Nemesis:
         record["healed"] = self._at()
         await eventually(ready, timeout=READY_TIMEOUT_S, what=f"{label(victim)} ready again")
         record["ready_after_s"] = round(time.monotonic() - healed, 2)
-
-    # --- who holds the account's partition, by the executors' logs ---
-
-    async def _owner(self) -> ServiceProc:
-        """The executor holding the account's partition; between owners (a rebalance), the
-        next one. A minute without one is a failure of the test's own reading (the logs say
-        who holds what), never something to wait out."""
-        partition = partition_for("default", self.partitions)
-        deadline = time.monotonic() + OWNER_WAIT_S
-        while True:
-            for proc in self.cluster.of("executor"):
-                if not self.strikes.restarting(proc) and partition in self.strikes.held.of(proc):
-                    return proc
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"no executor logged holding partition {partition} for {OWNER_WAIT_S:.0f} s"
-                    f" (logs in {self.cluster.log_dir})"
-                )
-            await asyncio.sleep(0.1)

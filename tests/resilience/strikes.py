@@ -1,11 +1,12 @@
 """Killing services of a cluster and starting them again, and which `work` partitions each
-executor process holds (read from its log), for the tests that strike the account partition's
-owner: the kill schedule and the fault schedule's nemesis."""
+executor process holds (read from its log), for the tests that strike a partition's owner twice
+in a row: the kill schedule and the fault schedule's nemesis."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,22 @@ class Strikes:
             await self.cluster.restart(proc)
         finally:
             self._restarts.pop(proc.port, None)
+
+    async def holder(self, partition: int, wait_s: float) -> ServiceProc:
+        """The executor holding `work` partition `partition`; between owners (a rebalance), the
+        next one. `wait_s` without one is a failure of the test's own reading (the logs say who
+        holds what), never something to wait out."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            for proc in self.cluster.of("executor"):
+                if not self.restarting(proc) and partition in self.held.of(proc):
+                    return proc
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no executor logged holding partition {partition} for {wait_s:.0f} s"
+                    f" (logs in {self.cluster.log_dir})"
+                )
+            await asyncio.sleep(0.1)
 
     async def settled(self) -> None:
         """Every service killed is up again."""

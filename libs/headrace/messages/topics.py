@@ -1,5 +1,7 @@
-"""Topic names and partitioning. Every topic has the same partition count and every record is
-keyed by account id, so an account's records share one partition number across all topics."""
+"""Topic names and partitioning. Every topic has the same partition count. Records are keyed by
+account id, so an account's decisions have one owner and its events keep their order, except on
+`work`: each of its records is one run's, keyed by run id (the scheduler's `_send`), so that one
+account's runs spread over every executor while each run's records stay in order."""
 
 from __future__ import annotations
 
@@ -45,9 +47,9 @@ class Topics(msgspec.Struct, frozen=True):
 
 
 @functools.lru_cache(maxsize=65536)
-def partition_for(account_id: str, partitions: int) -> int:
+def partition_for(key: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2 of the key), so the in-process log agrees with Kafka.
 
-    Cached: murmur2 is pure Python, and the keys are a few account ids.
+    Cached: murmur2 is pure Python, and most keys are a few account ids.
     """
-    return (murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
