@@ -164,7 +164,7 @@ async def test_a_dev_server_with_a_signing_key_serves_production_apps(tmp_path: 
     engine = await start_dev(tmp_path / "state", signing_key=ACME_KEY)
     try:
         client, fn = _shop(engine, ACME_KEY, "acme")
-        with ServedApp(client, [fn]) as app:
+        with ServedApp(client, [fn], keep_request_headers=True) as app:
             await engine.sync(app.url, "shop", server_kind="cloud")
             [event] = await engine.send({"name": "shop/order.placed", "data": {"order": "D-1"}})
             run = await engine.finished(await engine.run_of_event(event))

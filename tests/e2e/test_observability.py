@@ -198,7 +198,7 @@ def traced_app(request: pytest.FixtureRequest) -> Iterator[TracedApp]:
         )
         return None if got is None else got.data
 
-    with ServedApp(client, [traced]) as app:
+    with ServedApp(client, [traced], keep_request_headers=True) as app:
         yield TracedApp(app, calls)
 
 

@@ -164,7 +164,7 @@ async def test_a_call_refused_before_its_first_byte_never_reaches_the_app() -> N
     def allow() -> None:
         checks.append("allowed")
 
-    with ServedApp(client, [noop]) as app:
+    with ServedApp(client, [noop], keep_request_headers=True) as app:
         with pytest.raises(_Refused):
             await driver.call(app.url, b"{}", {}, account_id="default", before_send=refuse)
         assert app.request_headers == []

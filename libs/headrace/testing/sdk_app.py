@@ -51,9 +51,12 @@ class ServedApp:
         streaming: bool = False,
         serve_origin: str | None = None,
         on_request: Callable[[dict[str, str], bytes], None] | None = None,
+        keep_request_headers: bool = False,
     ) -> None:
         """`on_request(headers, body)` sees every request as it arrives, in the app's thread;
-        `serve_origin` is where the app says it is reached, by default its own port."""
+        `serve_origin` is where the app says it is reached, by default its own port;
+        `keep_request_headers` keeps every request's headers in `request_headers` (not by
+        default: a long-running app would keep them all)."""
         self.port = port or free_port()
         # The headers of every request the app got, in order (what headrace sent it).
         self.request_headers: list[dict[str, str]] = []
@@ -62,7 +65,8 @@ class ServedApp:
         @app.middleware("http")
         async def remember_headers(request: fastapi.Request, call_next: Any) -> Any:
             headers = dict(request.headers)
-            self.request_headers.append(headers)
+            if keep_request_headers:
+                self.request_headers.append(headers)
             if on_request is not None:
                 # Starlette keeps the body it read here for the SDK's handler. A caller that
                 # went away mid-body (a killed executor) leaves nothing to run: the SDK's own
