@@ -9,14 +9,13 @@ import contextlib
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.infra import up
 from headrace.infra.cassandra import drop_keyspace, local_cluster
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
-from headrace.testing.cluster import start_cluster
+from headrace.runtime.settings import Settings
+from headrace.testing.cluster import cluster_test_settings, start_cluster
 from headrace.testing.dev import EngineHandle, start_dev
 
 
@@ -56,15 +55,11 @@ def bench_settings(name: str) -> Settings:
     endpoints = up()
     assert endpoints.kafka_bootstrap and endpoints.cassandra_contact
     suffix = f"{name}_{int(time.time())}"
-    return replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=endpoints.kafka_bootstrap,
-            cassandra_hosts=(endpoints.cassandra_contact[0],),
-            cassandra_port=endpoints.cassandra_contact[1],
-            keyspace=f"bench_{suffix}",
-            topic_prefix=f"bench.{suffix}.",
-        ),
+    return cluster_test_settings(
+        endpoints.kafka_bootstrap,
+        endpoints.cassandra_contact,
+        keyspace=f"bench_{suffix}",
+        topic_prefix=f"bench.{suffix}.",
         partitions=4,
     )
 

@@ -20,12 +20,11 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 from headrace.infra.cassandra import drop_keyspace, local_cluster
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
-from headrace.testing.cluster import Cluster, ServiceProc
+from headrace.runtime.settings import Settings
+from headrace.testing.cluster import Cluster, ServiceProc, cluster_test_settings
 from headrace.testing.sdk_app import free_port
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
@@ -87,16 +86,8 @@ def main() -> None:
     try:
         for _ in range(args.repeats):
             name = "cs_" + uuid.uuid4().hex[:12]
-            settings = replace(
-                SERVICE_SETTINGS,
-                cluster=ClusterConnection(
-                    kafka_bootstrap=args.kafka,
-                    cassandra_hosts=(host,),
-                    cassandra_port=int(port),
-                    keyspace=name,
-                    topic_prefix=name + ".",
-                ),
-                partitions=4,
+            settings = cluster_test_settings(
+                args.kafka, (host, int(port)), keyspace=name, partitions=4
             )
             try:
                 runs.append(one_start(settings))

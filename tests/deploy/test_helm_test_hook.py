@@ -7,13 +7,11 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
-from headrace.testing.cluster import start_cluster
+from headrace.testing.cluster import cluster_test_settings, start_cluster
 from headrace.testing.dev import EngineHandle
 from headrace.testing.kube import CHART
 
@@ -30,16 +28,8 @@ async def keyed_engine(
 ) -> AsyncIterator[EngineHandle]:
     """One of each service, with an event key and a signing key for the account "acme"."""
     name = f"helm_test_{uuid.uuid4().hex[:8]}"
-    settings = replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=kafka_bootstrap,
-            cassandra_hosts=(cassandra_contact[0],),
-            cassandra_port=cassandra_contact[1],
-            keyspace=name,
-            topic_prefix=f"{name}.",
-        ),
-        partitions=1,
+    settings = cluster_test_settings(
+        kafka_bootstrap, cassandra_contact, keyspace=name, partitions=1
     )
     env = {"HEADRACE_EVENT_KEYS": "acme-key=acme", "HEADRACE_SIGNING_KEYS": f"acme={SIGNING_KEY}"}
     counts = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}

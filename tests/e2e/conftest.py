@@ -3,12 +3,12 @@
 and Cassandra, shared by the session; tests keep apart by their own app ids and event names)."""
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
+from headrace.runtime.settings import Settings
+from headrace.testing.cluster import cluster_test_settings
 from headrace.testing.dev import (
     TEST_ENDPOINT_TIMEOUT_S,
     TEST_RETRY_INTERVAL_S,
@@ -28,15 +28,11 @@ def distributed_settings(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Settings]:
     suffix = tmp_path_factory.getbasetemp().name.replace("-", "_")
-    yield replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=kafka_bootstrap,
-            cassandra_hosts=(cassandra_contact[0],),
-            cassandra_port=cassandra_contact[1],
-            keyspace=f"e2e_{suffix}",
-            topic_prefix=f"e2e.{suffix}.",
-        ),
+    yield cluster_test_settings(
+        kafka_bootstrap,
+        cassandra_contact,
+        keyspace=f"e2e_{suffix}",
+        topic_prefix=f"e2e.{suffix}.",
         partitions=4,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
         endpoint_timeout_s=TEST_ENDPOINT_TIMEOUT_S,

@@ -22,8 +22,7 @@ import pytest
 from headrace.messages.records import Call
 from headrace.protocol.checkpoint import queue_item_id
 from headrace.protocol.signing import hashed_signing_key
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
-from headrace.testing.cluster import TEST_DASHBOARD_TOKEN, start_cluster
+from headrace.testing.cluster import TEST_DASHBOARD_TOKEN, cluster_test_settings, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle, eventually, start_dev
 from headrace.testing.sdk_app import ServedApp, make_client
 
@@ -61,15 +60,10 @@ async def two_accounts(
     tmp_path: Path,
 ) -> AsyncIterator[EngineHandle]:
     name = f"accounts_{uuid.uuid4().hex[:8]}"
-    settings = dataclasses.replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=kafka_bootstrap,
-            cassandra_hosts=(cassandra_contact[0],),
-            cassandra_port=cassandra_contact[1],
-            keyspace=name,
-            topic_prefix=f"{name}.",
-        ),
+    settings = cluster_test_settings(
+        kafka_bootstrap,
+        cassandra_contact,
+        keyspace=name,
         partitions=2,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
     )

@@ -23,8 +23,8 @@ from headrace.adapters.kafka.security import KafkaSecurity
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.infra.secured import SecuredEndpoints
 from headrace.infra.tls import server_tls
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
-from headrace.testing.cluster import security_env, start_cluster
+from headrace.runtime.settings import Settings
+from headrace.testing.cluster import cluster_test_settings, security_env, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, DevHandle, eventually
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 
@@ -40,21 +40,16 @@ ONE_EACH = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
 def settings(secured_infra: SecuredEndpoints) -> Iterator[Settings]:
     """Settings for a keyspace and topics of this test's own, over SASL_SSL (SCRAM-SHA-512)."""
     name = f"secured_{uuid.uuid4().hex[:10]}"
-    host, port = secured_infra.cassandra_contact
-    yield dataclasses.replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=secured_infra.kafka_sasl_ssl,
-            cassandra_hosts=(host,),
-            cassandra_port=port,
-            keyspace=name,
-            topic_prefix=f"{name}.",
-            kafka_security=secured_infra.kafka_security(),
-            cassandra_security=secured_infra.cassandra_security(),
-        ),
+    yield cluster_test_settings(
+        secured_infra.kafka_sasl_ssl,
+        secured_infra.cassandra_contact,
+        keyspace=name,
         partitions=2,
+        kafka_security=secured_infra.kafka_security(),
+        cassandra_security=secured_infra.cassandra_security(),
         retry_interval_s=TEST_RETRY_INTERVAL_S,
     )
+    host, port = secured_infra.cassandra_contact
     cluster = local_cluster(host, port, **secured_infra.cassandra_security().cluster_options())
     try:
         drop_keyspace(cluster.connect(), name)

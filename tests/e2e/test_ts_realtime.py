@@ -13,7 +13,6 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -23,8 +22,7 @@ import pytest
 import websockets
 
 from headrace.protocol.signing import hashed_signing_key
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
-from headrace.testing.cluster import Cluster, start_cluster
+from headrace.testing.cluster import Cluster, cluster_test_settings, start_cluster
 from headrace.testing.dev import EngineHandle, eventually
 from headrace.testing.ts_app import MAJORS, TsApp, TsSubscriber
 
@@ -296,16 +294,8 @@ async def two_accounts_two_ingests(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
     name = f"realtime_{uuid.uuid4().hex[:8]}"
-    settings = replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=kafka_bootstrap,
-            cassandra_hosts=(cassandra_contact[0],),
-            cassandra_port=cassandra_contact[1],
-            keyspace=name,
-            topic_prefix=f"{name}.",
-        ),
-        partitions=2,
+    settings = cluster_test_settings(
+        kafka_bootstrap, cassandra_contact, keyspace=name, partitions=2
     )
     env = {"HEADRACE_SIGNING_KEYS": f"acme={ACME_KEY},globex={GLOBEX_KEY}"}
     counts = {"ingest": 2}

@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from headrace.infra import InfraConfig, down, up
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
-from headrace.testing.cluster import Cluster, start_cluster
+from headrace.runtime.settings import Settings
+from headrace.testing.cluster import Cluster, cluster_test_settings, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle
 from headrace.testing.sdk_app import free_port
 
@@ -51,15 +50,11 @@ def cluster_settings(
     marker = request.node.get_closest_marker("cluster")
     partitions = marker.kwargs.get("partitions", 4) if marker is not None else 4
     name = request.node.name.replace("-", "_")[:30] + "_" + uuid.uuid4().hex[:6]
-    return replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=kafka_bootstrap,
-            cassandra_hosts=(cassandra_contact[0],),
-            cassandra_port=cassandra_contact[1],
-            keyspace=f"r_{name}"[:48],
-            topic_prefix=f"r.{name}.",
-        ),
+    return cluster_test_settings(
+        kafka_bootstrap,
+        cassandra_contact,
+        keyspace=f"r_{name}"[:48],
+        topic_prefix=f"r.{name}.",
         partitions=partitions,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=20.0,

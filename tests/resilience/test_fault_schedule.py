@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -38,9 +38,8 @@ from fault_records import AppRecords
 from fault_workload import EventLog, offering_go, start_runs
 
 from headrace.infra import InfraConfig
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
 from headrace.testing import netns
-from headrace.testing.cluster import Cluster, ServiceProc, start_cluster
+from headrace.testing.cluster import Cluster, ServiceProc, cluster_test_settings, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle
 from headrace.testing.sdk_app import free_port
 
@@ -78,15 +77,11 @@ class FaultCluster:
 
 @pytest.fixture
 async def fault_cluster(private_infra: InfraConfig, tmp_path: Path) -> AsyncIterator[FaultCluster]:
-    settings = replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=f"127.0.0.1:{private_infra.kafka_port}",
-            cassandra_hosts=("127.0.0.1",),
-            cassandra_port=private_infra.cassandra_port,
-            keyspace="fault",
-            topic_prefix="fault.",
-        ),
+    host = private_infra.host
+    settings = cluster_test_settings(
+        f"{host}:{private_infra.kafka_port}",
+        (host, private_infra.cassandra_port),
+        keyspace="fault",
         partitions=PARTITIONS,
         retry_interval_s=RETRY_INTERVAL_S,
         call_timeout_s=CALL_TIMEOUT_S,

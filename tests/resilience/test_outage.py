@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -25,8 +24,7 @@ from workload import (
 )
 
 from headrace.infra import InfraConfig, down, start_each
-from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection
-from headrace.testing.cluster import Cluster, start_cluster
+from headrace.testing.cluster import Cluster, cluster_test_settings, start_cluster
 from headrace.testing.dev import TEST_RETRY_INTERVAL_S, EngineHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
 
@@ -50,15 +48,11 @@ NOT_READY_WITHIN_S = 30
 async def private_cluster(
     private_infra: InfraConfig, tmp_path: Path
 ) -> AsyncIterator[tuple[Cluster, EngineHandle]]:
-    settings = replace(
-        SERVICE_SETTINGS,
-        cluster=ClusterConnection(
-            kafka_bootstrap=f"127.0.0.1:{private_infra.kafka_port}",
-            cassandra_hosts=("127.0.0.1",),
-            cassandra_port=private_infra.cassandra_port,
-            keyspace="outage",
-            topic_prefix="outage.",
-        ),
+    host = private_infra.host
+    settings = cluster_test_settings(
+        f"{host}:{private_infra.kafka_port}",
+        (host, private_infra.cassandra_port),
+        keyspace="outage",
         partitions=4,
         retry_interval_s=TEST_RETRY_INTERVAL_S,
         call_timeout_s=20.0,

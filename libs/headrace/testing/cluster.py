@@ -11,14 +11,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from headrace.adapters.cassandra.security import CassandraSecurity
+from headrace.adapters.kafka.security import KafkaSecurity
 from headrace.ports.stores import Stores
 from headrace.runtime.connect import connect_cluster
-from headrace.runtime.settings import ClusterConnection, Settings
+from headrace.runtime.settings import SERVICE_SETTINGS, ClusterConnection, Settings
 from headrace.testing.dev import EngineHandle
 from headrace.testing.patient_stores import patient
 from headrace.testing.sdk_app import free_port
@@ -30,6 +33,34 @@ DEFAULT_COUNTS = {"ingest": 1, "runner": 2, "scheduler": 1, "executor": 2}
 TEST_EVENT_KEYS = "test-key=default,key=default,k=default,demo-key=default,NO_EVENT_KEY_SET=default"
 # The ingest's dashboard asks for this token.
 TEST_DASHBOARD_TOKEN = "test-dashboard-token"
+
+
+def cluster_test_settings(
+    kafka_bootstrap: str,
+    cassandra_contact: tuple[str, int],
+    *,
+    keyspace: str,
+    topic_prefix: str | None = None,
+    partitions: int,
+    kafka_security: KafkaSecurity | None = None,
+    cassandra_security: CassandraSecurity | None = None,
+    **engine: Any,
+) -> Settings:
+    """The service commands' settings for a test or benchmark cluster on this Kafka and
+    Cassandra, in a keyspace and under a topic prefix (by default `keyspace` and a dot) of its
+    own, so that clusters sharing a broker and a Cassandra node never meet. `engine`: other
+    `Settings` fields (retry interval, timeouts)."""
+    host, port = cassandra_contact
+    connection = ClusterConnection(
+        kafka_bootstrap=kafka_bootstrap,
+        cassandra_hosts=(host,),
+        cassandra_port=port,
+        keyspace=keyspace,
+        topic_prefix=f"{keyspace}." if topic_prefix is None else topic_prefix,
+        kafka_security=kafka_security or KafkaSecurity(),
+        cassandra_security=cassandra_security or CassandraSecurity(),
+    )
+    return replace(SERVICE_SETTINGS, cluster=connection, partitions=partitions, **engine)
 
 
 def die_with_parent() -> None:
