@@ -1,7 +1,7 @@
 """The scheduler's record handler on the in-process log, SQLite stores and a fake clock: work due
-now goes to `work` at once, keyed by run (an account's runs over every partition), a timer fires at its time and never before, once however often its
-record is repeated, not at all once cancelled, and from the store after a hand-over; cron ticks
-go back to the runner on `events`."""
+now goes to `work` at once, keyed by run (an account's runs over every partition), a timer fires
+at its time and never before, once however often its record is repeated, not at all once
+cancelled, and from the store after a hand-over; cron ticks go back to the runner on `events`."""
 
 from __future__ import annotations
 
