@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
+from headrace.services.executor.app_gate import AppGate
 from headrace.services.executor.observe import call_attributes, observe_call, observe_run_end
 from headrace.services.executor.outbox import Outbox
 from headrace.services.executor.runs import CONFLICT_ROUNDS, Handling, RunTransactions, gone
@@ -75,11 +76,13 @@ class Calls:
         outbox: Outbox,
         stores: Stores,
         driver: AppDriver,
+        gate: AppGate,
         clock: Clock,
         server_kind: str,
         bound: ChainBound,
     ) -> None:
         self._runs = runs
+        self._gate = gate
         self._bound = bound
         self._outbox = outbox
         self._stores = stores
@@ -192,14 +195,20 @@ class Calls:
                     headers["x-inngest-signature"] = ""
                     if run.disable_immediate:
                         headers["x-inngest-force-step-plan"] = "true"
+                # Calls at one position of one function's runs do about the same work.
+                kind = f"{run.fn_id}:{item.target or prepared.stack_len}"
                 try:
-                    outcome = await self._driver.call(
+                    outcome = await self._gate.call(
                         url,
-                        body,
-                        headers,
-                        account_id=run.account_id,
-                        before_send=lambda: self._check_unchanged(prepared),
-                        method=method,
+                        kind,
+                        lambda: self._driver.call(
+                            url,
+                            body,
+                            headers,
+                            account_id=run.account_id,
+                            before_send=lambda: self._check_unchanged(prepared),
+                            method=method,
+                        ),
                     )
                 except StaleCall:
                     span.set_attribute("headrace.call.stale", True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from headrace.services.executor.app_gate import AppGate
 from headrace.services.executor.service import Executor
 
 from headrace.core.backoff import interval_ms
@@ -33,6 +34,11 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
         server_kind=accounts.server_kind,
         retry_interval_ms=interval_ms(settings.retry_interval_s),
         max_steps=settings.max_steps,
+        app_gate=AppGate(
+            host.clock,
+            maximum=settings.executor_concurrency,
+            max_wait_ms=round(settings.call_timeout_s * 1000),
+        ),
     )
     host.loops(log_port).add(
         host.topics.work,

@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 
 import structlog
+from headrace.services.executor.app_gate import AppGate
 from headrace.services.executor.calls import Calls
 from headrace.services.executor.observe import observe_run_end, observe_wait
 from headrace.services.executor.outbox import Outbox
@@ -51,8 +52,10 @@ class Executor:
         retry_interval_ms: int | None = None,
         max_steps: int = DEFAULT_MAX_STEPS,
         fast_path: ChainBound = DEFAULT_BOUND,
+        app_gate: AppGate | None = None,
     ) -> None:
-        """`fast_path`: how many calls a run may make in a row without the scheduler."""
+        """`fast_path`: how many calls a run may make in a row without the scheduler;
+        `app_gate`: how many calls each app is sent at once (by default, up to 200)."""
         self._stores = stores
         self._clock = clock
         outbox = Outbox(log_port, topics, stores)
@@ -66,7 +69,8 @@ class Executor:
             retry_interval_ms=retry_interval_ms,
             max_steps=max_steps,
         )
-        self._calls = Calls(self._runs, outbox, stores, driver, clock, server_kind, fast_path)
+        gate = app_gate or AppGate(clock)
+        self._calls = Calls(self._runs, outbox, stores, driver, gate, clock, server_kind, fast_path)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self._ownership.on_assigned(partitions)

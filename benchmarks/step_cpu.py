@@ -1,0 +1,116 @@
+"""Where a distributed step's CPU goes (issue 18): the CPU time each process spends while a
+burst of runs goes through one ingest, runner, scheduler and executor on the local Kafka and
+Cassandra, per step the app ran.
+
+    python benchmarks/step_cpu.py [--burst 200] [--steps 10] [--executor-concurrency N]
+
+The app is steps_app.py's function of `--steps` trivial `step.run`s (official `inngest` SDK in
+production mode, served in this process, so this process's CPU is the app's and the sender's).
+Each process's user and system time is read from /proc before and after the burst (after
+3 warm-up runs); Kafka and Cassandra are `headrace infra up`'s, shared with anything else that
+uses them at the time, so run it on a quiet machine. CPU time, unlike wall time, hardly depends
+on what else runs: it says what a step costs each part, and so which part bounds throughput
+when they all share a machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from bench_cluster import bench_settings, drop
+from peer_engines import EVENT_KEY
+from steps_app import STEPS_EVENT, StepsSeen, ends, steps_function
+
+from headrace.infra import status
+from headrace.testing.cluster import start_cluster
+from headrace.testing.sdk_app import ServedApp, make_client
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of `pid` so far (its own threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--executor-concurrency", type=int, help="the executor's default if unset")
+    args = parser.parse_args()
+    signing_key = secrets.token_hex(32)
+    settings = bench_settings("cpu")
+    pids = {s.name: s.pid for s in status() if s.pid is not None}
+    with tempfile.TemporaryDirectory(prefix="step-cpu-") as tmp:
+        one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
+        cluster, engine = await start_cluster(
+            settings,
+            Path(tmp) / "logs",
+            counts=one_each,
+            env={
+                "HEADRACE_SIGNING_KEY": signing_key,
+                **(
+                    {"HEADRACE_EXECUTOR_CONCURRENCY": str(args.executor_concurrency)}
+                    if args.executor_concurrency
+                    else {}
+                ),
+            },
+        )
+        try:
+            for proc in cluster.procs:
+                assert proc.process is not None
+                pids[proc.name] = proc.process.pid
+            pids["app and sender (this process)"] = os.getpid()
+            # For a profiler to attach to (e.g. `py-spy record --pid`).
+            print(f"pids: {pids}", file=sys.stderr, flush=True)
+            seen = StepsSeen()
+            client = make_client(engine.url, "cpu-app", signing_key=signing_key)
+            async with httpx.AsyncClient(timeout=60) as http:
+                with ServedApp(client, [steps_function(client, args.steps, seen)]) as app:
+                    (await http.put(app.url)).raise_for_status()
+
+                    async def burst(keys: list[str]) -> float:
+                        futures = seen.expect(keys)
+                        began = time.perf_counter()
+                        events = [{"name": STEPS_EVENT, "data": {"k": k}} for k in keys]
+                        sent = await http.post(f"{engine.url}/e/{EVENT_KEY}", json=events)
+                        sent.raise_for_status()
+                        await ends(futures, 60 + 2 * len(keys), f"{len(keys)} runs")
+                        return time.perf_counter() - began
+
+                    await burst([f"warm-{i}" for i in range(3)])
+                    before = {name: cpu_s(pid) for name, pid in pids.items()}
+                    wall = await burst([f"b-{i}" for i in range(args.burst)])
+                    after = {name: cpu_s(pid) for name, pid in pids.items()}
+        finally:
+            await engine.stop()
+            drop(settings)
+    steps = args.burst * args.steps
+    spent = {name: after[name] - before[name] for name in pids}
+    total = sum(spent.values())
+    print(
+        f"{args.burst} runs x {args.steps} steps in {wall:.1f} s ({args.burst / wall:.1f} runs/s); "
+        f"CPU {total:.1f} s in all, {total / wall:.2f} cores busy on average; "
+        f"load average {os.getloadavg()[0]:.1f} at the end\n"
+    )
+    print("| process | CPU (s) | per step (ms) | share |")
+    print("|---|---|---|---|")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"| {name} | {seconds:.2f} | {seconds / steps * 1000:.2f} | {seconds / total:.0%} |")
+    print(f"| all | {total:.2f} | {total / steps * 1000:.2f} | 100% |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,97 @@
+"""The limit of calls an app is sent at once (`flow.app_limit`), driven by simulated apps: one
+that queues what it is sent learns a small limit, one whose calls wait on I/O the largest, and
+one that stops answering is halved down to the minimum."""
+
+from __future__ import annotations
+
+from headrace.flow.app_limit import PROBE_EVERY, AppLimit
+
+MAXIMUM = 200
+
+
+def _serve(limit: AppLimit, took_ms, calls: int = 3000, kinds: tuple[str, ...] = ("s",)) -> None:
+    """Calls answered one after another with the limit in use (more calls waiting than it
+    allows); `took_ms(kind, in_flight)` says how long each took."""
+    for i in range(calls):
+        kind = kinds[i % len(kinds)]
+        in_flight = limit.allowed
+        limit.answered(kind, took_ms(kind, in_flight), in_flight)
+
+
+def _one_process(service_ms: float, workers: int = 1):
+    """An app that works on `workers` calls at a time and queues the rest."""
+    return lambda kind, in_flight: service_ms * max(1.0, in_flight / workers)
+
+
+def test_an_app_that_queues_its_calls_is_sent_a_few_more_than_it_works_on() -> None:
+    for workers in (1, 2, 4, 16):
+        limit = AppLimit(MAXIMUM)
+        seen = []
+        for _ in range(10):  # past several probes: the limit does not creep up
+            _serve(limit, _one_process(3.0, workers), calls=PROBE_EVERY + 100)
+            seen.append(limit.allowed)
+        assert all(workers < allowed <= 2 * workers + 8 for allowed in seen), (workers, seen)
+
+
+def test_an_app_that_queues_every_kind_of_call_is_sent_a_few_at_a_time() -> None:
+    limit = AppLimit(MAXIMUM)
+    kinds = tuple(f"step {i}" for i in range(11))
+    _serve(limit, lambda kind, in_flight: len(kind) * max(1, in_flight), kinds=kinds)
+    assert 2 < limit.allowed <= 10
+
+
+def test_an_app_whose_calls_wait_on_io_is_sent_up_to_the_maximum() -> None:
+    limit = AppLimit(MAXIMUM)
+    _serve(limit, lambda kind, in_flight: 250.0)
+    assert limit.allowed == MAXIMUM
+
+
+def test_steps_of_different_lengths_are_not_taken_for_queueing() -> None:
+    limit = AppLimit(MAXIMUM)
+    lengths = {"fast": 2.0, "api call": 400.0, "slow": 2_000.0}
+    _serve(limit, lambda kind, in_flight: lengths[kind], kinds=tuple(lengths))
+    assert limit.allowed == MAXIMUM
+
+
+def test_the_limit_grows_only_while_it_is_used() -> None:
+    limit = AppLimit(MAXIMUM, initial=10)
+    for _ in range(1000):
+        limit.answered("s", 5.0, in_flight=3)
+    assert limit.allowed == 10
+
+
+def test_a_step_that_became_slower_for_good_is_learnt_and_the_limit_grows_again() -> None:
+    limit = AppLimit(MAXIMUM)
+    _serve(limit, lambda kind, in_flight: 250.0, calls=500)
+    assert limit.allowed == MAXIMUM
+    _serve(limit, lambda kind, in_flight: 2_500.0, calls=300)
+    assert limit.allowed < 10  # ten times slower at once reads as queueing...
+    _serve(limit, lambda kind, in_flight: 2_500.0, calls=PROBE_EVERY + 300)
+    assert limit.allowed == MAXIMUM  # ...until a probe at the minimum has learnt it
+
+
+def test_calls_the_app_does_not_answer_halve_the_limit_down_to_the_minimum() -> None:
+    limit = AppLimit(MAXIMUM, initial=64, minimum=2)
+    limit.failed()
+    assert limit.allowed == 32
+    for _ in range(10):
+        limit.failed()
+    assert limit.allowed == 2
+
+
+def test_a_probe_at_the_minimum_returns_to_the_limit_before_it_less_what_failed_meanwhile() -> None:
+    limit = AppLimit(MAXIMUM)
+    _serve(limit, lambda kind, in_flight: 250.0, calls=PROBE_EVERY - 1)
+    assert limit.allowed == MAXIMUM
+    _serve(limit, lambda kind, in_flight: 250.0, calls=1)
+    assert limit.allowed == 2  # probing
+    limit.failed()
+    _serve(limit, lambda kind, in_flight: 250.0, calls=8)
+    assert limit.allowed == MAXIMUM // 2
+
+
+def test_the_limit_stays_within_its_bounds() -> None:
+    small = AppLimit(3, initial=10, minimum=5)
+    assert small.allowed == 3 and small.minimum == 3
+    _serve(small, lambda kind, in_flight: 1.0)
+    assert small.allowed == 3
