@@ -1,6 +1,9 @@
 """The app driver: one HTTP call to an app with the SDK protocol.
 
-The transport is injectable (httpx), so tests can call an ASGI app in-process.
+The transport is injectable (httpx), so tests can call an ASGI app in-process. Without one, an
+app call goes straight to the pool of direct connections (protocol/direct_call.py) unless the
+environment names a proxy; the model calls of step.ai.infer and the requests of step.fetch keep
+httpx's client (redirects, proxies).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import httpcore
 import httpx
 from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, StatusCode
@@ -21,11 +25,17 @@ from headrace.protocol import gateway as fetch_gateway
 from headrace.protocol.accounts import AccountKeys
 from headrace.protocol.ai_gateway import build_request, settled_op
 from headrace.protocol.answer_signature import AnswerCheck
-from headrace.protocol.http10 import app_client
+from headrace.protocol.direct_call import (
+    TRANSPORT_ERRORS,
+    Answer,
+    call_direct,
+    proxy_in_environment,
+)
+from headrace.protocol.http10 import app_client, app_pool
 from headrace.protocol.ops import AIGateway, Gateway, Op, Outcome
 from headrace.protocol.response import MAX_ANSWER_BYTES, read_response, too_large, transport_error
 from headrace.protocol.signing import sign
-from headrace.protocol.urls import CALLABLE_URL_CHARS, url_problem
+from headrace.protocol.urls import CALLABLE_URL_CHARS, callable_url
 
 
 class AppDriver:
@@ -44,11 +54,17 @@ class AppDriver:
         self._keys = keys or AccountKeys()
         self._timeout_s = timeout_s
         self._require_signed_answers = require_signed_answers
-        self._client = app_client(
-            httpx.Timeout(timeout_s, connect=10.0),
-            httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            transport,
-        )
+        timeout = httpx.Timeout(timeout_s, connect=10.0)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        self._timeouts = timeout.as_dict()  # a direct call's, as httpcore takes them
+        # The pool of app calls that go straight to it; None: they go through the client.
+        self._direct: httpcore.AsyncConnectionPool | None = None
+        if transport is not None:
+            self._client = httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits)
+        else:
+            pool = app_pool(limits)
+            self._client = app_client(timeout, limits, pool)
+            self._direct = None if proxy_in_environment() else pool
 
     async def call(
         self,
@@ -66,10 +82,10 @@ class AppDriver:
         `before_send` runs when the request's first byte is about to be written (after any wait
         for a connection): an exception it raises abandons the request unsent and propagates.
         The call is a client span, and the app gets its context as `traceparent`."""
-        problem = url_problem(url, max_chars=CALLABLE_URL_CHARS)
-        if problem is not None:
-            return _uncallable(url, problem)
-        with _client_span(httpx.URL(url)) as span:
+        target = callable_url(url, max_chars=CALLABLE_URL_CHARS)
+        if isinstance(target, str):
+            return _uncallable(url, target)
+        with _client_span(target) as span:
             all_headers = {"content-type": "application/json", **headers}
             propagate.inject(all_headers)
             signing_key = self._keys.signing_key(account_id)
@@ -79,7 +95,7 @@ class AppDriver:
                     body, signing_key, self._clock.now_ms() // 1000
                 )
                 check = AnswerCheck(signing_key, self._require_signed_answers)
-            outcome = await self._post(url, body, all_headers, before_send, method, check)
+            outcome = await self._post(url, target, body, all_headers, before_send, method, check)
             span.set_attribute("http.response.status_code", outcome.status)
             if outcome.error is not None:
                 span.set_status(StatusCode.ERROR, str(outcome.error.get("name") or "error"))
@@ -88,6 +104,7 @@ class AppDriver:
     async def _post(
         self,
         url: str,
+        target: httpx.URL,
         body: bytes,
         all_headers: dict[str, str],
         before_send: Callable[[], None] | None,
@@ -95,34 +112,48 @@ class AppDriver:
         check: AnswerCheck | None,
     ) -> Outcome:
         started = time.monotonic()
-        extensions = {"trace": _on_first_byte(before_send)} if before_send is not None else None
+        extensions: dict[str, Any] = {}
+        if before_send is not None:
+            extensions["trace"] = _on_first_byte(before_send)
         try:
             # The timeout covers the whole answer: a body that never starts, comes a byte at a
             # time or never ends is cut off with the same reason.
-            async with (
-                asyncio.timeout(self._timeout_s),
-                self._client.stream(
-                    method, url, content=body, headers=all_headers, extensions=extensions
-                ) as response,
-            ):
-                content = await _read_capped(response, MAX_ANSWER_BYTES)
+            async with asyncio.timeout(self._timeout_s):
+                answer = await self._send(method, target, body, all_headers, extensions)
         except TimeoutError:
             outcome = transport_error(f"the app did not answer within {self._timeout_s:g} s")
-        except httpx.HTTPError as err:
+        except (httpx.HTTPError, *TRANSPORT_ERRORS) as err:
+            # httpcore's errors (a direct call) have the names and messages of httpx's.
             outcome = transport_error(f"calling {url} failed: {type(err).__name__}: {err}")
         else:
-            if content is None:
-                outcome = too_large(response.status_code, MAX_ANSWER_BYTES)
+            if answer.body is None:
+                outcome = too_large(answer.status, MAX_ANSWER_BYTES)
             else:
                 outcome = read_response(
-                    response.status_code,
-                    {k.lower(): v for k, v in response.headers.items()},
-                    content,
-                    self._clock.now_ms(),
-                    check,
+                    answer.status, answer.headers, answer.body, self._clock.now_ms(), check
                 )
         outcome.duration_ms = int((time.monotonic() - started) * 1000)
         return outcome
+
+    async def _send(
+        self,
+        method: str,
+        target: httpx.URL,
+        body: bytes,
+        all_headers: dict[str, str],
+        extensions: dict[str, Any],
+    ) -> Answer:
+        if self._direct is not None:
+            extensions["timeout"] = self._timeouts
+            return await call_direct(
+                self._direct, method, target, body, all_headers, extensions, MAX_ANSWER_BYTES
+            )
+        async with self._client.stream(
+            method, target, content=body, headers=all_headers, extensions=extensions
+        ) as response:
+            content = await _read_capped(response, MAX_ANSWER_BYTES)
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return Answer(response.status_code, headers, content)
 
     async def gateway(self, op: AIGateway) -> Op:
         """Make the model call of an AIGateway op; return the op standing for its result."""
@@ -191,7 +222,7 @@ class AppDriver:
             )
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.aclose()  # and the pool of direct calls, which is its transport's
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:

@@ -27,26 +27,30 @@ _BEFORE_1_1 = re.compile(rb"HTTP/(?:0\.[0-9]|1\.0) ")
 _FIELD = re.compile(rb"transfer-encoding:", re.IGNORECASE)
 
 
+def app_pool(limits: httpx.Limits) -> httpcore.AsyncConnectionPool:
+    """The pool of direct connections to apps, its connections reading HTTP/1.0 heads as Go
+    does."""
+    return httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_Backend(httpcore.AnyIOBackend()),
+    )
+
+
 def app_client(
-    timeout: httpx.Timeout, limits: httpx.Limits, transport: httpx.AsyncBaseTransport | None = None
+    timeout: httpx.Timeout, limits: httpx.Limits, pool: httpcore.AsyncConnectionPool
 ) -> httpx.AsyncClient:
-    """An httpx client whose direct connections read HTTP/1.0 heads as Go does. Proxies from the
-    environment (HTTP_PROXY, NO_PROXY, ...) apply as httpx applies them; a given `transport`
-    (tests: an app called in-process) is used as it is."""
-    client = httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits)
-    if transport is None:
-        # httpx gives no way to set the network backend of its transport for direct connections
-        # (NO_PROXY hosts use it too), so that transport's pool is rebuilt with one. httpx is
-        # pinned to 0.28, whose attributes these are.
-        direct = httpx.AsyncHTTPTransport(limits=limits)
-        direct._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend(httpcore.AnyIOBackend()),
-        )
-        client._transport = direct
+    """An httpx client whose direct connections are those of `pool` (`app_pool`). Proxies from
+    the environment (HTTP_PROXY, NO_PROXY, ...) apply as httpx applies them."""
+    client = httpx.AsyncClient(timeout=timeout, limits=limits)
+    # httpx gives no way to set the network backend of its transport for direct connections
+    # (NO_PROXY hosts use it too), so that transport's pool is replaced. httpx is pinned to
+    # 0.28, whose attributes these are.
+    direct = httpx.AsyncHTTPTransport(limits=limits)
+    direct._pool = pool
+    client._transport = direct
     return client
 
 
