@@ -53,11 +53,13 @@ async def main() -> None:
     signing_key = secrets.token_hex(32)
     settings = bench_settings("cpu")
     pids = {s.name: s.pid for s in status() if s.pid is not None}
-    with tempfile.TemporaryDirectory(prefix="step-cpu-") as tmp:
+    logs = Path(tempfile.mkdtemp(prefix="step-cpu-"))
+    print(f"services' logs in {logs}", file=sys.stderr, flush=True)
+    if True:
         one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
         cluster, engine = await start_cluster(
             settings,
-            Path(tmp) / "logs",
+            logs,
             counts=one_each,
             env={
                 "HEADRACE_SIGNING_KEY": signing_key,

@@ -21,10 +21,12 @@ congestion window:
   503) halves the limit: the app is not keeping up, and what it was sent is still in its queue.
 
 A baseline is learnt from calls sent while at most `minimum` were in flight, which cannot have
-waited long behind others: the limit starts there, and every `PROBE_EVERY` answers it goes back
-there for `PROBE_CALLS` such calls (then returns to where it was), so that a step which became
-slower for good is learnt as such rather than read as queueing for ever. Any faster call lowers
-its baseline at once.
+waited long behind others: now and then (after 32 answers, then twice as many each time, up to
+every `PROBE_EVERY`) the limit goes to the minimum for `PROBE_CALLS` such calls and then returns
+to where it was, so that baselines first learnt while the app was busy, and steps which became
+slower for good, are learnt as they are rather than misread for ever. Any faster call lowers its
+baseline at once. The limit starts at 16, so that a run's parallel steps go at once on an app
+that takes them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 
-# Every this many answers, the limit goes to the minimum for this many calls sent at it.
+# The limit goes to the minimum for this many calls sent at it, after FIRST_PROBE answers and
+# then twice as many each time, up to every PROBE_EVERY.
+FIRST_PROBE = 32
 PROBE_EVERY = 2000
 PROBE_CALLS = 8
 # Times under this are taken as this: below it, the differences are noise.
@@ -46,13 +50,14 @@ OVERLOADED = frozenset({429, 503})
 
 
 class AppLimit:
-    def __init__(self, maximum: int, *, initial: int = 2, minimum: int = 2) -> None:
+    def __init__(self, maximum: int, *, initial: int = 16, minimum: int = 2) -> None:
         self.maximum = maximum
         self.minimum = min(minimum, maximum)
         self.limit = float(max(self.minimum, min(initial, maximum)))
         self._baselines: OrderedDict[str, float] = OrderedDict()
         self._ratio = 1.0
         self._answers = 0
+        self._next_probe = FIRST_PROBE
         self._probe: tuple[float, int] | None = None  # the limit to return to, calls still due
 
     @property
@@ -95,7 +100,9 @@ class AppLimit:
             if self._probe is None:
                 self.limit, self._ratio = back_to, 1.0
             return True
-        if self._answers % PROBE_EVERY == 0 and self.limit > self.minimum:
+        if self._answers >= self._next_probe and self.limit > self.minimum:
+            self._answers = 0
+            self._next_probe = min(2 * self._next_probe, PROBE_EVERY)
             self._probe = (self.limit, PROBE_CALLS)
             self.limit = float(self.minimum)
             return True
