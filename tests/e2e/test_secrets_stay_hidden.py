@@ -16,6 +16,7 @@ the same way in tests/e2e/test_secured.py."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import secrets
@@ -324,7 +325,9 @@ async def test_no_secret_reaches_a_log_span_metric_page_or_answer_in_dev(
         await _exported(otlp, run_ids)
     finally:
         dev.terminate()
-        dev.wait(timeout=30)
+        # Off the event loop: the OTLP receiver serves in it, and `headrace dev` exports its
+        # last spans as it stops (a blocked loop left it retrying them for 20 s, unchecked).
+        await asyncio.to_thread(dev.wait, 30)
     await _check_nothing_leaks(server, keys, otlp, seen)
 
 

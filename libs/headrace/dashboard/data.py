@@ -58,12 +58,15 @@ class EventRow:
 
 
 async def event_rows(stores: Stores, events: Sequence[Event | EventHead]) -> list[EventRow]:
-    async def row(event: Event | EventHead) -> EventRow:
-        run_ids = await stores.runs_for_event(event.internal_id)
-        found = await asyncio.gather(*(stores.get_run(run_id) for run_id in run_ids))
-        return EventRow(event, [run for run in found if run is not None])
-
-    return list(await asyncio.gather(*(row(event) for event in events)))
+    linked = await asyncio.gather(*(stores.runs_for_event(e.internal_id) for e in events))
+    # Each run read once: the events of a batch all link to its one run, whose state holds
+    # every one of their payloads (a page of six 1 MiB events read 36 MiB, for 15 s).
+    distinct = list(dict.fromkeys(run_id for run_ids in linked for run_id in run_ids))
+    found = dict(zip(distinct, await asyncio.gather(*map(stores.get_run, distinct)), strict=True))
+    return [
+        EventRow(event, [run for run_id in run_ids if (run := found[run_id]) is not None])
+        for event, run_ids in zip(events, linked, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
