@@ -32,10 +32,19 @@ class _App:
 
 
 class AppGate:
-    def __init__(self, clock: Clock, *, maximum: int = 200, max_wait_ms: int = 300_000) -> None:
-        """`maximum`: the most calls one app is ever sent at once."""
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        maximum: int = 200,
+        fixed: int | None = None,
+        max_wait_ms: int = 300_000,
+    ) -> None:
+        """`maximum`: the most calls one app is ever sent at once; `fixed`: send each app this
+        many at once, whatever it does (`--app-concurrency`), instead of learning its limit."""
         self._clock = clock
         self._maximum = maximum
+        self._fixed = fixed
         self._max_wait_ms = max_wait_ms
         self._apps: dict[str, _App] = {}
 
@@ -70,7 +79,11 @@ class AppGate:
     def _app(self, origin: str) -> _App:
         app = self._apps.get(origin)
         if app is None:
-            app = self._apps[origin] = _App(AppLimit(self._maximum))
+            fixed = self._fixed
+            limit = (
+                AppLimit(fixed, initial=fixed, minimum=fixed) if fixed else AppLimit(self._maximum)
+            )
+            app = self._apps[origin] = _App(limit)
         return app
 
     async def _enter(self, app: _App) -> bool:

@@ -37,6 +37,7 @@ async def wire(host: Host, log_port: Log, stores: Stores) -> None:
         app_gate=AppGate(
             host.clock,
             maximum=settings.executor_concurrency,
+            fixed=settings.app_concurrency,
             max_wait_ms=round(settings.call_timeout_s * 1000),
         ),
     )

@@ -117,3 +117,16 @@ async def test_an_app_that_does_not_answer_is_sent_fewer_calls_and_others_are_no
     await gate.call(APP, "k", timed_out)
     assert gate.allowed(APP) == grown // 2
     assert gate.allowed(OTHER_APP) == grown
+
+
+async def test_a_fixed_limit_holds_whatever_the_app_does() -> None:
+    gate = AppGate(FakeClock(), fixed=3)
+
+    async def answered() -> Outcome:
+        await asyncio.sleep(0)
+        return Outcome(done=True, status=200)
+
+    for _ in range(10):
+        await asyncio.gather(*(gate.call(APP, "k", answered) for _ in range(8)))
+    await gate.call(APP, "k", lambda: asyncio.sleep(0, transport_error("no answer")))
+    assert gate.allowed(APP) == 3

@@ -29,6 +29,7 @@ SHARED: list[tuple[str, str, str, Callable[[Settings], Any], Any]] = [
         lambda s: s.executor_concurrency,
         9,
     ),
+    ("--app-concurrency", "HEADRACE_APP_CONCURRENCY", "4", lambda s: s.app_concurrency, 4),
     (
         "--intake-topics",
         "HEADRACE_INTAKE_TOPICS",

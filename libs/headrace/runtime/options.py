@@ -195,6 +195,15 @@ def engine_options(defaults: Settings, port: int) -> list[Option[Any]]:
             "call to its app); more wait in the log.",
         ),
         flag(
+            "--app-concurrency",
+            envvar="HEADRACE_APP_CONCURRENCY",
+            type=click.IntRange(min=1),
+            default=defaults.app_concurrency,
+            help="Calls each app is sent at once, at most. Unset: learnt per app from how its "
+            "calls are answered (fewer when it queues them, up to --executor-concurrency when "
+            "it does not).",
+        ),
+        flag(
             "--intake-topics",
             envvar="HEADRACE_INTAKE_TOPICS",
             default=",".join(defaults.intake_topics),

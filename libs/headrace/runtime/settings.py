@@ -100,6 +100,8 @@ class Settings:
     # Records of `work` an executor handles at once (runtime/consume.py): each is a run's call
     # to its app, or a timer's effect; more wait in the log.
     executor_concurrency: int = 200
+    # Calls each app is sent at once; None: learnt per app (flow/app_limit.py).
+    app_concurrency: int | None = None
     # A run fails when its settled steps reach this (Inngest's limit).
     max_steps: int = DEFAULT_MAX_STEPS
     # The token the dashboard and /metrics ask for: in dev only when keys are required (a

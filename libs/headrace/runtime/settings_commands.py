@@ -117,6 +117,7 @@ def _engine(mode: Settings, params: Mapping[str, Any]) -> Settings:
         call_timeout_s=params["call_timeout"],
         endpoint_timeout_s=params["endpoint_timeout"],
         executor_concurrency=params["executor_concurrency"],
+        app_concurrency=params["app_concurrency"],
         max_steps=params["max_steps"],
         dashboard_token=params["dashboard_token"],
         intake_topics=params["intake_topics"],
