@@ -2,7 +2,8 @@
 burst of runs goes through one ingest, runner, scheduler and executor on the local Kafka and
 Cassandra, per step the app ran.
 
-    python benchmarks/step_cpu.py [--burst 200] [--steps 10] [--executor-concurrency N]
+    python benchmarks/step_cpu.py [--burst 200] [--steps 10] [--executor-concurrency N] \
+        [--app-concurrency N]
 
 The app is steps_app.py's function of `--steps` trivial `step.run`s (official `inngest` SDK in
 production mode, served in this process, so this process's CPU is the app's and the sender's).
@@ -42,6 +43,14 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def _concurrency_env(args: argparse.Namespace) -> dict[str, str]:
+    given = {
+        "HEADRACE_EXECUTOR_CONCURRENCY": args.executor_concurrency,
+        "HEADRACE_APP_CONCURRENCY": args.app_concurrency,
+    }
+    return {name: str(value) for name, value in given.items() if value}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -49,56 +58,49 @@ async def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--executor-concurrency", type=int, help="the executor's default if unset")
+    parser.add_argument("--app-concurrency", type=int, help="unset: learnt per app")
     args = parser.parse_args()
     signing_key = secrets.token_hex(32)
     settings = bench_settings("cpu")
     pids = {s.name: s.pid for s in status() if s.pid is not None}
     logs = Path(tempfile.mkdtemp(prefix="step-cpu-"))
     print(f"services' logs in {logs}", file=sys.stderr, flush=True)
-    if True:
-        one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
-        cluster, engine = await start_cluster(
-            settings,
-            logs,
-            counts=one_each,
-            env={
-                "HEADRACE_SIGNING_KEY": signing_key,
-                **(
-                    {"HEADRACE_EXECUTOR_CONCURRENCY": str(args.executor_concurrency)}
-                    if args.executor_concurrency
-                    else {}
-                ),
-            },
-        )
-        try:
-            for proc in cluster.procs:
-                assert proc.process is not None
-                pids[proc.name] = proc.process.pid
-            pids["app and sender (this process)"] = os.getpid()
-            # For a profiler to attach to (e.g. `py-spy record --pid`).
-            print(f"pids: {pids}", file=sys.stderr, flush=True)
-            seen = StepsSeen()
-            client = make_client(engine.url, "cpu-app", signing_key=signing_key)
-            async with httpx.AsyncClient(timeout=60) as http:
-                with ServedApp(client, [steps_function(client, args.steps, seen)]) as app:
-                    (await http.put(app.url)).raise_for_status()
+    one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
+    cluster, engine = await start_cluster(
+        settings,
+        logs,
+        counts=one_each,
+        env={"HEADRACE_SIGNING_KEY": signing_key, **_concurrency_env(args)},
+    )
+    try:
+        for proc in cluster.procs:
+            assert proc.process is not None
+            pids[proc.name] = proc.process.pid
+        pids["app and sender (this process)"] = os.getpid()
+        # For a profiler to attach to (e.g. `py-spy record --pid`).
+        print(f"pids: {pids}", file=sys.stderr, flush=True)
+        seen = StepsSeen()
+        client = make_client(engine.url, "cpu-app", signing_key=signing_key)
+        async with httpx.AsyncClient(timeout=60) as http:
+            with ServedApp(client, [steps_function(client, args.steps, seen)]) as app:
+                (await http.put(app.url)).raise_for_status()
 
-                    async def burst(keys: list[str]) -> float:
-                        futures = seen.expect(keys)
-                        began = time.perf_counter()
-                        events = [{"name": STEPS_EVENT, "data": {"k": k}} for k in keys]
-                        sent = await http.post(f"{engine.url}/e/{EVENT_KEY}", json=events)
-                        sent.raise_for_status()
-                        await ends(futures, 60 + 2 * len(keys), f"{len(keys)} runs")
-                        return time.perf_counter() - began
+                async def burst(keys: list[str]) -> float:
+                    futures = seen.expect(keys)
+                    began = time.perf_counter()
+                    events = [{"name": STEPS_EVENT, "data": {"k": k}} for k in keys]
+                    sent = await http.post(f"{engine.url}/e/{EVENT_KEY}", json=events)
+                    sent.raise_for_status()
+                    await ends(futures, 60 + 2 * len(keys), f"{len(keys)} runs")
+                    return time.perf_counter() - began
 
-                    await burst([f"warm-{i}" for i in range(3)])
-                    before = {name: cpu_s(pid) for name, pid in pids.items()}
-                    wall = await burst([f"b-{i}" for i in range(args.burst)])
-                    after = {name: cpu_s(pid) for name, pid in pids.items()}
-        finally:
-            await engine.stop()
-            drop(settings)
+                await burst([f"warm-{i}" for i in range(3)])
+                before = {name: cpu_s(pid) for name, pid in pids.items()}
+                wall = await burst([f"b-{i}" for i in range(args.burst)])
+                after = {name: cpu_s(pid) for name, pid in pids.items()}
+    finally:
+        await engine.stop()
+        drop(settings)
     steps = args.burst * args.steps
     spent = {name: after[name] - before[name] for name in pids}
     total = sum(spent.values())
