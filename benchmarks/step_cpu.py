@@ -3,7 +3,7 @@ burst of runs goes through one ingest, runner, scheduler and executor on the loc
 Cassandra, per step the app ran.
 
     python benchmarks/step_cpu.py [--burst 200] [--steps 10] [--executor-concurrency N] \
-        [--app-concurrency N]
+        [--app-concurrency N] [--executors 1] [--partitions 4]
 
 The app is steps_app.py's function of `--steps` trivial `step.run`s (official `inngest` SDK in
 production mode, served in this process, so this process's CPU is the app's and the sender's).
@@ -23,6 +23,7 @@ import secrets
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -59,23 +60,26 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--executor-concurrency", type=int, help="the executor's default if unset")
     parser.add_argument("--app-concurrency", type=int, help="unset: learnt per app")
+    parser.add_argument("--executors", type=int, default=1, help="one account's runs spread")
+    parser.add_argument("--partitions", type=int, default=4)
     args = parser.parse_args()
     signing_key = secrets.token_hex(32)
-    settings = bench_settings("cpu")
+    settings = replace(bench_settings("cpu"), partitions=args.partitions)
     pids = {s.name: s.pid for s in status() if s.pid is not None}
     logs = Path(tempfile.mkdtemp(prefix="step-cpu-"))
     print(f"services' logs in {logs}", file=sys.stderr, flush=True)
-    one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
+    counts = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": args.executors}
     cluster, engine = await start_cluster(
         settings,
         logs,
-        counts=one_each,
+        counts=counts,
         env={"HEADRACE_SIGNING_KEY": signing_key, **_concurrency_env(args)},
     )
     try:
         for proc in cluster.procs:
             assert proc.process is not None
-            pids[proc.name] = proc.process.pid
+            name = proc.name if counts[proc.name] == 1 else f"{proc.name} :{proc.port}"
+            pids[name] = proc.process.pid
         pids["app and sender (this process)"] = os.getpid()
         # For a profiler to attach to (e.g. `py-spy record --pid`).
         print(f"pids: {pids}", file=sys.stderr, flush=True)
