@@ -52,10 +52,20 @@ class AppGate:
         """The calls the app at `url` may have in flight now."""
         return self._app(_origin(url)).limit.allowed
 
-    async def call(self, url: str, kind: str, send: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    async def call(
+        self,
+        url: str,
+        kind: str,
+        send: Callable[[], Awaitable[Outcome]],
+        *,
+        after_wait: Callable[[], Awaitable[None]] | None = None,
+    ) -> Outcome:
         """`send()` once the app at `url` has room for the call, which is of `kind` (calls of
-        one kind do about the same work); a failed Outcome if it found none in time."""
+        one kind do about the same work); a failed Outcome if it found none in time. A call
+        that had to wait for its turn first awaits `after_wait()` (which may raise to abandon
+        it): what it was built from may have changed meanwhile."""
         app = self._app(_origin(url))
+        waited = bool(app.waiting) or app.in_flight >= app.limit.allowed
         if not await self._enter(app):
             return transport_error(
                 f"the app at {_origin(url)} had {app.in_flight} calls in progress, as many as it"
@@ -64,6 +74,8 @@ class AppGate:
             )
         began, sent_with = self._clock.now_ms(), app.in_flight
         try:
+            if waited and after_wait is not None:
+                await after_wait()
             outcome = await send()
         except BaseException:
             # Not sent, or the call was abandoned (a stale body, a shutdown): nothing learnt.

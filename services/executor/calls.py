@@ -209,6 +209,7 @@ class Calls:
                             before_send=lambda: self._check_unchanged(prepared),
                             method=method,
                         ),
+                        after_wait=lambda: self._check_stored(prepared, h),
                     )
                 except StaleCall:
                     span.set_attribute("headrace.call.stale", True)
@@ -265,6 +266,15 @@ class Calls:
         for seconds under load). Writes by other executors are fenced (see ownership.py)."""
         run = prepared.run
         if self._runs.written_since(run):
+            raise StaleCall(f"run {run.run_id} changed since version {run.version}")
+
+    async def _check_stored(self, prepared: PreparedCall, h: Handling) -> None:
+        """After a wait for the app's turn, which may last seconds: refuse to send a body built
+        from a state older than the one stored now, whoever wrote it (a newer owner of the
+        partition, while this executor was paused, say: the read fences this one out)."""
+        run = prepared.run
+        found = await self._runs.read_memo_keys(run.run_id, h)
+        if found is None or found[0].version != run.version:
             raise StaleCall(f"run {run.run_id} changed since version {run.version}")
 
     async def _prepare(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime
 from collections.abc import Callable
 from typing import Any, cast
@@ -23,6 +24,7 @@ import inngest
 import inngest.fast_api
 import msgspec
 import pytest
+from headrace.services.executor.app_gate import AppGate
 from headrace.services.executor.service import Executor
 from prometheus_client import REGISTRY
 
@@ -44,6 +46,7 @@ from headrace.messages.topics import Topics, partition_for
 from headrace.ports.log import LogRecord
 from headrace.ports.stores import Stores
 from headrace.protocol.driver import AppDriver
+from headrace.protocol.ops import Outcome
 
 APP_URL = "http://app.test/api/inngest"
 ACCOUNT = "acct"
@@ -192,9 +195,11 @@ class Scenario:
             )
         )
 
-    def executor(self, stores: Stores | HeldStores) -> Executor:
+    def executor(self, stores: Stores | HeldStores, app_gate: AppGate | None = None) -> Executor:
         driver = AppDriver(self.clock, transport=self.transport)
-        return Executor(self.log, self.topics, cast(Stores, stores), driver, self.clock)
+        return Executor(
+            self.log, self.topics, cast(Stores, stores), driver, self.clock, app_gate=app_gate
+        )
 
     def record(self, item: WorkRecord) -> LogRecord:
         """The same work item, as the `work` record of one offset: a record delivered twice
@@ -393,6 +398,49 @@ async def test_a_call_whose_run_changed_while_it_waited_for_a_connection_is_not_
     assert run.status == "cancelled"
     assert scenario.executions == {"a": 1}
     assert not scenario.b_began.is_set()
+
+
+async def test_a_call_that_waited_for_its_app_while_a_newer_owner_ran_it_is_not_sent(
+    stores: Stores,
+) -> None:
+    """A call's body is built, and the call waits for its app's turn (the app has as many calls
+    as it takes); meanwhile the partition's newer owner handles the same record and runs the
+    step. When the old owner's turn comes it reads the run again before sending, finds it
+    written by the newer owner, and sends nothing: step b runs once. (Found by the fault
+    schedule: an executor paused past its session, resumed with calls waiting for their turn.)"""
+    scenario = Scenario(stores)
+    await scenario.start()
+    gate = AppGate(scenario.clock, fixed=1)
+    old = scenario.executor(stores, gate)
+    await old.on_assigned({scenario.partition})
+    wake = await _asleep_in_nap(scenario, old)
+    await old.handle(scenario.record(wake))
+    (call,) = await scenario.published()  # the discovery call after the sleep: it would run b
+    assert isinstance(call, Call)
+
+    slot_taken, slot_freed = asyncio.Event(), asyncio.Event()
+
+    async def another_call() -> Outcome:
+        slot_taken.set()
+        await slot_freed.wait()
+        return Outcome(done=True, status=200)
+
+    holding = asyncio.create_task(gate.call(APP_URL, "other", another_call))
+    await slot_taken.wait()
+    record = scenario.record(call)
+    waiting = asyncio.create_task(old.handle(record))
+    for _ in range(20):  # the old owner reads the run, builds the body, and waits its turn
+        await asyncio.sleep(0)
+    new = scenario.executor(stores)
+    await new.on_assigned({scenario.partition})
+    await new.handle(record)
+    await scenario.run_until_quiet(new)
+    assert (await scenario.run()).status == "completed"
+    slot_freed.set()
+    await holding
+    with contextlib.suppress(Fenced):
+        await waiting
+    assert scenario.executions == {"a": 1, "b": 1, "c": 1}
 
 
 class KilledBeforeHistory:

@@ -48,7 +48,7 @@ async def test_a_batch_starts_at_its_timeout_and_keys_split_batches(dev: DevHand
         batch_events=inngest.Batch(
             max_size=50, timeout=datetime.timedelta(seconds=1), key="event.data.customer"
         ),
-        trigger=inngest.TriggerEvent(event="batch/order"),
+        trigger=inngest.TriggerEvent(event="bat/order"),
     )
     async def by_customer(ctx: inngest.Context) -> None:
         for event in ctx.events:
@@ -57,7 +57,7 @@ async def test_a_batch_starts_at_its_timeout_and_keys_split_batches(dev: DevHand
     with ServedApp(client, [by_customer]) as app:
         await dev.sync(app.url, "batch-key-app")
         ids = await dev.send(
-            *({"name": "batch/order", "data": {"customer": c, "n": n}} for n, c in enumerate("abab"))
+            *({"name": "bat/order", "data": {"customer": c, "n": n}} for n, c in enumerate("abab"))
         )
         run_a = await dev.finished(await dev.run_of_event(ids[0], step_s=0.25), step_s=0.25)
         run_b = await dev.finished(await dev.run_of_event(ids[1], step_s=0.25), step_s=0.25)

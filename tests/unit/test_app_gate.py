@@ -130,3 +130,29 @@ async def test_a_fixed_limit_holds_whatever_the_app_does() -> None:
         await asyncio.gather(*(gate.call(APP, "k", answered) for _ in range(8)))
     await gate.call(APP, "k", lambda: asyncio.sleep(0, transport_error("no answer")))
     assert gate.allowed(APP) == 3
+
+
+async def test_only_a_call_that_waited_its_turn_is_checked_again_and_may_be_abandoned() -> None:
+    gate, app = AppGate(FakeClock(), maximum=1), App()
+    checked: list[str] = []
+
+    def check(name: str, stale: bool = False):
+        async def after_wait() -> None:
+            checked.append(name)
+            if stale:
+                raise LookupError(f"{name}'s run changed while it waited")
+
+        return after_wait
+
+    first = asyncio.create_task(gate.call(APP, "k", app.send("c0"), after_wait=check("c0")))
+    stale = asyncio.create_task(gate.call(APP, "k", app.send("c1"), after_wait=check("c1", True)))
+    last = asyncio.create_task(gate.call(APP, "k", app.send("c2"), after_wait=check("c2")))
+    await _settle()
+    assert checked == [] and app.received == ["c0"]
+    app.answer("c0")
+    await _settle()
+    assert checked == ["c1", "c2"] and app.received == ["c0", "c2"]
+    with pytest.raises(LookupError):
+        await stale
+    app.answer("c2")
+    await asyncio.gather(first, last)
