@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-
-import httpx
 
 from headrace.core.clock import Clock
 from headrace.flow.app_limit import OVERLOADED, AppLimit
@@ -64,11 +62,12 @@ class AppGate:
         one kind do about the same work); a failed Outcome if it found none in time. A call
         that had to wait for its turn first awaits `after_wait()` (which may raise to abandon
         it): what it was built from may have changed meanwhile."""
-        app = self._app(_origin(url))
-        waited = bool(app.waiting) or app.in_flight >= app.limit.allowed
-        if not await self._enter(app):
+        origin = _origin(url)
+        app = self._app(origin)
+        waited = await self._enter(app)
+        if waited is None:
             return transport_error(
-                f"the app at {_origin(url)} had {app.in_flight} calls in progress, as many as it"
+                f"the app at {origin} had {app.in_flight} calls in progress, as many as it"
                 f" is sent at once now, and this call waited {self._max_wait_ms / 1000:g} s for"
                 " its turn"
             )
@@ -98,10 +97,11 @@ class AppGate:
             app = self._apps[origin] = _App(limit)
         return app
 
-    async def _enter(self, app: _App) -> bool:
+    async def _enter(self, app: _App) -> bool | None:
+        """Take a slot: whether the call had to wait for it; None when none came in time."""
         if app.in_flight < app.limit.allowed and not app.waiting:
             app.in_flight += 1
-            return True
+            return False
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         app.waiting.append(turn)
         timeout = asyncio.ensure_future(
@@ -118,7 +118,7 @@ class AppGate:
             if not turn.done():
                 turn.cancel()
                 app.waiting.remove(turn)
-        return not turn.cancelled()
+        return None if turn.cancelled() else True
 
     def _leave(self, app: _App) -> None:
         app.in_flight -= 1
@@ -134,7 +134,10 @@ class AppGate:
 
 
 def _origin(url: str) -> str:
-    with contextlib.suppress(httpx.InvalidURL):
-        parsed = httpx.URL(url)
-        return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
-    return url
+    """Scheme, host and port, without credentials (the name shows in errors); cheap, as it
+    runs for every call. A URL that does not parse is its own app: the driver refuses it."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"

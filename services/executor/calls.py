@@ -273,8 +273,8 @@ class Calls:
         from a state older than the one stored now, whoever wrote it (a newer owner of the
         partition, while this executor was paused, say: the read fences this one out)."""
         run = prepared.run
-        found = await self._runs.read_memo_keys(run.run_id, h)
-        if found is None or found[0].version != run.version:
+        stored = await self._runs.read_run(run.run_id, h)
+        if stored is None or stored.version != run.version:
             raise StaleCall(f"run {run.run_id} changed since version {run.version}")
 
     async def _prepare(

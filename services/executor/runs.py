@@ -109,6 +109,13 @@ class RunTransactions:
             await self._fence(found[0], h)
         return found
 
+    async def read_run(self, run_id: str, h: Handling) -> RunState | None:
+        """As `read`, the run alone: all a check of its version needs."""
+        run = await self._stores.get_run(run_id)
+        if run is not None:
+            await self._fence(run, h)
+        return run
+
     async def read_memo_keys(self, run_id: str, h: Handling) -> tuple[RunState, set[str]] | None:
         """As `read`, with the memos' step hashes only: all a decision needs."""
         found = await self._stores.get_run_and_memo_keys(run_id)
