@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import inngest
-from peer_comparison import INNGEST_BIN, SIGNED, LoadSamples, chosen_targets, log, versions
+from peer_comparison import INNGEST_BIN, LoadSamples, app_keys, chosen_targets, log, versions
 from peer_engines import EVENT_KEY, engine
 
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -74,8 +74,7 @@ def sleeper_function(client: inngest.Inngest, wakes: Wakes) -> inngest.Function[
 
 async def measure(url: str, target: str, args: argparse.Namespace) -> dict[str, Any]:
     wakes = Wakes()
-    keys = {"signing_key": args.signing_key, "event_key": EVENT_KEY} if target in SIGNED else {}
-    client = make_client(url, f"sleep-{target}", **keys)
+    client = make_client(url, f"sleep-{target}", **app_keys(target, args))
     async with httpx.AsyncClient(timeout=60) as http:
         with ServedApp(client, [sleeper_function(client, wakes)]) as app:
             synced = await http.put(app.url)
