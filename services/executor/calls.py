@@ -29,8 +29,8 @@ from headrace.engine.machine import RunMachine
 from headrace.engine.transition import Transition
 from headrace.flow import fast_path
 from headrace.flow.fast_path import Chain, ChainBound
-from headrace.messages.flow import lease_id
-from headrace.messages.records import Call
+from headrace.messages.flow import lease_id, schedule_key
+from headrace.messages.records import Call, StartRun
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.obs.tracing import run_span
 from headrace.ports.stores import Stores
@@ -287,7 +287,7 @@ class Calls:
         key = (item.run_id, item.target, item.attempt, item.seq)
         found = await self._runs.read(item.run_id, h)
         if found is None:
-            await self.release(item.account_id, chain.lease)
+            await self.release(item, chain.lease)
             return None
         run, memos = found
         if not inline and await self._runs.repeated(run, h):
@@ -295,13 +295,13 @@ class Calls:
         if key in self._in_flight:
             # The same call is running here already (or its outcome is being applied), and
             # frees its lease when it ends; a chain holding another lease ends here.
-            await self.release(item.account_id, chain.lease)
+            await self.release(item, chain.lease)
             return None
         memo_keys = set(memos)
         fn = await self._stores.get_function(run.account_id, run.fn_id)
         machine = self._runs.machine(run, memo_keys, fn)
         if not machine.is_current_call(item):
-            await self.release(item.account_id, chain.lease)
+            await self.release(item, chain.lease)
             return None
         if fn is None or fn.archived:
             machine.fail(gone(run.fn_id, fn))
@@ -339,7 +339,7 @@ class Calls:
         takes the fast path; None when the call is stale."""
         found = await self._runs.read_memo_keys(item.run_id, h)
         if found is None:
-            await self.release(item.account_id, chain.lease)
+            await self.release(item, chain.lease)
             return None
         fresh, memo_keys = found
         machine = self._runs.machine(fresh, memo_keys, fn)
@@ -350,18 +350,21 @@ class Calls:
             # its condition). Its effects were never made: make them. (The chain's earlier calls
             # share the record id, but the call after them was current when they were stored.)
             if not await self._runs.repeated(fresh, h):
-                await self.release(item.account_id, chain.lease)
+                await self.release(item, chain.lease)
             return None
         machine.apply_call(item, outcome, stack_len, signal_conflicts)
         next_call = self.decide(machine.out, fresh, chain, fn)
         await self._runs.commit(fresh, machine.out, h, release=chain.lease, inline=next_call)
         return Applied(machine, next_call)
 
-    async def release(self, account_id: str, lease: str | None) -> None:
-        """Free a lease outside a transition, unless another chain running here holds it (see
-        `holding`): should both end this way, the lease expires, which errs on the safe side."""
+    async def release(self, item: Call | StartRun, lease: str | None) -> None:
+        """Free a lease of `item`'s run outside a transition, unless another chain running here
+        holds it (see `holding`): should both end this way, the lease expires, which errs on the
+        safe side."""
         if lease is not None and self._chains[lease] <= 1:
-            await self._outbox.release(account_id, lease)
+            await self._outbox.release(
+                item.account_id, schedule_key(item.account_id, item.flow), lease
+            )
 
 
 def _own_lease(item: Call) -> str | None:

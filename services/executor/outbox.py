@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 
 from headrace.engine.transition import Transition
-from headrace.messages.flow import finish_timer_id, start_timer_id
+from headrace.messages.flow import finish_timer_id, schedule_key, start_timer_id
 from headrace.messages.records import (
     EVENTS_CODEC,
     SCHEDULE_CODEC,
@@ -132,15 +132,17 @@ class Outbox:
                 await self._log.publish(topic, run.account_id, value)
         if announces_pauses:
             await self._append_history(run)
+        key = schedule_key(run.account_id, run.flow)
         for topic, value in run.outbox:
             if topic != self._topics.events and value not in kept:
-                await self._log.publish(topic, run.account_id, value)
+                await self._log.publish(topic, key, value)
 
     async def _append_history(self, run: RunState) -> None:
         for entry in run.outbox_history:
             await self._stores.append_history(entry)
 
-    async def release(self, account_id: str, lease_id: str) -> None:
-        """Free a lease outside a transition: its call was stale (its outcome already stored)."""
+    async def release(self, account_id: str, key: str, lease_id: str) -> None:
+        """Free a lease outside a transition: its call was stale (its outcome already stored).
+        `key`: the run's on `schedule` (`messages.flow.schedule_key`), where its leases are."""
         record = ReleaseLease(account_id=account_id, lease_id=lease_id)
-        await self._log.publish(self._topics.schedule, account_id, SCHEDULE_CODEC.encode(record))
+        await self._log.publish(self._topics.schedule, key, SCHEDULE_CODEC.encode(record))

@@ -137,7 +137,7 @@ class Executor:
             if found is not None:
                 if not await self._runs.repeated(found[0], h, creates=True):
                     # Another record started it: this one's lease is not the run's to use.
-                    await self._calls.release(item.account_id, chain.lease)
+                    await self._calls.release(item, chain.lease)
                 return None
             fn = await self._stores.get_function(item.account_id, item.fn_id)
             run = RunState(

@@ -9,6 +9,7 @@ import structlog
 
 from headrace.core.durations import DurationError, parse_duration_ms
 from headrace.expressions import ExpressionError, substitute_event
+from headrace.flow.config import flow_key
 from headrace.messages.model import Event, Pause
 from headrace.messages.state import FunctionRecord
 
@@ -57,4 +58,5 @@ def _cancel_pause(
         expression=expression,
         expires_ms=now + timeout_ms,
         since_ms=max(event.received_ms for event in events),
+        flow_key=flow_key(fn.account_id, fn.fn_id, fn.config),
     )

@@ -4,8 +4,7 @@ wait or invoke resumes its step, a cancel cancels its run."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from headrace.services.runner.invokes import invoke_result
@@ -22,7 +21,10 @@ log = structlog.get_logger(__name__)
 # How many of the newest events of a wait's name its look-back considers.
 LOOKBACK_EVENTS = 100
 
-Schedule = Callable[[Deliverable, str], Awaitable[None]]
+
+class Schedule(Protocol):
+    async def __call__(self, item: Deliverable, timer_id: str, at_ms: int, key: str) -> None:
+        """Publish `item` to `schedule` under `key`, due at `at_ms` (0: now)."""
 
 
 class Pauses:
@@ -130,7 +132,7 @@ class Pauses:
         if pause.step_hash is not None:
             attributes["headrace.step.hash"] = pause.step_hash
         with run_span("pause.match", pause.run_id, attributes):
-            await self._schedule(item, timer_id)
+            await self._schedule(item, timer_id, 0, pause.flow_key or pause.account_id)
 
 
 def _memo_for(pause: Pause, payload: dict[str, Any]) -> Any:

@@ -27,6 +27,7 @@ from headrace.services.runner.triggers import triggered
 from headrace.core.clock import Clock
 from headrace.engine import system_events
 from headrace.flow.batching import batch_config
+from headrace.flow.config import flow_key
 from headrace.flow.debounce import debounce_config
 from headrace.messages.model import Batch, Event
 from headrace.messages.records import (
@@ -45,6 +46,7 @@ from headrace.messages.records import (
     PauseDeleted,
     account_of,
 )
+from headrace.messages.state import FunctionRecord
 from headrace.messages.topics import Topics
 from headrace.ports.log import Log, LogRecord
 from headrace.ports.stores import Stores
@@ -160,16 +162,20 @@ class Runner:
 
     # --- what the decisions schedule ---
 
-    async def _schedule(self, item: Deliverable, timer_id: str, at_ms: int = 0) -> None:
+    async def _schedule(
+        self, item: Deliverable, timer_id: str, at_ms: int = 0, key: str = ""
+    ) -> None:
+        """`key`: a run's flow key (`flow.config.flow_key`); the account's when empty."""
         await self._log.publish(
             self._topics.schedule,
-            item.account_id,
+            key or item.account_id,
             SCHEDULE_CODEC.encode(Enqueue(timer_id=timer_id, item=item, at_ms=at_ms)),
         )
 
-    async def _cancel_run(self, account_id: str, run_id: str) -> None:
-        cancel = CancelRun(account_id=account_id, run_id=run_id, reason="singleton")
-        await self._schedule(cancel, f"{run_id}:cancel")
+    async def _cancel_run(self, fn: FunctionRecord, run_id: str) -> None:
+        cancel = CancelRun(account_id=fn.account_id, run_id=run_id, reason="singleton")
+        key = flow_key(fn.account_id, fn.fn_id, fn.config)
+        await self._schedule(cancel, f"{run_id}:cancel", 0, key)
 
     async def _cancel_due(self, batch: Batch) -> None:
         await self._log.publish(

@@ -13,7 +13,8 @@ from headrace.flow.singleton import SINGLETON_RUNNING, SLOT_TTL_MS, admit_run, s
 from headrace.messages.state import FunctionRecord
 from headrace.ports.stores import Stores
 
-Cancel = Callable[[str, str], Awaitable[None]]
+# Cancel a run of this function.
+Cancel = Callable[[FunctionRecord, str], Awaitable[None]]
 
 
 class Singletons:
@@ -37,7 +38,7 @@ class Singletons:
         for effect in effects:
             match effect:
                 case CancelHolder(run_id=running):
-                    await self._cancel(fn.account_id, running)
+                    await self._cancel(fn, running)
                 case TakeSlot(slot=taken, holder=previous):
                     if not await self._stores.swap(taken, previous, run_id, SLOT_TTL_MS, now):
                         # It had expired meanwhile.

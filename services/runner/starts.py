@@ -3,27 +3,23 @@ crash; rate limit at the event, singleton and `cancelOn` at the start, then `Sta
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import structlog
 from headrace.services.runner.cancellation import cancel_pauses
 from headrace.services.runner.functions import AccountFunctions
-from headrace.services.runner.pauses import Pauses
+from headrace.services.runner.pauses import Pauses, Schedule
 from headrace.services.runner.ratelimit import RateLimiter
 from headrace.services.runner.singleton import Singletons
 
 from headrace.core.clock import Clock
 from headrace.core.ids import new_ulid
-from headrace.flow.config import EVENT_DEDUPE_TTL_MS
+from headrace.flow.config import EVENT_DEDUPE_TTL_MS, flow_key
 from headrace.messages.model import Batch, Event
-from headrace.messages.records import Deliverable, StartRun
+from headrace.messages.records import StartRun
 from headrace.messages.state import FunctionRecord
 from headrace.obs.tracing import run_span
 from headrace.ports.stores import Stores
 
 log = structlog.get_logger(__name__)
-
-Schedule = Callable[[Deliverable, str], Awaitable[None]]
 
 
 class RunStarter:
@@ -118,4 +114,5 @@ class RunStarter:
             events=[e.payload for e in events],
             event_ids=[e.internal_id for e in events],
         )
-        await self._schedule(start, f"{run_id}:start")
+        key = flow_key(fn.account_id, fn.fn_id, fn.config)
+        await self._schedule(start, f"{run_id}:start", 0, key)

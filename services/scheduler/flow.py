@@ -4,9 +4,12 @@ executor sets it).
 
 Every call (and every run start) passes through `offer` on its way to `work`:
 - A StartRun is planned once (`flow.config.plan_run`: concurrency slots, priority, throttle,
-  timeouts) from the function's current configuration and its trigger event, and leaves with
-  that plan in its `flow`; the executor stamps it on each of the run's calls. A throttled
-  start waits for its GCRA.
+  timeouts, the run's flow key) from the function's current configuration and its trigger
+  event, and leaves with that plan in its `flow`; the executor stamps it on each of the run's
+  calls and keys the run's `schedule` records by the flow key. A StartRun that arrived on
+  another partition than its flow key's (published by a runner of an older version, or before
+  the function's configuration changed) is forwarded there unplanned. A throttled start waits
+  for its GCRA.
 - A call takes a lease on each of its slots before it is delivered, or waits. The executor
   publishes ReleaseLease once the call's outcome is stored; a lease that is never released
   expires after `lease_ms` (the call timeout plus a margin).
@@ -14,10 +17,12 @@ Every call (and every run start) passes through `offer` on its way to `work`:
 The decisions are `flow.partition.PartitionFlow`'s, one per owned partition, created from the
 FlowStore in `own` and dropped on revocation; this gate loads state, asks, and carries out the
 effects in order: leases, waiting items and throttle states are written to the FlowStore before
-anything is published, so none is lost or doubled by a crash or a rebalance. Only the owner of an
-account's partition decides, so no lock is shared between instances. Within this instance a lock
-per partition orders what the partition's records, its timers and the wake-up loop ask of its
-PartitionFlow; partitions go on at once, as their records do (runtime/consume.py).
+anything is published, so none is lost or doubled by a crash or a rebalance. Only the owner of
+the partition of a run's flow key decides (`flow.config.flow_key`: its function, or its account
+when a limit is shared across functions), so no lock is shared between instances, and one
+account's functions spread over the partitions and scheduler instances. Within this instance a
+lock per partition orders what the partition's records, its timers and the wake-up loop ask of
+its PartitionFlow; partitions go on at once, as their records do (runtime/consume.py).
 """
 
 from __future__ import annotations
@@ -46,12 +51,15 @@ from headrace.flow.effects import (
 from headrace.flow.entries import Lease, Waiting
 from headrace.flow.partition import PartitionFlow
 from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Deliverable, StartRun
+from headrace.messages.topics import partition_for
 from headrace.obs.metrics import count_flow_control_wait
 from headrace.ports.stores import Stores
 
 log = structlog.get_logger(__name__)
 
 Send = Callable[[Deliverable, bytes], Awaitable[None]]
+# Publish a StartRun to `schedule` again, under the given key.
+Forward = Callable[[StartRun, str], Awaitable[None]]
 
 LEASE, WAITING, THROTTLE = "lease", "wait", "throttle"
 
@@ -63,13 +71,24 @@ _float_dec = msgspec.msgpack.Decoder(float)
 
 class FlowGate:
     def __init__(
-        self, stores: Stores, clock: Clock, wheel: TimerWheel, send: Send, *, lease_ms: int
+        self,
+        stores: Stores,
+        clock: Clock,
+        wheel: TimerWheel,
+        send: Send,
+        forward: Forward,
+        *,
+        lease_ms: int,
+        partitions: int,
     ) -> None:
+        """`partitions`: how many the `schedule` topic has, to tell where a flow key belongs."""
         self._stores = stores
         self._clock = clock
         self._wheel = wheel
         self._send = send
+        self._forward = forward
         self._lease_ms = lease_ms
+        self._partitions = partitions
         # One per partition ever owned (as many as the topic has), kept across ownerships.
         self._locks: dict[int, asyncio.Lock] = {}
         self._wake = asyncio.Event()
@@ -131,6 +150,9 @@ class FlowGate:
         plan = plan_run(
             item.account_id, item.fn_id, fn.config, item.events[0] if item.events else {}
         )
+        if partition_for(plan.flow.key, self._partitions) != flow.partition:
+            await self._forward(item, plan.flow.key)
+            return
         await self._apply(flow, flow.offer_start(item, plan, self._clock.now_ms()))
 
     async def _apply(self, flow: PartitionFlow, effects: list[Effect]) -> None:

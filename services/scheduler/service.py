@@ -19,6 +19,7 @@ from headrace.messages.records import (
     Deliverable,
     Enqueue,
     ReleaseLease,
+    StartRun,
 )
 from headrace.messages.state import Timer
 from headrace.messages.topics import Topics
@@ -50,7 +51,15 @@ class Scheduler:
         self._topics = topics
         self._clock = clock
         self.wheel = TimerWheel(stores, clock, self._fire, window_ms=window_ms)
-        self.flow = FlowGate(stores, clock, self.wheel, self._send, lease_ms=lease_ms)
+        self.flow = FlowGate(
+            stores,
+            clock,
+            self.wheel,
+            self._send,
+            self._forward,
+            lease_ms=lease_ms,
+            partitions=log_port.partitions,
+        )
 
     async def handle(self, record: LogRecord) -> None:
         match SCHEDULE_CODEC.decode(record.value):
@@ -91,6 +100,10 @@ class Scheduler:
         key = item.account_id if topic == self._topics.events else run_id
         with run_span("deliver", run_id, attributes):
             await self._log.publish(topic, key, encoded)
+
+    async def _forward(self, item: StartRun, key: str) -> None:
+        record = Enqueue(timer_id=f"{item.run_id}:start", item=item)
+        await self._log.publish(self._topics.schedule, key, SCHEDULE_CODEC.encode(record))
 
     async def on_assigned(self, partitions: set[int]) -> None:
         await self.wheel.own(partitions)

@@ -1,7 +1,7 @@
 """The scheduler's flow gate on a fake clock and SQLite stores: leases and waiting calls survive a
 restart (a new owner of the partition), a call delivered again keeps its lease, a lost release
-heals when the lease expires, a delivery that fails is tried again, and a throttled start waits
-for its turn."""
+heals when the lease expires, a delivery that fails is tried again, a throttled start waits
+for its turn, and a start that arrived on another partition than its flow key's goes there."""
 
 from __future__ import annotations
 
@@ -18,17 +18,31 @@ from headrace.core.clock import FakeClock
 from headrace.messages.flow import RunFlow, Slot, lease_id
 from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Deliverable, StartRun
 from headrace.messages.state import FunctionRecord, Timer
+from headrace.messages.topics import partition_for
 
 LEASE_MS = 10_000
+PARTITIONS = 8
 SLOTS = [Slot("fn:acct:f", 2)]
 
 
 class Harness:
-    def __init__(self, stores: SqliteStores, clock: FakeClock) -> None:
+    def __init__(self, stores: SqliteStores, clock: FakeClock, partitions: int = 1) -> None:
         self.sent: list[Deliverable] = []
+        self.forwarded: list[tuple[str, str]] = []  # (run id, key)
         self.kafka_down = False
         wheel = TimerWheel(stores, clock, self._fire)
-        self.gate = FlowGate(stores, clock, wheel, self._send, lease_ms=LEASE_MS)
+        self.gate = FlowGate(
+            stores,
+            clock,
+            wheel,
+            self._send,
+            self._forward,
+            lease_ms=LEASE_MS,
+            partitions=partitions,
+        )
+
+    async def _forward(self, item: StartRun, key: str) -> None:
+        self.forwarded.append((item.run_id, key))
 
     async def _send(self, item: Deliverable, encoded: bytes) -> None:
         if self.kafka_down:
@@ -187,3 +201,38 @@ async def test_a_partition_held_up_by_a_slow_delivery_does_not_hold_up_another(
     h.go_on.set()
     await asyncio.wait_for(asyncio.gather(held_up, admitting), 5)
     assert h.runs_sent() == ["r1", "r2", "r3", "r4", "slow"]
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "key"),
+    [
+        (None, "acct:f"),
+        ([{"limit": 5}], "acct:f"),
+        ([{"limit": 5, "key": "event.data.user"}], "acct:f"),
+        ([{"limit": 5}, {"limit": 50, "scope": "account", "key": "'all'"}], "acct"),
+        ([{"limit": 5, "scope": "env", "key": "event.data.user"}], "acct"),
+    ],
+)
+async def test_a_start_is_planned_where_its_flow_key_goes_and_forwarded_from_elsewhere(
+    stores: SqliteStores, concurrency: list[dict[str, object]] | None, key: str
+) -> None:
+    """A function that shares no limit with others has its runs' flow decided by its own key's
+    owner, so one account's functions spread over the scheduler's partitions; a limit shared
+    across the account keeps the account's owner. A start published under another key (by an
+    older runner, or before the configuration changed) is forwarded, unplanned, to its own."""
+    config = {} if concurrency is None else {"concurrency": concurrency}
+    await stores.put_function(
+        FunctionRecord(fn_id="f", account_id="acct", app_id="app", name="f", config=config)
+    )
+    h = Harness(stores, FakeClock(), partitions=PARTITIONS)
+    home = partition_for(key, PARTITIONS)
+    elsewhere = next(p for p in range(PARTITIONS) if p != home)
+    start = StartRun(
+        account_id="acct", run_id="r1", fn_id="f", events=[{"data": {}}], event_ids=["e"]
+    )
+    await h.gate.offer(elsewhere, start, DELIVERABLE_CODEC.encode(start))
+    assert h.forwarded == [("r1", key)] and h.sent == [] and h.gate.waiting == 0
+    await h.gate.offer(home, start, DELIVERABLE_CODEC.encode(start))
+    [sent] = h.sent
+    assert isinstance(sent, StartRun) and sent.flow is not None and sent.flow.key == key
+    assert h.forwarded == [("r1", key)]

@@ -103,7 +103,7 @@ async def test_a_pause_another_partition_settles_meanwhile_is_passed_over(
 
     scheduled: list[str] = []
 
-    async def schedule(item: Deliverable, _: str) -> None:
+    async def schedule(item: Deliverable, timer_id: str, at_ms: int, key: str) -> None:
         scheduled.append(item.account_id)
         if item.account_id == "acme":
             await pauses.resolve(event("globex"))  # the other partition, meanwhile

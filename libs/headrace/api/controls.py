@@ -17,6 +17,7 @@ from headrace.core.ids import new_ulid
 from headrace.engine import signals, system_events
 from headrace.engine.replay import resolve_step
 from headrace.expressions import ExpressionError, compile_expression, evaluate_bool
+from headrace.messages.flow import schedule_key
 from headrace.messages.records import (
     SCHEDULE_CODEC,
     CancelRun,
@@ -70,11 +71,10 @@ class RunControls:
             raise InputError(f"run not found: {run_id}", status=404)
         return run
 
-    async def _schedule(self, item: Deliverable, timer_id: str) -> None:
+    async def _schedule(self, item: Deliverable, timer_id: str, key: str) -> None:
+        """`key`: the run's on `schedule` (`messages.flow.schedule_key`)."""
         record = Enqueue(timer_id=timer_id, item=item, at_ms=0)
-        await self._log.publish(
-            self._topics.schedule, item.account_id, SCHEDULE_CODEC.encode(record)
-        )
+        await self._log.publish(self._topics.schedule, key, SCHEDULE_CODEC.encode(record))
 
     async def function(self, account_id: str, fn_id: str, app_id: str = "") -> FunctionRecord:
         """A synced function by its full id, or by the SDK's id within `app_id`."""
@@ -94,6 +94,7 @@ class RunControls:
             await self._schedule(
                 CancelRun(account_id=account_id, run_id=run_id, reason=API_CANCEL_REASON),
                 f"{run_id}:cancel:api",
+                schedule_key(account_id, run.flow),
             )
         return run
 
@@ -129,12 +130,13 @@ class RunControls:
             event = run.events[0] if run.events else {}
             if expression and not evaluate_bool(expression, {"event": event}):
                 continue
-            chosen.append(run.run_id)
+            chosen.append(run)
         cancellation_id = new_ulid(self._clock.now_ms())
-        for run_id in chosen:
+        for run in chosen:
             await self._schedule(
-                CancelRun(account_id=account_id, run_id=run_id, reason=API_CANCEL_REASON),
-                f"{run_id}:cancel:{cancellation_id}",
+                CancelRun(account_id=account_id, run_id=run.run_id, reason=API_CANCEL_REASON),
+                f"{run.run_id}:cancel:{cancellation_id}",
+                schedule_key(account_id, run.flow),
             )
         return Cancellation(
             cancellation_id=cancellation_id,
@@ -143,7 +145,7 @@ class RunControls:
             started_after_ms=started_after_ms,
             started_before_ms=started_before_ms,
             expression=expression or None,
-            run_ids=chosen,
+            run_ids=[run.run_id for run in chosen],
         )
 
     # --- rerun and replay ---
@@ -183,7 +185,9 @@ class RunControls:
             original_run_id=original.run_id,
             replay_from=from_step,
         )
-        await self._schedule(start, f"{new_run_id}:start")
+        # The original's flow key: the scheduler forwards the start if the function's changed.
+        key = schedule_key(original.account_id, original.flow)
+        await self._schedule(start, f"{new_run_id}:start", key)
         return new_run_id
 
     # --- invoke ---
@@ -236,5 +240,6 @@ class RunControls:
             memo=signals.signal_memo(signal, data),
             reason="signal",
         )
-        await self._schedule(resume, f"{pause.run_id}:signal:{pause.step_hash}")
+        timer_id = f"{pause.run_id}:signal:{pause.step_hash}"
+        await self._schedule(resume, timer_id, pause.flow_key or account_id)
         return pause.run_id

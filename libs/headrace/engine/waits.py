@@ -12,6 +12,7 @@ from headrace.engine.ending import finish
 from headrace.engine.machine_state import PAUSED, MachineState
 from headrace.engine.steps import step_failed
 from headrace.expressions import ExpressionError, compile_expression, substitute_event
+from headrace.messages.flow import schedule_key
 from headrace.messages.model import Pause, PauseKind
 from headrace.messages.records import Call, PauseCreated, Resume
 from headrace.messages.state import StepKind
@@ -115,6 +116,7 @@ def new_pause(
         correlation_id=correlation_id,
         expires_ms=expires_ms,
         since_ms=state.call_sent_ms if kind == "wait" else 0,
+        flow_key=schedule_key(run.account_id, run.flow),
     )
 
 

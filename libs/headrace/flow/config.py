@@ -54,6 +54,15 @@ class RunPlan:
     start_timeout_ms: int
 
 
+def flow_key(account_id: str, fn_id: str, config: dict[str, Any]) -> str:
+    """The key of a run's records on `schedule`, so the scheduler owning its partition decides
+    everything the run's flow control shares with other runs: the function's, when its slots
+    and throttle are all the function's own; the account's, when a concurrency limit is shared
+    across functions (scope `env` or `account`)."""
+    shared = any(entry.get("scope") in ("env", "account") for entry in concurrency_entries(config))
+    return account_id if shared else f"{account_id}:{fn_id}"
+
+
 def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[str, Any]) -> RunPlan:
     slots = []
     for entry in concurrency_entries(config):
@@ -69,6 +78,7 @@ def plan_run(account_id: str, fn_id: str, config: dict[str, Any], event: dict[st
     finish_ms = _duration(timeouts.get("finish"))
     flow = RunFlow(
         fn_id=fn_id,
+        key=flow_key(account_id, fn_id, config),
         slots=slots,
         priority_ms=priority_s(config, event, fn_id) * 1000,
         start_timeout=start_ms > 0,

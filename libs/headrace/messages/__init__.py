@@ -1,1 +1,1 @@
-"""Typed records on the three topics. Every record is keyed by account id (see topics.py)."""
+"""Typed records on the topics, and how they are keyed (see topics.py)."""

@@ -20,6 +20,10 @@ class Slot(msgspec.Struct, frozen=True, array_like=True):
 class RunFlow(msgspec.Struct, kw_only=True):
     # The run's function: what the flow-control metrics are labelled by.
     fn_id: str = ""
+    # The key of the run's records on `schedule` (`flow.config.flow_key`): the scheduler that
+    # owns its partition decides the run's flow control. "": the account (a run planned before
+    # flow keys existed).
+    key: str = ""
     slots: list[Slot] = []
     # Among waiting items this run's go as if enqueued this much earlier (priority.run * 1000).
     priority_ms: int = 0
@@ -27,6 +31,11 @@ class RunFlow(msgspec.Struct, kw_only=True):
     start_timeout: bool = False
     # The run is cancelled this long after it starts (0: never); the timer goes when it ends.
     finish_timeout_ms: int = 0
+
+
+def schedule_key(account_id: str, flow: RunFlow | None) -> str:
+    """The key of a run's records on `schedule`: its flow key once planned, else its account."""
+    return flow.key if flow is not None and flow.key else account_id
 
 
 def start_timer_id(run_id: str) -> str:

@@ -34,6 +34,9 @@ class Pause(msgspec.Struct, frozen=True, kw_only=True):
     # announcement when the announcement comes (docs/waits.md); a cancelOn when the run's
     # trigger was received. 0: always (an invoke's, which only its callee's end can match).
     since_ms: int = 0
+    # The key of its run's records on `schedule` (`messages.flow.schedule_key`), where what it
+    # settles goes. "": the account (a pause made before flow keys existed).
+    flow_key: str = ""
 
 
 # Event names Inngest reserves for the events the engine itself emits (function finished,

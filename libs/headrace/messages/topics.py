@@ -1,7 +1,10 @@
 """Topic names and partitioning. Every topic has the same partition count. Records are keyed by
-account id, so an account's decisions have one owner and its events keep their order, except on
-`work`: each of its records is one run's, keyed by run id (the scheduler's `_send`), so that one
-account's runs spread over every executor while each run's records stay in order."""
+account id, so an account's decisions have one owner and its events keep their order, except a
+run's records: on `schedule` they are keyed by the run's flow key (`flow.config.flow_key`: its
+function, or its account when a limit is shared across functions), so one owner decides each
+limit while an account's functions spread over the schedulers; on `work` by run id (the
+scheduler's `_send`), so that one account's runs spread over every executor while each run's
+records stay in order (docs/architecture.md)."""
 
 from __future__ import annotations
 
