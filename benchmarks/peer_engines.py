@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 from bench_cluster import engine_in
 
+from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.testing.cluster import die_with_parent
 from headrace.testing.sdk_app import free_port
 
@@ -83,18 +84,26 @@ async def until_ready(proc: subprocess.Popen[bytes], url: str, port: int, log_pa
 
 
 @contextlib.asynccontextmanager
-async def engine(target: str, args: argparse.Namespace, logs: Path) -> AsyncIterator[str]:
-    """The engine of `target` running; its URL."""
+async def engine(
+    target: str, args: argparse.Namespace, logs: Path, *, max_steps: int = DEFAULT_MAX_STEPS
+) -> AsyncIterator[str]:
+    """The engine of `target` running; its URL. `max_steps`: headrace's step limit (Inngest's
+    is its own, 1,000)."""
     if target == "headrace-distributed":
         one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
         env = {"HEADRACE_SIGNING_KEY": args.signing_key}
-        async with engine_in("distributed", "peer", counts=one_each, env=env) as handle:
+        async with engine_in(
+            "distributed", "peer", counts=one_each, env=env, max_steps=max_steps
+        ) as handle:
             yield handle.url
         return
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     if target == "headrace-dev":
-        command = [sys.executable, "-m", "headrace", "dev", "--in-memory", "--port", str(port)]
+        command = [
+            *(sys.executable, "-m", "headrace", "dev", "--in-memory"),
+            *("--port", str(port), "--max-steps", str(max_steps)),
+        ]
         async with process(command, logs / f"{target}.log", f"{url}/health", port):
             yield url
         return

@@ -51,9 +51,12 @@ class ServedApp:
         streaming: bool = False,
         serve_origin: str | None = None,
         on_request: Callable[[dict[str, str], bytes], None] | None = None,
+        on_answered: Callable[[float, float], None] | None = None,
         keep_request_headers: bool = False,
     ) -> None:
         """`on_request(headers, body)` sees every request as it arrives, in the app's thread;
+        `on_answered(arrived, answered)` is told when each call of a function (a POST) arrived
+        and when the SDK had its answer (`time.perf_counter`), in the app's thread;
         `serve_origin` is where the app says it is reached, by default its own port;
         `keep_request_headers` keeps every request's headers in `request_headers` (not by
         default: a long-running app would keep them all)."""
@@ -73,7 +76,12 @@ class ServedApp:
                 # read fails the same way.
                 with contextlib.suppress(starlette.requests.ClientDisconnect):
                     on_request(headers, await request.body())
-            return await call_next(request)
+            if on_answered is None or request.method != "POST":
+                return await call_next(request)
+            arrived = time.perf_counter()
+            response = await call_next(request)
+            on_answered(arrived, time.perf_counter())
+            return response
 
         inngest.fast_api.serve(
             app,
