@@ -51,6 +51,7 @@ class PreparedCall:
     fn: FunctionRecord
     body: bytes
     stack_len: int  # the run's stack when the body was built
+    memos: dict[str, bytes]  # the run's, at the version read
     memo_keys: set[str]
 
 
@@ -92,13 +93,23 @@ class Calls:
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
         # The leases held by the chains of calls running here, and how many chains hold each.
         self._chains: collections.Counter[str] = collections.Counter()
+        # Per run whose chain goes on here: the version its last outcome's write gave it, and
+        # its memos then. The next call reads the run alone and, finding it at that version,
+        # builds its body from these instead of reading every memo again (memos change only
+        # with a write of the run, which changes its version), so a step's reads do not grow
+        # with the run.
+        self._chain_memos: dict[str, tuple[int, dict[str, bytes]]] = {}
 
     async def call(self, item: Call, h: Handling) -> None:
         # A call the scheduler gated holds a lease until its outcome is stored; the calls made
         # after it on the fast path hold the same one.
         chain = Chain(lease=_own_lease(item), began_ms=self._clock.now_ms(), calls=1)
         with self.holding(chain.lease):
-            next_call = await self._call(item, h, chain, inline=False)
+            try:
+                next_call = await self._call(item, h, chain, inline=False)
+            except BaseException:
+                self._chain_memos.pop(item.run_id, None)
+                raise
             if next_call is not None:
                 await self.follow(next_call, h, chain)
 
@@ -106,9 +117,12 @@ class Calls:
         """Make `first` at once, and the calls after it while the fast path allows, inside a
         `holding` of the chain's lease."""
         next_call: Call | None = first
-        while next_call is not None:
-            chain = chain.longer()
-            next_call = await self._call(next_call, h, chain, inline=True)
+        try:
+            while next_call is not None:
+                chain = chain.longer()
+                next_call = await self._call(next_call, h, chain, inline=True)
+        finally:
+            self._chain_memos.pop(first.run_id, None)
 
     @contextlib.contextmanager
     def holding(self, lease: str | None) -> Iterator[None]:
@@ -235,8 +249,7 @@ class Calls:
                 else:
                     log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
                 applied = await self._runs.transact(
-                    item.run_id,
-                    lambda: self._apply(item, h, fn, outcome, prepared.stack_len, chain, conflicts),
+                    item.run_id, lambda: self._apply(item, h, prepared, outcome, chain, conflicts)
                 )
             finally:
                 self._in_flight.discard(key)
@@ -285,7 +298,7 @@ class Calls:
         `inline` call follows the outcome this handling has just stored, which made the run's
         last record this one: that is no repeat."""
         key = (item.run_id, item.target, item.attempt, item.seq)
-        found = await self._runs.read(item.run_id, h)
+        found = await self._read(item.run_id, h)
         if found is None:
             await self.release(item, chain.lease)
             return None
@@ -323,25 +336,38 @@ class Calls:
         )
         self._in_flight.add(key)
         self._runs.call_built(run)
-        return PreparedCall(run, fn, body, len(run.stack), memo_keys)
+        return PreparedCall(run, fn, body, len(run.stack), memos, memo_keys)
+
+    async def _read(self, run_id: str, h: Handling) -> tuple[RunState, dict[str, bytes]] | None:
+        """The run and its memos as stored now: the memos its chain's last write left when the
+        run is still at that version, else as read."""
+        known = self._chain_memos.pop(run_id, None)
+        if known is not None:
+            run = await self._runs.read_run(run_id, h)
+            if run is None:
+                return None
+            version, memos = known
+            if run.version == version:
+                return run, memos
+        return await self._runs.read(run_id, h)
 
     async def _apply(
         self,
         item: Call,
         h: Handling,
-        fn: FunctionRecord,
+        prepared: PreparedCall,
         outcome: Outcome,
-        stack_len: int,
         chain: Chain,
         signal_conflicts: frozenset[str],
     ) -> Applied | None:
         """Apply the call's outcome to the run as it is now, and decide whether the next call
         takes the fast path; None when the call is stale."""
-        found = await self._runs.read_memo_keys(item.run_id, h)
+        found = await self._read_memo_keys(item.run_id, h, prepared)
         if found is None:
             await self.release(item, chain.lease)
             return None
         fresh, memo_keys = found
+        fn = prepared.fn
         machine = self._runs.machine(fresh, memo_keys, fn)
         if not machine.is_current_call(item):
             # Settled by this handling's own transition when the run's last record is this one:
@@ -352,10 +378,27 @@ class Calls:
             if not await self._runs.repeated(fresh, h):
                 await self.release(item, chain.lease)
             return None
-        machine.apply_call(item, outcome, stack_len, signal_conflicts)
+        machine.apply_call(item, outcome, prepared.stack_len, signal_conflicts)
         next_call = self.decide(machine.out, fresh, chain, fn)
         await self._runs.commit(fresh, machine.out, h, release=chain.lease, inline=next_call)
+        if next_call is not None and fresh.version == prepared.run.version + 1:
+            # Written right after the version the call was built from: its memos are those
+            # and the transition's.
+            self._chain_memos[item.run_id] = (
+                fresh.version,
+                {**prepared.memos, **machine.out.memos},
+            )
         return Applied(machine, next_call)
+
+    async def _read_memo_keys(
+        self, run_id: str, h: Handling, prepared: PreparedCall
+    ) -> tuple[RunState, set[str]] | None:
+        """The run as stored now, and its memos' keys: those the call was built with when the
+        run is still at that version, else as read."""
+        run = await self._runs.read_run(run_id, h)
+        if run is not None and run.version == prepared.run.version:
+            return run, set(prepared.memo_keys)
+        return await self._runs.read_memo_keys(run_id, h)
 
     async def release(self, item: Call | StartRun, lease: str | None) -> None:
         """Free a lease of `item`'s run outside a transition, unless another chain running here

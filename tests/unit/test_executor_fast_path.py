@@ -44,7 +44,8 @@ class Crash(Exception):
 
 
 class CrashingStores:
-    """The real stores, whose run read fails once `crash_after_saves` run writes are done."""
+    """The real stores, whose next read of a run fails once `crash_after_saves` run writes are
+    done."""
 
     def __init__(self, inner: Stores) -> None:
         self._inner = inner
@@ -58,11 +59,19 @@ class CrashingStores:
         await self._inner.save_run(run, memos)
         self._saves += 1
 
-    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+    def _crash_now(self) -> None:
         if self.crash_after_saves is not None and self._saves >= self.crash_after_saves:
             self.crash_after_saves = None
             raise Crash
+
+    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
+        self._crash_now()
         return await self._inner.get_run_and_memos(run_id)
+
+    async def get_run(self, run_id: str) -> RunState | None:
+        # The next call of a chain reads the run alone (its memos are the executor's already).
+        self._crash_now()
+        return await self._inner.get_run(run_id)
 
 
 class Engine:

@@ -22,9 +22,14 @@ def _json(body: bytes) -> Response:
 
 def _memo_object(memos: dict[str, bytes]) -> bytes:
     # Memos are stored as JSON already; splicing them in avoids decoding megabytes to re-encode
-    # them (this endpoint exists for outputs too large to send).
-    members = [canonical(step_hash) + b":" + value for step_hash, value in sorted(memos.items())]
-    return b"{" + b",".join(members) + b"}"
+    # them (this endpoint exists for outputs too large to send), and one join copies them once.
+    parts = [b"{"]
+    for step_hash, value in sorted(memos.items()):
+        parts += (canonical(step_hash), b":", value, b",")
+    if len(parts) > 1:
+        parts.pop()  # the last comma
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 async def _load_run(ctx: ApiContext, request: Request) -> RunState | Response:

@@ -4,7 +4,6 @@ the one decoder for JSON from outside, which refuses what headrace could not sto
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, TypeVar
 
 import msgspec
@@ -19,7 +18,10 @@ _decoder = msgspec.json.Decoder()
 _MIN_INT = -(2**63)
 _MAX_INT = 2**64 - 1
 # An integer out of that range has at least 19 digits: bodies without such a run skip the walk.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# Found by mapping every digit to "0" and looking for 19 of them: 15-30 times faster than a
+# regular expression, which mattered for megabyte step outputs (20 ms a megabyte).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_DIGIT_RUN = b"0" * 19
 
 
 class JsonRefused(msgspec.DecodeError):
@@ -44,7 +46,7 @@ def decode(data: bytes | str, type: type[T]) -> T:
     except RecursionError:
         raise JsonRefused("the JSON is nested too deeply") from None
     raw = data.encode() if isinstance(data, str) else data
-    if _LONG_DIGITS.search(raw):
+    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZERO):
         check_storable(msgspec.to_builtins(value) if type is not Any else value)
     return value
 

@@ -64,5 +64,7 @@ def build_body(
             }
         )
 
+    if sum(len(value) for value in memos.values()) > MAX_INLINE_BYTES:
+        return body(use_api=True)  # too large already: not encoded whole only to be dropped
     inline = body(use_api=False)
     return inline if len(inline) <= MAX_INLINE_BYTES else body(use_api=True)
