@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import secrets
 import statistics
 import tempfile
 import threading
@@ -36,7 +35,15 @@ from typing import Any
 
 import httpx
 import inngest
-from peer_comparison import INNGEST_BIN, LoadSamples, app_keys, chosen_targets, log, versions
+from peer_comparison import (
+    LoadSamples,
+    add_target_arguments,
+    app_keys,
+    chosen_targets,
+    log,
+    parse_target_arguments,
+    versions,
+)
 from peer_engines import EVENT_KEY, engine
 from steps_app import StepsSeen, ends
 
@@ -171,11 +178,8 @@ async def main() -> None:
     parser.add_argument("--cases", default="1000x16,20x1048576")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--run-timeout", type=float, default=1800.0, help="s for one run")
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--tick", type=int, default=10, help="Inngest's queue tick (ms)")
-    parser.add_argument("--inngest-bin", type=Path, default=INNGEST_BIN)
-    args = parser.parse_args()
-    args.signing_key = secrets.token_hex(32)
+    add_target_arguments(parser, TARGETS)
+    args = parse_target_arguments(parser)
     cases = cases_of(args.cases)
     measured = versions(args)
     logs = Path(tempfile.mkdtemp(prefix="long-runs-"))

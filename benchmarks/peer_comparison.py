@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,21 @@ def chosen_targets(args: argparse.Namespace) -> list[str]:
     return targets
 
 
+def add_target_arguments(parser: argparse.ArgumentParser, targets: Sequence[str]) -> None:
+    """The options of every command that measures the engines in turn (`--targets`, `--tick`,
+    `--inngest-bin`)."""
+    parser.add_argument("--targets", default=",".join(targets))
+    parser.add_argument("--tick", type=int, default=10, help="Inngest's queue tick (ms)")
+    parser.add_argument("--inngest-bin", type=Path, default=INNGEST_BIN)
+
+
+def parse_target_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    args = parser.parse_args()
+    # `inngest start` takes only an even-length hex signing key; headrace takes it too.
+    args.signing_key = secrets.token_hex(32)
+    return args
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -247,16 +262,12 @@ async def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=1, help="the targets in turn this many times: medians"
     )
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--tick", type=int, default=10, help="Inngest's queue tick (ms)")
-    parser.add_argument("--inngest-bin", type=Path, default=INNGEST_BIN)
+    add_target_arguments(parser, TARGETS)
     parser.add_argument(
         "--floor-concurrency", type=int, default=SERVICE_SETTINGS.executor_concurrency
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    # `inngest start` takes only an even-length hex signing key; headrace takes it too.
-    args.signing_key = secrets.token_hex(32)
+    args = parse_target_arguments(parser)
     targets = chosen_targets(args)
     measured = versions(args)  # before the run: the checkout may move meanwhile
     logs = Path(tempfile.mkdtemp(prefix="peer-comparison-"))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import secrets
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,15 @@ from typing import Any
 
 import httpx
 import inngest
-from peer_comparison import INNGEST_BIN, LoadSamples, app_keys, chosen_targets, log, versions
+from peer_comparison import (
+    LoadSamples,
+    add_target_arguments,
+    app_keys,
+    chosen_targets,
+    log,
+    parse_target_arguments,
+    versions,
+)
 from peer_engines import EVENT_KEY, engine
 
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -115,11 +122,8 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--lead", type=float, default=60.0, help="s from the send to 1st wake")
     parser.add_argument("--spread", type=float, default=60.0, help="s over which runs wake")
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--tick", type=int, default=10, help="Inngest's queue tick (ms)")
-    parser.add_argument("--inngest-bin", type=Path, default=INNGEST_BIN)
-    args = parser.parse_args()
-    args.signing_key = secrets.token_hex(32)
+    add_target_arguments(parser, TARGETS)
+    args = parse_target_arguments(parser)
     measured = versions(args)
     logs = Path(tempfile.mkdtemp(prefix="sleep-lateness-"))
     log(f"engines' logs in {logs}")
