@@ -4,6 +4,7 @@ node that does not answer as `CassandraUnavailable` (retried)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -33,6 +34,12 @@ CassandraCluster: TypeAlias = Cluster
 # it is down.
 RECONNECT_BASE_S = 1.0
 RECONNECT_MAX_S = 10.0
+
+# The driver writes a request over 4 KB in 4 KB pieces, one send() each, and does not turn off
+# Nagle's algorithm: the second piece then waits for the first one's delayed ACK (about 40 ms on
+# Linux). A run's write passes 4 KB at about 60 steps, after which every step took 50-57 ms
+# more in distributed mode (benchmarks/long_runs.md).
+_SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 # `migrate` reads no schema metadata and waits for agreement itself, once per migration
 # (schema.py); by default the driver reads every keyspace's schema at connect, and after each
@@ -67,6 +74,7 @@ def cassandra_cluster(
         reconnection_policy=ExponentialReconnectionPolicy(
             RECONNECT_BASE_S, RECONNECT_MAX_S, max_attempts=None
         ),
+        sockopts=_SOCKET_OPTIONS,
         **(security or CassandraSecurity()).cluster_options(),
         **(_MIGRATION_OPTIONS if for_migrations else {}),
     )
