@@ -132,7 +132,7 @@ class Pauses:
         if pause.step_hash is not None:
             attributes["headrace.step.hash"] = pause.step_hash
         with run_span("pause.match", pause.run_id, attributes):
-            await self._schedule(item, timer_id, 0, pause.flow_key or pause.account_id)
+            await self._schedule(item, timer_id, 0, pause.schedule_key)
 
 
 def _memo_for(pause: Pause, payload: dict[str, Any]) -> Any:

@@ -4,9 +4,9 @@ Timers live in the TimerStore; the wheel keeps those due within `window_ms` in m
 them from there on time. A timer due inside the loaded window is added to memory as well as to
 the store; later ones are picked up by the next refill. Overdue timers fire at once on takeover.
 
-A partition's refill reads the store beside the firing, not in its way: a read of a few hundred
-timers from Cassandra takes tens of milliseconds, which made every timer due meanwhile that
-late. The window moves on before the read, so a timer added during it is kept in memory as it is
+A partition's refill reads the store beside the firing, not in its way: a slow read (a Cassandra
+timeout of seconds, say) held every partition's due timers for its length. The window moves on
+before the read, so a timer added during it is kept in memory as it is
 stored; a timer fired or cancelled during it is not taken back from what the read returns.
 """
 

@@ -241,5 +241,5 @@ class RunControls:
             reason="signal",
         )
         timer_id = f"{pause.run_id}:signal:{pause.step_hash}"
-        await self._schedule(resume, timer_id, pause.flow_key or account_id)
+        await self._schedule(resume, timer_id, pause.schedule_key)
         return pause.run_id

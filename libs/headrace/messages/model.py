@@ -38,6 +38,11 @@ class Pause(msgspec.Struct, frozen=True, kw_only=True):
     # settles goes. "": the account (a pause made before flow keys existed).
     flow_key: str = ""
 
+    @property
+    def schedule_key(self) -> str:
+        """Where what settles this pause goes on `schedule`: its run's flow key."""
+        return self.flow_key or self.account_id
+
 
 # Event names Inngest reserves for the events the engine itself emits (function finished,
 # invoked, cron ticks); clients list events with or without them.
