@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from headrace.services.executor.app_gate import AppGate
@@ -44,6 +45,8 @@ from headrace.runtime.signal_claims import claim_signals
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class PreparedCall:
@@ -56,14 +59,30 @@ class PreparedCall:
 
 
 @dataclass(frozen=True)
+class Written:
+    """A run as this executor's write has just left it (at the version the write gave it),
+    with its memos and its function's record: what the next call of a chain is built from,
+    with no read. Another writer of the run meanwhile (an API cancellation, say) is found when
+    that call's outcome is applied, as it would be when it came a moment after a read; the
+    function's record is the chain's first, so a sync takes effect at the next chain, within
+    the chain's bound."""
+
+    run: RunState
+    memos: dict[str, bytes]
+    fn: FunctionRecord | None
+
+
+@dataclass(frozen=True)
 class Applied:
     machine: RunMachine
     next_call: Call | None  # to make at once, on the fast path
+    written: Written | None  # what `next_call` is built from, when known without a read
 
 
 @dataclass(frozen=True)
 class Sent:
     next_call: Call | None  # to make at once, on the fast path
+    written: Written | None
 
 
 class StaleCall(Exception):
@@ -93,36 +112,25 @@ class Calls:
         self._in_flight: set[tuple[str, str | None, int, int]] = set()
         # The leases held by the chains of calls running here, and how many chains hold each.
         self._chains: collections.Counter[str] = collections.Counter()
-        # Per run whose chain goes on here: the version its last outcome's write gave it, and
-        # its memos then. The next call reads the run alone and, finding it at that version,
-        # builds its body from these instead of reading every memo again (memos change only
-        # with a write of the run, which changes its version), so a step's reads do not grow
-        # with the run.
-        self._chain_memos: dict[str, tuple[int, dict[str, bytes]]] = {}
 
     async def call(self, item: Call, h: Handling) -> None:
         # A call the scheduler gated holds a lease until its outcome is stored; the calls made
         # after it on the fast path hold the same one.
         chain = Chain(lease=_own_lease(item), began_ms=self._clock.now_ms(), calls=1)
         with self.holding(chain.lease):
-            try:
-                next_call = await self._call(item, h, chain, inline=False)
-            except BaseException:
-                self._chain_memos.pop(item.run_id, None)
-                raise
-            if next_call is not None:
-                await self.follow(next_call, h, chain)
+            sent = await self._call(item, h, chain, inline=False, written=None)
+            if sent.next_call is not None:
+                await self.follow(sent.next_call, h, chain, sent.written)
 
-    async def follow(self, first: Call, h: Handling, chain: Chain) -> None:
+    async def follow(self, first: Call, h: Handling, chain: Chain, written: Written | None) -> None:
         """Make `first` at once, and the calls after it while the fast path allows, inside a
-        `holding` of the chain's lease."""
+        `holding` of the chain's lease. `written`: the run as the write that asked for `first`
+        left it, when known."""
         next_call: Call | None = first
-        try:
-            while next_call is not None:
-                chain = chain.longer()
-                next_call = await self._call(next_call, h, chain, inline=True)
-        finally:
-            self._chain_memos.pop(first.run_id, None)
+        while next_call is not None:
+            chain = chain.longer()
+            sent = await self._call(next_call, h, chain, inline=True, written=written)
+            next_call, written = sent.next_call, sent.written
 
     @contextlib.contextmanager
     def holding(self, lease: str | None) -> Iterator[None]:
@@ -152,17 +160,21 @@ class Calls:
             log.debug("fast path ends", why=decision.why, calls=chain.calls)
         return decision.call
 
-    async def _call(self, item: Call, h: Handling, chain: Chain, *, inline: bool) -> Call | None:
+    async def _call(
+        self, item: Call, h: Handling, chain: Chain, *, inline: bool, written: Written | None
+    ) -> Sent:
         """Make one call and apply its outcome; the call to make next on the fast path."""
+        known = _once(written)  # a round after a conflict, or after a stale call, reads the run
         for _ in range(CONFLICT_ROUNDS):
             prepared = await self._runs.transact(
-                item.run_id, lambda: self._prepare(item, h, chain, inline=inline)
+                item.run_id,
+                lambda: self._prepare(item, h, chain, inline=inline, written=known()),
             )
             if prepared is None:
-                return None
+                return Sent(None, None)
             sent = await self._send(item, h, chain, prepared)
             if sent is not None:
-                return sent.next_call
+                return sent
             log.info("the run changed while its call waited to be sent; building it again")
         raise Conflict(f"run {item.run_id} kept changing while its call waited to be sent")
 
@@ -248,19 +260,23 @@ class Calls:
                     )
                 else:
                     log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
+                trusted = _once(True)
                 applied = await self._runs.transact(
-                    item.run_id, lambda: self._apply(item, h, prepared, outcome, chain, conflicts)
+                    item.run_id,
+                    lambda: self._apply(
+                        item, h, prepared, outcome, chain, conflicts, trusted=bool(trusted())
+                    ),
                 )
             finally:
                 self._in_flight.discard(key)
             observe_call(span, run, item, outcome, applied.machine.out if applied else None)
         if applied is None:
-            return Sent(None)
+            return Sent(None, None)
         if applied.machine.run.status in ENDED:
             with structlog.contextvars.bound_contextvars(fn_id=run.fn_id):
                 log.info("run ended", status=applied.machine.run.status)
             observe_run_end(applied.machine.run)
-        return Sent(applied.next_call)
+        return Sent(applied.next_call, applied.written)
 
     async def _make_request(self, op: Op, memo_keys: set[str]) -> Op:
         """step.ai.infer and step.fetch: headrace makes the request; the op then reads as a
@@ -291,27 +307,30 @@ class Calls:
             raise StaleCall(f"run {run.run_id} changed since version {run.version}")
 
     async def _prepare(
-        self, item: Call, h: Handling, chain: Chain, *, inline: bool
+        self, item: Call, h: Handling, chain: Chain, *, inline: bool, written: Written | None
     ) -> PreparedCall | None:
-        """The request body of the call, built from the run as stored now; None when there is
-        no call to make (the record is stale, repeated, or the run's function is gone). An
-        `inline` call follows the outcome this handling has just stored, which made the run's
-        last record this one: that is no repeat."""
+        """The request body of the call, built from the run as `written` left it or as stored
+        now; None when there is no call to make (the record is stale, repeated, or the run's
+        function is gone). An `inline` call follows the outcome this handling has just stored,
+        which made the run's last record this one: that is no repeat."""
         key = (item.run_id, item.target, item.attempt, item.seq)
-        found = await self._read(item.run_id, h)
-        if found is None:
-            await self.release(item, chain.lease)
-            return None
-        run, memos = found
-        if not inline and await self._runs.repeated(run, h):
-            return None
+        if written is not None:
+            run, memos, fn = written.run, written.memos, written.fn
+        else:
+            found = await self._runs.read(item.run_id, h)
+            if found is None:
+                await self.release(item, chain.lease)
+                return None
+            run, memos = found
+            if not inline and await self._runs.repeated(run, h):
+                return None
+            fn = await self._stores.get_function(run.account_id, run.fn_id)
         if key in self._in_flight:
             # The same call is running here already (or its outcome is being applied), and
             # frees its lease when it ends; a chain holding another lease ends here.
             await self.release(item, chain.lease)
             return None
         memo_keys = set(memos)
-        fn = await self._stores.get_function(run.account_id, run.fn_id)
         machine = self._runs.machine(run, memo_keys, fn)
         if not machine.is_current_call(item):
             await self.release(item, chain.lease)
@@ -338,19 +357,6 @@ class Calls:
         self._runs.call_built(run)
         return PreparedCall(run, fn, body, len(run.stack), memos, memo_keys)
 
-    async def _read(self, run_id: str, h: Handling) -> tuple[RunState, dict[str, bytes]] | None:
-        """The run and its memos as stored now: the memos its chain's last write left when the
-        run is still at that version, else as read."""
-        known = self._chain_memos.pop(run_id, None)
-        if known is not None:
-            run = await self._runs.read_run(run_id, h)
-            if run is None:
-                return None
-            version, memos = known
-            if run.version == version:
-                return run, memos
-        return await self._runs.read(run_id, h)
-
     async def _apply(
         self,
         item: Call,
@@ -359,14 +365,23 @@ class Calls:
         outcome: Outcome,
         chain: Chain,
         signal_conflicts: frozenset[str],
+        *,
+        trusted: bool,
     ) -> Applied | None:
         """Apply the call's outcome to the run as it is now, and decide whether the next call
-        takes the fast path; None when the call is stale."""
-        found = await self._read_memo_keys(item.run_id, h, prepared)
-        if found is None:
-            await self.release(item, chain.lease)
-            return None
-        fresh, memo_keys = found
+        takes the fast path; None when the call is stale. `trusted`: apply it to the run the
+        call was built from, unread (the machine changes that state in place), as the run's
+        conditional write fails should anyone have written it since, and the transaction's
+        next round reads it."""
+        built_from = prepared.run.version
+        if trusted and built_from > 0:
+            fresh, memo_keys = prepared.run, set(prepared.memo_keys)
+        else:
+            found = await self._read_memo_keys(item.run_id, h, prepared)
+            if found is None:
+                await self.release(item, chain.lease)
+                return None
+            fresh, memo_keys = found
         fn = prepared.fn
         machine = self._runs.machine(fresh, memo_keys, fn)
         if not machine.is_current_call(item):
@@ -381,14 +396,12 @@ class Calls:
         machine.apply_call(item, outcome, prepared.stack_len, signal_conflicts)
         next_call = self.decide(machine.out, fresh, chain, fn)
         await self._runs.commit(fresh, machine.out, h, release=chain.lease, inline=next_call)
-        if next_call is not None and fresh.version == prepared.run.version + 1:
+        written = None
+        if next_call is not None and fresh.version == built_from + 1:
             # Written right after the version the call was built from: its memos are those
             # and the transition's.
-            self._chain_memos[item.run_id] = (
-                fresh.version,
-                {**prepared.memos, **machine.out.memos},
-            )
-        return Applied(machine, next_call)
+            written = Written(fresh, {**prepared.memos, **machine.out.memos}, fn)
+        return Applied(machine, next_call, written)
 
     async def _read_memo_keys(
         self, run_id: str, h: Handling, prepared: PreparedCall
@@ -408,6 +421,12 @@ class Calls:
             await self._outbox.release(
                 item.account_id, schedule_key(item.account_id, item.flow), lease
             )
+
+
+def _once(value: T) -> Callable[[], T | None]:
+    """`value` at the first call, None after: what a transaction's first round may trust."""
+    kept = [value]
+    return lambda: kept.pop() if kept else None
 
 
 def _own_lease(item: Call) -> str | None:

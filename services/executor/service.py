@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import structlog
 from headrace.services.executor.app_gate import AppGate
-from headrace.services.executor.calls import Calls
+from headrace.services.executor.calls import Calls, Written
 from headrace.services.executor.observe import observe_run_end, observe_wait
 from headrace.services.executor.outbox import Outbox
 from headrace.services.executor.runs import Handling, RunTransactions, gone
@@ -118,21 +118,22 @@ class Executor:
             started = await self._create(item, h, chain)
             if started is None:
                 return
-            run, first_call = started
+            first_call, written = started
+            run = written.run
             run_started(run.fn_id)
             if run.status in ENDED:
                 observe_run_end(run)
             if first_call is not None:
-                await self._calls.follow(first_call, h, chain)
+                await self._calls.follow(first_call, h, chain, written)
 
     async def _create(
         self, item: StartRun, h: Handling, chain: Chain
-    ) -> tuple[RunState, Call | None] | None:
-        """The run created, and its first call when the fast path makes it; None when the run
-        existed already."""
+    ) -> tuple[Call | None, Written] | None:
+        """The first call when the fast path makes it, and the run as created; None when the
+        run existed already."""
         seed = await self._replay_seed(item)
 
-        async def step() -> tuple[RunState, Call | None] | None:
+        async def step() -> tuple[Call | None, Written] | None:
             found = await self._runs.read_memo_keys(item.run_id, h)
             if found is not None:
                 if not await self._runs.repeated(found[0], h, creates=True):
@@ -170,7 +171,7 @@ class Executor:
                 run, machine.out, h, create=True, release=release, inline=first_call
             ):
                 raise Conflict(f"run {item.run_id} was created meanwhile")
-            return run, first_call
+            return first_call, Written(run, machine.out.memos, fn)
 
         return await self._runs.transact(item.run_id, step)
 

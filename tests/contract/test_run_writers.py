@@ -93,13 +93,18 @@ class HeldStores:
 
 class MemoCountingStores:
     """The real stores, counting the memos each run write is given and the reads that fetch
-    memo values, or memo keys."""
+    memo values, memo keys, or the run alone."""
 
     def __init__(self, inner: Stores) -> None:
         self._inner = inner
         self.saved: list[set[str]] = []
         self.value_reads = 0
         self.key_reads = 0
+        self.run_reads = 0
+
+    async def get_run(self, run_id: str) -> RunState | None:
+        self.run_reads += 1
+        return await self._inner.get_run(run_id)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -405,6 +410,40 @@ async def test_a_call_whose_run_changed_while_it_waited_for_a_connection_is_not_
     assert not scenario.b_began.is_set()
 
 
+async def test_an_outcome_that_comes_back_after_the_run_was_cancelled_is_not_stored(
+    stores: Stores,
+) -> None:
+    """A call's outcome is applied to the run its body was built from, without reading it
+    again; the run was cancelled while the app ran step b, so the outcome's write finds the run
+    changed, reads it, finds the call no longer current, and stores nothing: the run stays
+    as cancelled, without b's output, and nothing more is called."""
+    scenario = Scenario(stores)
+    await scenario.start()
+    executor = scenario.executor(stores)
+    await executor.on_assigned({scenario.partition})
+    wake = await _asleep_in_nap(scenario, executor)
+    await executor.handle(scenario.record(wake))
+    (call,) = await scenario.published()  # the discovery call after the sleep: it runs b
+    assert isinstance(call, Call)
+
+    scenario.b_may_finish.clear()
+    out = asyncio.create_task(executor.handle(scenario.record(call)))
+    await scenario.b_began.wait()
+    cancel = CancelRun(account_id=ACCOUNT, run_id=RUN_ID, reason="the user cancelled it")
+    await executor.handle(scenario.record(cancel))
+    cancelled, memos = await scenario.run(), await stores.get_memos(RUN_ID)
+    assert cancelled.status == "cancelled"
+    requests = scenario.transport.requests
+    scenario.b_may_finish.set()
+    await out
+
+    assert await scenario.run() == cancelled
+    assert await stores.get_memos(RUN_ID) == memos  # a's and the sleep's: b's output is not
+    assert scenario.transport.requests == requests
+    await scenario.run_until_quiet(executor)
+    assert scenario.executions == {"a": 1, "b": 1}
+
+
 async def test_a_call_that_waited_for_its_app_while_a_newer_owner_ran_it_is_not_sent(
     stores: Stores,
 ) -> None:
@@ -630,9 +669,10 @@ async def test_each_write_of_a_run_brings_only_new_memos_and_only_a_call_reads_t
 ) -> None:
     """Memo I/O per step stays flat as a run grows: a transition writes the memo it settles,
     never the earlier ones again, and only the first call of a chain reads the memos' values
-    (deciding a start, a resume or a call's outcome reads their keys at most; a call made on
-    the fast path after an outcome was stored builds its body from the memos the executor
-    had, plus the one it stored)."""
+    (deciding a start or a resume reads their keys at most). A call's outcome is applied to
+    the run its body was built from, unread (the run's conditional write finds any other
+    writer), and a call made on the fast path after an outcome was stored is built from the
+    run as that write left it, with the memos the executor had plus the one it stored."""
     scenario = Scenario(stores)
     await scenario.start()
     counting = MemoCountingStores(stores)
@@ -657,6 +697,6 @@ async def test_each_write_of_a_run_brings_only_new_memos_and_only_a_call_reads_t
     # run's end. Values are read by the first call of each.
     assert scenario.transport.requests == 6
     assert counting.value_reads == 3
-    # Keys are read to decide the start and the two resumes: a call's outcome is applied with
-    # the keys its body was built from, the run being still at that version.
+    # Keys are read to decide the start and the two resumes; no outcome reads the run.
     assert counting.key_reads == 3
+    assert counting.run_reads == 0

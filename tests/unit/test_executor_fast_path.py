@@ -29,7 +29,7 @@ from headrace.messages.records import (
     StartRun,
     WorkRecord,
 )
-from headrace.messages.state import FunctionRecord, RunState
+from headrace.messages.state import FunctionRecord, HistoryEntry, RunState
 from headrace.messages.topics import Topics
 from headrace.ports.log import LogRecord
 from headrace.ports.stores import Stores
@@ -44,8 +44,8 @@ class Crash(Exception):
 
 
 class CrashingStores:
-    """The real stores, whose next read of a run fails once `crash_after_saves` run writes are
-    done."""
+    """The real stores, whose next write of a history entry (the last write of a transition's
+    commit) fails once `crash_after_saves` run writes are done."""
 
     def __init__(self, inner: Stores) -> None:
         self._inner = inner
@@ -59,19 +59,11 @@ class CrashingStores:
         await self._inner.save_run(run, memos)
         self._saves += 1
 
-    def _crash_now(self) -> None:
+    async def append_history(self, entry: HistoryEntry) -> None:
         if self.crash_after_saves is not None and self._saves >= self.crash_after_saves:
             self.crash_after_saves = None
             raise Crash
-
-    async def get_run_and_memos(self, run_id: str) -> tuple[RunState, dict[str, bytes]] | None:
-        self._crash_now()
-        return await self._inner.get_run_and_memos(run_id)
-
-    async def get_run(self, run_id: str) -> RunState | None:
-        # The next call of a chain reads the run alone (its memos are the executor's already).
-        self._crash_now()
-        return await self._inner.get_run(run_id)
+        await self._inner.append_history(entry)
 
 
 class Engine:
@@ -332,7 +324,7 @@ async def test_a_crash_between_a_stored_outcome_and_the_next_call_resumes_throug
         await engine.begin(fn, "r1")
         (start,) = await engine.work()
         # The start creates the run and makes its first call (a runs); a's outcome is the first
-        # save of the run, and the executor dies as it reads the run for the next call.
+        # save of the run, and the executor dies as it writes the history of that outcome.
         engine.crashing.crash_after_saves = 1
         with pytest.raises(Crash):
             await engine.handle_work(start)
