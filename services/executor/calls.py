@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypeVar
 
 import structlog
 from headrace.services.executor.app_gate import AppGate
@@ -44,8 +43,6 @@ from headrace.protocol.request import build_body, call_url
 from headrace.runtime.signal_claims import claim_signals
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -164,17 +161,19 @@ class Calls:
         self, item: Call, h: Handling, chain: Chain, *, inline: bool, written: Written | None
     ) -> Sent:
         """Make one call and apply its outcome; the call to make next on the fast path."""
-        known = _once(written)  # a round after a conflict, or after a stale call, reads the run
         for _ in range(CONFLICT_ROUNDS):
             prepared = await self._runs.transact(
                 item.run_id,
-                lambda: self._prepare(item, h, chain, inline=inline, written=known()),
+                lambda first, known=written: self._prepare(
+                    item, h, chain, inline=inline, written=known if first else None
+                ),
             )
             if prepared is None:
                 return Sent(None, None)
             sent = await self._send(item, h, chain, prepared)
             if sent is not None:
                 return sent
+            written = None  # built again from the run as stored
             log.info("the run changed while its call waited to be sent; building it again")
         raise Conflict(f"run {item.run_id} kept changing while its call waited to be sent")
 
@@ -260,11 +259,10 @@ class Calls:
                     )
                 else:
                     log.debug("app call", status=outcome.status, duration_ms=outcome.duration_ms)
-                trusted = _once(True)
                 applied = await self._runs.transact(
                     item.run_id,
-                    lambda: self._apply(
-                        item, h, prepared, outcome, chain, conflicts, trusted=bool(trusted())
+                    lambda first: self._apply(
+                        item, h, prepared, outcome, chain, conflicts, trusted=first
                     ),
                 )
             finally:
@@ -421,12 +419,6 @@ class Calls:
             await self._outbox.release(
                 item.account_id, schedule_key(item.account_id, item.flow), lease
             )
-
-
-def _once(value: T) -> Callable[[], T | None]:
-    """`value` at the first call, None after: what a transaction's first round may trust."""
-    kept = [value]
-    return lambda: kept.pop() if kept else None
 
 
 def _own_lease(item: Call) -> str | None:

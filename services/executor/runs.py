@@ -88,17 +88,19 @@ class RunTransactions:
     def _new_id(self) -> str:
         return new_ulid(self._clock.now_ms())
 
-    async def transact(self, run_id: str, step: Callable[[], Awaitable[T]]) -> T:
+    async def transact(self, run_id: str, step: Callable[[bool], Awaitable[T]]) -> T:
         """Run `step`, a read, a decision and a write of one run, under the run's lock; when
-        the write finds the run changed by another writer, read and decide again."""
-        for _ in range(CONFLICT_ROUNDS - 1):
+        the write finds the run changed by another writer, read and decide again. `step` is
+        told whether this is the first round: only then may it decide from what it knows of
+        the run without reading it (the write's condition finds anyone who wrote it since)."""
+        for first in (True, *[False] * (CONFLICT_ROUNDS - 2)):
             try:
                 async with self.locks.hold(run_id):
-                    return await step()
+                    return await step(first)
             except Conflict as conflict:
                 log.info("run changed while handled; handling the record again", why=str(conflict))
         async with self.locks.hold(run_id):
-            return await step()
+            return await step(False)
 
     async def read(self, run_id: str, h: Handling) -> tuple[RunState, dict[str, bytes]] | None:
         """The run and its memos as stored now, for a call's body; Fenced when a newer owner

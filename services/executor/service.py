@@ -133,8 +133,10 @@ class Executor:
         run existed already."""
         seed = await self._replay_seed(item)
 
-        async def step() -> tuple[Call | None, Written] | None:
-            found = await self._runs.read_memo_keys(item.run_id, h)
+        async def step(first: bool) -> tuple[Call | None, Written] | None:
+            # First, the run is taken not to exist (a start is seldom delivered twice): the
+            # creation's condition finds one that does, and the next round reads it.
+            found = None if first else await self._runs.read_memo_keys(item.run_id, h)
             if found is not None:
                 if not await self._runs.repeated(found[0], h, creates=True):
                     # Another record started it: this one's lease is not the run's to use.
@@ -210,7 +212,7 @@ class Executor:
     ) -> RunState | None:
         """Apply a change to the run; return the run when it was applied (and committed)."""
 
-        async def step() -> tuple[RunState, bool] | None:
+        async def step(first: bool) -> tuple[RunState, bool] | None:
             found = await self._runs.read_memo_keys(run_id, h)
             if found is None:
                 return None
