@@ -30,7 +30,7 @@ from headrace.engine.transition import Transition
 from headrace.flow import fast_path
 from headrace.flow.fast_path import Chain, ChainBound
 from headrace.messages.flow import lease_id, schedule_key
-from headrace.messages.records import Call, StartRun
+from headrace.messages.records import Call, Resume, StartRun
 from headrace.messages.state import ENDED, FunctionRecord, RunState
 from headrace.obs.tracing import run_span
 from headrace.ports.stores import Stores
@@ -411,7 +411,7 @@ class Calls:
             return run, set(prepared.memo_keys)
         return await self._runs.read_memo_keys(run_id, h)
 
-    async def release(self, item: Call | StartRun, lease: str | None) -> None:
+    async def release(self, item: Call | StartRun | Resume, lease: str | None) -> None:
         """Free a lease of `item`'s run outside a transition, unless another chain running here
         holds it (see `holding`): should both end this way, the lease expires, which errs on the
         safe side."""

@@ -26,6 +26,7 @@ from headrace.messages.records import (
     CancelTimer,
     PauseDeleted,
     ReleaseLease,
+    Resume,
     ScheduleRecord,
 )
 from headrace.messages.state import ENDED, RunState
@@ -67,7 +68,7 @@ class Outbox:
         schedule: list[ScheduleRecord] = []
         kept: list[ScheduleRecord] = []
         for record in out.schedule:
-            if isinstance(record.item, Call):
+            if isinstance(record.item, Call | Resume):
                 record.item.flow = run.flow
             schedule.append(record)
             if inline is not None and record.item is inline:

@@ -19,7 +19,7 @@ from headrace.engine.machine import RunMachine
 from headrace.engine.replay import Seed, replay_seed
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
 from headrace.flow.fast_path import DEFAULT_BOUND, Chain, ChainBound
-from headrace.messages.flow import lease_id
+from headrace.messages.flow import lease_id, resume_lease_id
 from headrace.messages.records import (
     WORK_CODEC,
     Call,
@@ -178,6 +178,11 @@ class Executor:
         return await self._runs.transact(item.run_id, step)
 
     async def _resume(self, item: Resume, h: Handling) -> None:
+        """End the step's wait; when the scheduler gave the resume the lease of the call after
+        it, make that call at once (the fast path, see calls.py), as a leased start does."""
+        lease = resume_lease_id(item.run_id, item.step_hash) if item.leased else None
+        chain = Chain(lease=lease, began_ms=self._clock.now_ms(), calls=0)
+        leased = (item, chain) if lease is not None else None
         waited: dict[str, tuple[str, int]] = {}
 
         def apply(machine: RunMachine) -> None:
@@ -188,10 +193,17 @@ class Executor:
                 waited[kind] = (item.step_hash, since)
             machine.apply_resume(item)
 
-        run = await self._settle(item.run_id, h, lambda m: m.is_current_resume(item), apply)
-        if run is not None:
+        with self._calls.holding(lease):
+            settled = await self._settle(
+                item.run_id, h, lambda m: m.is_current_resume(item), apply, leased
+            )
+            if settled is None:
+                return
+            run, next_call = settled
             for kind, (step_hash, since) in waited.items():
                 observe_wait(run, step_hash, kind, since, self._clock.now_ms())
+            if next_call is not None:
+                await self._calls.follow(next_call, h, chain, None)
 
     async def _replay_seed(self, item: StartRun) -> Seed | None:
         if item.started_by != "replay":
@@ -209,12 +221,22 @@ class Executor:
         h: Handling,
         is_current: Callable[[RunMachine], bool],
         apply: Callable[[RunMachine], None],
-    ) -> RunState | None:
-        """Apply a change to the run; return the run when it was applied (and committed)."""
+        leased: tuple[Resume, Chain] | None = None,
+    ) -> tuple[RunState, Call | None] | None:
+        """Apply a change to the run; return the run when it was applied (and committed), and
+        the call to make at once when `leased` (a resume that took the lease of the call after
+        it, and the chain that lease begins) allows the fast path. The lease is freed when there
+        is no such call."""
+        item, chain = leased if leased is not None else (None, None)
 
-        async def step(first: bool) -> tuple[RunState, bool] | None:
+        async def let_go() -> None:
+            if item is not None and chain is not None:
+                await self._calls.release(item, chain.lease)
+
+        async def step(first: bool) -> tuple[RunState, bool, Call | None] | None:
             found = await self._runs.read_memo_keys(run_id, h)
             if found is None:
+                await let_go()
                 return None
             run, memo_keys = found
             if await self._runs.repeated(run, h):
@@ -222,16 +244,21 @@ class Executor:
             fn = await self._stores.get_function(run.account_id, run.fn_id)
             machine = self._runs.machine(run, memo_keys, fn)
             if not is_current(machine):
+                await let_go()
                 return None
             was_ended = run.status in ENDED
             apply(machine)
-            await self._runs.commit(run, machine.out, h)
-            return run, was_ended
+            next_call = None
+            if chain is not None:
+                next_call = self._calls.decide(machine.out, run, chain, fn)
+            release = chain.lease if chain is not None else None
+            await self._runs.commit(run, machine.out, h, release=release, inline=next_call)
+            return run, was_ended, next_call
 
         settled = await self._runs.transact(run_id, step)
         if settled is None:
             return None
-        run, was_ended = settled
+        run, was_ended, next_call = settled
         if run.status in ENDED and not was_ended:
             observe_run_end(run)
-        return run
+        return run, next_call

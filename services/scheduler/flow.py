@@ -10,6 +10,8 @@ Every call (and every run start) passes through `offer` on its way to `work`:
   another partition than its flow key's (published by a runner of an older version, or before
   the function's configuration changed) is forwarded there unplanned. A throttled start waits
   for its GCRA.
+- A resume the executor scheduled (a sleep's end, a wait's timeout) goes at once, with the lease
+  of the call after it when its slots have room (then the executor makes that call itself).
 - A call takes a lease on each of its slots before it is delivered, or waits. The executor
   publishes ReleaseLease once the call's outcome is stored; a lease that is never released
   expires after `lease_ms` (the call timeout plus a margin).
@@ -50,7 +52,14 @@ from headrace.flow.effects import (
 )
 from headrace.flow.entries import Lease, Waiting
 from headrace.flow.partition import PartitionFlow
-from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Deliverable, StartRun
+from headrace.messages.records import (
+    DELIVERABLE_CODEC,
+    Call,
+    CancelRun,
+    Deliverable,
+    Resume,
+    StartRun,
+)
 from headrace.messages.topics import partition_for
 from headrace.obs.metrics import count_flow_control_wait
 from headrace.ports.stores import Stores
@@ -123,6 +132,8 @@ class FlowGate:
                     await self._offer_start(flow, item)
                 case Call(flow=run_flow) if run_flow is not None:
                     await self._apply(flow, flow.offer_call(item, encoded, self._clock.now_ms()))
+                case Resume(flow=run_flow) if run_flow is not None:
+                    await self._apply(flow, flow.offer_resume(item, self._clock.now_ms()))
                 case CancelRun():
                     await self._apply(flow, flow.cancel(item.run_id))
                     await self._send(item, encoded)

@@ -50,17 +50,17 @@ class CrashingStores:
     def __init__(self, inner: Stores) -> None:
         self._inner = inner
         self.crash_after_saves: int | None = None
-        self._saves = 0
+        self.saves = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         await self._inner.save_run(run, memos)
-        self._saves += 1
+        self.saves += 1
 
     async def append_history(self, entry: HistoryEntry) -> None:
-        if self.crash_after_saves is not None and self._saves >= self.crash_after_saves:
+        if self.crash_after_saves is not None and self.saves >= self.crash_after_saves:
             self.crash_after_saves = None
             raise Crash
         await self._inner.append_history(entry)
@@ -173,10 +173,12 @@ class Engine:
         timers, self.timers = self.timers, []
         for timer in timers:
             await self.clock.advance(max(0, timer.at_ms - self.clock.now_ms()))
-            await self.scheduler.handle(
-                self._record(Enqueue(timer_id=timer.timer_id, item=timer.item))
-            )
+            await self.scheduler.handle(self.timer_record(timer))
         await self.settle()
+
+    def timer_record(self, timer: Enqueue) -> LogRecord:
+        """A due timer, as the wheel hands it to flow control."""
+        return self._record(Enqueue(timer_id=timer.timer_id, item=timer.item))
 
     def held(self, fn: inngest.Function[Any]) -> int:
         fn_id = fn.get_config(APP_URL).main.to_dict()["id"]  # type: ignore[index]
@@ -280,8 +282,11 @@ async def test_a_run_keeps_its_slot_across_steps_and_gives_it_back_when_it_sleep
         assert engine.held(napper) == 0  # both asleep
         await engine.wake()
         assert executed[4:] == ["r1:c", "r2:c"]
-        # r1 kept the slot to its end, r2's call waiting for it.
-        assert held_during_steps[4:] == [(1, 1), (1, 0)]
+        # r1's sleep ended first, its resume taking the slot: the executor made the call after
+        # it at once. r2's resume found the slot held and went without; its call went through
+        # the scheduler and waited for r1's end.
+        assert [c.run_id for c in engine.delivered_calls] == ["r2", "r2"]
+        assert held_during_steps[4:] == [(1, 0), (1, 0)]
         for run_id in ("r1", "r2"):
             assert (await engine.run(run_id)).status == "completed"
         assert engine.held(napper) == 0
@@ -399,3 +404,108 @@ async def test_the_bound_in_time_returns_a_long_run_to_the_queue(stores: Stores)
         assert (await engine.run("r1")).status == "completed"
     finally:
         await engine.stop()
+
+
+def _napper(client: inngest.Inngest, executed: list[str]) -> inngest.Function[Any]:
+    """Step a, a sleep, then steps p and q in parallel: the call after the sleep asks for both."""
+
+    @client.create_function(
+        fn_id="napper",
+        trigger=inngest.TriggerEvent(event="t/go"),
+        concurrency=[inngest.Concurrency(limit=1)],
+    )
+    async def napper(ctx: inngest.Context) -> str:
+        async def body(name: str) -> str:
+            executed.append(f"{ctx.run_id}:{name}")
+            return name
+
+        await ctx.step.run("a", lambda: body("a"))
+        await ctx.step.sleep("nap", datetime.timedelta(seconds=10))
+        await ctx.group.parallel(
+            tuple(lambda name=name: ctx.step.run(name, lambda: body(name)) for name in "pq")
+        )
+        return "done"
+
+    return napper
+
+
+async def test_a_resumed_run_gives_its_slot_back_however_its_chain_ends(stores: Stores) -> None:
+    """The resume after the sleep takes the run's slot and the executor makes the next call
+    itself; that call asks for two steps in parallel (the chain ends there), and the slot is
+    given back, to be taken by the steps' own calls in turn. A resume delivered again once the
+    run has moved on (a timer fired twice around a scheduler's crash) takes the slot and frees
+    it."""
+    executed: list[str] = []
+    client = _client()
+    fn = _napper(client, executed)
+    engine = Engine(stores, [fn], client)
+    await engine.start()
+    try:
+        await engine.begin(fn, "r1")
+        await engine.settle()
+        assert executed == ["r1:a"] and engine.held(fn) == 0
+        (timer,) = engine.timers
+        await engine.wake()
+        assert sorted(executed) == ["r1:a", "r1:p", "r1:q"]
+        assert (await engine.run("r1")).status == "completed"
+        # The call after the resume was made inline; the parallel steps' came through the
+        # scheduler.
+        assert [c.target is not None for c in engine.delivered_calls] == [True, True]
+        assert engine.held(fn) == 0
+        engine.timers = [timer]
+        await engine.wake()
+        assert engine.held(fn) == 0 and len(executed) == 3
+    finally:
+        await engine.stop()
+
+
+async def test_a_crash_after_a_resume_is_stored_goes_on_through_the_scheduler(
+    stores: Stores,
+) -> None:
+    """The executor dies after storing the sleep's end, before the call after it: the resume
+    handled again publishes what it stored (that call, the release of its lease), and the run
+    goes on through the scheduler; a never runs again, and the slot is given back."""
+    executed: list[str] = []
+    client = _client()
+    fn = _steps_fn_after_a_nap(client, executed)
+    engine = Engine(stores, [fn], client)
+    await engine.start()
+    try:
+        await engine.begin(fn, "r1")
+        await engine.settle()
+        (timer,) = engine.timers
+        saves = engine.crashing.saves
+        engine.crashing.crash_after_saves = saves + 1
+        await engine.clock.advance(max(0, timer.at_ms - engine.clock.now_ms()))
+        await engine.scheduler.handle(engine.timer_record(timer))
+        (resume,) = await engine.work()
+        with pytest.raises(Crash):
+            await engine.handle_work(resume)
+        assert engine.held(fn) == 1
+        await engine.handle_work(resume)  # the same record, handled again
+        await engine.settle()
+        run = await engine.run("r1")
+        assert run.status == "completed" and executed == ["r1:a", "r1:b"]
+        assert [c.target for c in engine.delivered_calls] == [None]
+        assert engine.held(fn) == 0
+    finally:
+        await engine.stop()
+
+
+def _steps_fn_after_a_nap(client: inngest.Inngest, executed: list[str]) -> inngest.Function[Any]:
+    @client.create_function(
+        fn_id="nap-then-step",
+        trigger=inngest.TriggerEvent(event="t/go"),
+        concurrency=[inngest.Concurrency(limit=1)],
+    )
+    async def nap_then_step(ctx: inngest.Context) -> str:
+        async def body(name: str) -> str:
+            executed.append(f"{ctx.run_id}:{name}")
+            return name
+
+        await ctx.step.run("a", lambda: body("a"))
+        await ctx.step.sleep("nap", datetime.timedelta(seconds=10))
+        await ctx.step.run("b", lambda: body("b"))
+        return "done"
+
+    return nap_then_step

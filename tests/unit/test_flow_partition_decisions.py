@@ -16,8 +16,8 @@ from headrace.flow.effects import (
 )
 from headrace.flow.gcra import Gcra
 from headrace.flow.partition import PartitionFlow
-from headrace.messages.flow import RunFlow, Slot, lease_id, start_timer_id
-from headrace.messages.records import DELIVERABLE_CODEC, Call, StartRun
+from headrace.messages.flow import RunFlow, Slot, lease_id, resume_lease_id, start_timer_id
+from headrace.messages.records import DELIVERABLE_CODEC, Call, Resume, StartRun
 
 LEASE_MS = 10_000
 
@@ -69,6 +69,10 @@ class Partition:
         throttle = ("a:f:", gcra) if gcra is not None else None
         plan = RunPlan(run_flow, throttle, start_timeout_ms)
         return self.apply(self.flow.offer_start(item, plan, now))
+
+    def resume(self, run: str, slots: list[Slot], now: int = 0) -> list[Effect]:
+        item = Resume(account_id="a", run_id=run, step_hash="nap", flow=RunFlow(slots=slots))
+        return self.apply(self.flow.offer_resume(item, now))
 
     def pump(self, now: int) -> None:
         while effects := self.flow.next_step(now):
@@ -216,9 +220,11 @@ def test_a_cancelled_run_stops_waiting_and_a_waiting_start_is_delivered_first() 
 
 
 def _leased(effects: list[Effect]) -> list[bool]:
-    """Whether each run start delivered by these effects took its first call's lease."""
+    """Whether each run start or resume delivered by these effects took a lease."""
     return [
-        e.item.leased for e in effects if isinstance(e, Deliver) and isinstance(e.item, StartRun)
+        e.item.leased
+        for e in effects
+        if isinstance(e, Deliver) and isinstance(e.item, StartRun | Resume)
     ]
 
 
@@ -255,3 +261,29 @@ def test_a_throttled_start_takes_its_lease_when_the_throttle_lets_it_go() -> Non
     effects = p.flow.next_step(10_000)
     assert [type(effect) for effect in effects] == [PutThrottle, HoldLease, Deliver, StopWaiting]
     assert _leased(effects) == [True]
+
+
+def test_a_resume_whose_slots_have_room_takes_the_lease_of_the_call_after_it() -> None:
+    p = Partition()
+    one = Slot("fn:a:f", 1)
+    effects = p.resume("r1", [one])
+    assert _leased(effects) == [True] and p.flow.held("fn:a:f") == 1
+    # Delivered again (the scheduler crashed before its timer's firing was done): it goes
+    # with the lease it holds, taking no second one.
+    assert [type(effect) for effect in p.resume("r1", [one])] == [Deliver]
+    assert _leased(p.resume("r1", [one])) == [True] and p.flow.held("fn:a:f") == 1
+    p.apply(p.flow.release(resume_lease_id("r1", "nap")))
+    assert p.flow.held("fn:a:f") == 0
+
+
+def test_a_resume_goes_at_once_without_a_lease_when_its_slots_are_full_or_waited_for() -> None:
+    p = Partition()
+    one = Slot("fn:a:f", 1)
+    p.call("r1", [one])
+    assert _leased(p.resume("r2", [one])) == [False]
+    p.call("r3", [one])  # waits
+    # Room under a higher limit, but a call waits for the slot: it goes first.
+    assert _leased(p.resume("r4", [Slot("fn:a:f", 2)])) == [False]
+    # A run with no slots is not gated: nothing to lease.
+    assert _leased(p.resume("r5", [])) == [False]
+    assert p.flow.held("fn:a:f") == 1 and p.delivered == ["r1", "r2", "r4", "r5"]

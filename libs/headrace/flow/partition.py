@@ -13,6 +13,9 @@ they are applied, which is why admissions come one at a time (`next_step`).
   lease of the run's first call with it when its slots have room and nothing waits for them;
   the executor then makes that call itself (the fast path, `flow.fast_path`). Otherwise it goes
   without, and its first call waits for the slots like any other.
+- A resume the executor scheduled (a sleep's end, a wait's timeout) takes the lease of the call
+  that follows it on the same terms, and the executor makes that call itself; otherwise it
+  goes without, and that call waits for the slots like any other. A resume never waits.
 - Waiting items are served by `FairQueue`: per queue by enqueue time minus priority, queues
   round robin. A lease never released expires `lease_ms` after it was taken.
 """
@@ -38,8 +41,8 @@ from headrace.flow.effects import (
 from headrace.flow.entries import Lease, Waiting
 from headrace.flow.fairqueue import FairQueue
 from headrace.flow.gcra import Gcra
-from headrace.messages.flow import Slot, lease_id, start_timer_id
-from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, StartRun
+from headrace.messages.flow import Slot, lease_id, resume_lease_id, start_timer_id
+from headrace.messages.records import DELIVERABLE_CODEC, Call, CancelRun, Resume, StartRun
 from headrace.messages.state import Timer
 
 
@@ -160,6 +163,20 @@ class PartitionFlow:
         )
         return [StartWaiting(waiting, item.run_id, item.flow.fn_id)]
 
+    def offer_resume(self, item: Resume, now_ms: int) -> list[Effect]:
+        """A resume of a planned run, on its way at once: with the lease of the call after it
+        when its slots have room and nothing waits for them, else without."""
+        assert item.flow is not None
+        lease = resume_lease_id(item.run_id, item.step_hash)
+        effects: list[Effect] = []
+        if lease not in self._leases:
+            if not self._room(item.flow.slots):
+                item.leased = False
+                return [Deliver(item, DELIVERABLE_CODEC.encode(item))]
+            effects = self._take(lease, item, now_ms)
+        item.leased = True
+        return [*effects, Deliver(item, DELIVERABLE_CODEC.encode(item))]
+
     def cancel(self, run_id: str) -> list[Effect]:
         """A cancelled run's waiting calls will never be useful; a run start still waiting is
         delivered first, so that the run exists to be cancelled and shows why it ended."""
@@ -236,6 +253,13 @@ class PartitionFlow:
     def _fits(self, slots: list[Slot]) -> bool:
         return all(len(self._held.get(slot.key, ())) < slot.limit for slot in slots)
 
+    def _room(self, slots: list[Slot]) -> bool:
+        """Whether a lease on `slots` may be taken ahead of the queue: they have room and
+        nothing waits for them (a run with no slots is not gated, and takes none)."""
+        return (
+            bool(slots) and not self._waiting.has_queue(_slots_queue(slots)) and self._fits(slots)
+        )
+
     def _start(self, item: StartRun, now_ms: int) -> list[Effect]:
         """A run start on its way: with the lease of the run's first call when its slots have
         room and nothing waits for them, else without (as a run with no slots, which nothing
@@ -244,16 +268,14 @@ class PartitionFlow:
         lease = lease_id(item.run_id, None, 0, 0)
         effects: list[Effect] = []
         if lease not in self._leases:
-            slots = item.flow.slots
-            queued = self._waiting.has_queue(_slots_queue(slots))
-            if not slots or queued or not self._fits(slots):
+            if not self._room(item.flow.slots):
                 item.leased = False
                 return [Deliver(item, DELIVERABLE_CODEC.encode(item))]
             effects = self._take(lease, item, now_ms)
         item.leased = True
         return [*effects, Deliver(item, DELIVERABLE_CODEC.encode(item))]
 
-    def _take(self, lease: str, item: Call | StartRun, now_ms: int) -> list[Effect]:
+    def _take(self, lease: str, item: Call | StartRun | Resume, now_ms: int) -> list[Effect]:
         assert item.flow is not None
         record = Lease(
             lease_id=lease,
@@ -262,7 +284,7 @@ class PartitionFlow:
         )
         effects: list[Effect] = [HoldLease(record)]
         first = isinstance(item, StartRun) or (
-            item.target is None and item.seq == 0 and item.attempt == 0
+            isinstance(item, Call) and item.target is None and item.seq == 0 and item.attempt == 0
         )
         if item.flow.start_timeout and first:
             # The run's first call starts: its start timeout no longer applies.

@@ -50,3 +50,9 @@ def lease_id(run_id: str, target: str | None, seq: int, attempt: int) -> str:
     """The id of the lease one call holds: the same for every delivery of that call, so a call
     delivered again (after a crash) uses the lease it already has."""
     return f"{run_id}:lease:{target or ''}:{seq}:{attempt}"
+
+
+def resume_lease_id(run_id: str, step_hash: str) -> str:
+    """The id of the lease a resume holds for the call after it: the same for every delivery
+    of the resume of that step (a step ends its wait once)."""
+    return f"{run_id}:lease:resume:{step_hash}"

@@ -107,6 +107,13 @@ class Resume(msgspec.Struct, tag="resume", kw_only=True):
     step_hash: str
     memo: Any = None
     reason: str = "resume"
+    # The run's flow control, stamped by the executor on the resumes it schedules (a sleep's
+    # end, a wait's timeout): the scheduler may then give the resume the lease of the call
+    # that follows it. None: a resume from elsewhere (an event matched), never leased.
+    flow: RunFlow | None = None
+    # Set by the scheduler when the resume took that lease (`resume_lease_id`): the executor
+    # makes the call that follows the resume itself, at once.
+    leased: bool = False
 
 
 class CancelRun(msgspec.Struct, tag="cancel", kw_only=True):
