@@ -1,22 +1,28 @@
 """What the benchmarks share: an engine in either mode, and for distributed mode settings on
 the local Kafka and Cassandra (`headrace infra up`, started if needed) with a keyspace and topics
-of their own, and dropping that keyspace afterwards (each one left behind costs Cassandra
-heap)."""
+of their own, and dropping that keyspace (each one left behind costs Cassandra heap) and those
+topics afterwards; a lease on the infra while a benchmark uses it; the CPU time of its
+processes."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from headrace.engine.step_limit import DEFAULT_MAX_STEPS
-from headrace.infra import up
+from headrace.infra import InfraConfig, leases, status, up
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.runtime.settings import Settings
-from headrace.testing.cluster import cluster_test_settings, start_cluster
+from headrace.testing.cluster import Cluster, cluster_test_settings, start_cluster
 from headrace.testing.dev import EngineHandle, start_dev
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
@@ -70,3 +76,52 @@ def drop(settings: Settings) -> None:
         drop_keyspace(cluster.connect(), settings.cluster.keyspace)
     finally:
         cluster.shutdown()
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """The topics whose names start with `prefix` (a benchmark's own), deleted."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if topics:
+            await admin.delete_topics(topics)
+    finally:
+        await admin.close()
+
+
+@contextlib.contextmanager
+def infra_lease() -> Iterator[None]:
+    """A lease on the local infra, as test sessions hold: the last test session to end while
+    the benchmark runs does not stop Kafka and Cassandra under it. Released without stopping
+    them."""
+    config = InfraConfig()
+    lease = leases.acquire(config.state_dir)
+    try:
+        yield
+    finally:
+        leases.release(config.state_dir, lease, lambda: None)
+
+
+def cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of `pid` so far (its own threads, not its children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def process_pids(cluster: Cluster) -> dict[str, int]:
+    """Kafka's and Cassandra's pids (if `headrace infra up` started them), each service
+    process's (numbered when there are several of it), and this process's."""
+    pids = {s.name: s.pid for s in status() if s.pid is not None}
+    for name, count in cluster.counts.items():
+        for i, proc in enumerate(cluster.of(name), 1):
+            assert proc.process is not None
+            pids[name if count == 1 else f"{name} {i}"] = proc.process.pid
+    pids["app and sender (this process)"] = os.getpid()
+    return pids
+
+
+def concurrency_env(executor: int | None, app: int | None) -> dict[str, str]:
+    """The executor's `--executor-concurrency` and `--app-concurrency`, where given."""
+    given = {"HEADRACE_EXECUTOR_CONCURRENCY": executor, "HEADRACE_APP_CONCURRENCY": app}
+    return {name: str(value) for name, value in given.items() if value}

@@ -22,18 +22,12 @@ import time
 import uuid
 from pathlib import Path
 
+from bench_cluster import cpu_s
+
 from headrace.infra.cassandra import drop_keyspace, local_cluster
 from headrace.runtime.settings import Settings
 from headrace.testing.cluster import Cluster, ServiceProc, cluster_test_settings
 from headrace.testing.sdk_app import free_port
-
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
 def children_cpu_s() -> float:

@@ -38,8 +38,7 @@ from typing import Any
 import httpx
 import inngest
 import msgspec
-from aiokafka.admin import AIOKafkaAdminClient
-from bench_cluster import bench_settings, drop
+from bench_cluster import bench_settings, delete_topics, drop, infra_lease
 from soak_plot import plot
 from soak_probe import (
     clustered_tables,
@@ -53,7 +52,7 @@ from soak_probe import (
     tombstones_per_read,
 )
 
-from headrace.infra import InfraConfig, leases
+from headrace.infra import InfraConfig
 from headrace.infra.cassandra import Cassandra, local_cluster
 from headrace.testing.cluster import Cluster, start_cluster
 from headrace.testing.sdk_app import ServedApp, make_client
@@ -254,11 +253,9 @@ async def soak(args: argparse.Namespace) -> None:
     }
     logs = Path(tempfile.mkdtemp(prefix="soak-logs-", dir=args.out))
     async with contextlib.AsyncExitStack() as stack:
-        # A lease, as test sessions hold: the last session out does not stop the infra under us.
-        lease = leases.acquire(config.state_dir)
-        stack.callback(leases.release, config.state_dir, lease, lambda: None)
+        stack.enter_context(infra_lease())
         stack.push_async_callback(
-            _delete_topics, settings.cluster.kafka_bootstrap, settings.cluster.topic_prefix
+            delete_topics, settings.cluster.kafka_bootstrap, settings.cluster.topic_prefix
         )
         stack.callback(drop, settings)
         cluster, engine = await start_cluster(settings, logs, counts=COUNTS, env=env)
@@ -341,17 +338,6 @@ async def measure(
     title = f"headrace soak: {command} ({args.rate} runs/s, retention {args.retention} s)"
     plot(recorder.minutes, recorder.series, args.warmup, out / "soak.png", title)
     print(f"results in {out}")
-
-
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if topics:
-            await admin.delete_topics(topics)
-    finally:
-        await admin.close()
 
 
 def main() -> int:

@@ -27,29 +27,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
-from bench_cluster import bench_settings, drop
+from bench_cluster import bench_settings, concurrency_env, cpu_s, drop, process_pids
 from peer_engines import EVENT_KEY
 from steps_app import STEPS_EVENT, StepsSeen, ends, steps_function
 
-from headrace.infra import status
 from headrace.testing.cluster import start_cluster
 from headrace.testing.sdk_app import ServedApp, make_client
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_s(pid: int) -> float:
-    """User plus system CPU seconds of `pid` so far (its own threads, not its children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def _concurrency_env(args: argparse.Namespace) -> dict[str, str]:
-    given = {
-        "HEADRACE_EXECUTOR_CONCURRENCY": args.executor_concurrency,
-        "HEADRACE_APP_CONCURRENCY": args.app_concurrency,
-    }
-    return {name: str(value) for name, value in given.items() if value}
 
 
 async def main() -> None:
@@ -65,7 +48,6 @@ async def main() -> None:
     args = parser.parse_args()
     signing_key = secrets.token_hex(32)
     settings = replace(bench_settings("cpu"), partitions=args.partitions)
-    pids = {s.name: s.pid for s in status() if s.pid is not None}
     logs = Path(tempfile.mkdtemp(prefix="step-cpu-"))
     print(f"services' logs in {logs}", file=sys.stderr, flush=True)
     counts = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": args.executors}
@@ -73,14 +55,13 @@ async def main() -> None:
         settings,
         logs,
         counts=counts,
-        env={"HEADRACE_SIGNING_KEY": signing_key, **_concurrency_env(args)},
+        env={
+            "HEADRACE_SIGNING_KEY": signing_key,
+            **concurrency_env(args.executor_concurrency, args.app_concurrency),
+        },
     )
     try:
-        for proc in cluster.procs:
-            assert proc.process is not None
-            name = proc.name if counts[proc.name] == 1 else f"{proc.name} :{proc.port}"
-            pids[name] = proc.process.pid
-        pids["app and sender (this process)"] = os.getpid()
+        pids = process_pids(cluster)
         # For a profiler to attach to (e.g. `py-spy record --pid`).
         print(f"pids: {pids}", file=sys.stderr, flush=True)
         seen = StepsSeen()

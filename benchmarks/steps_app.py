@@ -1,6 +1,7 @@
-"""The app the step benchmarks drive (step_overhead.py, peer_comparison.py): a function of
-trivial `step.run`s written with the official `inngest` SDK, and what it saw of each run, keyed
-by its event's `data.k`, on one clock (`time.perf_counter`) whoever calls it."""
+"""The app the step benchmarks drive (step_overhead.py, peer_comparison.py, scale_out.py): a
+function of `step.run`s, trivial or waiting on I/O, written with the official `inngest` SDK, and
+what it saw of each run, keyed by its event's `data.k`, on one clock (`time.perf_counter`)
+whoever calls it."""
 
 from __future__ import annotations
 
@@ -71,13 +72,27 @@ async def ends(futures: list[asyncio.Future[float]], timeout: float, what: str) 
     return [future.result() for future in futures]
 
 
-def steps_function(client: inngest.Inngest, steps: int, seen: StepsSeen) -> inngest.Function[int]:
-    @client.create_function(fn_id=STEPS_FN, trigger=inngest.TriggerEvent(event=STEPS_EVENT))
+def steps_function(
+    client: inngest.Inngest,
+    steps: int,
+    seen: StepsSeen,
+    *,
+    wait_s: float = 0.0,
+    fn_id: str = STEPS_FN,
+    event: str = STEPS_EVENT,
+) -> inngest.Function[int]:
+    """`steps` `step.run`s, each an async body that waits `wait_s` on I/O (`asyncio.sleep`, on
+    the app's event loop, so a waiting step holds no thread and the app takes many calls at
+    once) or, by default, returns at once."""
+
+    @client.create_function(fn_id=fn_id, trigger=inngest.TriggerEvent(event=event))
     async def steps_fn(ctx: inngest.Context) -> int:
         key = str(ctx.event.data["k"])
 
         async def step() -> int:
             seen.step_started(key)
+            if wait_s:
+                await asyncio.sleep(wait_s)
             return 1
 
         total = sum([await ctx.step.run(f"s{i}", step) for i in range(steps)])
