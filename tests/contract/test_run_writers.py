@@ -332,6 +332,16 @@ async def test_a_writer_whose_read_went_stale_decides_again_from_the_state_that_
     assert scenario.executions == {"a": 1, "b": 1, "c": 1}
 
 
+async def _the_call_after_the_nap(scenario: Scenario, executor: Executor) -> tuple[Resume, Call]:
+    """Take the run to its first sleep and end it; the sleep's end, and the discovery call it
+    asks for (not sent yet: the one that runs b)."""
+    wake = await _asleep_in_nap(scenario, executor)
+    await executor.handle(scenario.record(wake))
+    (call,) = await scenario.published()
+    assert isinstance(call, Call)
+    return wake, call
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     for _ in range(1000):
         if condition():
@@ -354,10 +364,7 @@ async def test_a_call_repeated_while_its_outcome_waits_to_be_applied_is_not_sent
     held = HeldStores(stores)
     executor = scenario.executor(held)
     await executor.on_assigned({scenario.partition})
-    wake = await _asleep_in_nap(scenario, executor)
-    await executor.handle(scenario.record(wake))
-    (call,) = await scenario.published()  # the discovery call after the sleep: it runs b
-    assert isinstance(call, Call)
+    wake, call = await _the_call_after_the_nap(scenario, executor)
 
     scenario.b_may_finish.clear()
     first = asyncio.create_task(executor.handle(scenario.record(call)))
@@ -391,10 +398,7 @@ async def test_a_call_whose_run_changed_while_it_waited_for_a_connection_is_not_
     await scenario.start()
     executor = scenario.executor(stores)
     await executor.on_assigned({scenario.partition})
-    wake = await _asleep_in_nap(scenario, executor)
-    await executor.handle(scenario.record(wake))
-    (call,) = await scenario.published()  # the discovery call after the sleep: it would run b
-    assert isinstance(call, Call)
+    _, call = await _the_call_after_the_nap(scenario, executor)
 
     scenario.transport.connected.clear()
     waiting = asyncio.create_task(executor.handle(scenario.record(call)))
@@ -421,10 +425,7 @@ async def test_an_outcome_that_comes_back_after_the_run_was_cancelled_is_not_sto
     await scenario.start()
     executor = scenario.executor(stores)
     await executor.on_assigned({scenario.partition})
-    wake = await _asleep_in_nap(scenario, executor)
-    await executor.handle(scenario.record(wake))
-    (call,) = await scenario.published()  # the discovery call after the sleep: it runs b
-    assert isinstance(call, Call)
+    _, call = await _the_call_after_the_nap(scenario, executor)
 
     scenario.b_may_finish.clear()
     out = asyncio.create_task(executor.handle(scenario.record(call)))
@@ -457,10 +458,7 @@ async def test_a_call_that_waited_for_its_app_while_a_newer_owner_ran_it_is_not_
     gate = AppGate(scenario.clock, fixed=1)
     old = scenario.executor(stores, gate)
     await old.on_assigned({scenario.partition})
-    wake = await _asleep_in_nap(scenario, old)
-    await old.handle(scenario.record(wake))
-    (call,) = await scenario.published()  # the discovery call after the sleep: it would run b
-    assert isinstance(call, Call)
+    _, call = await _the_call_after_the_nap(scenario, old)
 
     slot_taken, slot_freed = asyncio.Event(), asyncio.Event()
 

@@ -406,8 +406,9 @@ async def test_the_bound_in_time_returns_a_long_run_to_the_queue(stores: Stores)
         await engine.stop()
 
 
-def _napper(client: inngest.Inngest, executed: list[str]) -> inngest.Function[Any]:
-    """Step a, a sleep, then steps p and q in parallel: the call after the sleep asks for both."""
+def _napper(client: inngest.Inngest, executed: list[str], after: str) -> inngest.Function[Any]:
+    """Step a, a sleep, then the steps named in `after`: in parallel when there are several
+    (the call after the sleep then asks for them all)."""
 
     @client.create_function(
         fn_id="napper",
@@ -421,9 +422,11 @@ def _napper(client: inngest.Inngest, executed: list[str]) -> inngest.Function[An
 
         await ctx.step.run("a", lambda: body("a"))
         await ctx.step.sleep("nap", datetime.timedelta(seconds=10))
-        await ctx.group.parallel(
-            tuple(lambda name=name: ctx.step.run(name, lambda: body(name)) for name in "pq")
-        )
+        steps = tuple(lambda name=name: ctx.step.run(name, lambda: body(name)) for name in after)
+        if len(steps) == 1:
+            await steps[0]()
+        else:
+            await ctx.group.parallel(steps)
         return "done"
 
     return napper
@@ -437,7 +440,7 @@ async def test_a_resumed_run_gives_its_slot_back_however_its_chain_ends(stores: 
     it."""
     executed: list[str] = []
     client = _client()
-    fn = _napper(client, executed)
+    fn = _napper(client, executed, "pq")
     engine = Engine(stores, [fn], client)
     await engine.start()
     try:
@@ -467,7 +470,7 @@ async def test_a_crash_after_a_resume_is_stored_goes_on_through_the_scheduler(
     goes on through the scheduler; a never runs again, and the slot is given back."""
     executed: list[str] = []
     client = _client()
-    fn = _steps_fn_after_a_nap(client, executed)
+    fn = _napper(client, executed, "b")
     engine = Engine(stores, [fn], client)
     await engine.start()
     try:
@@ -490,22 +493,3 @@ async def test_a_crash_after_a_resume_is_stored_goes_on_through_the_scheduler(
         assert engine.held(fn) == 0
     finally:
         await engine.stop()
-
-
-def _steps_fn_after_a_nap(client: inngest.Inngest, executed: list[str]) -> inngest.Function[Any]:
-    @client.create_function(
-        fn_id="nap-then-step",
-        trigger=inngest.TriggerEvent(event="t/go"),
-        concurrency=[inngest.Concurrency(limit=1)],
-    )
-    async def nap_then_step(ctx: inngest.Context) -> str:
-        async def body(name: str) -> str:
-            executed.append(f"{ctx.run_id}:{name}")
-            return name
-
-        await ctx.step.run("a", lambda: body("a"))
-        await ctx.step.sleep("nap", datetime.timedelta(seconds=10))
-        await ctx.step.run("b", lambda: body("b"))
-        return "done"
-
-    return nap_then_step

@@ -166,16 +166,7 @@ class PartitionFlow:
     def offer_resume(self, item: Resume, now_ms: int) -> list[Effect]:
         """A resume of a planned run, on its way at once: with the lease of the call after it
         when its slots have room and nothing waits for them, else without."""
-        assert item.flow is not None
-        lease = resume_lease_id(item.run_id, item.step_hash)
-        effects: list[Effect] = []
-        if lease not in self._leases:
-            if not self._room(item.flow.slots):
-                item.leased = False
-                return [Deliver(item, DELIVERABLE_CODEC.encode(item))]
-            effects = self._take(lease, item, now_ms)
-        item.leased = True
-        return [*effects, Deliver(item, DELIVERABLE_CODEC.encode(item))]
+        return self._maybe_leased(item, resume_lease_id(item.run_id, item.step_hash), now_ms)
 
     def cancel(self, run_id: str) -> list[Effect]:
         """A cancelled run's waiting calls will never be useful; a run start still waiting is
@@ -264,8 +255,12 @@ class PartitionFlow:
         """A run start on its way: with the lease of the run's first call when its slots have
         room and nothing waits for them, else without (as a run with no slots, which nothing
         gates)."""
+        return self._maybe_leased(item, lease_id(item.run_id, None, 0, 0), now_ms)
+
+    def _maybe_leased(self, item: StartRun | Resume, lease: str, now_ms: int) -> list[Effect]:
+        """`item` delivered now, with `lease` when it holds it already (delivered again) or
+        its slots have room for it, else without."""
         assert item.flow is not None
-        lease = lease_id(item.run_id, None, 0, 0)
         effects: list[Effect] = []
         if lease not in self._leases:
             if not self._room(item.flow.slots):
