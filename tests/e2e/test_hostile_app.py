@@ -163,14 +163,21 @@ async def test_hostile_answers_fail_their_runs_with_the_reason_and_others_comple
 ) -> None:
     engine = dev
     cases = [c for c in CASES if engine.mode == "dev" or not c.needs_timeout]
-    app = HostileApp()
+    # The cases that never answer in time are another app's: an app that does not answer is
+    # sent fewer calls at once (services/executor/app_gate.py), so this app's other calls would
+    # wait for their turn behind them, and fail after the call timeout, as they should; the fake
+    # clock moving past the backoff would end such a wait at once.
+    app, hanging = HostileApp(), HostileApp()
     for case in cases:
-        app.answers[f"hostile-{case.name}"] = case.answer
+        (hanging if case.needs_timeout else app).answers[f"hostile-{case.name}"] = case.answer
     app.answers["hostile-fine"] = fixed(http_answer(200, b'"fine"'))
-    async with app.serving():
+    async with app.serving(), hanging.serving():
         await _register(engine, app, "hostile", {fn: 1 for fn in app.answers})
+        if hanging.answers:
+            await _register(engine, hanging, "hostile-hanging", {fn: 1 for fn in hanging.answers})
         # All at once, beside a well-behaved function: one bad app's calls hold up no one.
-        run_ids = await asyncio.gather(*(_first_call_done(engine, fn) for fn in app.answers))
+        fns = [*app.answers, *hanging.answers]
+        run_ids = await asyncio.gather(*(_first_call_done(engine, fn) for fn in fns))
         if engine.clock is not None:
             # Every first call is over: no lease runs out as the clock moves past the backoff,
             # in steps, so that the retries come spread over its jitter as in real time.
@@ -187,7 +194,7 @@ async def test_hostile_answers_fail_their_runs_with_the_reason_and_others_comple
         message = run.output["message"]
         assert case.message in message, (case.name, message)
         assert len(message) <= MAX_MESSAGE_CHARS, (case.name, len(message))
-        calls = app.calls[f"hostile-{case.name}"]
+        calls = (hanging if case.needs_timeout else app).calls[f"hostile-{case.name}"]
         assert calls >= 2 if case.retried else calls == 1, (case.name, calls)
         kinds = [h.kind for h in await engine.history(run.run_id)]
         assert ("run.errored" in kinds) == case.retried, (case.name, kinds)
