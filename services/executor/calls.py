@@ -369,13 +369,14 @@ class Calls:
         """Apply the call's outcome to the run as it is now, and decide whether the next call
         takes the fast path; None when the call is stale. `trusted`: apply it to the run the
         call was built from, unread (the machine changes that state in place), as the run's
-        conditional write fails should anyone have written it since, and the transaction's
-        next round reads it."""
+        conditional write fails should anyone have written it since (a run from before versions,
+        at 0, included: its write is conditional on having none), and the transaction's next
+        round reads it."""
         built_from = prepared.run.version
-        if trusted and built_from > 0:
+        if trusted:
             fresh, memo_keys = prepared.run, set(prepared.memo_keys)
         else:
-            found = await self._read_memo_keys(item.run_id, h, prepared)
+            found = await self._runs.read_memo_keys(item.run_id, h)
             if found is None:
                 await self.release(item, chain.lease)
                 return None
@@ -400,16 +401,6 @@ class Calls:
             # and the transition's.
             written = Written(fresh, {**prepared.memos, **machine.out.memos}, fn)
         return Applied(machine, next_call, written)
-
-    async def _read_memo_keys(
-        self, run_id: str, h: Handling, prepared: PreparedCall
-    ) -> tuple[RunState, set[str]] | None:
-        """The run as stored now, and its memos' keys: those the call was built with when the
-        run is still at that version, else as read."""
-        run = await self._runs.read_run(run_id, h)
-        if run is not None and run.version == prepared.run.version:
-            return run, set(prepared.memo_keys)
-        return await self._runs.read_memo_keys(run_id, h)
 
     async def release(self, item: Call | StartRun | Resume, lease: str | None) -> None:
         """Free a lease of `item`'s run outside a transition, unless another chain running here

@@ -93,10 +93,10 @@ class RunTransactions:
         the write finds the run changed by another writer, read and decide again. `step` is
         told whether this is the first round: only then may it decide from what it knows of
         the run without reading it (the write's condition finds anyone who wrote it since)."""
-        for first in (True, *[False] * (CONFLICT_ROUNDS - 2)):
+        for round_ in range(CONFLICT_ROUNDS - 1):
             try:
                 async with self.locks.hold(run_id):
-                    return await step(first)
+                    return await step(round_ == 0)
             except Conflict as conflict:
                 log.info("run changed while handled; handling the record again", why=str(conflict))
         async with self.locks.hold(run_id):
