@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from headrace.flow.fast_path import Chain, ChainBound, next_call
+from headrace.services.scheduler.service import LEASE_MARGIN_MS, lease_ms
+
+from headrace.flow.fast_path import DEFAULT_BOUND, Chain, ChainBound, next_call
 from headrace.messages.flow import RunFlow, Slot
 from headrace.messages.records import Call, Enqueue, Resume
 from headrace.messages.state import RunState
@@ -103,6 +105,14 @@ def test_a_chain_at_its_bound_in_calls_or_in_time_goes_back_to_the_queue() -> No
     assert _decide([_call("s1")], chain=chain.longer().longer()) is None
     assert _decide([_call("s1")], now_ms=NOW + 999) is not None
     assert _decide([_call("s1", at_ms=NOW + 1_000)], now_ms=NOW + 1_000) is None
+
+
+def test_a_chain_within_the_default_bound_ends_inside_its_lease_with_time_to_spare() -> None:
+    # The last call starts before the bound and lasts at most the call timeout; the lease was
+    # taken before the chain began, so half the margin is left for its way to the executor.
+    for call_timeout_s in (1.0, 300.0):
+        chain_end_ms = DEFAULT_BOUND.max_ms + call_timeout_s * 1000
+        assert lease_ms(call_timeout_s) - chain_end_ms >= LEASE_MARGIN_MS / 2
 
 
 def test_the_decision_says_why_it_gives_the_run_back() -> None:

@@ -11,10 +11,13 @@ It may when flow control has nothing to decide about that call:
   the scheduler's decision at every step. Throttle and rate limit apply to run starts only;
 - the chain of calls made this way is within its bound, so a long run goes back to the queue
   now and then (its lease released, its next call waiting its turn) and cannot keep its slot,
-  nor the executor's attention, from the other runs of its partition. The bound in time also
-  keeps the chain within the lease's life (the call timeout plus a margin, see
+  nor the executor's attention, from the other runs of its partition. The bound in time keeps
+  the chain within the lease's life (the call timeout plus a 60 s margin, see
   `services/scheduler/service.py`): the chain's last call starts before `max_ms` and lasts at
-  most the call timeout.
+  most the call timeout. It is half that margin, the other half left for the lease's way from
+  the scheduler to the executor: a shorter bound sends loaded runs, whose steps are seconds
+  apart because every run shares the cores, back through the scheduler after a step or two,
+  which costs more CPU per step and slows every run further.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class ChainBound:
     fast path) or `max_ms` since it began."""
 
     max_calls: int = 50
-    max_ms: int = 5_000
+    max_ms: int = 30_000
 
 
 DEFAULT_BOUND = ChainBound()
