@@ -71,7 +71,7 @@ class AppGate:
                 f" is sent at once now, and this call waited {self._max_wait_ms / 1000:g} s for"
                 " its turn"
             )
-        began, sent_with = self._clock.now_ms(), app.in_flight
+        began, sent_with, epoch = self._clock.now_ms(), app.in_flight, app.limit.epoch
         try:
             if waited and after_wait is not None:
                 await after_wait()
@@ -83,7 +83,8 @@ class AppGate:
         if outcome.status == 0 or outcome.status in OVERLOADED:
             app.limit.failed()
         else:
-            app.limit.answered(kind, self._clock.now_ms() - began, sent_with)
+            now = self._clock.now_ms()
+            app.limit.answered(kind, now - began, sent_with, now, epoch)
         self._leave(app)
         return outcome
 
