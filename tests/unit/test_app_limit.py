@@ -115,6 +115,14 @@ def test_an_app_whose_steps_take_one_to_three_seconds_by_themselves_is_sent_its_
     assert in_flight > 0.9 * MAXIMUM
 
 
+def test_an_app_whose_calls_wait_seconds_on_io_is_sent_the_maximum_within_a_few_calls() -> None:
+    # A burst of runs whose steps call a slow API: growing by one call, or by a quarter, per
+    # round trip of a second took half a minute to reach what the app takes.
+    limit = AppLimit(MAXIMUM)
+    _run_app(limit, lambda: 1_000.0, 12)
+    assert limit.allowed == MAXIMUM
+
+
 def test_probing_costs_an_app_whose_calls_take_seconds_a_small_share_of_its_time() -> None:
     # Each probe holds the limit at the minimum for a few calls: seconds, with such calls.
     for took in (1_000.0, 10_000.0):

@@ -19,7 +19,8 @@ app, as TCP Vegas learns a congestion window:
   judged on them, it would grow past what the app takes before the first sign of queueing came
   back, and then shrink as far below it, for ever). Averaged over the window: fewer than
   `alpha` queued, and the calls in flight using at least half of the limit (a limit far above
-  the demand says nothing of the app): the app has room, and the limit grows by a quarter.
+  the demand says nothing of the app): the app has room, and the limit grows: it doubles
+  until the app first shows that it queues (as TCP's slow start), then grows by a quarter.
   More than `beta` queued: it goes to about as many calls as the app was working on (`n /
   ratio`) plus `alpha`. Both thresholds are at least a share of the limit, so that steps whose
   time varies by itself, or an engine busy with other work, are not read as an app that
@@ -101,6 +102,8 @@ class AppLimit:
         self._baselines: OrderedDict[str, _Baseline] = OrderedDict()
         self._epoch = 0
         self._window = _Window()
+        # Doubling until the app first shows it queues, as TCP's slow start; a quarter after.
+        self._slow_start = True
         self._answers = 0
         self._next_probe = FIRST_PROBE
         self._no_probe_before_ms = 0.0
@@ -140,14 +143,17 @@ class AppLimit:
         scale = max(1.0, math.log10(self.limit))
         alpha = max(3 * scale, GROW_SHARE * self.limit)
         if queued > max(6 * scale, SHRINK_SHARE * self.limit):
+            self._slow_start = False
             self._set(min(self.limit - 1, in_flight_then / ratio + alpha))
         elif queued < alpha and in_flight_then >= self.limit / 2:
-            self._set(max(self.limit + 1, self.limit * GROWTH))
+            growth = 2.0 if self._slow_start else GROWTH
+            self._set(max(self.limit + 1, self.limit * growth))
         else:
             self._window = _Window()
 
     def failed(self) -> None:
         """A call got no answer, or one that says the app is overloaded."""
+        self._slow_start = False
         self._set(self.limit / 2)
         if self._probe is not None:
             self._probe.back_to = max(float(self.minimum), self._probe.back_to / 2)
