@@ -62,9 +62,20 @@ async def dev_engine(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIte
     await handle.stop()
 
 
-@pytest.fixture(params=MODES)
-def dev(request: pytest.FixtureRequest) -> EngineHandle:
-    """The engine in the parametrised mode (a plain fixture, so it can pick an async one)."""
-    name = "distributed_engine" if request.param == "distributed" else "dev_engine"
-    engine: EngineHandle = request.getfixturevalue(name)
+@pytest.fixture
+def engine_in(request: pytest.FixtureRequest) -> Callable[[str], EngineHandle]:
+    """The engine of a mode, `dev` or `distributed`: for `dev`, and for a module that chooses
+    its own modes (it overrides `dev`)."""
+
+    def engine(mode: str) -> EngineHandle:
+        name = "distributed_engine" if mode == "distributed" else "dev_engine"
+        handle: EngineHandle = request.getfixturevalue(name)
+        return handle
+
     return engine
+
+
+@pytest.fixture(params=MODES)
+def dev(request: pytest.FixtureRequest, engine_in: Callable[[str], EngineHandle]) -> EngineHandle:
+    """The engine in the parametrised mode (a plain fixture, so it can pick an async one)."""
+    return engine_in(request.param)

@@ -29,30 +29,30 @@ from headrace.testing.dev import FIRST_BACKOFF_MAX_S, EngineHandle, eventually, 
 from headrace.testing.sdk_app import ServedApp, free_port, make_client
 from headrace.testing.ts_app import MAJORS, TsApp
 
-_DISTRIBUTED = [pytest.mark.kafka, pytest.mark.cassandra]
-# (mode, major); ids as the conftest's modes name them, so `-k dev` picks the dev mode alone.
-COMBINATIONS = [pytest.param(("dev", m), id=f"dev-ts{m}") for m in MAJORS] + [
-    pytest.param(("distributed", MAJORS[-1]), id=f"distributed-ts{MAJORS[-1]}", marks=_DISTRIBUTED)
-]
+# Ids as the conftest's modes name them, so `-k dev` picks the dev mode alone.
+MAJOR_IDS = [f"ts{m}" for m in MAJORS]
+DISTRIBUTED = [pytest.mark.kafka, pytest.mark.cassandra]
 
 
-@pytest.fixture(params=COMBINATIONS)
-def combination(request: pytest.FixtureRequest) -> tuple[str, str]:
-    mode, major = request.param
-    return str(mode), str(major)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Both majors in dev mode and the current one in distributed mode; a test that starts its
+    own engine, both majors."""
+    if "dev" not in metafunc.fixturenames:
+        metafunc.parametrize("major", MAJORS, ids=MAJOR_IDS)
+        return
+    last = MAJORS[-1]
+    metafunc.parametrize(
+        ("dev", "major"),
+        [pytest.param("dev", m, id=f"dev-{i}") for m, i in zip(MAJORS, MAJOR_IDS, strict=True)]
+        + [pytest.param("distributed", last, id=f"distributed-ts{last}", marks=DISTRIBUTED)],
+        indirect=["dev"],
+    )
 
 
 @pytest.fixture
-def dev(combination: tuple[str, str], request: pytest.FixtureRequest) -> EngineHandle:
-    """The engine of the test's combination (overrides the conftest's, which takes both modes)."""
-    name = "distributed_engine" if combination[0] == "distributed" else "dev_engine"
-    engine: EngineHandle = request.getfixturevalue(name)
-    return engine
-
-
-@pytest.fixture
-def major(combination: tuple[str, str]) -> str:
-    return combination[1]
+def dev(request: pytest.FixtureRequest, engine_in: Callable[[str], EngineHandle]) -> EngineHandle:
+    """The conftest's, for the modes chosen above."""
+    return engine_in(request.param)
 
 
 @pytest.fixture
