@@ -192,8 +192,8 @@ async def main() -> None:
         for target in chosen_targets(args):
             log(f"{target} ...")
             try:
-                async with engine(target, args, logs, max_steps=max_steps) as url:
-                    results[target] = await measure(url, target, cases, args)
+                async with engine(target, args, logs, max_steps=max_steps) as running:
+                    results[target] = await measure(running.url, target, cases, args)
             except Exception as err:
                 log(f"{target} failed: {err!r}")
     finally:

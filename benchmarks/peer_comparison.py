@@ -155,8 +155,8 @@ def app_keys(target: str, args: argparse.Namespace) -> dict[str, str]:
 async def measure_target(target: str, args: argparse.Namespace, logs: Path) -> Figures:
     if target.startswith("floor"):
         return await measure_floor(target, args)
-    async with engine(target, args, logs) as url:
-        return await measure_engine(url, target, args)
+    async with engine(target, args, logs) as running:
+        return await measure_engine(running.url, target, args)
 
 
 class LoadSamples:

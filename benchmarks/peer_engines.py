@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -83,19 +84,26 @@ async def until_ready(proc: subprocess.Popen[bytes], url: str, port: int, log_pa
     raise RuntimeError(f"{url} not ready in 90 s; see {log_path}")
 
 
+@dataclass(frozen=True)
+class Running:
+    url: str
+    # The `/metrics` URL of each of headrace's processes, by name; none for Inngest.
+    metrics: dict[str, str]
+
+
 @contextlib.asynccontextmanager
 async def engine(
     target: str, args: argparse.Namespace, logs: Path, *, max_steps: int = DEFAULT_MAX_STEPS
-) -> AsyncIterator[str]:
-    """The engine of `target` running; its URL. `max_steps`: headrace's step limit (Inngest's
-    is its own, 1,000)."""
+) -> AsyncIterator[Running]:
+    """The engine of `target` running. `max_steps`: headrace's step limit (Inngest's is its
+    own, 1,000)."""
     if target == "headrace-distributed":
         one_each = {"ingest": 1, "runner": 1, "scheduler": 1, "executor": 1}
         env = {"HEADRACE_SIGNING_KEY": args.signing_key}
         async with engine_in(
             "distributed", "peer", counts=one_each, env=env, max_steps=max_steps
         ) as handle:
-            yield handle.url
+            yield Running(handle.url, handle.metrics)
         return
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -105,7 +113,7 @@ async def engine(
             *("--port", str(port), "--max-steps", str(max_steps)),
         ]
         async with process(command, logs / f"{target}.log", f"{url}/health", port):
-            yield url
+            yield Running(url, {"dev": f"{url}/metrics"})
         return
     # Inngest binds four more ports; each is given a free one.
     gateway, gateway_grpc, executor_grpc, debug = (free_port() for _ in range(4))
@@ -125,7 +133,7 @@ async def engine(
             *("--debug-api-port", str(debug)),
         ]
         async with process(command, logs / f"{target}.log", f"{url}/health", port):
-            yield url
+            yield Running(url, {})
         return
     with tempfile.TemporaryDirectory(prefix="peer-inngest-sqlite-") as sqlite_dir:
         command = [
@@ -137,4 +145,4 @@ async def engine(
             *("--signing-key", args.signing_key, "--event-key", EVENT_KEY),
         ]
         async with process(command, logs / f"{target}.log", f"{url}/health", port):
-            yield url
+            yield Running(url, {})

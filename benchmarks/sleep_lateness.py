@@ -40,6 +40,7 @@ from peer_comparison import (
     versions,
 )
 from peer_engines import EVENT_KEY, engine
+from prometheus_client.parser import text_string_to_metric_families
 
 from headrace.testing.sdk_app import ServedApp, make_client
 from headrace.testing.soak_stats import percentile
@@ -115,6 +116,34 @@ async def measure(url: str, target: str, args: argparse.Namespace) -> dict[str, 
     }
 
 
+async def full_collections(metrics: dict[str, str]) -> str:
+    """Per headrace process, the full passes of Python's cycle collector in its life
+    (`headrace_gc_pause_seconds`, generation 2): how many, their total, the longest's bucket."""
+    found = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        for name, url in sorted(metrics.items()):
+            answer = await http.get(url)
+            if answer.status_code != 200:
+                continue  # the ingest's asks for the dashboard token where keys are set
+            full = [
+                sample
+                for family in text_string_to_metric_families(answer.text)
+                if family.name == "headrace_gc_pause_seconds"
+                for sample in family.samples
+                if sample.labels.get("generation") == "2"
+            ]
+            count = next((s.value for s in full if s.name.endswith("_count")), 0.0)
+            total = next((s.value for s in full if s.name.endswith("_sum")), 0.0)
+            bounds = [
+                s.labels["le"] for s in full if s.name.endswith("_bucket") and s.value >= count
+            ]
+            longest = min(bounds, key=float) if count and bounds else "0"
+            found.append(
+                f"{name.split(':')[0]} {count:.0f} in {total * 1000:.0f} ms (<= {longest} s)"
+            )
+    return "; ".join(found)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,8 +163,9 @@ async def main() -> None:
         for target in chosen_targets(args):
             log(f"{target} ...")
             try:
-                async with engine(target, args, logs) as url:
-                    results[target] = await measure(url, target, args)
+                async with engine(target, args, logs) as running:
+                    results[target] = await measure(running.url, target, args)
+                    results[target]["gc_full"] = await full_collections(running.metrics)
             except Exception as err:
                 log(f"{target} failed: {err!r}")
                 continue
@@ -147,7 +177,10 @@ async def main() -> None:
         f"from {args.lead:g} s after the send; Inngest --tick {args.tick}; load average "
         f"(1 min) {min(load.values):.1f}-{max(load.values):.1f} during the run\n"
     )
-    columns = ["asleep_at_first_wake", "woke", "early", "min_ms", "p50_ms", "p99_ms", "max_ms"]
+    columns = [
+        *("asleep_at_first_wake", "woke", "early", "min_ms", "p50_ms", "p99_ms", "max_ms"),
+        "gc_full",
+    ]
     print("| target | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 1) + "|")
     for target, row in results.items():

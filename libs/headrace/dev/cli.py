@@ -9,6 +9,7 @@ import click
 
 from headrace.dev.server import DevServer
 from headrace.obs.setup import setup_observability
+from headrace.runtime.heap import freeze_startup_heap, time_collections
 from headrace.runtime.settings import Settings
 from headrace.runtime.settings_commands import dev_command
 
@@ -23,12 +24,14 @@ def dev(settings: Settings) -> None:
 
 
 async def _serve(settings: Settings) -> None:
+    time_collections()
     server = DevServer(settings)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     await server.start()
+    freeze_startup_heap()
     click.echo(
         f"headrace dev: http://{settings.host}:{settings.port} "
         f"(Event API POST /e/<key>, intake POST /dev/intake/<topic>, GraphQL /v0/gql)",

@@ -38,6 +38,12 @@ TIMER_LATENESS = Histogram(
     "How long after its due time a timer fired (sleeps, timeouts, retries, batches).",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300),
 )
+GC_PAUSE = Histogram(
+    "headrace_gc_pause_seconds",
+    "How long each pass of Python's cycle collector stopped the process, by generation.",
+    ["generation"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
 RUNS_STARTED = Counter("headrace_runs_started_total", "Runs created.", ["function"])
 RUNS_ENDED = Counter(
     "headrace_runs_ended_total",
@@ -93,6 +99,10 @@ def observe_step(function: str, kind: str, outcome: str, seconds: float) -> None
 
 def observe_timer_lateness(seconds: float) -> None:
     TIMER_LATENESS.observe(max(seconds, 0.0))
+
+
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    GC_PAUSE.labels(str(generation)).observe(seconds)
 
 
 def run_started(function: str) -> None:

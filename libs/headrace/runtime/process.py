@@ -35,6 +35,7 @@ from headrace.ports.log import Log
 from headrace.ports.stores import Stores
 from headrace.runtime.attachments import Attachments
 from headrace.runtime.connect import Connection
+from headrace.runtime.heap import freeze_startup_heap, time_collections
 from headrace.runtime.http import HttpServer
 from headrace.runtime.loops import Loops
 from headrace.runtime.settings import Settings
@@ -105,6 +106,7 @@ class ServiceProcess:
     async def run(
         self, connect: Connect, wire: Callable[[ServiceProcess, Log, Stores], Awaitable[None]]
     ) -> None:
+        time_collections()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
@@ -125,6 +127,7 @@ class ServiceProcess:
         try:
             await wire(self, connected.log, connected.stores)
             await self._attached.start_loops()
+            freeze_startup_heap()
             self.wired = True
             log.info("service ready", service=self.name, port=self.settings.port)
             self._attached.tasks.append(asyncio.create_task(self._probe(connected.probe)))

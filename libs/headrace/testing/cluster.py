@@ -145,6 +145,11 @@ class Cluster:
         ingest = next(p for p in self.procs if p.name == "ingest")
         return f"http://127.0.0.1:{ingest.port}"
 
+    @property
+    def metrics(self) -> dict[str, str]:
+        """Each service process's `/metrics`, by its name and port."""
+        return {f"{p.name}:{p.port}": f"http://127.0.0.1:{p.port}/metrics" for p in self.procs}
+
     def migrate(self) -> None:
         subprocess.run(
             [sys.executable, "-m", "headrace", "migrate"],
@@ -260,5 +265,6 @@ async def start_cluster(
         mode="distributed",
         partitions=settings.partitions,
         restart=restart,
+        metrics=cluster.metrics,
     )
     return cluster, handle

@@ -37,7 +37,8 @@ async def eventually(
 
 
 class EngineHandle:
-    """A running headrace, in either mode: its API URL, its stores (to observe), its stop."""
+    """A running headrace, in either mode: its API URL, its stores (to observe), its stop, and
+    the `/metrics` URL of each of its processes by name (when it runs processes of its own)."""
 
     def __init__(
         self,
@@ -49,8 +50,10 @@ class EngineHandle:
         partitions: int,
         restart: Callable[[], Awaitable[Stores]] | None = None,
         clock: FakeClock | None = None,
+        metrics: dict[str, str] | None = None,
     ) -> None:
         self.url = url
+        self.metrics = metrics or {}
         self.stores = stores
         self.mode = mode
         self.partitions = partitions
