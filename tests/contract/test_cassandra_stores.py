@@ -22,7 +22,7 @@ from headrace.adapters.cassandra import CassandraStores, CassandraUnavailable, m
 from headrace.adapters.cassandra.apps import AppTables
 from headrace.adapters.cassandra.connect import cassandra_cluster
 from headrace.adapters.cassandra.consistency import CassandraConsistency
-from headrace.adapters.cassandra.events import BUCKET_MS, EventTables
+from headrace.adapters.cassandra.events import BUCKET_MS, BUCKET_REWRITE_S, EventTables
 from headrace.adapters.cassandra.keys import KeyTables
 from headrace.adapters.cassandra.pauses import BatchTables, PauseTables
 from headrace.adapters.cassandra.runs import MAX_OPEN_S, RunTables
@@ -256,6 +256,46 @@ async def test_events_are_listed_newest_first_across_hour_buckets(stores: Cassan
     assert [e.receipt_id for e in await stores.list_events("acct", limit=3)] == ["04", "03", "02"]
     assert [e.receipt_id for e in await stores.list_events("acct", name="a")] == ["03", "01"]
     assert await stores.list_events("acct", limit=0) == []
+
+
+async def test_an_hour_s_bucket_index_row_is_written_again_only_every_ten_minutes(
+    cassandra_session: Session, ks: str
+) -> None:
+    now = [0.0]
+    stores = await asyncio.to_thread(
+        CassandraStores, cassandra_session, ks, retention_s=RETENTION_S, monotonic=lambda: now[0]
+    )
+
+    async def put(receipt: str) -> None:
+        await stores.put_event(
+            Event(
+                internal_id=f"e{receipt}",
+                receipt_id=receipt,
+                account_id="acct",
+                name="a",
+                payload={},
+                received_ms=7,
+            )
+        )
+
+    async def listed() -> list[str]:
+        return [e.receipt_id for e in await stores.list_events("acct")]
+
+    await put("01")
+    assert await listed() == ["01"]
+    # As if the index rows had expired: only a write of them lists the bucket again.
+    for feed in ("", "name:a", "external"):
+        await asyncio.to_thread(
+            cassandra_session.execute,
+            f"DELETE FROM {ks}.event_buckets WHERE account_id = 'acct' AND feed = %s",
+            (feed,),
+        )
+    now[0] = BUCKET_REWRITE_S - 1
+    await put("02")
+    assert await listed() == []  # not written for each event of the hour
+    now[0] = BUCKET_REWRITE_S + 1
+    await put("03")
+    assert await listed() == ["03", "02", "01"]
 
 
 async def test_long_results_are_read_page_by_page(

@@ -16,9 +16,12 @@ record by id. Rows written before listings hold the whole event, which decodes a
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import TypeVar
 
 import msgspec
+from cachetools import TTLCache
 
 from headrace.adapters.cassandra.session import Cql
 from headrace.messages.model import (
@@ -30,6 +33,10 @@ from headrace.messages.model import (
 )
 
 BUCKET_MS = 3_600_000
+# A bucket's index row is the same for every event of its hour: a process writes it again only
+# this long after it last did. Its TTL (the retention and an hour) then outlives every event
+# written into the bucket meanwhile, which carries the retention from its own write.
+BUCKET_REWRITE_S = 600
 _ALL = ""
 _EXTERNAL = "external"
 
@@ -53,11 +60,17 @@ def _feeds(name: str) -> list[str]:
 
 
 class EventTables:
-    def __init__(self, cql: Cql, retention_s: int) -> None:
+    def __init__(
+        self, cql: Cql, retention_s: int, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._cql = cql
         self._event_ttl_s = retention_s
         # The bucket index outlives the last event it points to.
         self._event_bucket_ttl_s = retention_s + BUCKET_MS // 1000
+        # The (account, feed, bucket) index rows this process wrote in the last BUCKET_REWRITE_S.
+        self._bucket_rows_written: TTLCache[tuple[str, str, int], bool] = TTLCache(
+            maxsize=4096, ttl=BUCKET_REWRITE_S, timer=monotonic
+        )
         self._put_event = cql.prepare(
             "INSERT INTO {ks}.events (internal_id, receipt_id, body) VALUES (?, ?, ?) USING TTL ?"
         )
@@ -90,14 +103,21 @@ class EventTables:
         bucket = event.received_ms // BUCKET_MS
         account, ttl = event.account_id, self._event_ttl_s
         writes = [self._cql.write(self._put_event, (event.internal_id, receipt, body, ttl))]
-        for feed in _feeds(event.name):
+        feeds = _feeds(event.name)
+        unindexed = [
+            (account, feed, bucket)
+            for feed in feeds
+            if (account, feed, bucket) not in self._bucket_rows_written
+        ]
+        for feed in feeds:
             writes.append(
                 self._cql.write(self._put_feed, (account, feed, bucket, receipt, listing, ttl))
             )
-            writes.append(
-                self._cql.write(self._put_bucket, (account, feed, bucket, self._event_bucket_ttl_s))
-            )
+        for row in unindexed:
+            writes.append(self._cql.write(self._put_bucket, (*row, self._event_bucket_ttl_s)))
         await asyncio.gather(*writes)
+        for row in unindexed:
+            self._bucket_rows_written[row] = True
 
     async def get_event(self, internal_id: str) -> Event | None:
         rows = await self._cql.rows(self._get_event, (internal_id,))

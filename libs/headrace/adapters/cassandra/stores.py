@@ -3,6 +3,9 @@ module here for how its queries stay within a partition)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from cassandra.cluster import Session
 
 from headrace.adapters.cassandra.apps import AppTables
@@ -30,7 +33,8 @@ class CassandraStores(
     """All the stores over one driver session and a keyspace that `migrate` has prepared.
 
     `retention_s` is how long ended runs (with their memos and history) and accepted events are
-    kept. Construct it at startup: it prepares every statement (blocking, a round trip each).
+    kept; `monotonic` is the clock of what a process remembers writing (events.py). Construct it
+    at startup: it prepares every statement (blocking, a round trip each).
     """
 
     def __init__(
@@ -40,13 +44,14 @@ class CassandraStores(
         *,
         retention_s: int = DEFAULT_RETENTION_S,
         consistency: CassandraConsistency = DEFAULT_CONSISTENCY,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         cql = Cql(session, keyspace, consistency=consistency)
         self._cql = cql
         self._ping = cql.prepare("SELECT release_version FROM system.local")
         AppTables.__init__(self, cql)
         RunTables.__init__(self, cql, retention_s)
-        EventTables.__init__(self, cql, retention_s)
+        EventTables.__init__(self, cql, retention_s, monotonic)
         KeyTables.__init__(self, cql)
         TimerTables.__init__(self, cql)
         PauseTables.__init__(self, cql)
