@@ -10,11 +10,16 @@ by id, records downstream).
 The fast path (`calls.py`) makes a run's next call itself: the transition is stored whole, the
 next call's Enqueue and the release of the lease the run keeps with it, but those two are not
 published. Should the executor stop before the call's outcome is stored, the record handled
-again finds the transition and publishes them all: the slow path takes over.
+again finds the transition and publishes them all: the slow path takes over. The transition's
+history is written while that call is made, not before it (a store's round trip off every
+step's time), and is durable before the run's next write (which replaces the entries in its
+outbox) and before the record's handling ends: a write that fails fails the handling, and the
+record handled again writes the entries again.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Set as AbstractSet
 
 from headrace.engine.transition import Transition
@@ -29,7 +34,7 @@ from headrace.messages.records import (
     Resume,
     ScheduleRecord,
 )
-from headrace.messages.state import ENDED, RunState
+from headrace.messages.state import ENDED, HistoryEntry, RunState
 from headrace.messages.topics import Topics, partition_for
 from headrace.ports.log import Log
 from headrace.ports.stores import Stores
@@ -41,6 +46,8 @@ class Outbox:
         self._log = log
         self._topics = topics
         self._stores = stores
+        # By run: the history write of its last transition, when made beside the next call.
+        self._history_writes: dict[str, asyncio.Task[None]] = {}
 
     async def commit(
         self,
@@ -59,6 +66,7 @@ class Outbox:
         makes itself (the fast path): stored, but neither it nor the release is published.
         False when `create` found the run existing (nothing is written then); raises Conflict
         when the run changed since it was read."""
+        await self.history_written(run.run_id)
         if run.status in ENDED:
             await self._forget_pauses(run, out)
         run.last_record = record_id
@@ -101,7 +109,11 @@ class Outbox:
                 return False
         else:
             await self._stores.save_run(run, out.memos)
-        await self.publish(run, kept={SCHEDULE_CODEC.encode(record) for record in kept})
+        await self.publish(
+            run,
+            kept={SCHEDULE_CODEC.encode(record) for record in kept},
+            history_beside=inline is not None,
+        )
         return True
 
     async def _forget_pauses(self, run: RunState, out: Transition) -> None:
@@ -111,15 +123,26 @@ class Outbox:
                 out.pauses_deleted.append(pause.pause_id)
                 out.events.append(PauseDeleted(account_id=run.account_id, pause_id=pause.pause_id))
 
-    async def publish(self, run: RunState, *, kept: AbstractSet[bytes] = frozenset()) -> None:
+    async def publish(
+        self,
+        run: RunState,
+        *,
+        kept: AbstractSet[bytes] = frozenset(),
+        history_beside: bool = False,
+    ) -> None:
         """Make the effects of the run's last transition, but for the `schedule` records in
         `kept` (the fast path's, see `commit`). History comes as early as it can, as
         readers look for it once the run is written, except after a new pause's announcement:
         a client that reads "step.waiting" and sends the event at once must find the pause
         announced ahead of its event on the account's partition of the events topic, or the
-        runner would not match it."""
+        runner would not match it. `history_beside`: the history is written in the background,
+        beside the call the fast path makes next (see `history_written`)."""
+        await self.history_written(run.run_id)
         announces_pauses = bool(run.outbox_pauses)
-        if not announces_pauses:
+        if not announces_pauses and history_beside:
+            entries = list(run.outbox_history)  # the next transition replaces the run's list
+            self._history_writes[run.run_id] = asyncio.create_task(self._append(entries))
+        elif not announces_pauses:
             await self._append_history(run)
         partition = partition_for(run.account_id, self._log.partitions)
         for pause in run.outbox_pauses:
@@ -138,8 +161,24 @@ class Outbox:
             if topic != self._topics.events and value not in kept:
                 await self._log.publish(topic, key, value)
 
+    async def history_written(self, run_id: str) -> None:
+        """Wait for the history write of the run's last transition that `publish` left
+        running, if any, and raise its error."""
+        task = self._history_writes.get(run_id)
+        if task is None:
+            return
+        try:
+            # Shielded: an awaiter cancelled (a shutdown) leaves the write to the others.
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self._history_writes.get(run_id) is task:
+                del self._history_writes[run_id]
+
     async def _append_history(self, run: RunState) -> None:
-        for entry in run.outbox_history:
+        await self._append(run.outbox_history)
+
+    async def _append(self, entries: list[HistoryEntry]) -> None:
+        for entry in entries:
             await self._stores.append_history(entry)
 
     async def release(self, account_id: str, key: str, lease_id: str) -> None:

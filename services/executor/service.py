@@ -3,6 +3,7 @@ and cancel; each record read, decided and written as one run transaction (`runs.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 
@@ -58,7 +59,7 @@ class Executor:
         `app_gate`: how many calls each app is sent at once (by default, up to 200)."""
         self._stores = stores
         self._clock = clock
-        outbox = Outbox(log_port, topics, stores)
+        self._outbox = outbox = Outbox(log_port, topics, stores)
         self._ownership = Ownership(stores, clock)
         self._runs = RunTransactions(
             stores,
@@ -87,7 +88,15 @@ class Executor:
             if epoch is None:
                 raise Fenced(f"partition {record.partition} is not this executor's")
             handling = Handling(record.partition, f"{record.partition}:{record.offset}", epoch)
-            await self._handle(item, handling)
+            try:
+                await self._handle(item, handling)
+            except BaseException:
+                # The record is handled again; an error of the history write would hide this.
+                with contextlib.suppress(Exception):
+                    await self._outbox.history_written(item.run_id)
+                raise
+            # The record is done once every effect it made is durable.
+            await self._outbox.history_written(item.run_id)
 
     async def _handle(self, item: WorkRecord, h: Handling) -> None:
         match item:

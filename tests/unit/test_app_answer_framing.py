@@ -1,6 +1,7 @@
 """How the app driver frames an answer's body, against a real socket server sending exact bytes:
 an HTTP/1.0 answer with Transfer-Encoding is read to its end as Inngest's Go server reads it,
-while a broken chunked body in HTTP/1.1 still fails the call."""
+while a broken chunked body in HTTP/1.1 still fails the call; and a kept-alive connection the
+app closed is not used again."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ STREAMED = b"  " + json.dumps({"status": 200, "headers": SDK_HEADERS, "body": '"
 
 
 @asynccontextmanager
-async def raw_server(answers: list[bytes]) -> AsyncIterator[tuple[str, list[int]]]:
+async def raw_server(
+    answers: list[bytes], closed: asyncio.Event | None = None
+) -> AsyncIterator[tuple[str, list[int]]]:
     """A server on a loopback port that answers the requests of one connection with `answers`
-    in turn, byte for byte, and closes it after the last. Yields its URL and, per connection
-    accepted, how many requests it read there."""
+    in turn, byte for byte, and closes it after the last (then sets `closed`). Yields its URL
+    and, per connection accepted, how many requests it read there."""
     connections: list[int] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -40,6 +43,9 @@ async def raw_server(answers: list[bytes]) -> AsyncIterator[tuple[str, list[int]
             writer.write(answer)
             await writer.drain()
         writer.close()
+        await writer.wait_closed()
+        if closed is not None:
+            closed.set()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -109,6 +115,23 @@ async def test_a_kept_alive_http11_connection_serves_later_chunked_answers() -> 
     await driver.close()
     assert [o.result for o in outcomes] == ["Hi", "Hi"]
     assert connections == [2]
+
+
+async def test_a_kept_alive_connection_the_app_closed_is_not_used_again() -> None:
+    """The pool sees an idle connection's end (the socket reads as ready) and opens a new one:
+    the next call succeeds rather than failing on the closed one."""
+    fields = [f"{name}: {value}".encode() for name, value in SDK_HEADERS.items()]
+    answer = head(b"HTTP/1.1 200 OK", *fields, b"Content-Length: 4") + b'"Hi"'
+    driver = AppDriver(SystemClock())
+    closed = asyncio.Event()
+    async with raw_server([answer], closed) as (url, connections):
+        first = await call(url, driver)
+        await closed.wait()  # the app has closed the connection kept alive after its answer
+        second = await call(url, driver)
+    await driver.close()
+    assert first.error is None and second.error is None, (first.error, second.error)
+    assert [first.result, second.result] == ["Hi", "Hi"]
+    assert connections == [1, 1]
 
 
 def test_only_heads_older_than_http11_lose_transfer_encoding() -> None:

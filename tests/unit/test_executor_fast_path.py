@@ -7,6 +7,7 @@ scheduler, and no stored step runs again."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any, cast
 
@@ -43,14 +44,25 @@ class Crash(Exception):
     """The executor stops here (its process dies): nothing after this point is done."""
 
 
+class HistoryWriteFailed(Exception):
+    """The store refused a history entry."""
+
+
 class CrashingStores:
-    """The real stores, whose next write of a history entry (the last write of a transition's
-    commit) fails once `crash_after_saves` run writes are done."""
+    """The real stores, whose process dies right after the run write numbered
+    `crash_after_saves`: the transition is stored, none of its effects made, and the next call
+    not sent. The completion of step `held_history` is written once `history_gate` opens; that
+    of `failing_history` fails once. `writes` says in which order the run writes ("save") and
+    the steps' completions ("completed <step>") were made."""
 
     def __init__(self, inner: Stores) -> None:
         self._inner = inner
         self.crash_after_saves: int | None = None
         self.saves = 0
+        self.held_history: str | None = None
+        self.history_gate = asyncio.Event()
+        self.failing_history: str | None = None
+        self.writes: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -58,11 +70,25 @@ class CrashingStores:
     async def save_run(self, run: RunState, memos: dict[str, bytes] | None = None) -> None:
         await self._inner.save_run(run, memos)
         self.saves += 1
-
-    async def append_history(self, entry: HistoryEntry) -> None:
-        if self.crash_after_saves is not None and self.saves >= self.crash_after_saves:
+        self.writes.append("save")
+        if self.saves == self.crash_after_saves:
             self.crash_after_saves = None
             raise Crash
+
+    async def append_history(self, entry: HistoryEntry) -> None:
+        if entry.kind == "step.completed":
+            if entry.step_name == self.failing_history:
+                self.failing_history = None
+                raise HistoryWriteFailed
+            if entry.step_name == self.held_history:
+                try:
+                    # Opened by the next step's body: an executor that waits for this write
+                    # before the next call never opens it.
+                    async with asyncio.timeout(10):
+                        await self.history_gate.wait()
+                except TimeoutError:
+                    raise AssertionError("the next call waited for the history write") from None
+            self.writes.append(f"completed {entry.step_name}")
         await self._inner.append_history(entry)
 
 
@@ -329,7 +355,7 @@ async def test_a_crash_between_a_stored_outcome_and_the_next_call_resumes_throug
         await engine.begin(fn, "r1")
         (start,) = await engine.work()
         # The start creates the run and makes its first call (a runs); a's outcome is the first
-        # save of the run, and the executor dies as it writes the history of that outcome.
+        # save of the run, and the executor dies right after it.
         engine.crashing.crash_after_saves = 1
         with pytest.raises(Crash):
             await engine.handle_work(start)
@@ -345,6 +371,77 @@ async def test_a_crash_between_a_stored_outcome_and_the_next_call_resumes_throug
         # The call after a went through the scheduler, the rest inline again.
         assert [c.seq for c in engine.delivered_calls] == [1]
         assert engine.held(fn) == 0
+    finally:
+        await engine.stop()
+
+
+async def test_a_step_s_history_is_written_beside_the_next_call_and_before_the_next_write(
+    stores: Stores,
+) -> None:
+    """The fast path makes the next call without waiting for the history of the outcome it
+    has just stored; that history is durable before the run is written again."""
+    executed: list[str] = []
+    engine: Engine | None = None
+
+    async def on_step() -> None:
+        assert engine is not None
+        engine.crashing.writes.append(f"body {executed[-1]}")
+        if executed[-1] == "r1:b":
+            engine.crashing.history_gate.set()
+
+    client = _client()
+    fn = _steps_fn(client, executed, on_step=on_step)
+    engine = Engine(stores, [fn], client)
+    engine.crashing.held_history = "a"
+    await engine.start()
+    try:
+        await engine.begin(fn, "r1")
+        await engine.settle()
+        run = await engine.run("r1")
+        assert run.status == "completed" and executed == ["r1:a", "r1:b", "r1:c"]
+        # b ran while a's completion waited to be written; b's outcome was stored after it.
+        assert engine.crashing.writes[:5] == [
+            "body r1:a",
+            "save",
+            "body r1:b",
+            "completed a",
+            "save",
+        ]
+        history = await stores.list_history("r1")
+        completed = [h.step_name for h in history if h.kind == "step.completed"]
+        assert completed == ["a", "b", "c"]
+    finally:
+        await engine.stop()
+
+
+async def test_a_failed_history_write_fails_the_record_and_its_retry_writes_it(
+    stores: Stores,
+) -> None:
+    """A history write made beside the next call fails: the record's handling fails before
+    the next outcome is stored, and the record handled again writes the history of the
+    transition stored. The call made beside the failed write is made again, as a call in
+    flight at a crash is: b runs twice, a once."""
+    executed: list[str] = []
+    client = _client()
+    fn = _steps_fn(client, executed)
+    engine = Engine(stores, [fn], client)
+    engine.crashing.failing_history = "a"
+    await engine.start()
+    try:
+        await engine.begin(fn, "r1")
+        (start,) = await engine.work()
+        with pytest.raises(HistoryWriteFailed):
+            await engine.handle_work(start)
+        assert executed == ["r1:a", "r1:b"]
+        assert len((await engine.run("r1")).stack) == 1  # b's outcome was not stored
+        await engine.handle_work(start)  # the same record, handled again
+        await engine.settle()
+        run = await engine.run("r1")
+        assert run.status == "completed" and run.output == ["a", "b", "c"]
+        assert executed == ["r1:a", "r1:b", "r1:b", "r1:c"]
+        history = await stores.list_history("r1")
+        completed = [h.step_name for h in history if h.kind == "step.completed"]
+        assert completed == ["a", "b", "c"]
     finally:
         await engine.stop()
 
