@@ -151,7 +151,7 @@ class Executor:
                     # Another record started it: this one's lease is not the run's to use.
                     await self._calls.release(item, chain.lease)
                 return None
-            fn = await self._stores.get_function(item.account_id, item.fn_id)
+            fn = item.function or await self._stores.get_function(item.account_id, item.fn_id)
             run = RunState(
                 run_id=item.run_id,
                 account_id=item.account_id,

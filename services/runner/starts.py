@@ -113,6 +113,7 @@ class RunStarter:
             fn_id=fn.fn_id,
             events=[e.payload for e in events],
             event_ids=[e.internal_id for e in events],
+            function=fn,
         )
         key = flow_key(fn.account_id, fn.fn_id, fn.config)
         await self._schedule(start, f"{run_id}:start", 0, key)

@@ -146,8 +146,11 @@ class Engine:
     async def stop(self) -> None:
         await self.scheduler.on_revoked({0})
 
-    async def begin(self, fn: inngest.Function[Any], run_id: str) -> None:
-        """Offer the run's start to the scheduler, as the runner does."""
+    async def begin(
+        self, fn: inngest.Function[Any], run_id: str, *, function: FunctionRecord | None = None
+    ) -> None:
+        """Offer the run's start to the scheduler, as the runner does (with the function's
+        record: `function`)."""
         fn_id = str(fn.get_config(APP_URL).main.to_dict()["id"])  # type: ignore[index]
         start = StartRun(
             account_id=ACCOUNT,
@@ -155,6 +158,7 @@ class Engine:
             fn_id=fn_id,
             events=[{"name": "t/go", "data": {}}],
             event_ids=[f"e-{run_id}"],
+            function=function,
         )
         await self.scheduler.handle(self._record(Enqueue(timer_id=f"{run_id}:start", item=start)))
 
@@ -214,6 +218,12 @@ class Engine:
         run = await self.stores.get_run(run_id)
         assert run is not None
         return run
+
+
+async def _completed(stores: Stores, run_id: str) -> list[str]:
+    """The steps the run's history says completed, in order."""
+    history = await stores.list_history(run_id)
+    return [h.step_name or "" for h in history if h.kind == "step.completed"]
 
 
 def _client() -> inngest.Inngest:
@@ -407,9 +417,7 @@ async def test_a_step_s_history_is_written_beside_the_next_call_and_before_the_n
             "completed a",
             "save",
         ]
-        history = await stores.list_history("r1")
-        completed = [h.step_name for h in history if h.kind == "step.completed"]
-        assert completed == ["a", "b", "c"]
+        assert await _completed(stores, "r1") == ["a", "b", "c"]
     finally:
         await engine.stop()
 
@@ -439,9 +447,41 @@ async def test_a_failed_history_write_fails_the_record_and_its_retry_writes_it(
         run = await engine.run("r1")
         assert run.status == "completed" and run.output == ["a", "b", "c"]
         assert executed == ["r1:a", "r1:b", "r1:b", "r1:c"]
-        history = await stores.list_history("r1")
-        completed = [h.step_name for h in history if h.kind == "step.completed"]
-        assert completed == ["a", "b", "c"]
+        assert await _completed(stores, "r1") == ["a", "b", "c"]
+    finally:
+        await engine.stop()
+
+
+async def test_a_start_with_its_function_s_record_is_planned_and_created_without_reading_it(
+    stores: Stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner's start carries the function it matched the event against: neither the
+    scheduler nor the executor reads it again, and the chain of calls after the start uses it
+    too. A start made elsewhere (a rerun, an invoke from the API) carries none: both read it."""
+    executed: list[str] = []
+    client = _client()
+    fn = _steps_fn(client, executed, limit=1)
+    engine = Engine(stores, [fn], client)
+    await engine.start()
+    [record] = await stores.list_functions(ACCOUNT)
+    read = stores.get_function
+    reads: list[str] = []
+
+    async def counted(account_id: str, fn_id: str) -> FunctionRecord | None:
+        reads.append(fn_id)
+        return await read(account_id, fn_id)
+
+    monkeypatch.setattr(stores, "get_function", counted)
+    try:
+        await engine.begin(fn, "r1", function=record)
+        await engine.settle()
+        assert (await engine.run("r1")).status == "completed"
+        assert reads == []
+        await engine.begin(fn, "r2")
+        await engine.settle()
+        assert (await engine.run("r2")).status == "completed"
+        assert reads == [record.fn_id, record.fn_id]
+        assert executed == ["r1:a", "r1:b", "r1:c", "r2:a", "r2:b", "r2:c"]
     finally:
         await engine.stop()
 

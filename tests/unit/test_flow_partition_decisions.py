@@ -18,6 +18,7 @@ from headrace.flow.gcra import Gcra
 from headrace.flow.partition import PartitionFlow
 from headrace.messages.flow import RunFlow, Slot, lease_id, resume_lease_id, start_timer_id
 from headrace.messages.records import DELIVERABLE_CODEC, Call, Resume, StartRun
+from headrace.messages.state import FunctionRecord
 
 LEASE_MS = 10_000
 
@@ -28,11 +29,13 @@ class Partition:
     def __init__(self) -> None:
         self.flow = PartitionFlow(0, lease_ms=LEASE_MS)
         self.delivered: list[str] = []
+        self.records: list[bytes] = []  # what went to `work`, in order
 
     def apply(self, effects: list[Effect]) -> list[Effect]:
         for effect in effects:
             if isinstance(effect, Deliver):
                 self.delivered.append(effect.item.run_id)
+                self.records.append(effect.record)
             self.flow.apply(effect)
         return effects
 
@@ -58,8 +61,11 @@ class Partition:
         *,
         slots: list[Slot] | None = None,
         start_timeout_ms: int = 0,
+        function: FunctionRecord | None = None,
     ) -> list[Effect]:
-        item = StartRun(account_id="a", run_id=run, fn_id="f", events=[{}], event_ids=["e"])
+        item = StartRun(
+            account_id="a", run_id=run, fn_id="f", events=[{}], event_ids=["e"], function=function
+        )
         run_flow = RunFlow(
             fn_id="f",
             slots=slots or [],
@@ -193,6 +199,24 @@ def test_a_throttle_paces_starts_by_its_gcra() -> None:
     assert isinstance(p.flow.next_step(10_000)[0], PutThrottle)
     p.pump(10_000)
     assert p.delivered == ["r1", "r2"]
+
+
+def test_a_start_keeps_its_function_s_record_unless_it_waits_for_its_throttle() -> None:
+    """The runner's record of the function goes with a start delivered at once (the executor
+    creates the run from it, unread); a start that waits goes without it, so the run is created
+    from the function as synced when it goes, which a sync meanwhile may have changed."""
+    p = Partition()
+    gcra = Gcra.throttle(1, 10_000, 0)
+    fn = FunctionRecord(fn_id="f", account_id="a", app_id="app", name="f", config={})
+    p.start("r1", gcra, now=0, function=fn)
+    p.start("r2", gcra, now=0, function=fn)
+    p.pump(10_000)
+    assert p.delivered == ["r1", "r2"]
+    starts = [DELIVERABLE_CODEC.decode(record) for record in p.records]
+    assert [(s.run_id, s.function) for s in starts if isinstance(s, StartRun)] == [
+        ("r1", fn),
+        ("r2", None),
+    ]
 
 
 def test_a_waiting_item_stops_waiting_only_after_it_is_delivered() -> None:

@@ -26,6 +26,8 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 
+import msgspec
+
 from headrace.flow.config import RunPlan
 from headrace.flow.effects import (
     AddTimer,
@@ -116,7 +118,9 @@ class PartitionFlow:
         """A run start planned from its function's configuration: on its way, or waiting for
         its throttle. Its start timeout counts from now."""
         item.flow = plan.flow
-        encoded = DELIVERABLE_CODEC.encode(item)
+        # A start that waits for its throttle goes without its function's record: the executor
+        # reads it when the run is created, as a sync meanwhile may have changed or removed it.
+        encoded = DELIVERABLE_CODEC.encode(msgspec.structs.replace(item, function=None))
         effects: list[Effect] = []
         if plan.start_timeout_ms:
             effects.append(AddTimer(self._start_timeout(item, now_ms + plan.start_timeout_ms)))

@@ -16,6 +16,7 @@ import msgspec
 
 from headrace.messages.flow import RunFlow
 from headrace.messages.model import Event, Pause
+from headrace.messages.state import FunctionRecord
 
 # --- events ---------------------------------------------------------------------------------
 
@@ -80,6 +81,11 @@ class StartRun(msgspec.Struct, tag="start", kw_only=True):
     # Set by the scheduler when the start took the lease of the run's first call (its
     # `lease_id`, seq 0, attempt 0): the executor makes that call itself, at once.
     leased: bool = False
+    # The function as the runner matched the event against it, that is as synced at the event's
+    # place in the account's stream: the scheduler plans the run and the executor creates it
+    # from this record rather than reading it again. None from a start made elsewhere (a rerun,
+    # an invoke from the API) and from a runner before this field: they read it.
+    function: FunctionRecord | None = None
 
 
 class Call(msgspec.Struct, tag="call", kw_only=True):
