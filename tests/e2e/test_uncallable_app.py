@@ -24,6 +24,16 @@ async def test_a_run_of_a_function_at_an_uncallable_url_fails_at_once(dev: Engin
     assert stored is not None
     stored.config["steps"]["step"]["runtime"]["url"] = "http://127.0.0.1:99999/api/inngest"
     await dev.stores.put_function(stored)
+    # The runner starts runs from the functions it loaded, and loads them again when a sync
+    # of the account says they changed: a sync of another app makes it read this one as stored.
+    other = make_client(dev.url, "uncallable-other")
+
+    @other.create_function(fn_id="fn", trigger=inngest.TriggerEvent(event="t/uncallable-other"))
+    async def other_fn(ctx: inngest.Context) -> Any:
+        return "other"
+
+    with ServedApp(other, [other_fn]) as app:
+        await dev.sync(app.url, "uncallable-other")
 
     [event_id] = await dev.send({"name": "t/uncallable-app"})
     run = await dev.finished(await dev.run_of_event(event_id))
