@@ -11,29 +11,28 @@ from headrace.testing.dev import EngineHandle, eventually
 from headrace.testing.sdk_app import ServedApp, make_client
 
 
-async def test_a_run_of_a_function_at_an_uncallable_url_fails_at_once(dev: EngineHandle) -> None:
-    client = make_client(dev.url, "uncallable-app")
+async def _sync_app(dev: EngineHandle, app_id: str) -> None:
+    """Sync an app of one function, `<app_id>-fn`, triggered by `t/<app_id>`; the app stops
+    serving once synced."""
+    client = make_client(dev.url, app_id)
 
-    @client.create_function(fn_id="fn", trigger=inngest.TriggerEvent(event="t/uncallable-app"))
+    @client.create_function(fn_id="fn", trigger=inngest.TriggerEvent(event=f"t/{app_id}"))
     async def fn(ctx: inngest.Context) -> Any:
         return "never"
 
     with ServedApp(client, [fn]) as app:
-        await dev.sync(app.url, "uncallable-app")
+        await dev.sync(app.url, app_id)
+
+
+async def test_a_run_of_a_function_at_an_uncallable_url_fails_at_once(dev: EngineHandle) -> None:
+    await _sync_app(dev, "uncallable-app")
     stored = await dev.stores.get_function(dev.account, "uncallable-app-fn")
     assert stored is not None
     stored.config["steps"]["step"]["runtime"]["url"] = "http://127.0.0.1:99999/api/inngest"
     await dev.stores.put_function(stored)
     # The runner starts runs from the functions it loaded, and loads them again when a sync
     # of the account says they changed: a sync of another app makes it read this one as stored.
-    other = make_client(dev.url, "uncallable-other")
-
-    @other.create_function(fn_id="fn", trigger=inngest.TriggerEvent(event="t/uncallable-other"))
-    async def other_fn(ctx: inngest.Context) -> Any:
-        return "other"
-
-    with ServedApp(other, [other_fn]) as app:
-        await dev.sync(app.url, "uncallable-other")
+    await _sync_app(dev, "uncallable-other")
 
     [event_id] = await dev.send({"name": "t/uncallable-app"})
     run = await dev.finished(await dev.run_of_event(event_id))
