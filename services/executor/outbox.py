@@ -139,11 +139,15 @@ class Outbox:
         beside the call the fast path makes next (see `history_written`)."""
         await self.history_written(run.run_id)
         announces_pauses = bool(run.outbox_pauses)
-        if not announces_pauses and history_beside:
-            entries = list(run.outbox_history)  # the next transition replaces the run's list
-            self._history_writes[run.run_id] = asyncio.create_task(self._append(entries))
-        elif not announces_pauses:
-            await self._append_history(run)
+        if not announces_pauses:
+            if history_beside:
+                # A copy: the next transition replaces the run's list while the write is made.
+                entries = list(run.outbox_history)
+                self._history_writes[run.run_id] = asyncio.create_task(
+                    self._append_history(entries)
+                )
+            else:
+                await self._append_history(run.outbox_history)
         partition = partition_for(run.account_id, self._log.partitions)
         for pause in run.outbox_pauses:
             await self._stores.put_pause(pause, partition)
@@ -155,7 +159,7 @@ class Outbox:
             if topic == self._topics.events:
                 await self._log.publish(topic, run.account_id, value)
         if announces_pauses:
-            await self._append_history(run)
+            await self._append_history(run.outbox_history)
         key = schedule_key(run.account_id, run.flow)
         for topic, value in run.outbox:
             if topic != self._topics.events and value not in kept:
@@ -174,10 +178,7 @@ class Outbox:
             if task.done() and self._history_writes.get(run_id) is task:
                 del self._history_writes[run_id]
 
-    async def _append_history(self, run: RunState) -> None:
-        await self._append(run.outbox_history)
-
-    async def _append(self, entries: list[HistoryEntry]) -> None:
+    async def _append_history(self, entries: list[HistoryEntry]) -> None:
         for entry in entries:
             await self._stores.append_history(entry)
 

@@ -153,8 +153,12 @@ class FlowGate:
     async def _offer_start(self, flow: PartitionFlow, item: StartRun) -> None:
         if flow.start_waits(item.run_id):
             return
+        if item.flow is not None:
+            # Planned already: nothing to plan again, nor a function to read for it.
+            await self._send(item, DELIVERABLE_CODEC.encode(item))
+            return
         fn = item.function or await self._stores.get_function(item.account_id, item.fn_id)
-        if fn is None or item.flow is not None:
+        if fn is None:
             # The executor fails a run whose function is gone; nothing to plan for it.
             await self._send(item, DELIVERABLE_CODEC.encode(item))
             return

@@ -118,9 +118,6 @@ class PartitionFlow:
         """A run start planned from its function's configuration: on its way, or waiting for
         its throttle. Its start timeout counts from now."""
         item.flow = plan.flow
-        # A start that waits for its throttle goes without its function's record: the executor
-        # reads it when the run is created, as a sync meanwhile may have changed or removed it.
-        encoded = DELIVERABLE_CODEC.encode(msgspec.structs.replace(item, function=None))
         effects: list[Effect] = []
         if plan.start_timeout_ms:
             effects.append(AddTimer(self._start_timeout(item, now_ms + plan.start_timeout_ms)))
@@ -137,7 +134,9 @@ class PartitionFlow:
             queue=queue,
             order_ms=now_ms - plan.flow.priority_ms,
             seq=self._seq(),
-            record=encoded,
+            # Without its function's record: the executor reads it when the run is created, as
+            # a sync while the start waits may change or remove the function.
+            record=DELIVERABLE_CODEC.encode(msgspec.structs.replace(item, function=None)),
             throttle_key=key,
             emission_ms=gcra.emission_ms,
             capacity=gcra.capacity,
